@@ -1,0 +1,20 @@
+//! queuematch-core: the domain of the matchmaker.
+//!
+//! Everything here is pure: no I/O, no async runtime, no AWS SDK. Adapters (local, AWS) and
+//! handlers build on these types, so the same rules hold on one machine and in the cloud.
+
+pub mod attribute;
+pub mod event;
+pub mod ids;
+pub mod ruleset;
+pub mod status;
+pub mod ticket;
+pub mod time;
+
+pub use attribute::{AttributeType, AttributeValue};
+pub use event::DomainEvent;
+pub use ids::{MatchId, PlayerId, SessionId, TicketId};
+pub use ruleset::RuleSet;
+pub use status::{SessionStatus, TicketStatus, TransitionError};
+pub use ticket::{Party, Player, Ticket};
+pub use time::Timestamp;
