@@ -1,6 +1,7 @@
 //! `queuematch`: the command-line tool for designers, developers and operators.
 
 mod ruleset;
+mod source_map;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

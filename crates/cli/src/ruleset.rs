@@ -1,9 +1,12 @@
 //! `queuematch ruleset …`: rule-set validation for game designers.
 
+use crate::source_map;
 use anyhow::Context;
 use clap::Subcommand;
+use miette::{LabeledSpan, MietteDiagnostic, NamedSource, Report};
+use queuematch_core::ruleset::RuleSetError;
 use queuematch_core::RuleSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
@@ -23,16 +26,60 @@ pub fn run(command: RulesetCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    // One error, one line: messages stay greppable in CI logs instead of wrapping at 80 columns.
+    // The hook can only be set once; a second call changes nothing and is harmless.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     let mut bad = 0;
     for file in files {
         let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
         match RuleSet::from_json_str(&text) {
-            Ok(rule_set) => println!("{}: ok ({})", file.display(), rule_set.name),
+            Ok(rule_set) => println!("{}: ok, queue `{}`", file.display(), rule_set.name),
             Err(errors) => {
                 bad += 1;
-                eprintln!("{}: {errors}", file.display());
+                let mut located: Vec<_> = errors.iter().map(|e| (position(&text, e), e)).collect();
+                // Show errors in the order they appear in the file, as compilers do.
+                located.sort_by_key(|(range, _)| range.as_ref().map(|r| r.start));
+                for (range, error) in located {
+                    eprintln!("{:?}", diagnostic(file, &text, error, range));
+                }
+                eprintln!(
+                    "{}: {} error{}",
+                    file.display(),
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" }
+                );
             }
         }
     }
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The byte range an error is about: from its line and column for syntax errors, else its path.
+fn position(text: &str, error: &RuleSetError) -> Option<std::ops::Range<usize>> {
+    match error.position {
+        Some((line, column)) => {
+            let start: usize = text
+                .split_inclusive('\n')
+                .take(line.saturating_sub(1))
+                .map(str::len)
+                .sum();
+            let offset = (start + column.saturating_sub(1)).min(text.len().saturating_sub(1));
+            Some(offset..offset + 1)
+        }
+        None => source_map::locate(text, &error.path),
+    }
+}
+
+fn diagnostic(file: &Path, text: &str, error: &RuleSetError, range: Option<std::ops::Range<usize>>) -> Report {
+    let title = match error.position {
+        Some(_) => error.message.clone(),
+        None => format!("{}: {}", error.path, error.message),
+    };
+    let mut diagnostic = MietteDiagnostic::new(title);
+    if let Some(range) = range {
+        diagnostic = diagnostic.with_label(LabeledSpan::at(range, "here"));
+    }
+    Report::new(diagnostic).with_source_code(NamedSource::new(file.display().to_string(), text.to_owned()))
 }

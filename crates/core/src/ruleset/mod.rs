@@ -10,3 +10,6 @@ mod parse;
 
 pub use error::{JsonPath, PathSegment, RuleSetError, RuleSetErrors};
 pub use model::*;
+
+#[cfg(test)]
+mod tests;

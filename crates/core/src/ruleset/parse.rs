@@ -76,6 +76,28 @@ impl RuleSet {
     }
 }
 
+/// An attribute as declared, with its type when that was readable.
+struct Declared {
+    name: String,
+    kind: Option<AttributeType>,
+}
+
+/// What `rules` read: the good rules, whether every rule was good, and the names of all of them.
+struct RulesRead {
+    good: Vec<Rule>,
+    complete: bool,
+    /// Whether `rules` was an array at all; if not, no reference to a rule can be checked.
+    listed: bool,
+    names: Vec<String>,
+}
+
+/// The rules an expansion may target: those that read well, and the names of all of them.
+struct KnownRules<'a> {
+    parsed: &'a [Rule],
+    listed: bool,
+    names: &'a [String],
+}
+
 #[derive(Default)]
 struct Reader {
     errors: Vec<RuleSetError>,
@@ -175,9 +197,8 @@ impl Reader {
     /// A whole number in `min..=max`.
     fn integer(&mut self, value: &Value, path: &JsonPath, min: u32, max: u32) -> Option<u32> {
         let n = match value {
-            Value::Number(n) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+            // `5.0` is a number, not an integer, as JSON Schema sees it too.
+            Value::Number(n) => n.as_i64(),
             _ => None,
         };
         let Some(n) = n else {
@@ -266,9 +287,9 @@ impl Reader {
             Some(version)
         });
 
-        let attributes = match map.get("playerAttributes") {
+        let (attributes, declared) = match map.get("playerAttributes") {
             Some(v) => self.player_attributes(v, &root.key("playerAttributes")),
-            None => Some(Vec::new()),
+            None => (Some(Vec::new()), Some(Vec::new())),
         };
         let teams = self
             .required(map, "teams", &root)
@@ -288,17 +309,23 @@ impl Reader {
         // Rules read attributes and teams; when those failed to read, rules are still checked on
         // their own, so a designer sees everything, but references to them are not.
         let rules = match map.get("rules") {
-            Some(v) => self.rules(v, &root.key("rules"), attributes.as_deref(), teams.as_deref()),
-            None => Some(Vec::new()),
+            Some(v) => self.rules(v, &root.key("rules"), declared.as_deref(), teams.as_deref()),
+            None => RulesRead {
+                good: Vec::new(),
+                complete: true,
+                listed: true,
+                names: Vec::new(),
+            },
         };
         let expansions = match map.get("expansions") {
-            Some(v) => self.expansions(
-                v,
-                &root.key("expansions"),
-                rules.as_deref(),
-                teams.as_deref(),
-                queue.as_ref(),
-            ),
+            Some(v) => {
+                let known = KnownRules {
+                    parsed: &rules.good,
+                    listed: rules.listed,
+                    names: &rules.names,
+                };
+                self.expansions(v, &root.key("expansions"), &known, teams.as_deref(), queue.as_ref())
+            }
             None => Some(Vec::new()),
         };
 
@@ -307,23 +334,33 @@ impl Reader {
             rule_language_version: version?,
             player_attributes: attributes?,
             teams: teams?,
-            rules: rules?,
+            rules: rules.complete.then_some(rules.good)?,
             expansions: expansions?,
             queue: queue?,
         })
     }
 
-    fn player_attributes(&mut self, value: &Value, path: &JsonPath) -> Option<Vec<PlayerAttribute>> {
-        let items = self.array(value, path)?;
+    /// Reads `playerAttributes`. Besides the attributes (when all are good), returns every name
+    /// that was declared, with its type where that was readable, so that rules are still checked
+    /// against the declarations when some other attribute is broken.
+    fn player_attributes(
+        &mut self,
+        value: &Value,
+        path: &JsonPath,
+    ) -> (Option<Vec<PlayerAttribute>>, Option<Vec<Declared>>) {
+        let Some(items) = self.array(value, path) else {
+            return (None, None);
+        };
         let mut seen = HashSet::new();
         let mut out = Vec::new();
+        let mut declared = Vec::new();
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
-            let attribute = self.player_attribute(item, &path.index(i), &mut seen);
+            let attribute = self.player_attribute(item, &path.index(i), &mut seen, &mut declared);
             ok &= attribute.is_some();
             out.extend(attribute);
         }
-        ok.then_some(out)
+        (ok.then_some(out), Some(declared))
     }
 
     fn player_attribute(
@@ -331,6 +368,7 @@ impl Reader {
         value: &Value,
         path: &JsonPath,
         seen: &mut HashSet<String>,
+        declared: &mut Vec<Declared>,
     ) -> Option<PlayerAttribute> {
         let map = self.object(value, path, ATTRIBUTE_FIELDS)?;
         let name = self.name(map, path, "attribute", seen);
@@ -347,6 +385,12 @@ impl Reader {
             }
             kind
         });
+        if let Some(name) = &name {
+            declared.push(Declared {
+                name: name.clone(),
+                kind,
+            });
+        }
         let default = match (map.get("default"), kind) {
             (Some(v), Some(kind)) => match AttributeValue::from_json(v, kind) {
                 Ok(value) => Some(Some(value)),
@@ -431,10 +475,17 @@ impl Reader {
         &mut self,
         value: &Value,
         path: &JsonPath,
-        attributes: Option<&[PlayerAttribute]>,
+        attributes: Option<&[Declared]>,
         teams: Option<&[Team]>,
-    ) -> Option<Vec<Rule>> {
-        let items = self.array(value, path)?;
+    ) -> RulesRead {
+        let Some(items) = self.array(value, path) else {
+            return RulesRead {
+                good: Vec::new(),
+                complete: false,
+                listed: false,
+                names: Vec::new(),
+            };
+        };
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         let mut ok = true;
@@ -443,7 +494,15 @@ impl Reader {
             ok &= rule.is_some();
             out.extend(rule);
         }
-        ok.then_some(out)
+        // `seen` holds every rule name that was read, good rule or not.
+        let mut names: Vec<String> = seen.into_iter().collect();
+        names.sort();
+        RulesRead {
+            good: out,
+            complete: ok,
+            listed: true,
+            names,
+        }
     }
 
     fn rule(
@@ -451,7 +510,7 @@ impl Reader {
         value: &Value,
         path: &JsonPath,
         seen: &mut HashSet<String>,
-        attributes: Option<&[PlayerAttribute]>,
+        attributes: Option<&[Declared]>,
         teams: Option<&[Team]>,
     ) -> Option<Rule> {
         let Value::Object(map) = value else {
@@ -605,7 +664,7 @@ impl Reader {
         &mut self,
         map: &Map<String, Value>,
         path: &JsonPath,
-        attributes: Option<&[PlayerAttribute]>,
+        attributes: Option<&[Declared]>,
         allowed: &[AttributeType],
     ) -> Option<String> {
         let attr_path = path.key("attribute");
@@ -627,13 +686,14 @@ impl Reader {
             );
             return None;
         };
-        if !allowed.contains(&declared.kind) {
+        // An attribute whose type did not read has its own error already.
+        let kind = declared.kind?;
+        if !allowed.contains(&kind) {
             let allowed: Vec<_> = allowed.iter().map(|t| t.name()).collect();
             self.error(
                 &attr_path,
                 format!(
-                    "attribute `{name}` is a {} attribute; this rule reads {}",
-                    declared.kind,
+                    "attribute `{name}` is a {kind} attribute; this rule reads {}",
                     quoted_list(&allowed)
                 ),
             );
@@ -757,7 +817,7 @@ impl Reader {
         &mut self,
         value: &Value,
         path: &JsonPath,
-        rules: Option<&[Rule]>,
+        rules: &KnownRules<'_>,
         teams: Option<&[Team]>,
         queue: Option<&QueueConfig>,
     ) -> Option<Vec<Expansion>> {
@@ -787,7 +847,7 @@ impl Reader {
         &mut self,
         value: &Value,
         path: &JsonPath,
-        rules: Option<&[Rule]>,
+        rules: &KnownRules<'_>,
         teams: Option<&[Team]>,
         queue: Option<&QueueConfig>,
     ) -> Option<Expansion> {
@@ -806,10 +866,24 @@ impl Reader {
                 self.error(&steps_path, "an expansion needs at least one step");
                 return None;
             }
-            let mut out = Vec::new();
+            let mut out: Vec<ExpansionStep> = Vec::new();
             let mut ok = true;
             for (i, item) in items.iter().enumerate() {
                 let step = self.step(item, &steps_path.index(i), queue);
+                // Wait times must increase whatever the target, so this is checked even when the
+                // target did not resolve.
+                if let (Some(step), Some(previous)) = (&step, out.last()) {
+                    if step.wait_time_seconds <= previous.wait_time_seconds {
+                        self.error(
+                            &steps_path.index(i).key("waitTimeSeconds"),
+                            format!(
+                                "steps must wait longer each time: {} s is not after the previous step's {} s",
+                                step.wait_time_seconds, previous.wait_time_seconds
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
                 ok &= step.is_some();
                 out.extend(step);
             }
@@ -854,7 +928,7 @@ impl Reader {
         &mut self,
         target: &str,
         path: &JsonPath,
-        rules: Option<&[Rule]>,
+        rules: &KnownRules<'_>,
         teams: Option<&[Team]>,
     ) -> Option<(ExpansionTarget, f64)> {
         let Some((collection, name, field)) = split_target(target) else {
@@ -866,16 +940,18 @@ impl Reader {
         };
         match collection {
             "rules" => {
-                let rules = rules?;
-                let Some(rule) = rules.iter().find(|r| r.name == name) else {
-                    let names: Vec<_> = rules.iter().map(|r| r.name.as_str()).collect();
-                    self.error(
-                        path,
-                        format!(
-                            "target names rule `{name}`, which does not exist (rules: {})",
-                            or_none(&names)
-                        ),
-                    );
+                let Some(rule) = rules.parsed.iter().find(|r| r.name == name) else {
+                    // A rule that exists but did not read has its own errors already.
+                    if rules.listed && !rules.names.iter().any(|n| n == name) {
+                        let names: Vec<_> = rules.names.iter().map(String::as_str).collect();
+                        self.error(
+                            path,
+                            format!(
+                                "target names rule `{name}`, which does not exist (rules: {})",
+                                or_none(&names)
+                            ),
+                        );
+                    }
                     return None;
                 };
                 let (expandable, base) = match &rule.kind {
@@ -954,7 +1030,7 @@ impl Reader {
         }
     }
 
-    /// Steps must come later and loosen further each time, starting looser than the base value.
+    /// Each step must loosen its target further, starting looser than the value before expansion.
     fn check_steps(
         &mut self,
         target: &ExpansionTarget,
@@ -972,19 +1048,8 @@ impl Reader {
         };
         let mut ok = true;
         let mut previous_value = base;
-        let mut previous_wait = 0;
         for (i, step) in steps.iter().enumerate() {
             let step_path = path.index(i);
-            if i > 0 && step.wait_time_seconds <= previous_wait {
-                self.error(
-                    &step_path.key("waitTimeSeconds"),
-                    format!(
-                        "steps must wait longer each time: {} s is not after the previous step's {previous_wait} s",
-                        step.wait_time_seconds
-                    ),
-                );
-                ok = false;
-            }
             if integral && (step.value.fract() != 0.0 || step.value < 1.0) {
                 self.error(
                     &step_path.key("value"),
@@ -994,7 +1059,7 @@ impl Reader {
             } else if (upward && step.value <= previous_value) || (!upward && step.value >= previous_value) {
                 let direction = if upward { "larger" } else { "smaller" };
                 let against = if i == 0 {
-                    "the rule's own value"
+                    "the value before any expansion,"
                 } else {
                     "the previous step's"
                 };
@@ -1008,7 +1073,6 @@ impl Reader {
                 ok = false;
             }
             previous_value = step.value;
-            previous_wait = step.wait_time_seconds;
         }
         ok.then_some(())
     }
