@@ -22,7 +22,7 @@ pub fn locate(text: &str, path: &JsonPath) -> Option<Range<usize>> {
                     ObjectPropName::String(s) => s.value.as_ref() == key,
                     ObjectPropName::Word(w) => w.value == key,
                 };
-                name.then(|| (p.range, p.value))
+                name.then_some((p.range, p.value))
             }),
             (Value::Array(array), PathSegment::Index(i)) => array.elements.into_iter().nth(*i).map(|v| (v.range(), v)),
             _ => None,

@@ -14,7 +14,7 @@ fn validate(files: &[PathBuf]) -> Output {
         .args(files)
         .env("NO_COLOR", "1")
         .output()
-        .expect("queuematch runs")
+        .unwrap_or_else(|e| panic!("queuematch does not run: {e}"))
 }
 
 #[test]
