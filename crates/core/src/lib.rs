@@ -6,6 +6,7 @@
 pub mod attribute;
 pub mod event;
 pub mod ids;
+pub mod matcher;
 pub mod ruleset;
 pub mod status;
 pub mod ticket;

@@ -1,0 +1,290 @@
+//! A candidate match under construction: tickets are offered one at a time and kept only if the match
+//! can still satisfy every rule with them in it.
+//!
+//! Each rule keeps a small running summary (the lowest and highest value, the worst latency per
+//! region, the values already taken, the common collection values, a role matching) so an offer costs
+//! time in the size of the ticket, not of the match.
+
+use super::plan::{Limits, Plan};
+use super::prepare::{intersect_into, Key, Pool, UNMEASURED};
+
+/// Players matched to role slots, for one composition rule over the whole match.
+///
+/// A maximum bipartite matching grown one player at a time (Kuhn's augmenting paths): a player who
+/// cannot be given a role slot, even by moving others, can only fill one of the match's free places.
+/// When more players are left without a role than there are free places, the roles can never all be
+/// filled and the player is refused.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoleMatching {
+    /// Slots per role.
+    capacity: Vec<u32>,
+    /// The players holding each role.
+    holders: Vec<Vec<u32>>,
+    /// Players without a role.
+    unmatched: u32,
+    /// Places in the match not tied to a role.
+    free: u32,
+    visited: Vec<bool>,
+}
+
+impl RoleMatching {
+    pub fn new(capacity: Vec<u32>, free: u32) -> Self {
+        RoleMatching {
+            holders: vec![Vec::new(); capacity.len()],
+            visited: vec![false; capacity.len()],
+            capacity,
+            unmatched: 0,
+            free,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.holders.iter_mut().for_each(Vec::clear);
+        self.unmatched = 0;
+    }
+
+    /// Offers a player; false (and nothing changed) when the match would have too many role-less players.
+    fn offer<'r>(&mut self, player: u32, roles_of: &dyn Fn(u32) -> &'r [u16]) -> bool {
+        self.visited.iter_mut().for_each(|v| *v = false);
+        if augment(player, roles_of, &self.capacity, &mut self.holders, &mut self.visited) {
+            return true;
+        }
+        if self.unmatched < self.free {
+            self.unmatched += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Whether every role slot is filled.
+    pub fn complete(&self) -> bool {
+        self.holders
+            .iter()
+            .zip(&self.capacity)
+            .all(|(h, &c)| h.len() == c as usize)
+    }
+}
+
+/// Finds an augmenting path from `player`: a role with room, or one whose holder can move elsewhere.
+pub(crate) fn augment<'r>(
+    player: u32,
+    roles_of: &dyn Fn(u32) -> &'r [u16],
+    capacity: &[u32],
+    holders: &mut [Vec<u32>],
+    visited: &mut [bool],
+) -> bool {
+    for &role in roles_of(player) {
+        let role = role as usize;
+        if visited[role] {
+            continue;
+        }
+        visited[role] = true;
+        if holders[role].len() < capacity[role] as usize {
+            holders[role].push(player);
+            return true;
+        }
+        for i in 0..holders[role].len() {
+            let holder = holders[role][i];
+            if augment(holder, roles_of, capacity, holders, visited) {
+                holders[role][i] = player;
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The candidate match.
+#[derive(Debug)]
+pub(crate) struct Group {
+    /// Entries, in the order they joined; the first is the anchor.
+    pub members: Vec<u32>,
+    pub players: u32,
+    /// Per distance rule.
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+    /// Per region: the worst latency of any member.
+    worst: Vec<u32>,
+    /// Per `!=` rule: values taken.
+    taken: Vec<Vec<Key>>,
+    /// Per collection rule: values every member has.
+    common: Vec<Vec<u32>>,
+    scratch: Vec<u32>,
+    roles: Vec<RoleMatching>,
+}
+
+impl Group {
+    pub fn new(plan: &Plan, pool: &Pool) -> Self {
+        let teams = u32::try_from(plan.slots.len()).unwrap_or(u32::MAX);
+        Group {
+            members: Vec::new(),
+            players: 0,
+            lo: vec![0.0; plan.distance.len()],
+            hi: vec![0.0; plan.distance.len()],
+            worst: vec![0; pool.regions.len()],
+            taken: vec![Vec::new(); plan.distinct.len()],
+            common: vec![Vec::new(); plan.collection.len()],
+            scratch: Vec::new(),
+            roles: plan
+                .composition
+                .iter()
+                .map(|c| {
+                    let role_slots = c.role_slots_per_team().saturating_mul(teams);
+                    RoleMatching::new(
+                        c.per_team.iter().map(|n| n.saturating_mul(teams)).collect(),
+                        plan.max_players.saturating_sub(role_slots),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Empties the group, ready for a new anchor.
+    pub fn clear(&mut self) {
+        self.members.clear();
+        self.players = 0;
+        self.lo.iter_mut().for_each(|v| *v = f64::INFINITY);
+        self.hi.iter_mut().for_each(|v| *v = f64::NEG_INFINITY);
+        self.worst.iter_mut().for_each(|v| *v = 0);
+        self.taken.iter_mut().for_each(Vec::clear);
+        self.common.iter_mut().for_each(Vec::clear);
+        self.roles.iter_mut().for_each(RoleMatching::clear);
+    }
+
+    /// Rebuilds the group from `members`, dropping any that no longer fit (used after removing one).
+    pub fn rebuild(&mut self, members: &[u32], plan: &Plan, pool: &Pool, limits: &Limits) {
+        self.clear();
+        for &m in members {
+            self.offer(m, plan, pool, limits);
+        }
+    }
+
+    /// Adds `entry` if the match can still satisfy every rule with it; reports whether it did.
+    pub fn offer(&mut self, entry: u32, plan: &Plan, pool: &Pool, limits: &Limits) -> bool {
+        let e = entry as usize;
+        let info = &pool.entries[e];
+        if !info.matchable || self.players + info.size > plan.max_players {
+            return false;
+        }
+        let distance = pool.distance(e);
+        for (i, &v) in distance.iter().enumerate() {
+            if self.hi[i].max(v) - self.lo[i].min(v) > limits.max_distance[i] {
+                return false;
+            }
+        }
+        let latency = pool.latency(e);
+        if plan.has_latency_rule {
+            let limit = limits.max_latency.unwrap_or(f64::INFINITY);
+            let reachable = self
+                .worst
+                .iter()
+                .zip(latency)
+                .any(|(&w, &l)| w != UNMEASURED && l != UNMEASURED && f64::from(w.max(l)) <= limit);
+            if !reachable {
+                return false;
+            }
+        }
+        let rules = plan.distinct.len();
+        let players = info.first_player as usize..(info.first_player + info.size) as usize;
+        for p in players.clone() {
+            for (taken, key) in self.taken.iter().zip(pool.distinct(p, rules)) {
+                if taken.contains(key) {
+                    return false;
+                }
+            }
+        }
+        let collections = plan.collection.len();
+        for c in 0..collections {
+            let theirs = pool.collection(e, c, collections);
+            let count = if self.members.is_empty() {
+                theirs.len()
+            } else {
+                intersect_into(&self.common[c], theirs, &mut self.scratch);
+                self.scratch.len()
+            };
+            if count < limits.min_count[c] as usize {
+                return false;
+            }
+        }
+        // Roles last: the only check that changes state, so it is undone if the party does not fit.
+        let compositions = plan.composition.len();
+        for c in 0..compositions {
+            let before = (info.size > 1).then(|| self.roles[c].clone());
+            let roles_of = |p: u32| pool.roles(p as usize, c, compositions);
+            let fits = players.clone().all(|p| self.roles[c].offer(p as u32, &roles_of));
+            if !fits {
+                if let Some(before) = before {
+                    self.roles[c] = before;
+                }
+                for undo in 0..c {
+                    // An earlier rule accepted the party: rebuild it without the party.
+                    self.rebuild_roles(undo, plan, pool);
+                }
+                return false;
+            }
+        }
+
+        for (i, &v) in distance.iter().enumerate() {
+            self.lo[i] = self.lo[i].min(v);
+            self.hi[i] = self.hi[i].max(v);
+        }
+        for (w, &l) in self.worst.iter_mut().zip(latency) {
+            *w = if *w == UNMEASURED || l == UNMEASURED {
+                UNMEASURED
+            } else {
+                (*w).max(l)
+            };
+        }
+        for p in players {
+            for (taken, key) in self.taken.iter_mut().zip(pool.distinct(p, rules)) {
+                taken.push(*key);
+            }
+        }
+        for c in 0..collections {
+            let theirs = pool.collection(e, c, collections);
+            if self.members.is_empty() {
+                self.common[c].clear();
+                self.common[c].extend_from_slice(theirs);
+            } else {
+                intersect_into(&self.common[c], theirs, &mut self.scratch);
+                std::mem::swap(&mut self.common[c], &mut self.scratch);
+            }
+        }
+        self.members.push(entry);
+        self.players += info.size;
+        true
+    }
+
+    /// Re-grows composition rule `c`'s matching from the current members.
+    fn rebuild_roles(&mut self, c: usize, plan: &Plan, pool: &Pool) {
+        let compositions = plan.composition.len();
+        let roles_of = |p: u32| pool.roles(p as usize, c, compositions);
+        self.roles[c].clear();
+        for &m in &self.members {
+            let info = &pool.entries[m as usize];
+            for p in info.first_player..info.first_player + info.size {
+                self.roles[c].offer(p, &roles_of);
+            }
+        }
+    }
+
+    /// Whether every composition rule's role slots are filled across the match.
+    pub fn roles_complete(&self) -> bool {
+        self.roles.iter().all(RoleMatching::complete)
+    }
+
+    /// Values every member shares, per collection rule.
+    pub fn common(&self) -> &[Vec<u32>] {
+        &self.common
+    }
+
+    /// The region with the lowest worst latency (the first such, in name order), and that latency.
+    pub fn best_region(&self) -> Option<(usize, u32)> {
+        self.worst
+            .iter()
+            .enumerate()
+            .filter(|(_, &w)| w != UNMEASURED)
+            .min_by_key(|(i, &w)| (w, *i))
+            .map(|(i, &w)| (i, w))
+    }
+}

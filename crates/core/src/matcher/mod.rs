@@ -1,0 +1,476 @@
+//! The batch matcher: one round over a pool of waiting tickets forms every match it can.
+//!
+//! A round is a pure function of the pool, the rule set and the time, so the same pool gives the
+//! same matches on Lambda, locally and in the simulator. It goes like this:
+//!
+//! 1. Tickets that waited the queue's timeout are set aside; the others are read once into flat
+//!    arrays (see [`prepare`]).
+//! 2. The waiting tickets are sorted by partition (the values of the `=` rules) and skill.
+//! 3. Oldest first, each ticket still unmatched *anchors* a candidate match, under the limits in
+//!    force for its wait. Its neighbours in skill order are offered nearest first; each is kept if the
+//!    match can still satisfy every rule with it (see [`group`]). Those beyond the distance limit end
+//!    the walk on their side, so the walk looks at a handful of tickets, never the whole pool.
+//! 4. A full candidate (or one that reached its minimum when the walk ran out) is split into teams
+//!    (see [`teams`]). If no split satisfies the rules, the newest member is dropped and the walk
+//!    goes on.
+//!
+//! Sorting dominates: a round costs O(n log n) plus O(n × the match size).
+//!
+//! [`check`] verifies a match independently of all this, and the property tests hold the matcher to it.
+
+pub mod check;
+mod group;
+mod outcome;
+mod plan;
+mod prepare;
+mod teams;
+#[cfg(test)]
+mod tests;
+
+pub use outcome::{ExpansionLevel, Match, MatchQuality, MatchTeam, RoundOutcome, TicketWait};
+
+use crate::ids::MatchId;
+use crate::ruleset::RuleSet;
+use crate::ticket::Ticket;
+use crate::time::Timestamp;
+use group::Group;
+use plan::{Limits, Plan};
+use prepare::Pool;
+use std::collections::BTreeMap;
+
+/// How a round chooses the tickets that join an anchor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pairing {
+    /// The nearest in skill first: the matcher.
+    #[default]
+    ClosestSkill,
+    /// The earliest arrivals first, skill only needing to be within the rules: first come, first
+    /// served, the baseline the simulator compares the matcher with.
+    ArrivalOrder,
+}
+
+/// Tickets offered to one anchor at most, in skill order: beyond this a pool is so crowded with
+/// tickets that cannot join (other regions, missing roles) that waiting a round is cheaper.
+const SKILL_WALK_LIMIT: usize = 1_000;
+/// Tickets offered to one anchor at most, in arrival order, where the walk has no skill bound.
+const ARRIVAL_WALK_LIMIT: usize = 4_096;
+/// Full candidates that may fail to split into teams before the anchor gives up for this round.
+const SPLIT_ATTEMPTS: usize = 4;
+/// Marks the end of a chain.
+const NIL: u32 = u32::MAX;
+
+/// Runs one round of the matcher over `pool` at `now`, pairing by closest skill.
+pub fn round(pool: &[Ticket], rule_set: &RuleSet, now: Timestamp) -> RoundOutcome {
+    round_with(pool, rule_set, now, Pairing::ClosestSkill)
+}
+
+/// Runs one round, choosing who joins each anchor by `pairing`.
+pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairing: Pairing) -> RoundOutcome {
+    let plan = Plan::new(rule_set);
+    let pool = Pool::new(tickets, &plan);
+    let n = pool.len();
+    let now_ms = now.as_millis();
+    let waited = |e: usize| now_ms.saturating_sub(pool.entries[e].created_at);
+
+    // Age order: created_at, then id, so ties never depend on the pool's order.
+    let mut by_age: Vec<u32> = (0..u32_of(n)).collect();
+    by_age.sort_unstable_by(|&a, &b| {
+        let (ea, eb) = (&pool.entries[a as usize], &pool.entries[b as usize]);
+        ea.created_at
+            .cmp(&eb.created_at)
+            .then_with(|| tickets[a as usize].id.cmp(&tickets[b as usize].id))
+    });
+
+    let mut fate = vec![Fate::Waiting; n];
+    for (e, f) in fate.iter_mut().enumerate() {
+        if waited(e) >= plan.timeout_ms {
+            *f = Fate::TimedOut;
+        }
+    }
+    let candidates = by_age
+        .iter()
+        .enumerate()
+        .filter(|&(_, &e)| fate[e as usize] == Fate::Waiting && pool.entries[e as usize].matchable);
+    let mut chain = match pairing {
+        Pairing::ClosestSkill => {
+            let mut order: Vec<(u32, u64, u32)> = candidates
+                .map(|(rank, &e)| {
+                    (
+                        pool.entries[e as usize].partition,
+                        sortable(pool.sort_key(e as usize)),
+                        u32_of(rank),
+                    )
+                })
+                .collect();
+            order.sort_unstable();
+            Chain::new(n, order.iter().map(|&(_, _, rank)| by_age[rank as usize]))
+        }
+        Pairing::ArrivalOrder => {
+            let mut order: Vec<(u32, u32)> = candidates
+                .map(|(rank, &e)| (pool.entries[e as usize].partition, u32_of(rank)))
+                .collect();
+            order.sort_unstable();
+            Chain::new(n, order.iter().map(|&(_, rank)| by_age[rank as usize]))
+        }
+    };
+    let mut age_rank = vec![0u32; n];
+    for (rank, &e) in by_age.iter().enumerate() {
+        age_rank[e as usize] = u32_of(rank);
+    }
+
+    let mut group = Group::new(&plan, &pool);
+    let mut matches = Vec::new();
+    for &anchor in &by_age {
+        if fate[anchor as usize] != Fate::Waiting || !chain.contains(anchor) {
+            continue;
+        }
+        let limits = plan.limits(waited(anchor as usize));
+        group.clear();
+        if !group.offer(anchor, &plan, &pool, limits) {
+            continue;
+        }
+        let walk = Walk::new(&chain, &pool, &plan, limits, &age_rank, anchor, pairing);
+        let Some(formed) = grow(&mut group, walk, &plan, &pool, limits) else {
+            continue;
+        };
+        let built = build_match(&formed, &group, &plan, &pool, limits, now);
+        for &m in &group.members {
+            fate[m as usize] = Fate::Matched;
+            chain.unlink(m);
+        }
+        matches.push(built);
+    }
+
+    let mut timed_out = Vec::new();
+    let mut remaining = Vec::new();
+    let mut next_change: Option<u64> = None;
+    for &e in &by_age {
+        let e = e as usize;
+        match fate[e] {
+            Fate::TimedOut => timed_out.push(tickets[e].id.clone()),
+            Fate::Waiting => {
+                remaining.push(tickets[e].id.clone());
+                let w = waited(e);
+                let timeout = plan.timeout_ms - w.min(plan.timeout_ms);
+                let due = plan.next_loosening_after(w).map_or(timeout, |d| d.min(timeout));
+                next_change = Some(next_change.map_or(due, |n| n.min(due)));
+            }
+            Fate::Matched => {}
+        }
+    }
+    RoundOutcome {
+        matches,
+        timed_out,
+        remaining,
+        next_change_at: next_change.map(|d| Timestamp(now_ms.saturating_add(d))),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Waiting,
+    TimedOut,
+    Matched,
+}
+
+fn u32_of(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Maps a float to an integer with the same order, so sorting compares integers.
+fn sortable(v: f64) -> u64 {
+    let bits = v.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// Offers the walk's tickets to the anchor's group until it forms a match; returns its team split.
+fn grow(group: &mut Group, mut walk: Walk, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<teams::Split> {
+    let mut failed_splits = 0;
+    loop {
+        if group.players == plan.max_players {
+            if let Some(split) = finish(group, plan, pool, limits) {
+                return Some(split);
+            }
+            failed_splits += 1;
+            if failed_splits >= SPLIT_ATTEMPTS || group.members.len() < 2 {
+                return None;
+            }
+            // The newest member spoilt the split: look on without it.
+            let kept: Vec<u32> = group.members[..group.members.len() - 1].to_vec();
+            group.rebuild(&kept, plan, pool, limits);
+            continue;
+        }
+        match walk.next(pool) {
+            Some(candidate) => {
+                group.offer(candidate, plan, pool, limits);
+            }
+            None => break,
+        }
+    }
+    // The walk ran out before the match was full: it may still start short, at its minimum.
+    (group.players >= plan.min_players(limits).max(1))
+        .then(|| finish(group, plan, pool, limits))
+        .flatten()
+}
+
+/// The team split of a complete candidate, if it has one.
+fn finish(group: &Group, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<teams::Split> {
+    if !group.roles_complete() {
+        return None;
+    }
+    teams::split(plan, pool, limits, &group.members)
+}
+
+/// A doubly linked list over the waiting tickets in some order, from which matched tickets are
+/// unlinked, so a walk steps over them in O(1).
+#[derive(Debug)]
+struct Chain {
+    prev: Vec<u32>,
+    next: Vec<u32>,
+    /// Whether each entry is linked.
+    linked: Vec<bool>,
+}
+
+impl Chain {
+    fn new(n: usize, order: impl Iterator<Item = u32>) -> Self {
+        let mut chain = Chain {
+            prev: vec![NIL; n],
+            next: vec![NIL; n],
+            linked: vec![false; n],
+        };
+        let mut last = NIL;
+        for e in order {
+            chain.linked[e as usize] = true;
+            chain.prev[e as usize] = last;
+            if last != NIL {
+                chain.next[last as usize] = e;
+            }
+            last = e;
+        }
+        chain
+    }
+
+    fn contains(&self, e: u32) -> bool {
+        self.linked[e as usize]
+    }
+
+    fn unlink(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        if p != NIL {
+            self.next[p as usize] = n;
+        }
+        if n != NIL {
+            self.prev[n as usize] = p;
+        }
+        self.linked[e as usize] = false;
+    }
+}
+
+/// The tickets offered to one anchor, in the order the pairing wants them.
+struct Walk<'c> {
+    chain: &'c Chain,
+    age_rank: &'c [u32],
+    pairing: Pairing,
+    partition: u32,
+    key: f64,
+    /// How far from the anchor's key a ticket may be: the first distance rule's limit.
+    reach: f64,
+    left: u32,
+    right: u32,
+    offered: usize,
+}
+
+impl<'c> Walk<'c> {
+    fn new(
+        chain: &'c Chain,
+        pool: &Pool,
+        plan: &Plan,
+        limits: &Limits,
+        age_rank: &'c [u32],
+        anchor: u32,
+        pairing: Pairing,
+    ) -> Self {
+        let reach = match (pairing, plan.distance.is_empty()) {
+            (Pairing::ClosestSkill, false) => limits.max_distance[0],
+            _ => f64::INFINITY,
+        };
+        Walk {
+            chain,
+            age_rank,
+            pairing,
+            partition: pool.entries[anchor as usize].partition,
+            key: pool.sort_key(anchor as usize),
+            reach,
+            left: match pairing {
+                Pairing::ClosestSkill => chain.prev[anchor as usize],
+                Pairing::ArrivalOrder => NIL,
+            },
+            right: chain.next[anchor as usize],
+            offered: 0,
+        }
+    }
+
+    /// The next ticket to offer, or `None` when the walk is over.
+    fn next(&mut self, pool: &Pool) -> Option<u32> {
+        let limit = match self.pairing {
+            Pairing::ClosestSkill => SKILL_WALK_LIMIT,
+            Pairing::ArrivalOrder => ARRIVAL_WALK_LIMIT,
+        };
+        if self.offered >= limit {
+            return None;
+        }
+        // A side ends at the partition's edge or, walking by skill, past the distance limit: from
+        // there on every ticket is farther still.
+        let gap = |e: u32| {
+            if e == NIL || pool.entries[e as usize].partition != self.partition {
+                return None;
+            }
+            let d = (pool.sort_key(e as usize) - self.key).abs();
+            (d <= self.reach).then_some(d)
+        };
+        let (l, r) = (gap(self.left), gap(self.right));
+        let take_left = match (l, r) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            // Equally near: the one who has waited longer.
+            (Some(dl), Some(dr)) => {
+                dl < dr || (dl == dr && self.age_rank[self.left as usize] < self.age_rank[self.right as usize])
+            }
+        };
+        self.offered += 1;
+        let chosen = if take_left { self.left } else { self.right };
+        if take_left {
+            self.left = self.chain.prev[chosen as usize];
+        } else {
+            self.right = self.chain.next[chosen as usize];
+        }
+        Some(chosen)
+    }
+}
+
+/// Turns a formed group and its split into the match the round reports.
+fn build_match(
+    split: &teams::Split,
+    group: &Group,
+    plan: &Plan,
+    pool: &Pool,
+    limits: &Limits,
+    now: Timestamp,
+) -> Match {
+    let tickets = pool.tickets;
+    let mut members: Vec<(usize, usize)> = group
+        .members
+        .iter()
+        .zip(&split.team_of)
+        .map(|(&e, &t)| (e as usize, t))
+        .collect();
+    members.sort_by(|a, b| {
+        let (ta, tb) = (&tickets[a.0], &tickets[b.0]);
+        ta.created_at.cmp(&tb.created_at).then_with(|| ta.id.cmp(&tb.id))
+    });
+    let oldest = members.first().map_or(0, |m| m.0);
+    let now_ms = now.as_millis();
+
+    let teams = plan
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(t, slot)| {
+            let mine = members.iter().filter(|m| m.1 == t).map(|m| &tickets[m.0]);
+            MatchTeam {
+                name: slot.name.clone(),
+                tickets: mine.clone().map(|ticket| ticket.id.clone()).collect(),
+                players: mine.flat_map(|ticket| ticket.player_ids().cloned()).collect(),
+            }
+        })
+        .collect();
+
+    let region = group.best_region();
+    let anchor = &tickets[group.members[0] as usize];
+    let collections = plan
+        .collection
+        .iter()
+        .enumerate()
+        .map(|(c, (rule, attribute))| {
+            let common: Vec<&str> = group.common()[c].iter().map(|&id| pool.string(id)).collect();
+            (
+                rule.to_string(),
+                choose(anchor, plan, attribute, &common, limits.min_count[c] as usize),
+            )
+        })
+        .collect::<BTreeMap<_, _>>();
+
+    let spread = plan.skill.map(|_| {
+        let (lo, hi) = group
+            .members
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &m| {
+                let e = &pool.entries[m as usize];
+                (lo.min(e.skill_lo), hi.max(e.skill_hi))
+            });
+        hi - lo
+    });
+    let in_force = plan.limits(now_ms.saturating_sub(pool.entries[oldest].created_at));
+    let expansions = plan
+        .rule_set
+        .expansions
+        .iter()
+        .zip(&in_force.steps_applied)
+        .map(|(e, &steps)| ExpansionLevel {
+            target: plan::target_name(&e.target),
+            steps_applied: steps,
+            value: steps.checked_sub(1).and_then(|i| e.steps.get(i)).map(|s| s.value),
+        })
+        .collect();
+
+    Match {
+        id: MatchId::new(format!("m-{now_ms}-{}", tickets[oldest].id)),
+        queue: plan.rule_set.name.clone(),
+        created_at: now,
+        teams,
+        region: region.map(|(r, _)| pool.regions[r].to_owned()),
+        collections,
+        quality: MatchQuality {
+            skill_spread: spread,
+            team_imbalance: (!plan.balance_columns.is_empty()).then_some(split.imbalance),
+            worst_latency_ms: region.map(|(_, ms)| ms),
+            waits: members
+                .iter()
+                .map(|&(e, _)| TicketWait {
+                    ticket_id: tickets[e].id.clone(),
+                    waited_ms: now_ms.saturating_sub(pool.entries[e].created_at),
+                })
+                .collect(),
+            expansions,
+        },
+    }
+}
+
+/// Picks `count` of the `common` values, in the order the anchor's first player listed them: the
+/// oldest ticket's preference decides (its map, its mode).
+fn choose(anchor: &Ticket, plan: &Plan, attribute: &str, common: &[&str], count: usize) -> Vec<String> {
+    let default = plan.rule_set.attribute(attribute).and_then(|a| a.default.as_ref());
+    let listed = anchor
+        .players
+        .first()
+        .and_then(|p| p.attributes.get(attribute))
+        .and_then(|v| v.as_string_list())
+        .or(default.and_then(|d| d.as_string_list()))
+        .unwrap_or(&[]);
+    let mut chosen: Vec<String> = Vec::with_capacity(count);
+    // The anchor's own order first; `common` (every player's values) backs it up.
+    for value in listed.iter().map(String::as_str).chain(common.iter().copied()) {
+        if chosen.len() == count {
+            break;
+        }
+        if common.contains(&value) && !chosen.iter().any(|c| c == value) {
+            chosen.push(value.to_owned());
+        }
+    }
+    chosen
+}

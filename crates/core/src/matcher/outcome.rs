@@ -1,0 +1,111 @@
+//! What a round produces: the matches formed, with their teams and quality, and what became of the
+//! other tickets. These are stored and published, so they serialise in camelCase like the API.
+
+use crate::ids::{MatchId, PlayerId, TicketId};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The result of one round over a pool.
+///
+/// Every ticket of the pool is in exactly one of `matches`, `timed_out` and `remaining`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoundOutcome {
+    /// In the order they were formed: the match of the oldest ticket first.
+    pub matches: Vec<Match>,
+    /// Tickets that waited the queue's `timeoutSeconds` or more, oldest first.
+    pub timed_out: Vec<TicketId>,
+    /// Tickets still searching, oldest first.
+    pub remaining: Vec<TicketId>,
+    /// When the next round could match differently although no ticket arrives: the next expansion
+    /// step or timeout of a remaining ticket. The pool's next tick is due then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_change_at: Option<Timestamp>,
+}
+
+/// A match: tickets split into teams, the region to play in, and how good the match is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Match {
+    /// Derived from the round's time and the oldest ticket, so a round replayed on the same pool
+    /// forms matches with the same ids and committing them twice is caught by the store.
+    pub id: MatchId,
+    /// The queue: the rule set's name.
+    pub queue: String,
+    pub created_at: Timestamp,
+    /// Every team slot of the rule set, in order, with its tickets (parties whole) and players.
+    pub teams: Vec<MatchTeam>,
+    /// The region chosen to minimise the worst latency; `None` when the players share no measured
+    /// region and no latency rule asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// For each collection rule, by name: the values chosen from those every player has.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub collections: BTreeMap<String, Vec<String>>,
+    pub quality: MatchQuality,
+}
+
+impl Match {
+    /// The match's tickets, team by team.
+    pub fn ticket_ids(&self) -> impl Iterator<Item = &TicketId> {
+        self.teams.iter().flat_map(|t| &t.tickets)
+    }
+
+    /// The match's players, team by team.
+    pub fn player_ids(&self) -> impl Iterator<Item = &PlayerId> {
+        self.teams.iter().flat_map(|t| &t.players)
+    }
+}
+
+/// One team of a match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchTeam {
+    /// The team slot's name (`red`, or `squad-3` for a team with `quantity`).
+    pub name: String,
+    pub tickets: Vec<TicketId>,
+    pub players: Vec<PlayerId>,
+}
+
+/// How good a match is, as operators and the simulator report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchQuality {
+    /// max − min of the skill attribute (the first distance rule's, as it counts parties, else the
+    /// first team-balance rule's) over the match; `None` when the rule set reads no skill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill_spread: Option<f64>,
+    /// The largest difference between team averages of the balanced attribute (the first
+    /// team-balance rule's, else the first distance rule's); `None` with nothing to balance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_imbalance: Option<f64>,
+    /// The highest latency of any player to the chosen region, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_latency_ms: Option<u32>,
+    /// How long each ticket waited, oldest first.
+    pub waits: Vec<TicketWait>,
+    /// The expansion level in force: the one for the match's oldest ticket.
+    pub expansions: Vec<ExpansionLevel>,
+}
+
+/// How long one ticket of a match waited for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketWait {
+    pub ticket_id: TicketId,
+    pub waited_ms: u64,
+}
+
+/// How far one expansion had gone for a match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpansionLevel {
+    /// As the rule set writes it: `rules[fair].maxDistance`.
+    pub target: String,
+    /// How many of its steps applied (0: none, the rule's own value).
+    pub steps_applied: usize,
+    /// The value in force, when a step applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}

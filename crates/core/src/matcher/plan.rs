@@ -1,0 +1,234 @@
+//! The rule set compiled for the matcher: rules grouped by kind, and the limits in force at every
+//! expansion level, worked out once per round instead of once per candidate match.
+
+use crate::ruleset::{ComparisonOp, ExpansionTarget, PartyAggregation, RuleField, RuleKind, RuleSet, Team, TeamField};
+
+/// A `distance` rule, by its position among the rule set's distance rules.
+#[derive(Debug)]
+pub(crate) struct DistanceRule<'a> {
+    pub attribute: &'a str,
+    pub aggregation: PartyAggregation,
+}
+
+/// A `composition` rule: the roles each team needs, with how many of each.
+#[derive(Debug)]
+pub(crate) struct CompositionRule<'a> {
+    pub attribute: &'a str,
+    /// Role names, sorted (the `perTeam` map's order); a role's index here is its id.
+    pub roles: Vec<&'a str>,
+    /// Players needed per team for each role, by role id.
+    pub per_team: Vec<u32>,
+}
+
+impl CompositionRule<'_> {
+    /// Players per team that must hold a role; the rest of a team may play anything.
+    pub fn role_slots_per_team(&self) -> u32 {
+        self.per_team.iter().sum()
+    }
+}
+
+/// The limits of every loosenable field, as they stand at one expansion level.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Limits {
+    /// By distance rule.
+    pub max_distance: Vec<f64>,
+    /// By team-balance rule.
+    pub max_difference: Vec<f64>,
+    /// The tightest of the latency rules, if there is one.
+    pub max_latency: Option<f64>,
+    /// By collection rule.
+    pub min_count: Vec<u32>,
+    /// By team slot (quantity unrolled).
+    pub team_min: Vec<u32>,
+    /// By expansion: how many of its steps apply.
+    pub steps_applied: Vec<usize>,
+}
+
+/// A rule set, compiled.
+#[derive(Debug)]
+pub(crate) struct Plan<'a> {
+    pub rule_set: &'a RuleSet,
+    pub distance: Vec<DistanceRule<'a>>,
+    /// Attributes of the team-balance rules.
+    pub balance: Vec<&'a str>,
+    pub has_latency_rule: bool,
+    /// Attributes every player of a match must share: the pool is partitioned on them.
+    pub equal: Vec<&'a str>,
+    /// Attributes no two players of a match may share.
+    pub distinct: Vec<&'a str>,
+    /// Collection rules: (rule name, attribute).
+    pub collection: Vec<(&'a str, &'a str)>,
+    pub composition: Vec<CompositionRule<'a>>,
+    /// The attribute that skill spread is reported on: the first distance rule's, else the first
+    /// team-balance rule's.
+    pub skill: Option<&'a str>,
+    /// The attributes whose team averages are computed: the team-balance rules', in order; or, when
+    /// there are none, the first distance rule's, so that teams come out even when no rule demands
+    /// it. Column 0 is the one team assignment minimises.
+    pub balance_columns: Vec<&'a str>,
+    pub slots: Vec<Team>,
+    pub max_players: u32,
+    pub timeout_ms: u64,
+    /// Wait times (ms) at which some expansion steps in, ascending and distinct.
+    breakpoints: Vec<u64>,
+    /// `levels[i]` holds between `breakpoints[i-1]` and `breakpoints[i]`; `levels[0]` before any step.
+    levels: Vec<Limits>,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(rule_set: &'a RuleSet) -> Self {
+        let mut plan = Plan {
+            rule_set,
+            distance: Vec::new(),
+            balance: Vec::new(),
+            has_latency_rule: false,
+            equal: Vec::new(),
+            distinct: Vec::new(),
+            collection: Vec::new(),
+            composition: Vec::new(),
+            skill: None,
+            balance_columns: Vec::new(),
+            slots: rule_set.team_slots(),
+            max_players: rule_set.max_players(),
+            timeout_ms: u64::from(rule_set.queue.timeout_seconds) * 1000,
+            breakpoints: Vec::new(),
+            levels: Vec::new(),
+        };
+        for rule in &rule_set.rules {
+            match &rule.kind {
+                RuleKind::Distance {
+                    attribute,
+                    party_aggregation,
+                    ..
+                } => plan.distance.push(DistanceRule {
+                    attribute,
+                    aggregation: *party_aggregation,
+                }),
+                RuleKind::TeamBalance { attribute, .. } => plan.balance.push(attribute),
+                RuleKind::Latency { .. } => plan.has_latency_rule = true,
+                RuleKind::Comparison { attribute, operation } => match operation {
+                    ComparisonOp::Equal => plan.equal.push(attribute),
+                    ComparisonOp::NotEqual => plan.distinct.push(attribute),
+                },
+                RuleKind::Collection { attribute, .. } => plan.collection.push((&rule.name, attribute)),
+                RuleKind::Composition { attribute, per_team } => plan.composition.push(CompositionRule {
+                    attribute,
+                    roles: per_team.keys().map(String::as_str).collect(),
+                    per_team: per_team.values().copied().collect(),
+                }),
+            }
+        }
+        plan.skill = plan
+            .distance
+            .first()
+            .map(|d| d.attribute)
+            .or(plan.balance.first().copied());
+        plan.balance_columns = if plan.balance.is_empty() {
+            plan.distance.iter().take(1).map(|d| d.attribute).collect()
+        } else {
+            plan.balance.clone()
+        };
+
+        let mut breakpoints: Vec<u64> = rule_set
+            .expansions
+            .iter()
+            .flat_map(|e| e.steps.iter().map(|s| u64::from(s.wait_time_seconds) * 1000))
+            .collect();
+        breakpoints.sort_unstable();
+        breakpoints.dedup();
+        plan.levels = std::iter::once(0)
+            .chain(breakpoints.iter().copied())
+            .map(|waited_ms| limits_after(rule_set, waited_ms))
+            .collect();
+        plan.breakpoints = breakpoints;
+        plan
+    }
+
+    /// The limits in force for a match whose oldest ticket has waited `waited_ms`.
+    pub fn limits(&self, waited_ms: u64) -> &Limits {
+        let level = self.breakpoints.partition_point(|&b| b <= waited_ms);
+        // `levels` has one more entry than `breakpoints`, so `level` is always in range.
+        &self.levels[level.min(self.levels.len() - 1)]
+    }
+
+    /// The fewest players a match may hold at these limits.
+    pub fn min_players(&self, limits: &Limits) -> u32 {
+        limits.team_min.iter().sum()
+    }
+
+    /// When, after waiting `waited_ms`, the limits next loosen, as a further wait in ms.
+    pub fn next_loosening_after(&self, waited_ms: u64) -> Option<u64> {
+        self.breakpoints.iter().find(|&&b| b > waited_ms).map(|b| b - waited_ms)
+    }
+}
+
+/// The limits in force after `waited_ms`, worked out from the rule set's expansions.
+fn limits_after(rule_set: &RuleSet, waited_ms: u64) -> Limits {
+    let waited_seconds = waited_ms as f64 / 1000.0;
+    let expanded = |target: &ExpansionTarget| {
+        rule_set
+            .expansion_for(target)
+            .and_then(|e| e.value_after(waited_seconds))
+    };
+    let rule_value = |name: &str, field: RuleField| {
+        expanded(&ExpansionTarget::Rule {
+            rule: name.to_owned(),
+            field,
+        })
+    };
+    let mut limits = Limits {
+        max_distance: Vec::new(),
+        max_difference: Vec::new(),
+        max_latency: None,
+        min_count: Vec::new(),
+        team_min: Vec::new(),
+        steps_applied: rule_set
+            .expansions
+            .iter()
+            .map(|e| {
+                e.steps
+                    .iter()
+                    .filter(|s| f64::from(s.wait_time_seconds) <= waited_seconds)
+                    .count()
+            })
+            .collect(),
+    };
+    for rule in &rule_set.rules {
+        match &rule.kind {
+            RuleKind::Distance { max_distance, .. } => limits
+                .max_distance
+                .push(rule_value(&rule.name, RuleField::MaxDistance).unwrap_or(*max_distance)),
+            RuleKind::TeamBalance { max_difference, .. } => limits
+                .max_difference
+                .push(rule_value(&rule.name, RuleField::MaxDifference).unwrap_or(*max_difference)),
+            RuleKind::Latency { max_latency } => {
+                let value = rule_value(&rule.name, RuleField::MaxLatency).unwrap_or(f64::from(*max_latency));
+                limits.max_latency = Some(limits.max_latency.map_or(value, |m: f64| m.min(value)));
+            }
+            RuleKind::Collection { min_count, .. } => limits.min_count.push(
+                rule_value(&rule.name, RuleField::MinCount)
+                    .map_or(*min_count, |v| v.round() as u32)
+                    .max(1),
+            ),
+            RuleKind::Comparison { .. } | RuleKind::Composition { .. } => {}
+        }
+    }
+    // Slots follow `team_slots()`: each team, `quantity` times, in declaration order.
+    for team in &rule_set.teams {
+        let min = expanded(&ExpansionTarget::Team {
+            team: team.name.clone(),
+            field: TeamField::MinPlayers,
+        })
+        .map_or(team.min_players, |v| (v.round() as u32).min(team.min_players));
+        limits.team_min.extend((0..team.quantity).map(|_| min));
+    }
+    limits
+}
+
+/// How an expansion's target is written in rule sets: `rules[fair].maxDistance`.
+pub(crate) fn target_name(target: &ExpansionTarget) -> String {
+    match target {
+        ExpansionTarget::Rule { rule, field } => format!("rules[{rule}].{}", field.name()),
+        ExpansionTarget::Team { team, .. } => format!("teams[{team}].minPlayers"),
+    }
+}

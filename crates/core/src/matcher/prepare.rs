@@ -1,0 +1,435 @@
+//! The pool, read once into flat arrays of numbers.
+//!
+//! Rules are evaluated millions of times per round, so each ticket's attributes are resolved (defaults
+//! filled in, types checked, parties aggregated) exactly once, and strings are interned to integers.
+//! Everything is indexed by the ticket's position in the pool (its *entry*) or by a player's position
+//! in the flattened list of all players.
+
+use super::plan::Plan;
+use crate::attribute::{AttributeType, AttributeValue};
+use crate::ruleset::PartyAggregation;
+use crate::ticket::{Player, Ticket};
+use std::collections::BTreeMap;
+
+/// Latency of a region some player did not measure: no match may be placed there.
+pub(crate) const UNMEASURED: u32 = u32::MAX;
+
+/// A value of a `comparison` attribute, made comparable: numbers by their bits, strings interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Key {
+    Number(u64),
+    String(u32),
+}
+
+/// One ticket, as the matcher sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// False when no match could ever take the ticket (a missing attribute without default, a party
+    /// that disagrees on an `=` attribute, a party too big for any team…). Such tickets wait out
+    /// their timeout rather than being dropped, so that nothing is lost.
+    pub matchable: bool,
+    pub size: u32,
+    /// Index of the ticket's first player in the flattened player arrays.
+    pub first_player: u32,
+    /// Tickets can only match within their partition (equal values of every `=` attribute).
+    pub partition: u32,
+    pub created_at: u64,
+    /// Lowest and highest value of the skill attribute over the party (as the distance rule
+    /// aggregates it, when the skill attribute is a distance rule's).
+    pub skill_lo: f64,
+    pub skill_hi: f64,
+}
+
+/// A string attribute's interned values, so sets of them are sorted integer slices.
+#[derive(Debug, Default)]
+struct Interner<'a> {
+    ids: BTreeMap<&'a str, u32>,
+}
+
+impl<'a> Interner<'a> {
+    fn intern(&mut self, s: &'a str) -> u32 {
+        let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        *self.ids.entry(s).or_insert(next)
+    }
+}
+
+/// A declared attribute the rules read, with its type and default.
+#[derive(Debug, Clone, Copy)]
+struct Attr<'a> {
+    name: &'a str,
+    kind: AttributeType,
+    default: Option<&'a AttributeValue>,
+}
+
+impl<'a> Attr<'a> {
+    fn new(plan: &Plan<'a>, name: &'a str) -> Self {
+        let declared = plan.rule_set.attribute(name);
+        Attr {
+            name,
+            kind: declared.map_or(AttributeType::Number, |a| a.kind),
+            default: declared.and_then(|a| a.default.as_ref()),
+        }
+    }
+
+    /// The player's value, or the default when the ticket omits it or gives one of the wrong type.
+    fn of(&self, player: &'a Player) -> Option<&'a AttributeValue> {
+        player
+            .attributes
+            .get(self.name)
+            .filter(|v| v.kind() == self.kind)
+            .or(self.default)
+    }
+
+    fn number(&self, player: &'a Player) -> Option<f64> {
+        self.of(player)
+            .and_then(AttributeValue::as_number)
+            .filter(|n| n.is_finite())
+    }
+}
+
+/// The pool, flattened.
+#[derive(Debug)]
+pub(crate) struct Pool<'a> {
+    pub tickets: &'a [Ticket],
+    pub entries: Vec<Entry>,
+    /// Every region any player measured, sorted; a region's index here is its id.
+    pub regions: Vec<&'a str>,
+    /// `entries × regions`: the party's worst latency to each region, or [`UNMEASURED`].
+    latency: Vec<u32>,
+    /// `entries × distance rules`: the party's value, aggregated as the rule says.
+    distance: Vec<f64>,
+    /// `entries × balance columns`: the sum of the party's values (see `Plan::balance_columns`).
+    balance: Vec<f64>,
+    balance_columns: usize,
+    /// `players × distinct rules`.
+    distinct: Vec<Key>,
+    /// `entries × collection rules`: a range of `collection_values`, the party's common values.
+    collection: Vec<(u32, u32)>,
+    collection_values: Vec<u32>,
+    /// `players × composition rules`: a range of `role_ids`, the roles the player can take.
+    roles: Vec<(u32, u32)>,
+    role_ids: Vec<u16>,
+    /// Interned strings, by id.
+    strings: Vec<&'a str>,
+}
+
+impl<'a> Pool<'a> {
+    pub fn new(tickets: &'a [Ticket], plan: &Plan<'a>) -> Self {
+        let distance_attrs: Vec<Attr> = plan.distance.iter().map(|d| Attr::new(plan, d.attribute)).collect();
+        let balance_attrs: Vec<Attr> = plan.balance_columns.iter().map(|a| Attr::new(plan, a)).collect();
+        let skill_attr = plan.skill.map(|a| Attr::new(plan, a));
+        let skill_is_distance = plan.distance.first().map(|d| d.attribute) == plan.skill;
+        let equal_attrs: Vec<Attr> = plan.equal.iter().map(|a| Attr::new(plan, a)).collect();
+        let distinct_attrs: Vec<Attr> = plan.distinct.iter().map(|a| Attr::new(plan, a)).collect();
+        let collection_attrs: Vec<Attr> = plan.collection.iter().map(|(_, a)| Attr::new(plan, a)).collect();
+        let composition_attrs: Vec<Attr> = plan.composition.iter().map(|c| Attr::new(plan, c.attribute)).collect();
+        let largest_team = plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
+        let player_count: usize = tickets.iter().map(|t| t.players.len()).sum();
+
+        let regions = collect_regions(tickets);
+        let mut pool = Pool {
+            tickets,
+            entries: Vec::with_capacity(tickets.len()),
+            latency: Vec::with_capacity(tickets.len() * regions.len()),
+            regions,
+            distance: Vec::with_capacity(tickets.len() * distance_attrs.len()),
+            balance: Vec::with_capacity(tickets.len() * balance_attrs.len()),
+            balance_columns: balance_attrs.len(),
+            distinct: Vec::with_capacity(player_count * distinct_attrs.len()),
+            collection: Vec::with_capacity(tickets.len() * collection_attrs.len()),
+            collection_values: Vec::new(),
+            roles: Vec::with_capacity(player_count * composition_attrs.len()),
+            role_ids: Vec::new(),
+            strings: Vec::new(),
+        };
+        let mut strings = Interner::default();
+        let mut partitions: BTreeMap<Vec<Key>, u32> = BTreeMap::new();
+        let mut partition_key: Vec<Key> = Vec::with_capacity(equal_attrs.len());
+        let mut first_player = 0u32;
+
+        for ticket in tickets {
+            let players = &ticket.players;
+            let size = u32::try_from(players.len()).unwrap_or(u32::MAX);
+            let mut matchable = size >= 1 && size <= largest_team;
+
+            for attr in &distance_attrs {
+                let value = party_number(players, attr, plan.distance_aggregation(attr.name));
+                matchable &= value.is_some();
+                pool.distance.push(value.unwrap_or(0.0));
+            }
+            for attr in &balance_attrs {
+                let sum: Option<f64> = players.iter().map(|p| attr.number(p)).sum();
+                matchable &= sum.is_some();
+                pool.balance.push(sum.unwrap_or(0.0));
+            }
+            let (skill_lo, skill_hi) = match skill_attr {
+                Some(_) if skill_is_distance => {
+                    let v = pool.distance[pool.distance.len() - distance_attrs.len()];
+                    (v, v)
+                }
+                Some(attr) => players
+                    .iter()
+                    .filter_map(|p| attr.number(p))
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v))),
+                None => (0.0, 0.0),
+            };
+
+            // `=` attributes: every member must agree, and the shared values name the partition.
+            partition_key.clear();
+            for attr in &equal_attrs {
+                let mut keys = players.iter().map(|p| key_of(attr, p, &mut strings));
+                let first = keys.next().flatten();
+                let agreed = first.is_some() && keys.all(|k| k == first);
+                matchable &= agreed;
+                partition_key.push(first.unwrap_or(Key::Number(0)));
+            }
+            let partition = match partitions.get(partition_key.as_slice()) {
+                Some(&id) => id,
+                None => {
+                    let id = u32::try_from(partitions.len()).unwrap_or(u32::MAX);
+                    partitions.insert(partition_key.clone(), id);
+                    id
+                }
+            };
+
+            // `!=` attributes: members of one party must already differ from each other.
+            let distinct_start = pool.distinct.len();
+            for player in players {
+                for attr in &distinct_attrs {
+                    let key = key_of(attr, player, &mut strings);
+                    matchable &= key.is_some();
+                    pool.distinct.push(key.unwrap_or(Key::Number(0)));
+                }
+            }
+            let rules = distinct_attrs.len();
+            for rule in 0..rules {
+                let mut values: Vec<Key> = pool.distinct[distinct_start..]
+                    .chunks(rules)
+                    .map(|keys| keys[rule])
+                    .collect();
+                let n = values.len();
+                values.sort_unstable();
+                values.dedup();
+                matchable &= values.len() == n;
+            }
+
+            // Collections: the party's common values, as a sorted set of ids.
+            for attr in &collection_attrs {
+                let start = pool.collection_values.len();
+                let mut common: Option<Vec<u32>> = None;
+                for player in players {
+                    let mut ids: Vec<u32> = attr
+                        .of(player)
+                        .and_then(AttributeValue::as_string_list)
+                        .unwrap_or(&[])
+                        .iter()
+                        .map(|s| strings.intern(s))
+                        .collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    common = Some(match common {
+                        None => ids,
+                        Some(prev) => intersect(&prev, &ids),
+                    });
+                }
+                let common = common.unwrap_or_default();
+                matchable &= !common.is_empty();
+                pool.collection_values.extend_from_slice(&common);
+                pool.collection
+                    .push((u32_len(start), u32_len(pool.collection_values.len())));
+            }
+
+            // Roles each member can take, for each composition rule.
+            for player in players {
+                for (rule, attr) in plan.composition.iter().zip(&composition_attrs) {
+                    let start = pool.role_ids.len();
+                    if let Some(list) = attr.of(player).and_then(AttributeValue::as_string_list) {
+                        let mut ids: Vec<u16> = list
+                            .iter()
+                            .filter_map(|r| rule.roles.binary_search(&r.as_str()).ok())
+                            .filter_map(|i| u16::try_from(i).ok())
+                            .collect();
+                        ids.sort_unstable();
+                        ids.dedup();
+                        pool.role_ids.extend_from_slice(&ids);
+                    } else {
+                        matchable = false;
+                    }
+                    pool.roles.push((u32_len(start), u32_len(pool.role_ids.len())));
+                }
+            }
+
+            // Latencies: the party's worst to each region; a region one member did not measure is out.
+            let row = pool.latency.len();
+            pool.latency.resize(row + pool.regions.len(), 0);
+            for player in players {
+                for (r, region) in pool.regions.iter().enumerate() {
+                    let cell = &mut pool.latency[row + r];
+                    *cell = match player.latencies.get(*region) {
+                        Some(&ms) if *cell != UNMEASURED => (*cell).max(ms),
+                        _ => UNMEASURED,
+                    };
+                }
+            }
+            if plan.has_latency_rule {
+                matchable &= pool.latency[row..].iter().any(|&ms| ms != UNMEASURED);
+            }
+
+            pool.entries.push(Entry {
+                matchable,
+                size,
+                first_player,
+                partition,
+                created_at: ticket.created_at.as_millis(),
+                skill_lo,
+                skill_hi,
+            });
+            first_player = first_player.saturating_add(size);
+        }
+        let mut by_id: Vec<(u32, &str)> = strings.ids.into_iter().map(|(s, id)| (id, s)).collect();
+        by_id.sort_unstable();
+        pool.strings = by_id.into_iter().map(|(_, s)| s).collect();
+        pool
+    }
+
+    /// The string an interned id stands for.
+    pub fn string(&self, id: u32) -> &'a str {
+        self.strings.get(id as usize).copied().unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The value the matcher sorts tickets by: the first distance rule's, else the skill attribute's.
+    pub fn sort_key(&self, entry: usize) -> f64 {
+        match self.distance_rules() {
+            0 => self.entries[entry].skill_lo,
+            n => self.distance[entry * n],
+        }
+    }
+
+    fn distance_rules(&self) -> usize {
+        if self.entries.is_empty() {
+            0
+        } else {
+            self.distance.len() / self.entries.len()
+        }
+    }
+
+    /// The party's value for each distance rule.
+    pub fn distance(&self, entry: usize) -> &[f64] {
+        let n = self.distance_rules();
+        &self.distance[entry * n..(entry + 1) * n]
+    }
+
+    /// The sum of the party's values for each balance column.
+    pub fn balance(&self, entry: usize) -> &[f64] {
+        let n = self.balance_columns;
+        &self.balance[entry * n..(entry + 1) * n]
+    }
+
+    /// The party's worst latency to each region.
+    pub fn latency(&self, entry: usize) -> &[u32] {
+        let n = self.regions.len();
+        &self.latency[entry * n..(entry + 1) * n]
+    }
+
+    pub fn distinct(&self, player: usize, rules: usize) -> &[Key] {
+        &self.distinct[player * rules..(player + 1) * rules]
+    }
+
+    /// The party's common values for collection rule `rule` of `rules`.
+    pub fn collection(&self, entry: usize, rule: usize, rules: usize) -> &[u32] {
+        let (start, end) = self.collection[entry * rules + rule];
+        &self.collection_values[start as usize..end as usize]
+    }
+
+    /// The roles `player` can take under composition rule `rule` of `rules`.
+    pub fn roles(&self, player: usize, rule: usize, rules: usize) -> &[u16] {
+        let (start, end) = self.roles[player * rules + rule];
+        &self.role_ids[start as usize..end as usize]
+    }
+}
+
+impl Plan<'_> {
+    fn distance_aggregation(&self, attribute: &str) -> PartyAggregation {
+        self.distance
+            .iter()
+            .find(|d| d.attribute == attribute)
+            .map_or(PartyAggregation::Avg, |d| d.aggregation)
+    }
+}
+
+fn u32_len(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Every region any player measured, sorted and distinct.
+fn collect_regions(tickets: &[Ticket]) -> Vec<&str> {
+    let mut regions: Vec<&str> = Vec::new();
+    for player in tickets.iter().flat_map(|t| &t.players) {
+        for region in player.latencies.keys() {
+            // Players mostly measure the same few regions, so a sorted vector beats a set here.
+            if let Err(at) = regions.binary_search(&region.as_str()) {
+                regions.insert(at, region);
+            }
+        }
+    }
+    regions
+}
+
+/// The party's value of a number attribute, as `aggregation` counts a party.
+fn party_number<'a>(players: &'a [Player], attr: &Attr<'a>, aggregation: PartyAggregation) -> Option<f64> {
+    let mut values = players.iter().map(|p| attr.number(p));
+    let first = values.next()??;
+    let (mut lo, mut hi, mut sum, mut n) = (first, first, first, 1.0);
+    for v in values {
+        let v = v?;
+        lo = lo.min(v);
+        hi = hi.max(v);
+        sum += v;
+        n += 1.0;
+    }
+    Some(match aggregation {
+        PartyAggregation::Avg => sum / n,
+        PartyAggregation::Min => lo,
+        PartyAggregation::Max => hi,
+    })
+}
+
+fn key_of<'a>(attr: &Attr<'a>, player: &'a Player, strings: &mut Interner<'a>) -> Option<Key> {
+    match attr.of(player)? {
+        AttributeValue::Number(n) if n.is_finite() => {
+            // 0.0 and -0.0 are equal values; give them one key.
+            let n = if *n == 0.0 { 0.0 } else { *n };
+            Some(Key::Number(n.to_bits()))
+        }
+        AttributeValue::String(s) => Some(Key::String(strings.intern(s))),
+        _ => None,
+    }
+}
+
+/// The intersection of two sorted, distinct slices.
+pub(crate) fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    intersect_into(a, b, &mut out);
+    out
+}
+
+/// The intersection of two sorted, distinct slices, written into `out`.
+pub(crate) fn intersect_into(a: &[u32], b: &[u32], out: &mut Vec<u32>) {
+    out.clear();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+}

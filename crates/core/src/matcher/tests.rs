@@ -1,0 +1,387 @@
+//! Scenario tests of the matcher: one behaviour each, in GIVEN / WHEN / THEN shape.
+
+use super::check::check_match;
+use super::*;
+use crate::attribute::AttributeValue;
+use crate::ids::{PlayerId, TicketId};
+use crate::ticket::Player;
+use serde_json::json;
+
+fn rule_set(value: serde_json::Value) -> RuleSet {
+    RuleSet::from_json(&value).unwrap()
+}
+
+fn duel(extra_rules: serde_json::Value, expansions: serde_json::Value) -> RuleSet {
+    let mut rules = vec![json!({"name": "fair", "type": "distance", "attribute": "skill", "maxDistance": 100})];
+    rules.extend(extra_rules.as_array().cloned().unwrap_or_default());
+    rule_set(json!({
+        "name": "duel",
+        "ruleLanguageVersion": "1.0",
+        "playerAttributes": [{"name": "skill", "type": "number", "default": 1500}],
+        "teams": [{"name": "red", "minPlayers": 1, "maxPlayers": 1}, {"name": "blue", "minPlayers": 1, "maxPlayers": 1}],
+        "rules": rules,
+        "expansions": expansions,
+        "queue": {"timeoutSeconds": 60}
+    }))
+}
+
+fn player(id: &str, skill: f64) -> Player {
+    Player::new(id).with_attribute("skill", AttributeValue::Number(skill))
+}
+
+fn ticket(id: &str, at_ms: u64, players: Vec<Player>) -> Ticket {
+    Ticket::queued(id, "duel", players, Timestamp(at_ms))
+}
+
+fn solo(id: &str, at_ms: u64, skill: f64) -> Ticket {
+    ticket(id, at_ms, vec![player(&format!("p-{id}"), skill)])
+}
+
+fn pairs(outcome: &RoundOutcome) -> Vec<Vec<&str>> {
+    outcome
+        .matches
+        .iter()
+        .map(|m| m.ticket_ids().map(|t| t.as_str()).collect())
+        .collect()
+}
+
+fn assert_valid(outcome: &RoundOutcome, pool: &[Ticket], rules: &RuleSet) {
+    for m in &outcome.matches {
+        check_match(m, pool, rules).unwrap();
+    }
+}
+
+#[test]
+fn the_oldest_ticket_gets_the_closest_opponent_not_the_next_arrival() {
+    // GIVEN a 1500 waiting first, then a 1590 and a 1510
+    let rules = duel(json!([]), json!([]));
+    let pool = vec![solo("a", 0, 1500.0), solo("b", 1, 1590.0), solo("c", 2, 1510.0)];
+    // WHEN a round runs
+    let outcome = round(&pool, &rules, Timestamp(1_000));
+    // THEN the oldest plays the closest, and the third waits
+    assert_eq!(pairs(&outcome), vec![vec!["a", "c"]]);
+    assert_eq!(outcome.remaining, vec![TicketId::from("b")]);
+    assert_eq!(outcome.matches[0].quality.skill_spread, Some(10.0));
+    assert_valid(&outcome, &pool, &rules);
+}
+
+#[test]
+fn first_come_first_served_pairs_in_arrival_order_within_the_rules() {
+    let rules = duel(json!([]), json!([]));
+    let pool = vec![solo("a", 0, 1500.0), solo("b", 1, 1590.0), solo("c", 2, 1510.0)];
+    let outcome = round_with(&pool, &rules, Timestamp(1_000), Pairing::ArrivalOrder);
+    assert_eq!(pairs(&outcome), vec![vec!["a", "b"]]);
+    assert_valid(&outcome, &pool, &rules);
+}
+
+#[test]
+fn a_ticket_that_waited_longer_wins_a_tie() {
+    // GIVEN two equally close opponents for the oldest ticket
+    let rules = duel(json!([]), json!([]));
+    let pool = vec![
+        solo("z-old", 0, 1500.0),
+        solo("late", 20, 1550.0),
+        solo("early", 10, 1450.0),
+    ];
+    let outcome = round(&pool, &rules, Timestamp(1_000));
+    // THEN the one who waited longer is taken
+    assert_eq!(pairs(&outcome), vec![vec!["z-old", "early"]]);
+}
+
+#[test]
+fn expansions_follow_the_oldest_tickets_wait() {
+    // GIVEN two players 150 apart, beyond maxDistance 100 until 10 s of waiting
+    let rules = duel(
+        json!([]),
+        json!([{"target": "rules[fair].maxDistance", "steps": [{"waitTimeSeconds": 10, "value": 200}]}]),
+    );
+    let pool = vec![solo("a", 0, 1500.0), solo("b", 5_000, 1650.0)];
+    // WHEN the oldest has waited 9 s, THEN nothing; at 10 s, THEN a match at the expanded level
+    assert!(round(&pool, &rules, Timestamp(9_000)).matches.is_empty());
+    let outcome = round(&pool, &rules, Timestamp(10_000));
+    assert_eq!(pairs(&outcome), vec![vec!["a", "b"]]);
+    let level = &outcome.matches[0].quality.expansions[0];
+    assert_eq!(
+        (level.target.as_str(), level.steps_applied, level.value),
+        ("rules[fair].maxDistance", 1, Some(200.0))
+    );
+    assert_valid(&outcome, &pool, &rules);
+}
+
+#[test]
+fn tickets_time_out_after_the_queue_timeout_and_the_next_change_is_announced() {
+    let rules = duel(
+        json!([]),
+        json!([{"target": "rules[fair].maxDistance", "steps": [{"waitTimeSeconds": 10, "value": 200}]}]),
+    );
+    let pool = vec![solo("old", 0, 1500.0), solo("new", 55_000, 2500.0)];
+    let outcome = round(&pool, &rules, Timestamp(60_000));
+    assert_eq!(outcome.timed_out, vec![TicketId::from("old")]);
+    assert_eq!(outcome.remaining, vec![TicketId::from("new")]);
+    // `new` has waited 5 s: its first expansion step is 5 s away, before its timeout.
+    assert_eq!(outcome.next_change_at, Some(Timestamp(65_000)));
+}
+
+#[test]
+fn the_region_minimises_the_worst_latency_and_the_latency_rule_binds() {
+    let rules = duel(
+        json!([{"name": "ping", "type": "latency", "maxLatency": 80}]),
+        json!([]),
+    );
+    let with = |id: &str, lat: &[(&str, u32)]| {
+        let mut p = player(&format!("p-{id}"), 1500.0);
+        for (r, ms) in lat {
+            p = p.with_latency(r, *ms);
+        }
+        ticket(id, 0, vec![p])
+    };
+    let pool = vec![
+        with("a", &[("eu", 30), ("us", 70)]),
+        with("b", &[("eu", 75), ("us", 40)]),
+        with("far", &[("ap", 20)]),
+    ];
+    let outcome = round(&pool, &rules, Timestamp(1_000));
+    assert_eq!(pairs(&outcome), vec![vec!["a", "b"]]);
+    // eu's worst is 75, us's is 70
+    assert_eq!(outcome.matches[0].region.as_deref(), Some("us"));
+    assert_eq!(outcome.matches[0].quality.worst_latency_ms, Some(70));
+    assert_eq!(outcome.remaining, vec![TicketId::from("far")]);
+    assert_valid(&outcome, &pool, &rules);
+}
+
+#[test]
+fn without_a_latency_rule_or_latencies_no_region_is_needed() {
+    let rules = duel(json!([]), json!([]));
+    let pool = vec![solo("a", 0, 1500.0), solo("b", 0, 1500.0)];
+    let outcome = round(&pool, &rules, Timestamp(0));
+    assert_eq!(outcome.matches.len(), 1);
+    assert_eq!(outcome.matches[0].region, None);
+}
+
+#[test]
+fn an_equality_rule_partitions_the_pool() {
+    let rules = rule_set(json!({
+        "name": "modes", "ruleLanguageVersion": "1.0",
+        "playerAttributes": [{"name": "mode", "type": "string", "default": "ranked"}],
+        "teams": [{"name": "a", "minPlayers": 1, "maxPlayers": 1}, {"name": "b", "minPlayers": 1, "maxPlayers": 1}],
+        "rules": [{"name": "same", "type": "comparison", "attribute": "mode", "operation": "="}]
+    }));
+    let casual = |id: &str| {
+        ticket(
+            id,
+            0,
+            vec![Player::new(id).with_attribute("mode", AttributeValue::String("casual".into()))],
+        )
+    };
+    let ranked = |id: &str| ticket(id, 1, vec![Player::new(id)]);
+    let pool = vec![casual("c1"), ranked("r1"), casual("c2"), ranked("r2")];
+    let outcome = round(&pool, &rules, Timestamp(10));
+    assert_eq!(pairs(&outcome), vec![vec!["c1", "c2"], vec!["r1", "r2"]]);
+    assert_valid(&outcome, &pool, &rules);
+}
+
+fn five_v_five() -> RuleSet {
+    rule_set(json!({
+        "name": "ranked-5v5", "ruleLanguageVersion": "1.0",
+        "playerAttributes": [
+            {"name": "skill", "type": "number", "default": 1500},
+            {"name": "roles", "type": "string_list", "default": ["dps"]}
+        ],
+        "teams": [{"name": "red", "minPlayers": 5, "maxPlayers": 5}, {"name": "blue", "minPlayers": 5, "maxPlayers": 5}],
+        "rules": [
+            {"name": "fair", "type": "distance", "attribute": "skill", "maxDistance": 400},
+            {"name": "even", "type": "teamBalance", "attribute": "skill", "maxDifference": 40},
+            {"name": "roles", "type": "composition", "attribute": "roles", "perTeam": {"tank": 1, "healer": 1, "dps": 3}}
+        ]
+    }))
+}
+
+fn role_player(id: &str, skill: f64, roles: &[&str]) -> Player {
+    player(id, skill).with_attribute(
+        "roles",
+        AttributeValue::StringList(roles.iter().map(|r| r.to_string()).collect()),
+    )
+}
+
+#[test]
+fn five_v_five_fields_every_role_on_both_sides_and_balances_the_teams() {
+    let mut pool = Vec::new();
+    let specs: [(&str, f64, &[&str]); 10] = [
+        ("t1", 1700.0, &["tank"]),
+        ("t2", 1500.0, &["tank"]),
+        ("h1", 1600.0, &["healer"]),
+        ("h2", 1450.0, &["healer", "dps"]),
+        ("d1", 1550.0, &["dps"]),
+        ("d2", 1520.0, &["dps"]),
+        ("d3", 1480.0, &["dps"]),
+        ("d4", 1610.0, &["dps"]),
+        ("d5", 1390.0, &["dps"]),
+        ("d6", 1500.0, &["dps"]),
+    ];
+    for (i, (id, skill, roles)) in specs.iter().enumerate() {
+        pool.push(ticket(
+            id,
+            i as u64,
+            vec![role_player(&format!("p-{id}"), *skill, roles)],
+        ));
+    }
+    let rules = five_v_five();
+    let outcome = round(&pool, &rules, Timestamp(100));
+    assert_eq!(outcome.matches.len(), 1);
+    let m = &outcome.matches[0];
+    assert_valid(&outcome, &pool, &rules);
+    // Exhaustive search: no other valid split is more even than this one.
+    assert!(m.quality.team_imbalance.unwrap() <= 10.0, "{:?}", m.quality);
+}
+
+#[test]
+fn a_match_that_cannot_field_the_roles_is_not_formed() {
+    let rules = five_v_five();
+    let pool: Vec<Ticket> = (0..10)
+        .map(|i| {
+            ticket(
+                &format!("d{i}"),
+                i,
+                vec![role_player(&format!("p{i}"), 1500.0, &["dps"])],
+            )
+        })
+        .collect();
+    let outcome = round(&pool, &rules, Timestamp(100));
+    assert!(outcome.matches.is_empty());
+    assert_eq!(outcome.remaining.len(), 10);
+}
+
+#[test]
+fn a_party_is_never_split_and_fills_one_team() {
+    let rules = rule_set(json!({
+        "name": "trios", "ruleLanguageVersion": "1.0",
+        "playerAttributes": [{"name": "skill", "type": "number", "default": 1500}],
+        "teams": [{"name": "a", "minPlayers": 3, "maxPlayers": 3}, {"name": "b", "minPlayers": 3, "maxPlayers": 3}],
+        "rules": [{"name": "even", "type": "teamBalance", "attribute": "skill", "maxDifference": 500}]
+    }));
+    let pool = vec![
+        ticket("duo", 0, vec![player("d1", 1500.0), player("d2", 1500.0)]),
+        ticket(
+            "trio",
+            1,
+            vec![player("t1", 1500.0), player("t2", 1500.0), player("t3", 1500.0)],
+        ),
+        ticket("s1", 2, vec![player("s1", 1500.0)]),
+    ];
+    let outcome = round(&pool, &rules, Timestamp(10));
+    assert_eq!(outcome.matches.len(), 1);
+    let teams: Vec<Vec<&str>> = outcome.matches[0]
+        .teams
+        .iter()
+        .map(|t| t.tickets.iter().map(|t| t.as_str()).collect())
+        .collect();
+    assert!(teams.contains(&vec!["trio"]), "{teams:?}");
+    assert_valid(&outcome, &pool, &rules);
+}
+
+#[test]
+fn a_collection_value_every_player_has_is_chosen_in_the_oldest_players_order() {
+    let rules = rule_set(json!({
+        "name": "maps", "ruleLanguageVersion": "1.0",
+        "playerAttributes": [{"name": "maps", "type": "string_list"}],
+        "teams": [{"name": "all", "minPlayers": 2, "maxPlayers": 2}],
+        "rules": [{"name": "map", "type": "collection", "attribute": "maps", "minCount": 1}]
+    }));
+    let maps = |id: &str, at: u64, list: &[&str]| {
+        let list = list.iter().map(|m| m.to_string()).collect();
+        ticket(
+            id,
+            at,
+            vec![Player::new(id).with_attribute("maps", AttributeValue::StringList(list))],
+        )
+    };
+    let pool = vec![
+        maps("a", 0, &["summit", "harbor"]),
+        maps("b", 1, &["dunes"]),
+        maps("c", 2, &["harbor", "summit"]),
+    ];
+    let outcome = round(&pool, &rules, Timestamp(10));
+    assert_eq!(pairs(&outcome), vec![vec!["a", "c"]]);
+    assert_eq!(outcome.matches[0].collections["map"], vec!["summit".to_string()]);
+    assert_valid(&outcome, &pool, &rules);
+}
+
+#[test]
+fn a_team_minimum_expansion_lets_a_match_start_short() {
+    let rules = rule_set(json!({
+        "name": "squad", "ruleLanguageVersion": "1.0",
+        "teams": [{"name": "squad", "minPlayers": 4, "maxPlayers": 4}],
+        "expansions": [{"target": "teams[squad].minPlayers", "steps": [{"waitTimeSeconds": 30, "value": 3}]}]
+    }));
+    let pool: Vec<Ticket> = (0..3)
+        .map(|i| ticket(&format!("t{i}"), 0, vec![Player::new(format!("p{i}").as_str())]))
+        .collect();
+    assert!(round(&pool, &rules, Timestamp(29_999)).matches.is_empty());
+    let outcome = round(&pool, &rules, Timestamp(30_000));
+    assert_eq!(outcome.matches.len(), 1);
+    assert_valid(&outcome, &pool, &rules);
+}
+
+#[test]
+fn missing_attributes_take_the_default_and_a_missing_default_leaves_the_ticket_waiting() {
+    let rules = rule_set(json!({
+        "name": "d", "ruleLanguageVersion": "1.0",
+        "playerAttributes": [{"name": "skill", "type": "number", "default": 1500}, {"name": "level", "type": "number"}],
+        "teams": [{"name": "a", "minPlayers": 1, "maxPlayers": 1}, {"name": "b", "minPlayers": 1, "maxPlayers": 1}],
+        "rules": [
+            {"name": "fair", "type": "distance", "attribute": "skill", "maxDistance": 10},
+            {"name": "lvl", "type": "distance", "attribute": "level", "maxDistance": 1000}
+        ]
+    }));
+    let with_level = |id: &str| {
+        ticket(
+            id,
+            0,
+            vec![Player::new(id).with_attribute("level", AttributeValue::Number(3.0))],
+        )
+    };
+    let pool = vec![
+        with_level("a"),
+        ticket("no-level", 0, vec![Player::new("x")]),
+        with_level("b"),
+    ];
+    let outcome = round(&pool, &rules, Timestamp(0));
+    assert_eq!(pairs(&outcome), vec![vec!["a", "b"]]);
+    assert_eq!(outcome.remaining, vec![TicketId::from("no-level")]);
+}
+
+#[test]
+fn an_empty_or_oversized_ticket_waits_instead_of_panicking() {
+    let rules = duel(json!([]), json!([]));
+    let pool = vec![
+        ticket("empty", 0, vec![]),
+        ticket("party", 0, vec![player("x", 1500.0), player("y", 1500.0)]),
+    ];
+    let outcome = round(&pool, &rules, Timestamp(0));
+    assert!(outcome.matches.is_empty());
+    assert_eq!(outcome.remaining.len(), 2);
+}
+
+#[test]
+fn the_outcome_serialises_in_camel_case() {
+    let rules = duel(json!([]), json!([]));
+    let pool = vec![solo("a", 0, 1500.0), solo("b", 0, 1500.0)];
+    let outcome = round(&pool, &rules, Timestamp(5));
+    let value = serde_json::to_value(&outcome).unwrap();
+    assert_eq!(value["matches"][0]["quality"]["skillSpread"], json!(0.0));
+    assert_eq!(value["matches"][0]["quality"]["waits"][0]["waitedMs"], json!(5));
+    assert_eq!(value["timedOut"], json!([]));
+    let back: RoundOutcome = serde_json::from_value(value).unwrap();
+    assert_eq!(back, outcome);
+}
+
+#[test]
+fn the_checker_catches_a_broken_match() {
+    let rules = duel(json!([]), json!([]));
+    let pool = vec![solo("a", 0, 1500.0), solo("b", 0, 1550.0), solo("far", 0, 1900.0)];
+    let mut m = round(&pool, &rules, Timestamp(5)).matches.remove(0);
+    m.teams[1].tickets = vec![TicketId::from("far")];
+    m.teams[1].players = vec![PlayerId::from("p-far")];
+    let err = check_match(&m, &pool, &rules).unwrap_err();
+    assert!(err.reason.contains("rule fair"), "{err}");
+}
