@@ -1,0 +1,911 @@
+//! The interpreter: runs a [`StateMachine`] with AWS's data-flow, error-handling and timing semantics.
+//!
+//! Every state goes through InputPath → Parameters → (task, branches or iterations) → ResultSelector →
+//! ResultPath → OutputPath. Errors go through the state's Retry (with its schedule on the execution's clock)
+//! and then its Catch; an uncaught error ends the branch it happens in, and then the execution. Parallel
+//! branches and Map iterations run concurrently on the caller's task, so the engine needs no spawning and an
+//! embedder's runtime choice (multi-threaded, or current-thread with paused time) is respected.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+
+use crate::clock::{format_timestamp, parse_timestamp, Clock, RunningClock};
+use crate::definition::{Body, Dynamic, Program, ResultHandling, Seconds, State, StateMachine, Transition, WaitFor};
+use crate::dispatch::{is_function_arn, TaskDispatcher};
+use crate::error::{names, Failure};
+use crate::history::{self, HistoryEvent, Line, Recorder};
+use crate::intrinsic::Scope;
+use crate::path::Path;
+use crate::retry::error_matches;
+use crate::template::Template;
+
+/// Step Functions' limit on any state's input or output, and on an execution's input and output.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// How long an Express execution may run.
+pub const EXPRESS_MAX_DURATION: Duration = Duration::from_secs(5 * 60);
+
+/// Standard and Express workflows differ here only in how long an execution may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutionKind {
+    #[default]
+    Standard,
+    /// At most five minutes, after which the execution fails with `States.Timeout`.
+    Express,
+}
+
+/// How to run one execution.
+#[derive(Debug, Clone)]
+pub struct ExecutionOptions {
+    /// The execution's name; a UUID when `None`.
+    pub name: Option<String>,
+    pub state_machine_name: String,
+    pub kind: ExecutionKind,
+    pub clock: Clock,
+    /// Seeds jitter, `States.MathRandom`, `States.UUID` and generated names, for reproducible runs.
+    pub seed: Option<u64>,
+    pub record_history: bool,
+    /// The region and account that ARNs in the context object and history are given.
+    pub region: String,
+    pub account: String,
+}
+
+impl Default for ExecutionOptions {
+    fn default() -> Self {
+        ExecutionOptions {
+            name: None,
+            state_machine_name: "StateMachine".into(),
+            kind: ExecutionKind::default(),
+            clock: Clock::System,
+            seed: None,
+            record_history: true,
+            region: "local".into(),
+            account: "000000000000".into(),
+        }
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(Value),
+    Failed(Failure),
+    TimedOut(Failure),
+}
+
+/// A finished execution.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub arn: String,
+    pub name: String,
+    pub start: DateTime<Utc>,
+    pub stop: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub history: Vec<HistoryEvent>,
+    /// States entered, across all branches and iterations: what Step Functions bills as transitions.
+    pub state_transitions: u64,
+}
+
+impl Execution {
+    /// The output, or the failure (a timeout is a failure with `States.Timeout`).
+    pub fn result(&self) -> Result<&Value, &Failure> {
+        match &self.outcome {
+            Outcome::Succeeded(output) => Ok(output),
+            Outcome::Failed(failure) | Outcome::TimedOut(failure) => Err(failure),
+        }
+    }
+
+    /// The history as `GetExecutionHistory` returns it: `{"events": […]}`.
+    pub fn history_json(&self) -> Value {
+        json!({"events": self.history.iter().map(HistoryEvent::to_json).collect::<Vec<_>>()})
+    }
+}
+
+/// Runs state machines, dispatching their tasks to one [`TaskDispatcher`].
+#[derive(Clone)]
+pub struct Engine {
+    dispatcher: Arc<dyn TaskDispatcher>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+/// What one execution shares across its branches.
+struct Run {
+    clock: RunningClock,
+    history: Recorder,
+    rng: Mutex<ChaCha8Rng>,
+    /// `$$.Execution` and `$$.StateMachine`, built once.
+    execution_context: Value,
+    state_machine_context: Value,
+    region: String,
+    transitions: AtomicU64,
+}
+
+/// Where a state sends its output.
+enum Next {
+    State(usize),
+    End,
+}
+
+impl Engine {
+    pub fn new(dispatcher: Arc<dyn TaskDispatcher>) -> Self {
+        Engine { dispatcher }
+    }
+
+    /// Runs `machine` on `input` to completion.
+    pub async fn execute(&self, machine: &StateMachine, input: Value, options: ExecutionOptions) -> Execution {
+        let seed = options.seed.unwrap_or_else(rand::random);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let name = match options.name {
+            Some(name) => name,
+            None => uuid::Builder::from_random_bytes(rand::Rng::gen(&mut rng))
+                .into_uuid()
+                .to_string(),
+        };
+        let machine_arn = format!(
+            "arn:aws:states:{}:{}:stateMachine:{}",
+            options.region, options.account, options.state_machine_name
+        );
+        let arn = format!(
+            "arn:aws:states:{}:{}:execution:{}:{name}",
+            options.region, options.account, options.state_machine_name
+        );
+        let role_arn = format!(
+            "arn:aws:iam::{}:role/{}-role",
+            options.account, options.state_machine_name
+        );
+        let clock = options.clock.start();
+        let start = clock.now();
+        let run = Run {
+            clock,
+            history: Recorder::new(options.record_history),
+            rng: Mutex::new(rng),
+            execution_context: json!({
+                "Id": arn,
+                "Input": input,
+                "Name": name,
+                "RoleArn": role_arn,
+                "StartTime": format_timestamp(start),
+                "RedriveCount": 0,
+            }),
+            state_machine_context: json!({"Id": machine_arn, "Name": options.state_machine_name}),
+            region: options.region.clone(),
+            transitions: AtomicU64::new(0),
+        };
+        let mut line = Line::default();
+        run.history.record(&mut line, start, "ExecutionStarted", || {
+            Some((
+                "executionStartedEventDetails",
+                json!({"input": input.to_string(), "inputDetails": {"truncated": false}, "roleArn": role_arn}),
+            ))
+        });
+
+        let limit = match (machine.timeout(), options.kind) {
+            (Some(timeout), ExecutionKind::Express) => Some(timeout.min(EXPRESS_MAX_DURATION)),
+            (None, ExecutionKind::Express) => Some(EXPRESS_MAX_DURATION),
+            (timeout, ExecutionKind::Standard) => timeout,
+        };
+        let body = async {
+            check_size(&input, "the execution input")?;
+            self.run_program(&run, &machine.program, input, line).await
+        };
+        let result = match limit {
+            Some(limit) => tokio::time::timeout(limit, body).await.map_err(|_| limit),
+            None => Ok(body.await),
+        };
+        let stop = run.clock.now();
+        let outcome = match result {
+            Ok(Ok((output, _))) => match check_size(&output, "the execution output") {
+                Ok(()) => Outcome::Succeeded(output),
+                Err(failure) => Outcome::Failed(failure),
+            },
+            Ok(Err(failure)) => Outcome::Failed(failure),
+            Err(limit) => Outcome::TimedOut(Failure::new(
+                names::TIMEOUT,
+                format!("The execution timed out after {} seconds", limit.as_secs()),
+            )),
+        };
+        // The final event follows the last one recorded, on whichever line it was.
+        let mut last = Line {
+            last_event: run.history.last_id(),
+        };
+        match &outcome {
+            Outcome::Succeeded(output) => run.history.record(&mut last, stop, "ExecutionSucceeded", || {
+                Some((
+                    "executionSucceededEventDetails",
+                    json!({"output": output.to_string(), "outputDetails": {"truncated": false}}),
+                ))
+            }),
+            Outcome::Failed(failure) => run.history.record(&mut last, stop, "ExecutionFailed", || {
+                Some(("executionFailedEventDetails", failure_details(failure)))
+            }),
+            Outcome::TimedOut(failure) => run.history.record(&mut last, stop, "ExecutionTimedOut", || {
+                Some(("executionTimedOutEventDetails", failure_details(failure)))
+            }),
+        }
+        Execution {
+            arn,
+            name,
+            start,
+            stop,
+            outcome,
+            state_transitions: run.transitions.load(Ordering::Relaxed),
+            history: run.history.into_events(),
+        }
+    }
+
+    /// Runs the states of `program` from its start; returns the output and the line's last event.
+    fn run_program<'a>(
+        &'a self,
+        run: &'a Run,
+        program: &'a Program,
+        input: Value,
+        line: Line,
+    ) -> BoxFuture<'a, Result<(Value, Line), Failure>> {
+        Box::pin(async move {
+            let mut line = line;
+            let mut current = program.start;
+            let mut input = input;
+            loop {
+                let state = &program.states[current];
+                run.transitions.fetch_add(1, Ordering::Relaxed);
+                let entered = run.clock.now();
+                run.history
+                    .record(&mut line, entered, history::entered_kind(state.type_name()), || {
+                        history::state_entered(&state.name, &input)
+                    });
+                let (output, next) = self.run_state(run, state, input, entered, &mut line).await?;
+                check_size(&output, &format!("the output of state '{}'", state.name))?;
+                let exited = run.clock.now();
+                run.history
+                    .record(&mut line, exited, history::exited_kind(state.type_name()), || {
+                        history::state_exited(&state.name, &output)
+                    });
+                match next {
+                    Next::State(index) => {
+                        current = index;
+                        input = output;
+                    }
+                    Next::End => return Ok((output, line)),
+                }
+            }
+        })
+    }
+
+    async fn run_state(
+        &self,
+        run: &Run,
+        state: &State,
+        input: Value,
+        entered: DateTime<Utc>,
+        line: &mut Line,
+    ) -> Result<(Value, Next), Failure> {
+        let next = match state.transition {
+            Transition::Next(index) => Next::State(index),
+            Transition::End => Next::End,
+        };
+        match &state.body {
+            Body::Pass {
+                parameters,
+                result,
+                result_path,
+            } => {
+                let result_is_root = result_path.as_ref().is_some_and(|path| path.steps().is_empty());
+                let result = if let Some(result) = result {
+                    result.clone()
+                } else if let Some(parameters) = parameters {
+                    let effective = effective_input(state, &input)?;
+                    run.evaluate(parameters, &effective, state, entered, 0, None)?
+                } else if result_is_root {
+                    // The commonest Pass: its output is its (filtered) input, moved rather than copied.
+                    return Ok((output_path(state, take_effective_input(state, input)?)?, next));
+                } else {
+                    effective_input(state, &input)?.into_owned()
+                };
+                let combined =
+                    apply_result_path(result_path.as_ref(), input, result).map_err(|(failure, _)| failure)?;
+                Ok((output_path(state, combined)?, next))
+            }
+            Body::Choice { choices, default } => {
+                let effective = take_effective_input(state, input)?;
+                let context = if choices.iter().any(|(rule, _)| rule.uses_context()) {
+                    run.context(state, entered, 0, None)
+                } else {
+                    Value::Null
+                };
+                let mut chosen = None;
+                for (rule, target) in choices {
+                    if rule.evaluate(&effective, &context)? {
+                        chosen = Some(*target);
+                        break;
+                    }
+                }
+                let Some(target) = chosen.or(*default) else {
+                    return Err(Failure::new(
+                        names::NO_CHOICE_MATCHED,
+                        format!("No Matches! (state '{}')", state.name),
+                    ));
+                };
+                Ok((output_path(state, effective)?, Next::State(target)))
+            }
+            Body::Wait(wait) => {
+                let effective = take_effective_input(state, input)?;
+                let deadline = wait_deadline(wait, &effective, entered)?;
+                run.clock.sleep_until(deadline).await;
+                Ok((output_path(state, effective)?, next))
+            }
+            Body::Succeed => Ok((output_path(state, take_effective_input(state, input)?)?, Next::End)),
+            Body::Fail { error, cause } => {
+                let context = run.context(state, entered, 0, None);
+                let error = resolve_dynamic(error.as_ref(), &input, &context, run, "ErrorPath")?;
+                let cause = resolve_dynamic(cause.as_ref(), &input, &context, run, "CausePath")?;
+                Err(Failure {
+                    error: error.unwrap_or_default(),
+                    cause,
+                })
+            }
+            Body::Task { handling, .. } | Body::Parallel { handling, .. } | Body::Map { handling, .. } => {
+                self.run_with_recovery(run, state, handling, input, entered, next, line)
+                    .await
+            }
+        }
+    }
+
+    /// Runs a Task, Parallel or Map state, applying its Retry and Catch.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_with_recovery(
+        &self,
+        run: &Run,
+        state: &State,
+        handling: &ResultHandling,
+        input: Value,
+        entered: DateTime<Utc>,
+        next: Next,
+        line: &mut Line,
+    ) -> Result<(Value, Next), Failure> {
+        let mut attempts = vec![0u32; handling.retry.len()];
+        let mut retry_count = 0u32;
+        let mut input = input;
+        loop {
+            let failure = match self
+                .attempt(run, state, handling, &input, entered, retry_count, line)
+                .await
+            {
+                Ok(result) => match apply_result_path(handling.result_path.as_ref(), input, result) {
+                    Ok(combined) => return Ok((output_path(state, combined)?, next)),
+                    Err((failure, original)) => {
+                        input = original;
+                        failure
+                    }
+                },
+                Err(failure) => failure,
+            };
+            if failure.error == names::RUNTIME {
+                return Err(failure);
+            }
+            if let Some(index) = handling
+                .retry
+                .iter()
+                .position(|retrier| error_matches(&retrier.error_equals, &failure.error))
+            {
+                let retrier = &handling.retry[index];
+                if attempts[index] < retrier.max_attempts {
+                    let delay = retrier.delay(attempts[index], &mut *lock(&run.rng));
+                    attempts[index] += 1;
+                    retry_count += 1;
+                    run.clock.sleep(delay).await;
+                    continue;
+                }
+            }
+            if let Some(catcher) = handling
+                .catch
+                .iter()
+                .find(|catcher| error_matches(&catcher.error_equals, &failure.error))
+            {
+                let output = apply_result_path(catcher.result_path.as_ref(), input, failure.to_error_output())
+                    .map_err(|(failure, _)| failure)?;
+                return Ok((output, Next::State(catcher.next)));
+            }
+            return Err(failure);
+        }
+    }
+
+    /// One attempt at a Task, Parallel or Map: everything up to and including ResultSelector.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        run: &Run,
+        state: &State,
+        handling: &ResultHandling,
+        raw: &Value,
+        entered: DateTime<Utc>,
+        retry_count: u32,
+        line: &mut Line,
+    ) -> Result<Value, Failure> {
+        let effective = effective_input(state, raw)?;
+        let result = match &state.body {
+            Body::Task { resource, timeout, .. } => {
+                let timeout = match timeout {
+                    Some(seconds) => Some(resolve_seconds(seconds, &effective, "TimeoutSecondsPath", 1)?),
+                    None => None,
+                };
+                let parameters = match &handling.parameters {
+                    Some(template) => run.evaluate(template, &effective, state, entered, retry_count, None)?,
+                    None => effective.into_owned(),
+                };
+                self.run_task(run, resource, parameters, timeout, line).await?
+            }
+            Body::Parallel { branches, .. } => {
+                let branch_input = match &handling.parameters {
+                    Some(template) => run.evaluate(template, &effective, state, entered, retry_count, None)?,
+                    None => effective.into_owned(),
+                };
+                self.run_parallel(run, branches, branch_input, line).await?
+            }
+            Body::Map {
+                items_path,
+                item_selector,
+                processor,
+                max_concurrency,
+                ..
+            } => {
+                let items = items_path.select(&effective).map_err(|_| {
+                    Failure::runtime(format!(
+                        "Map state '{}': ItemsPath '{items_path}' selects nothing",
+                        state.name
+                    ))
+                })?;
+                let Value::Array(items) = items.as_ref() else {
+                    return Err(Failure::runtime(format!(
+                        "Map state '{}': ItemsPath '{items_path}' must select an array, not {}",
+                        state.name,
+                        items.as_ref()
+                    )));
+                };
+                let limit = resolve_seconds(max_concurrency, &effective, "MaxConcurrencyPath", 0)?.as_secs();
+                let mut inputs = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    inputs.push(match item_selector {
+                        Some(selector) => {
+                            run.evaluate(selector, &effective, state, entered, retry_count, Some((index, item)))?
+                        }
+                        None => item.clone(),
+                    });
+                }
+                self.run_map(run, state, processor, inputs, limit, line).await?
+            }
+            _ => return Err(Failure::runtime(format!("state '{}' cannot be retried", state.name))),
+        };
+        match &handling.result_selector {
+            Some(selector) => run.evaluate(selector, &result, state, entered, retry_count, None),
+            None => Ok(result),
+        }
+    }
+
+    async fn run_task(
+        &self,
+        run: &Run,
+        resource: &str,
+        parameters: Value,
+        timeout: Option<Duration>,
+        line: &mut Line,
+    ) -> Result<Value, Failure> {
+        let lambda = is_function_arn(resource);
+        let (resource_type, resource_name) = history::resource_parts(resource);
+        let timeout_field = timeout.map(|t| t.as_secs());
+        if lambda {
+            run.history.record(line, run.clock.now(), "LambdaFunctionScheduled", || {
+                let mut details = json!({"resource": resource, "input": parameters.to_string(), "inputDetails": {"truncated": false}});
+                if let Some(seconds) = timeout_field {
+                    details["timeoutInSeconds"] = seconds.into();
+                }
+                Some(("lambdaFunctionScheduledEventDetails", details))
+            });
+            run.history
+                .record(line, run.clock.now(), "LambdaFunctionStarted", || None);
+        } else {
+            run.history.record(line, run.clock.now(), "TaskScheduled", || {
+                let mut details = json!({
+                    "resourceType": resource_type, "resource": resource_name, "region": run.region,
+                    "parameters": parameters.to_string(),
+                });
+                if let Some(seconds) = timeout_field {
+                    details["timeoutInSeconds"] = seconds.into();
+                }
+                Some(("taskScheduledEventDetails", details))
+            });
+            run.history.record(line, run.clock.now(), "TaskStarted", || {
+                Some((
+                    "taskStartedEventDetails",
+                    json!({"resourceType": resource_type, "resource": resource_name}),
+                ))
+            });
+        }
+        check_size(&parameters, "the task input")?;
+        let call = self.dispatcher.invoke(resource, parameters);
+        let outcome = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    let failure = Failure::new(
+                        names::TIMEOUT,
+                        format!("The task timed out after {} seconds", limit.as_secs()),
+                    );
+                    let (kind, field) = if lambda {
+                        ("LambdaFunctionTimedOut", "lambdaFunctionTimedOutEventDetails")
+                    } else {
+                        ("TaskTimedOut", "taskTimedOutEventDetails")
+                    };
+                    run.history.record(line, run.clock.now(), kind, || {
+                        Some((field, task_details(&resource_type, &resource_name, lambda, &failure)))
+                    });
+                    return Err(failure);
+                }
+            },
+            None => call.await,
+        };
+        let outcome = outcome.and_then(|output| check_size(&output, "the task result").map(|()| output));
+        match &outcome {
+            Ok(output) if lambda => run
+                .history
+                .record(line, run.clock.now(), "LambdaFunctionSucceeded", || {
+                    Some((
+                        "lambdaFunctionSucceededEventDetails",
+                        json!({"output": output.to_string(), "outputDetails": {"truncated": false}}),
+                    ))
+                }),
+            Ok(output) => run.history.record(line, run.clock.now(), "TaskSucceeded", || {
+                Some((
+                    "taskSucceededEventDetails",
+                    json!({"resourceType": resource_type, "resource": resource_name, "output": output.to_string(),
+                           "outputDetails": {"truncated": false}}),
+                ))
+            }),
+            Err(failure) => {
+                let (kind, field) = if lambda {
+                    ("LambdaFunctionFailed", "lambdaFunctionFailedEventDetails")
+                } else {
+                    ("TaskFailed", "taskFailedEventDetails")
+                };
+                run.history.record(line, run.clock.now(), kind, || {
+                    Some((field, task_details(&resource_type, &resource_name, lambda, failure)))
+                });
+            }
+        }
+        outcome
+    }
+
+    async fn run_parallel(
+        &self,
+        run: &Run,
+        branches: &[Program],
+        input: Value,
+        line: &mut Line,
+    ) -> Result<Value, Failure> {
+        run.history
+            .record(line, run.clock.now(), "ParallelStateStarted", || None);
+        let start = *line;
+        let mut pending: FuturesUnordered<_> = branches
+            .iter()
+            .enumerate()
+            .map(|(index, branch)| {
+                let input = input.clone();
+                async move { (index, self.run_program(run, branch, input, start).await) }
+            })
+            .collect();
+        let mut outputs = vec![Value::Null; branches.len()];
+        let mut last = start;
+        while let Some((index, result)) = pending.next().await {
+            match result {
+                Ok((output, branch_line)) => {
+                    outputs[index] = output;
+                    last = branch_line;
+                }
+                Err(failure) => {
+                    // Dropping `pending` cancels the other branches, as AWS stops them.
+                    drop(pending);
+                    *line = last;
+                    run.history.record(line, run.clock.now(), "ParallelStateFailed", || {
+                        Some(("parallelStateFailedEventDetails", failure_details(&failure)))
+                    });
+                    return Err(failure);
+                }
+            }
+        }
+        *line = last;
+        run.history
+            .record(line, run.clock.now(), "ParallelStateSucceeded", || None);
+        Ok(Value::Array(outputs))
+    }
+
+    async fn run_map(
+        &self,
+        run: &Run,
+        state: &State,
+        processor: &Program,
+        inputs: Vec<Value>,
+        limit: u64,
+        line: &mut Line,
+    ) -> Result<Value, Failure> {
+        let count = inputs.len();
+        run.history.record(line, run.clock.now(), "MapStateStarted", || {
+            Some(("mapStateStartedEventDetails", json!({"length": count})))
+        });
+        let limit = if limit == 0 {
+            count.max(1)
+        } else {
+            usize::try_from(limit).unwrap_or(usize::MAX).min(count.max(1))
+        };
+        let start = *line;
+        let name = state.name.as_str();
+        let iteration = |index: usize, input: Value| async move {
+            let mut iteration_line = start;
+            let details = || Some(("mapIterationStartedEventDetails", json!({"name": name, "index": index})));
+            run.history
+                .record(&mut iteration_line, run.clock.now(), "MapIterationStarted", details);
+            let result = self.run_program(run, processor, input, iteration_line).await;
+            let (kind, field) = match &result {
+                Ok(_) => ("MapIterationSucceeded", "mapIterationSucceededEventDetails"),
+                Err(_) => ("MapIterationFailed", "mapIterationFailedEventDetails"),
+            };
+            let mut end_line = match &result {
+                Ok((_, branch_line)) => *branch_line,
+                Err(_) => Line {
+                    last_event: run.history.last_id(),
+                },
+            };
+            run.history.record(&mut end_line, run.clock.now(), kind, || {
+                Some((field, json!({"name": name, "index": index})))
+            });
+            (index, result.map(|(output, _)| output), end_line)
+        };
+        let mut inputs = inputs.into_iter().enumerate();
+        let mut pending = FuturesUnordered::new();
+        for (index, input) in inputs.by_ref().take(limit) {
+            pending.push(iteration(index, input));
+        }
+        let mut outputs = vec![Value::Null; count];
+        let mut last = start;
+        while let Some((index, result, end_line)) = pending.next().await {
+            match result {
+                Ok(output) => {
+                    outputs[index] = output;
+                    last = end_line;
+                    if let Some((index, input)) = inputs.next() {
+                        pending.push(iteration(index, input));
+                    }
+                }
+                Err(failure) => {
+                    drop(pending);
+                    *line = end_line;
+                    run.history.record(line, run.clock.now(), "MapStateFailed", || None);
+                    return Err(failure);
+                }
+            }
+        }
+        *line = last;
+        run.history.record(line, run.clock.now(), "MapStateSucceeded", || None);
+        Ok(Value::Array(outputs))
+    }
+}
+
+impl Run {
+    /// The context object as `$$` sees it in `state`.
+    fn context(&self, state: &State, entered: DateTime<Utc>, retry_count: u32, item: Option<(usize, &Value)>) -> Value {
+        let mut context = json!({
+            "Execution": self.execution_context,
+            "State": {"EnteredTime": format_timestamp(entered), "Name": state.name, "RetryCount": retry_count},
+            "StateMachine": self.state_machine_context,
+        });
+        if let Some((index, value)) = item {
+            context["Map"] = json!({"Item": {"Index": index, "Value": value}});
+        }
+        context
+    }
+
+    fn evaluate(
+        &self,
+        template: &Template,
+        data: &Value,
+        state: &State,
+        entered: DateTime<Utc>,
+        retry_count: u32,
+        item: Option<(usize, &Value)>,
+    ) -> Result<Value, Failure> {
+        let context = if template.uses_context() {
+            self.context(state, entered, retry_count, item)
+        } else {
+            Value::Null
+        };
+        template.evaluate(&Scope {
+            data,
+            context: &context,
+            rng: &self.rng,
+        })
+    }
+}
+
+fn lock(rng: &Mutex<ChaCha8Rng>) -> std::sync::MutexGuard<'_, ChaCha8Rng> {
+    rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn failure_details(failure: &Failure) -> Value {
+    let mut details = json!({"error": failure.error});
+    if let Some(cause) = &failure.cause {
+        details["cause"] = cause.clone().into();
+    }
+    details
+}
+
+fn task_details(resource_type: &str, resource: &str, lambda: bool, failure: &Failure) -> Value {
+    let mut details = failure_details(failure);
+    if !lambda {
+        details["resourceType"] = resource_type.into();
+        details["resource"] = resource.into();
+    }
+    details
+}
+
+/// The state's input after InputPath, borrowed where possible.
+fn effective_input<'v>(state: &State, input: &'v Value) -> Result<Cow<'v, Value>, Failure> {
+    match &state.input_path {
+        None => Ok(Cow::Owned(json!({}))),
+        Some(path) => path.select(input).map_err(|_| no_results("InputPath", path, input)),
+    }
+}
+
+fn take_effective_input(state: &State, input: Value) -> Result<Value, Failure> {
+    match &state.input_path {
+        None => Ok(json!({})),
+        Some(path) if path.steps().is_empty() && path.is_definite() => Ok(input),
+        Some(path) => match path.select(&input) {
+            Ok(selected) => Ok(selected.into_owned()),
+            Err(_) => Err(no_results("InputPath", path, &input)),
+        },
+    }
+}
+
+fn output_path(state: &State, value: Value) -> Result<Value, Failure> {
+    match &state.output_path {
+        None => Ok(json!({})),
+        Some(path) => match path.select(&value) {
+            Ok(_) => path
+                .select_owned(value)
+                .map_err(|_| Failure::runtime(format!("Invalid OutputPath '{path}'"))),
+            Err(_) => Err(no_results("OutputPath", path, &value)),
+        },
+    }
+}
+
+fn no_results(field: &str, path: &Path, value: &Value) -> Failure {
+    Failure::runtime(format!(
+        "Invalid path '{path}' in {field}: no results for path in the input '{value}'"
+    ))
+}
+
+/// ResultPath: combines `result` with the state's raw input; on failure hands the input back for Catch.
+fn apply_result_path(path: Option<&Path>, input: Value, result: Value) -> Result<Value, (Failure, Value)> {
+    let Some(path) = path else { return Ok(input) };
+    if path.steps().is_empty() {
+        return Ok(result);
+    }
+    if let Err(message) = path.check_writable(&input) {
+        return Err((Failure::new(names::RESULT_PATH_MATCH_FAILURE, message), input));
+    }
+    path.write(input, result)
+        .map_err(|message| (Failure::new(names::RESULT_PATH_MATCH_FAILURE, message), Value::Null))
+}
+
+fn resolve_seconds(seconds: &Seconds, data: &Value, field: &str, min: u64) -> Result<Duration, Failure> {
+    Ok(Duration::from_secs(match seconds {
+        Seconds::Fixed(n) => *n,
+        Seconds::Path(path) => match path.select(data).ok().as_deref().and_then(Value::as_u64) {
+            Some(n) if n >= min => n,
+            _ => {
+                return Err(Failure::runtime(format!(
+                    "{field} '{path}' must select an integer of at least {min} in the input '{data}'"
+                )))
+            }
+        },
+    }))
+}
+
+fn wait_deadline(wait: &WaitFor, input: &Value, entered: DateTime<Utc>) -> Result<DateTime<Utc>, Failure> {
+    let after = |seconds: u64| {
+        i64::try_from(seconds)
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|delta| entered.checked_add_signed(delta))
+            .ok_or_else(|| Failure::runtime(format!("Wait of {seconds} seconds is out of range")))
+    };
+    match wait {
+        WaitFor::Seconds(seconds) => after(*seconds),
+        WaitFor::Timestamp(time) => Ok(*time),
+        WaitFor::SecondsPath(path) => match path.select(input).ok().as_deref() {
+            Some(Value::Number(n)) if n.as_u64().is_some() => after(n.as_u64().unwrap_or_default()),
+            _ => Err(Failure::runtime(format!(
+                "SecondsPath '{path}' must select a non-negative integer in the input '{input}'"
+            ))),
+        },
+        WaitFor::TimestampPath(path) => match path
+            .select(input)
+            .ok()
+            .as_deref()
+            .and_then(Value::as_str)
+            .and_then(parse_timestamp)
+        {
+            Some(time) => Ok(time.with_timezone(&Utc)),
+            None => Err(Failure::runtime(format!(
+                "TimestampPath '{path}' must select an RFC 3339 timestamp in the input '{input}'"
+            ))),
+        },
+    }
+}
+
+fn resolve_dynamic(
+    dynamic: Option<&Dynamic>,
+    input: &Value,
+    context: &Value,
+    run: &Run,
+    field: &str,
+) -> Result<Option<String>, Failure> {
+    let value = match dynamic {
+        None => return Ok(None),
+        Some(Dynamic::Literal(text)) => return Ok(Some(text.clone())),
+        Some(Dynamic::Path(path)) => path
+            .select(input)
+            .map_err(|_| no_results(field, path, input))?
+            .into_owned(),
+        Some(Dynamic::Call(call)) => call.evaluate(&Scope {
+            data: input,
+            context,
+            rng: &run.rng,
+        })?,
+    };
+    match value {
+        Value::String(text) => Ok(Some(text)),
+        other => Err(Failure::runtime(format!("{field} must select a string, not {other}"))),
+    }
+}
+
+/// Fails with `States.DataLimitExceeded` when `value` serialises to more than 256 KiB.
+fn check_size(value: &Value, what: &str) -> Result<(), Failure> {
+    let size = serialized_len(value);
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(Failure::new(
+            names::DATA_LIMIT_EXCEEDED,
+            format!("{what} is {size} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// The length of `value`'s compact JSON, counted without building the string.
+pub(crate) fn serialized_len(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, and serialising a Value cannot either.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}

@@ -1,0 +1,46 @@
+//! queuematch-asl: an embeddable Amazon States Language engine.
+//!
+//! Parse a definition with [`StateMachine::from_json`] (or with SAM-style substitutions), then run it with an
+//! [`Engine`] whose tasks go to your [`TaskDispatcher`]:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use queuematch_asl::*;
+//! # async fn demo(dispatcher: Arc<dyn TaskDispatcher>) -> Result<(), DefinitionError> {
+//! let machine = StateMachine::from_json(r#"{"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "End": true}}}"#)?;
+//! let execution = Engine::new(dispatcher).execute(&machine, serde_json::json!({"a": 1}), ExecutionOptions::default()).await;
+//! assert_eq!(execution.result(), Ok(&serde_json::json!({"a": 1})));
+//! # Ok(()) }
+//! ```
+//!
+//! The JSONPath query language is supported in full; JSONata and workflow variables (`Assign`) are refused at
+//! parse time, as is Distributed Map.
+
+mod choice;
+mod clock;
+mod definition;
+mod dispatch;
+mod engine;
+mod error;
+mod history;
+mod intrinsic;
+pub mod path;
+mod reader;
+mod retry;
+mod scripted;
+pub mod substitute;
+mod template;
+
+pub use clock::{format_timestamp, parse_timestamp, run_in_virtual_time, Clock};
+pub use definition::{validate, StateMachine};
+pub use dispatch::{
+    function_name, invoke_lambda, is_function_arn, is_lambda_resource, lambda_response, FunctionError,
+    LambdaDispatcher, LambdaFunctions, TaskDispatcher, TaskError, LAMBDA_INVOKE,
+};
+pub use engine::{
+    Engine, Execution, ExecutionKind, ExecutionOptions, Outcome, EXPRESS_MAX_DURATION, MAX_PAYLOAD_BYTES,
+};
+pub use error::{names, DefinitionError, Failure, Problem};
+pub use history::HistoryEvent;
+pub use retry::Retrier;
+pub use scripted::ScriptedTasks;
