@@ -27,6 +27,11 @@ impl Clock {
         Clock::Virtual { start }
     }
 
+    /// A virtual clock that starts at the current wall-clock time.
+    pub fn virtual_from_now() -> Clock {
+        Clock::Virtual { start: Utc::now() }
+    }
+
     pub(crate) fn start(self) -> RunningClock {
         RunningClock {
             clock: self,
@@ -70,6 +75,12 @@ pub fn run_in_virtual_time<F: Future>(future: F) -> std::io::Result<F::Output> {
         .enable_time()
         .start_paused(true)
         .build()?;
+    Ok(runtime.block_on(future))
+}
+
+/// Runs `future` to completion on a fresh single-threaded runtime with the system clock.
+pub fn run_in_real_time<F: Future>(future: F) -> std::io::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     Ok(runtime.block_on(future))
 }
 

@@ -31,7 +31,7 @@ mod scripted;
 pub mod substitute;
 mod template;
 
-pub use clock::{format_timestamp, parse_timestamp, run_in_virtual_time, Clock};
+pub use clock::{format_timestamp, parse_timestamp, run_in_real_time, run_in_virtual_time, Clock};
 pub use definition::{validate, StateMachine};
 pub use dispatch::{
     function_name, invoke_lambda, is_function_arn, is_lambda_resource, lambda_response, FunctionError,

@@ -2,6 +2,7 @@
 
 mod ruleset;
 mod source_map;
+mod workflow;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,12 +21,18 @@ enum Command {
         #[command(subcommand)]
         command: ruleset::RulesetCommand,
     },
+    /// Work with Step Functions workflows: validate and run them on the embedded engine.
+    Workflow {
+        #[command(subcommand)]
+        command: workflow::WorkflowCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Ruleset { command } => ruleset::run(command),
+        Command::Workflow { command } => workflow::run(command),
     };
     match outcome {
         Ok(code) => code,
