@@ -1,7 +1,11 @@
 //! `queuematch`: the command-line tool for designers, developers and operators.
 
+mod dev_home;
 mod ruleset;
+mod rulesets;
+mod schema;
 mod source_map;
+mod token;
 mod workflow;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +25,13 @@ enum Command {
         #[command(subcommand)]
         command: ruleset::RulesetCommand,
     },
+    /// Print schemas generated from the rule sets.
+    Schema {
+        #[command(subcommand)]
+        command: schema::SchemaCommand,
+    },
+    /// Mint a dev token: for a player, a party member, or an operator.
+    Token(token::TokenArgs),
     /// Work with Step Functions workflows: validate and run them on the embedded engine.
     Workflow {
         #[command(subcommand)]
@@ -32,6 +43,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Ruleset { command } => ruleset::run(command),
+        Command::Schema { command } => schema::run(command),
+        Command::Token(args) => token::run(args),
         Command::Workflow { command } => workflow::run(command),
     };
     match outcome {

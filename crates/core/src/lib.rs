@@ -5,11 +5,13 @@
 
 pub mod attribute;
 pub mod event;
+pub mod identity;
 pub mod ids;
 pub mod matcher;
 pub mod ruleset;
 pub mod status;
 pub mod ticket;
+pub mod ticket_request;
 pub mod time;
 
 pub use attribute::{AttributeType, AttributeValue};

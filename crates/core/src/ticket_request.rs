@@ -1,0 +1,441 @@
+//! The body of `POST /v1/tickets`: reading it, checking it against its queue's rule set, and the
+//! JSON Schema the edge validates it with.
+//!
+//! Checks happen in two places, as on AWS. The edge (API Gateway's model, or the dev server with
+//! the same schema) refuses what is malformed. Admission, behind the queue, checks what only the
+//! rule set knows (attribute names and types, party size against the teams) and fails the ticket
+//! with a reason. Both report each problem at its JSON pointer.
+
+use crate::attribute::AttributeValue;
+use crate::ids::PlayerId;
+use crate::ruleset::RuleSet;
+use crate::ticket::Player;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The most players one ticket may hold unless configured otherwise.
+pub const DEFAULT_MAX_PLAYERS_PER_TICKET: usize = 10;
+/// Player ids are opaque, but bounded, and free of characters that break keys and URLs.
+const MAX_ID_LEN: usize = 128;
+/// A measured latency above 10 s is an error in the client, not a player to match.
+const MAX_LATENCY_MS: u64 = 10_000;
+
+/// One problem with a request body, at its RFC 6901 JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { pointer: pointer.into(), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.pointer.is_empty() { "the body" } else { &self.pointer };
+        write!(f, "{at}: {}", self.message)
+    }
+}
+
+/// A player as the request names them; attributes are still raw JSON until read against the
+/// queue's rule set.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestedPlayer {
+    pub id: PlayerId,
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    #[serde(default)]
+    pub latencies: BTreeMap<String, u32>,
+    /// A party member's consent: required for every member but the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party_token: Option<String>,
+}
+
+/// A well-formed ticket request.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TicketRequest {
+    pub queue: String,
+    pub players: Vec<RequestedPlayer>,
+}
+
+fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl TicketRequest {
+    /// Reads a request body, reporting every structural problem at its pointer. `queues` are the
+    /// queues served; `max_players` bounds a party.
+    pub fn parse(body: &Value, queues: &[&str], max_players: usize) -> Result<TicketRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let Value::Object(map) = body else {
+            return Err(vec![FieldError::new("", format!("expected a JSON object, found {}", kind(body)))]);
+        };
+        for key in map.keys().filter(|k| !matches!(k.as_str(), "queue" | "players")) {
+            errors.push(FieldError::new(format!("/{key}"), format!("unknown field `{key}`; expected `queue` and `players`")));
+        }
+        let queue = match map.get("queue") {
+            None => {
+                errors.push(FieldError::new("/queue", "missing required field `queue`"));
+                None
+            }
+            Some(Value::String(q)) if queues.contains(&q.as_str()) => Some(q.clone()),
+            Some(Value::String(q)) => {
+                let known = queues.iter().map(|q| format!("`{q}`")).collect::<Vec<_>>().join(", ");
+                errors.push(FieldError::new("/queue", format!("unknown queue `{q}`; this service serves {known}")));
+                None
+            }
+            Some(other) => {
+                errors.push(FieldError::new("/queue", format!("expected a string, found {}", kind(other))));
+                None
+            }
+        };
+        let players = match map.get("players") {
+            None => {
+                errors.push(FieldError::new("/players", "missing required field `players`"));
+                None
+            }
+            Some(Value::Array(items)) if items.is_empty() => {
+                errors.push(FieldError::new("/players", "a ticket needs at least one player"));
+                None
+            }
+            Some(Value::Array(items)) if items.len() > max_players => {
+                errors.push(FieldError::new(
+                    "/players",
+                    format!("a ticket holds at most {max_players} players; this one has {}", items.len()),
+                ));
+                None
+            }
+            Some(Value::Array(items)) => {
+                let mut seen = BTreeSet::new();
+                let players: Vec<_> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| read_player(item, &format!("/players/{i}"), &mut seen, &mut errors))
+                    .collect();
+                players.into_iter().collect::<Option<Vec<_>>>()
+            }
+            Some(other) => {
+                errors.push(FieldError::new("/players", format!("expected an array, found {}", kind(other))));
+                None
+            }
+        };
+        match (queue, players) {
+            (Some(queue), Some(players)) if errors.is_empty() => Ok(TicketRequest { queue, players }),
+            _ => Err(errors),
+        }
+    }
+
+    /// Reads each player's attributes against `rule_set`: every attribute must be declared and of
+    /// its declared type; declared ones left out take their default, or are an error without one.
+    /// A party must fit in one team, since it is never split.
+    pub fn players_for(&self, rule_set: &RuleSet) -> Result<Vec<Player>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let largest_team = rule_set.teams.iter().map(|t| t.max_players).max().unwrap_or(0) as usize;
+        if self.players.len() > largest_team {
+            errors.push(FieldError::new(
+                "/players",
+                format!(
+                    "a party of {} cannot be matched in queue `{}`: its largest team holds {largest_team}",
+                    self.players.len(),
+                    rule_set.name
+                ),
+            ));
+        }
+        let mut players = Vec::new();
+        for (i, requested) in self.players.iter().enumerate() {
+            let mut attributes = BTreeMap::new();
+            for (name, raw) in &requested.attributes {
+                let pointer = format!("/players/{i}/attributes/{name}");
+                match rule_set.attribute(name) {
+                    None => {
+                        let declared: Vec<_> = rule_set.player_attributes.iter().map(|a| format!("`{}`", a.name)).collect();
+                        let declared = if declared.is_empty() { "none".to_owned() } else { declared.join(", ") };
+                        errors.push(FieldError::new(
+                            pointer,
+                            format!("queue `{}` has no attribute `{name}` (it has {declared})", rule_set.name),
+                        ));
+                    }
+                    Some(declared) => match AttributeValue::from_json(raw, declared.kind) {
+                        Ok(value) => {
+                            attributes.insert(name.clone(), value);
+                        }
+                        Err(e) => errors.push(FieldError::new(pointer, format!("{e} for a {} attribute", declared.kind))),
+                    },
+                }
+            }
+            for declared in &rule_set.player_attributes {
+                if attributes.contains_key(&declared.name) {
+                    continue;
+                }
+                match &declared.default {
+                    Some(default) => {
+                        attributes.insert(declared.name.clone(), default.clone());
+                    }
+                    None => errors.push(FieldError::new(
+                        format!("/players/{i}/attributes"),
+                        format!("missing attribute `{}`: queue `{}` gives it no default", declared.name, rule_set.name),
+                    )),
+                }
+            }
+            players.push(Player { id: requested.id.clone(), attributes, latencies: requested.latencies.clone() });
+        }
+        if errors.is_empty() {
+            Ok(players)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn read_player(
+    item: &Value,
+    pointer: &str,
+    seen: &mut BTreeSet<String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<RequestedPlayer> {
+    let Value::Object(map) = item else {
+        errors.push(FieldError::new(pointer, format!("expected an object, found {}", kind(item))));
+        return None;
+    };
+    let before = errors.len();
+    for key in map.keys().filter(|k| !matches!(k.as_str(), "id" | "attributes" | "latencies" | "partyToken")) {
+        errors.push(FieldError::new(
+            format!("{pointer}/{key}"),
+            format!("unknown field `{key}`; a player has `id`, `attributes`, `latencies` and `partyToken`"),
+        ));
+    }
+    let id = match map.get("id") {
+        Some(Value::String(id)) if is_valid_id(id) => {
+            if !seen.insert(id.clone()) {
+                errors.push(FieldError::new(format!("{pointer}/id"), format!("player `{id}` is listed twice")));
+            }
+            Some(PlayerId::new(id.clone()))
+        }
+        Some(Value::String(_)) => {
+            errors.push(FieldError::new(
+                format!("{pointer}/id"),
+                format!("a player id is 1 to {MAX_ID_LEN} letters, digits, `-`, `_`, `.`, `@` or `:`"),
+            ));
+            None
+        }
+        Some(other) => {
+            errors.push(FieldError::new(format!("{pointer}/id"), format!("expected a string, found {}", kind(other))));
+            None
+        }
+        None => {
+            errors.push(FieldError::new(format!("{pointer}/id"), "missing required field `id`"));
+            None
+        }
+    };
+    let attributes = match map.get("attributes") {
+        None => Map::new(),
+        Some(Value::Object(attributes)) => attributes.clone(),
+        Some(other) => {
+            errors.push(FieldError::new(format!("{pointer}/attributes"), format!("expected an object, found {}", kind(other))));
+            Map::new()
+        }
+    };
+    let mut latencies = BTreeMap::new();
+    match map.get("latencies") {
+        None => {}
+        Some(Value::Object(regions)) => {
+            for (region, ms) in regions {
+                match ms.as_u64() {
+                    Some(ms) if ms <= MAX_LATENCY_MS => {
+                        latencies.insert(region.clone(), ms as u32);
+                    }
+                    _ => errors.push(FieldError::new(
+                        format!("{pointer}/latencies/{region}"),
+                        format!("a latency is a whole number of milliseconds from 0 to {MAX_LATENCY_MS}"),
+                    )),
+                }
+            }
+        }
+        Some(other) => {
+            errors.push(FieldError::new(format!("{pointer}/latencies"), format!("expected an object, found {}", kind(other))));
+        }
+    }
+    let party_token = match map.get("partyToken") {
+        None => None,
+        Some(Value::String(t)) if !t.is_empty() => Some(t.clone()),
+        Some(other) => {
+            errors.push(FieldError::new(format!("{pointer}/partyToken"), format!("expected a token, found {}", kind(other))));
+            None
+        }
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(RequestedPlayer { id: id?, attributes, latencies, party_token })
+}
+
+/// The JSON Schema (draft 4) of a ticket request for `queues`: what API Gateway's request model and
+/// the dev server validate against. The queue enum comes from the rule sets, so an unknown queue is
+/// refused at the edge.
+pub fn json_schema(queues: &[&str], max_players: usize) -> Value {
+    let mut queues: Vec<&str> = queues.to_vec();
+    queues.sort_unstable();
+    json!({
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "id": "urn:queuematch:schema:ticket-request",
+        "title": "TicketRequest",
+        "description": "A request for a match, solo or for a party. Generated from the rule sets by `queuematch schema ticket-request`; do not edit by hand.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["queue", "players"],
+        "properties": {
+            "queue": {"type": "string", "enum": queues},
+            "players": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_players,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["id"],
+                    "properties": {
+                        "id": {"type": "string", "pattern": format!("^[A-Za-z0-9_.@:-]{{1,{MAX_ID_LEN}}}$")},
+                        "attributes": {
+                            "type": "object",
+                            "additionalProperties": {
+                                "type": ["number", "string", "array", "object"],
+                                "items": {"type": "string"},
+                                "additionalProperties": {"type": "number"}
+                            }
+                        },
+                        "latencies": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": MAX_LATENCY_MS}
+                        },
+                        "partyToken": {"type": "string", "minLength": 1}
+                    }
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribute::AttributeValue;
+
+    const QUEUES: &[&str] = &["ranked-1v1", "ranked-5v5"];
+
+    fn rule_set() -> RuleSet {
+        RuleSet::from_json(&json!({
+            "name": "ranked-5v5",
+            "ruleLanguageVersion": "1.0",
+            "playerAttributes": [
+                {"name": "skill", "type": "number", "default": 1500},
+                {"name": "roles", "type": "string_list"}
+            ],
+            "teams": [{"name": "red", "minPlayers": 5, "maxPlayers": 5}, {"name": "blue", "minPlayers": 5, "maxPlayers": 5}]
+        }))
+        .unwrap()
+    }
+
+    fn pointers(errors: &[FieldError]) -> Vec<&str> {
+        errors.iter().map(|e| e.pointer.as_str()).collect()
+    }
+
+    #[test]
+    fn a_good_request_reads_whole() {
+        let body = json!({"queue": "ranked-5v5", "players": [
+            {"id": "p-1", "attributes": {"skill": 1600, "roles": ["tank"]}, "latencies": {"eu-west-1": 40}},
+            {"id": "p-2", "attributes": {"roles": ["dps"]}, "partyToken": "tok"}
+        ]});
+        let request = TicketRequest::parse(&body, QUEUES, 10).unwrap();
+        assert_eq!(request.players.len(), 2);
+        assert_eq!(request.players[1].party_token.as_deref(), Some("tok"));
+        let players = request.players_for(&rule_set()).unwrap();
+        assert_eq!(players[0].attributes["skill"], AttributeValue::Number(1600.0));
+        assert_eq!(players[1].attributes["skill"], AttributeValue::Number(1500.0), "the default");
+        assert_eq!(players[0].latencies["eu-west-1"], 40);
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_at_its_pointer() {
+        let body = json!({"queue": "ranked-9v9", "extra": 1, "players": [
+            {"id": "", "attributes": []},
+            {"id": "p-2", "latencies": {"eu": -1}, "nickname": "x"},
+            "p-3"
+        ]});
+        let errors = TicketRequest::parse(&body, QUEUES, 10).unwrap_err();
+        assert_eq!(
+            pointers(&errors),
+            ["/extra", "/queue", "/players/0/id", "/players/0/attributes", "/players/1/nickname", "/players/1/latencies/eu", "/players/2"]
+        );
+        assert!(errors[1].message.contains("unknown queue `ranked-9v9`; this service serves `ranked-1v1`, `ranked-5v5`"));
+    }
+
+    #[test]
+    fn party_size_is_bounded() {
+        let players: Vec<_> = (0..11).map(|i| json!({"id": format!("p-{i}")})).collect();
+        let errors = TicketRequest::parse(&json!({"queue": "ranked-1v1", "players": players}), QUEUES, 10).unwrap_err();
+        assert_eq!(errors, [FieldError::new("/players", "a ticket holds at most 10 players; this one has 11")]);
+        let errors = TicketRequest::parse(&json!({"queue": "ranked-1v1", "players": []}), QUEUES, 10).unwrap_err();
+        assert_eq!(pointers(&errors), ["/players"]);
+    }
+
+    #[test]
+    fn a_player_listed_twice_is_refused() {
+        let body = json!({"queue": "ranked-1v1", "players": [{"id": "p-1"}, {"id": "p-1"}]});
+        let errors = TicketRequest::parse(&body, QUEUES, 10).unwrap_err();
+        assert_eq!(errors, [FieldError::new("/players/1/id", "player `p-1` is listed twice")]);
+    }
+
+    #[test]
+    fn missing_fields_and_wrong_shapes_are_named() {
+        assert_eq!(pointers(&TicketRequest::parse(&json!({}), QUEUES, 10).unwrap_err()), ["/queue", "/players"]);
+        assert_eq!(pointers(&TicketRequest::parse(&json!([1]), QUEUES, 10).unwrap_err()), [""]);
+        let errors = TicketRequest::parse(&json!({"queue": 5, "players": {}}), QUEUES, 10).unwrap_err();
+        assert_eq!(pointers(&errors), ["/queue", "/players"]);
+    }
+
+    #[test]
+    fn attributes_are_read_against_the_rule_set() {
+        let body = json!({"queue": "ranked-5v5", "players": [
+            {"id": "p-1", "attributes": {"skill": "high", "rank": 3, "roles": ["tank"]}},
+            {"id": "p-2"}
+        ]});
+        let request = TicketRequest::parse(&body, QUEUES, 10).unwrap();
+        let errors = request.players_for(&rule_set()).unwrap_err();
+        assert_eq!(pointers(&errors), ["/players/0/attributes/rank", "/players/0/attributes/skill", "/players/1/attributes"]);
+        assert_eq!(errors[0].message, "queue `ranked-5v5` has no attribute `rank` (it has `skill`, `roles`)");
+        assert_eq!(errors[1].message, "expected a number for a number attribute");
+        assert_eq!(errors[2].message, "missing attribute `roles`: queue `ranked-5v5` gives it no default");
+    }
+
+    #[test]
+    fn a_party_larger_than_every_team_is_refused() {
+        let players: Vec<_> = (0..6).map(|i| json!({"id": format!("p-{i}"), "attributes": {"roles": ["dps"]}})).collect();
+        let request = TicketRequest::parse(&json!({"queue": "ranked-5v5", "players": players}), QUEUES, 10).unwrap();
+        let errors = request.players_for(&rule_set()).unwrap_err();
+        assert_eq!(errors, [FieldError::new("/players", "a party of 6 cannot be matched in queue `ranked-5v5`: its largest team holds 5")]);
+    }
+
+    #[test]
+    fn the_schema_lists_the_queues_sorted_and_bounds_the_party() {
+        let schema = json_schema(&["b", "a"], 10);
+        assert_eq!(schema["properties"]["queue"]["enum"], json!(["a", "b"]));
+        assert_eq!(schema["properties"]["players"]["maxItems"], json!(10));
+    }
+}
