@@ -14,7 +14,9 @@ fn example_queues() -> Vec<String> {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            RuleSet::from_json_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display())).name
+            RuleSet::from_json_str(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .name
         })
         .collect();
     queues.sort();
@@ -45,7 +47,10 @@ fn schema_and_reader_agree_on_good_and_bad_requests() {
     let queues: Vec<&str> = queues.iter().map(String::as_str).collect();
     let eleven: Vec<Value> = (0..11).map(|i| json!({"id": format!("p{i}")})).collect();
     let cases = [
-        (json!({"queue": "ranked-1v1", "players": [{"id": "p-1", "attributes": {"skill": 1500}}]}), true),
+        (
+            json!({"queue": "ranked-1v1", "players": [{"id": "p-1", "attributes": {"skill": 1500}}]}),
+            true,
+        ),
         (
             json!({"queue": "ranked-5v5", "players": [
                 {"id": "p-1", "attributes": {"roles": ["tank"], "mode": "ranked"}, "latencies": {"local": 1}},
@@ -59,10 +64,22 @@ fn schema_and_reader_agree_on_good_and_bad_requests() {
         (json!({"queue": "ranked-1v1"}), false),
         (json!({"players": [{"id": "p-1"}]}), false),
         (json!({"queue": "ranked-1v1", "players": [{"id": "p 1"}]}), false),
-        (json!({"queue": "ranked-1v1", "players": [{"id": "p-1", "nick": "x"}]}), false),
-        (json!({"queue": "ranked-1v1", "players": [{"id": "p-1", "latencies": {"eu": -5}}]}), false),
-        (json!({"queue": "ranked-1v1", "players": [{"id": "p-1", "latencies": {"eu": 1.5}}]}), false),
-        (json!({"queue": "ranked-1v1", "players": [{"id": "p-1"}], "extra": 1}), false),
+        (
+            json!({"queue": "ranked-1v1", "players": [{"id": "p-1", "nick": "x"}]}),
+            false,
+        ),
+        (
+            json!({"queue": "ranked-1v1", "players": [{"id": "p-1", "latencies": {"eu": -5}}]}),
+            false,
+        ),
+        (
+            json!({"queue": "ranked-1v1", "players": [{"id": "p-1", "latencies": {"eu": 1.5}}]}),
+            false,
+        ),
+        (
+            json!({"queue": "ranked-1v1", "players": [{"id": "p-1"}], "extra": 1}),
+            false,
+        ),
         (json!({"queue": 7, "players": [{"id": "p-1"}]}), false),
         (json!([]), false),
     ];
@@ -81,7 +98,12 @@ fn attribute_values_of_the_wrong_shape_are_refused_by_the_schema_and_by_the_rule
     let path = repo_root().join("examples/rulesets/ranked-5v5.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let rule_set = RuleSet::from_json_str(&text).unwrap_or_else(|e| panic!("{e}"));
-    for attributes in [json!({"skill": true}), json!({"roles": [1]}), json!({"skill": null}), json!({"mode": {"a": "b"}})] {
+    for attributes in [
+        json!({"skill": true}),
+        json!({"roles": [1]}),
+        json!({"skill": null}),
+        json!({"mode": {"a": "b"}}),
+    ] {
         let body = json!({"queue": "ranked-5v5", "players": [{"id": "p-1", "attributes": attributes}]});
         assert!(!schema.is_valid(&body), "schema on {body}");
         let request = TicketRequest::parse(&body, &["ranked-5v5"], DEFAULT_MAX_PLAYERS_PER_TICKET)

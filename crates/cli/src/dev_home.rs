@@ -24,10 +24,17 @@ pub fn load_or_create_secret(home: &Path) -> anyhow::Result<Vec<u8>> {
     let path = home.join(SECRET_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let secret = URL_SAFE_NO_PAD
-                .decode(text.trim())
-                .with_context(|| format!("{} is not a base64url dev secret; delete it to make a new one", path.display()))?;
-            anyhow::ensure!(secret.len() >= SECRET_BYTES, "{} holds a secret shorter than 32 bytes", path.display());
+            let secret = URL_SAFE_NO_PAD.decode(text.trim()).with_context(|| {
+                format!(
+                    "{} is not a base64url dev secret; delete it to make a new one",
+                    path.display()
+                )
+            })?;
+            anyhow::ensure!(
+                secret.len() >= SECRET_BYTES,
+                "{} holds a secret shorter than 32 bytes",
+                path.display()
+            );
             Ok(secret)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_secret(home, &path),

@@ -25,7 +25,12 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<RuleSet>> {
             Err(e) => problems.push(format!("{}: {e}", file.display())),
         }
     }
-    anyhow::ensure!(problems.is_empty(), "bad rule sets in {}:\n{}", dir.display(), problems.join("\n"));
+    anyhow::ensure!(
+        problems.is_empty(),
+        "bad rule sets in {}:\n{}",
+        dir.display(),
+        problems.join("\n")
+    );
     anyhow::ensure!(!rule_sets.is_empty(), "no rule sets (*.json) in {}", dir.display());
     rule_sets.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rule_sets)

@@ -35,7 +35,13 @@ pub fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
     let token = match (args.player, args.operator) {
         (Some(player), _) if args.party => tokens.mint(&player, Audience::Party, Role::Player, now, PARTY_TOKEN_TTL)?,
         (Some(player), _) => tokens.mint(&player, Audience::Api, Role::Player, now, Duration::from_secs(args.ttl))?,
-        (None, true) => tokens.mint("operator", Audience::Api, Role::Operator, now, Duration::from_secs(args.ttl))?,
+        (None, true) => tokens.mint(
+            "operator",
+            Audience::Api,
+            Role::Operator,
+            now,
+            Duration::from_secs(args.ttl),
+        )?,
         (None, false) => anyhow::bail!("say who the token is for: --player ID or --operator"),
     };
     println!("{token}");

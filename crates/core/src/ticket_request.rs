@@ -29,13 +29,20 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { pointer: pointer.into(), message: message.into() }
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = if self.pointer.is_empty() { "the body" } else { &self.pointer };
+        let at = if self.pointer.is_empty() {
+            "the body"
+        } else {
+            &self.pointer
+        };
         write!(f, "{at}: {}", self.message)
     }
 }
@@ -65,7 +72,9 @@ pub struct TicketRequest {
 fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -85,10 +94,16 @@ impl TicketRequest {
     pub fn parse(body: &Value, queues: &[&str], max_players: usize) -> Result<TicketRequest, Vec<FieldError>> {
         let mut errors = Vec::new();
         let Value::Object(map) = body else {
-            return Err(vec![FieldError::new("", format!("expected a JSON object, found {}", kind(body)))]);
+            return Err(vec![FieldError::new(
+                "",
+                format!("expected a JSON object, found {}", kind(body)),
+            )]);
         };
         for key in map.keys().filter(|k| !matches!(k.as_str(), "queue" | "players")) {
-            errors.push(FieldError::new(format!("/{key}"), format!("unknown field `{key}`; expected `queue` and `players`")));
+            errors.push(FieldError::new(
+                format!("/{key}"),
+                format!("unknown field `{key}`; expected `queue` and `players`"),
+            ));
         }
         let queue = match map.get("queue") {
             None => {
@@ -98,11 +113,17 @@ impl TicketRequest {
             Some(Value::String(q)) if queues.contains(&q.as_str()) => Some(q.clone()),
             Some(Value::String(q)) => {
                 let known = queues.iter().map(|q| format!("`{q}`")).collect::<Vec<_>>().join(", ");
-                errors.push(FieldError::new("/queue", format!("unknown queue `{q}`; this service serves {known}")));
+                errors.push(FieldError::new(
+                    "/queue",
+                    format!("unknown queue `{q}`; this service serves {known}"),
+                ));
                 None
             }
             Some(other) => {
-                errors.push(FieldError::new("/queue", format!("expected a string, found {}", kind(other))));
+                errors.push(FieldError::new(
+                    "/queue",
+                    format!("expected a string, found {}", kind(other)),
+                ));
                 None
             }
         };
@@ -118,7 +139,10 @@ impl TicketRequest {
             Some(Value::Array(items)) if items.len() > max_players => {
                 errors.push(FieldError::new(
                     "/players",
-                    format!("a ticket holds at most {max_players} players; this one has {}", items.len()),
+                    format!(
+                        "a ticket holds at most {max_players} players; this one has {}",
+                        items.len()
+                    ),
                 ));
                 None
             }
@@ -132,7 +156,10 @@ impl TicketRequest {
                 players.into_iter().collect::<Option<Vec<_>>>()
             }
             Some(other) => {
-                errors.push(FieldError::new("/players", format!("expected an array, found {}", kind(other))));
+                errors.push(FieldError::new(
+                    "/players",
+                    format!("expected an array, found {}", kind(other)),
+                ));
                 None
             }
         };
@@ -165,18 +192,32 @@ impl TicketRequest {
                 let pointer = format!("/players/{i}/attributes/{name}");
                 match rule_set.attribute(name) {
                     None => {
-                        let declared: Vec<_> = rule_set.player_attributes.iter().map(|a| format!("`{}`", a.name)).collect();
-                        let declared = if declared.is_empty() { "none".to_owned() } else { declared.join(", ") };
+                        let declared: Vec<_> = rule_set
+                            .player_attributes
+                            .iter()
+                            .map(|a| format!("`{}`", a.name))
+                            .collect();
+                        let declared = if declared.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            declared.join(", ")
+                        };
                         errors.push(FieldError::new(
                             pointer,
-                            format!("queue `{}` has no attribute `{name}` (it has {declared})", rule_set.name),
+                            format!(
+                                "queue `{}` has no attribute `{name}` (it has {declared})",
+                                rule_set.name
+                            ),
                         ));
                     }
                     Some(declared) => match AttributeValue::from_json(raw, declared.kind) {
                         Ok(value) => {
                             attributes.insert(name.clone(), value);
                         }
-                        Err(e) => errors.push(FieldError::new(pointer, format!("{e} for a {} attribute", declared.kind))),
+                        Err(e) => errors.push(FieldError::new(
+                            pointer,
+                            format!("{e} for a {} attribute", declared.kind),
+                        )),
                     },
                 }
             }
@@ -190,11 +231,18 @@ impl TicketRequest {
                     }
                     None => errors.push(FieldError::new(
                         format!("/players/{i}/attributes"),
-                        format!("missing attribute `{}`: queue `{}` gives it no default", declared.name, rule_set.name),
+                        format!(
+                            "missing attribute `{}`: queue `{}` gives it no default",
+                            declared.name, rule_set.name
+                        ),
                     )),
                 }
             }
-            players.push(Player { id: requested.id.clone(), attributes, latencies: requested.latencies.clone() });
+            players.push(Player {
+                id: requested.id.clone(),
+                attributes,
+                latencies: requested.latencies.clone(),
+            });
         }
         if errors.is_empty() {
             Ok(players)
@@ -211,11 +259,17 @@ fn read_player(
     errors: &mut Vec<FieldError>,
 ) -> Option<RequestedPlayer> {
     let Value::Object(map) = item else {
-        errors.push(FieldError::new(pointer, format!("expected an object, found {}", kind(item))));
+        errors.push(FieldError::new(
+            pointer,
+            format!("expected an object, found {}", kind(item)),
+        ));
         return None;
     };
     let before = errors.len();
-    for key in map.keys().filter(|k| !matches!(k.as_str(), "id" | "attributes" | "latencies" | "partyToken")) {
+    for key in map
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "id" | "attributes" | "latencies" | "partyToken"))
+    {
         errors.push(FieldError::new(
             format!("{pointer}/{key}"),
             format!("unknown field `{key}`; a player has `id`, `attributes`, `latencies` and `partyToken`"),
@@ -224,7 +278,10 @@ fn read_player(
     let id = match map.get("id") {
         Some(Value::String(id)) if is_valid_id(id) => {
             if !seen.insert(id.clone()) {
-                errors.push(FieldError::new(format!("{pointer}/id"), format!("player `{id}` is listed twice")));
+                errors.push(FieldError::new(
+                    format!("{pointer}/id"),
+                    format!("player `{id}` is listed twice"),
+                ));
             }
             Some(PlayerId::new(id.clone()))
         }
@@ -236,7 +293,10 @@ fn read_player(
             None
         }
         Some(other) => {
-            errors.push(FieldError::new(format!("{pointer}/id"), format!("expected a string, found {}", kind(other))));
+            errors.push(FieldError::new(
+                format!("{pointer}/id"),
+                format!("expected a string, found {}", kind(other)),
+            ));
             None
         }
         None => {
@@ -248,7 +308,10 @@ fn read_player(
         None => Map::new(),
         Some(Value::Object(attributes)) => attributes.clone(),
         Some(other) => {
-            errors.push(FieldError::new(format!("{pointer}/attributes"), format!("expected an object, found {}", kind(other))));
+            errors.push(FieldError::new(
+                format!("{pointer}/attributes"),
+                format!("expected an object, found {}", kind(other)),
+            ));
             Map::new()
         }
     };
@@ -269,21 +332,32 @@ fn read_player(
             }
         }
         Some(other) => {
-            errors.push(FieldError::new(format!("{pointer}/latencies"), format!("expected an object, found {}", kind(other))));
+            errors.push(FieldError::new(
+                format!("{pointer}/latencies"),
+                format!("expected an object, found {}", kind(other)),
+            ));
         }
     }
     let party_token = match map.get("partyToken") {
         None => None,
         Some(Value::String(t)) if !t.is_empty() => Some(t.clone()),
         Some(other) => {
-            errors.push(FieldError::new(format!("{pointer}/partyToken"), format!("expected a token, found {}", kind(other))));
+            errors.push(FieldError::new(
+                format!("{pointer}/partyToken"),
+                format!("expected a token, found {}", kind(other)),
+            ));
             None
         }
     };
     if errors.len() > before {
         return None;
     }
-    Some(RequestedPlayer { id: id?, attributes, latencies, party_token })
+    Some(RequestedPlayer {
+        id: id?,
+        attributes,
+        latencies,
+        party_token,
+    })
 }
 
 /// The JSON Schema (draft 4) of a ticket request for `queues`: what API Gateway's request model and
@@ -367,7 +441,11 @@ mod tests {
         assert_eq!(request.players[1].party_token.as_deref(), Some("tok"));
         let players = request.players_for(&rule_set()).unwrap();
         assert_eq!(players[0].attributes["skill"], AttributeValue::Number(1600.0));
-        assert_eq!(players[1].attributes["skill"], AttributeValue::Number(1500.0), "the default");
+        assert_eq!(
+            players[1].attributes["skill"],
+            AttributeValue::Number(1500.0),
+            "the default"
+        );
         assert_eq!(players[0].latencies["eu-west-1"], 40);
     }
 
@@ -381,16 +459,32 @@ mod tests {
         let errors = TicketRequest::parse(&body, QUEUES, 10).unwrap_err();
         assert_eq!(
             pointers(&errors),
-            ["/extra", "/queue", "/players/0/id", "/players/0/attributes", "/players/1/nickname", "/players/1/latencies/eu", "/players/2"]
+            [
+                "/extra",
+                "/queue",
+                "/players/0/id",
+                "/players/0/attributes",
+                "/players/1/nickname",
+                "/players/1/latencies/eu",
+                "/players/2"
+            ]
         );
-        assert!(errors[1].message.contains("unknown queue `ranked-9v9`; this service serves `ranked-1v1`, `ranked-5v5`"));
+        assert!(errors[1]
+            .message
+            .contains("unknown queue `ranked-9v9`; this service serves `ranked-1v1`, `ranked-5v5`"));
     }
 
     #[test]
     fn party_size_is_bounded() {
         let players: Vec<_> = (0..11).map(|i| json!({"id": format!("p-{i}")})).collect();
         let errors = TicketRequest::parse(&json!({"queue": "ranked-1v1", "players": players}), QUEUES, 10).unwrap_err();
-        assert_eq!(errors, [FieldError::new("/players", "a ticket holds at most 10 players; this one has 11")]);
+        assert_eq!(
+            errors,
+            [FieldError::new(
+                "/players",
+                "a ticket holds at most 10 players; this one has 11"
+            )]
+        );
         let errors = TicketRequest::parse(&json!({"queue": "ranked-1v1", "players": []}), QUEUES, 10).unwrap_err();
         assert_eq!(pointers(&errors), ["/players"]);
     }
@@ -399,13 +493,22 @@ mod tests {
     fn a_player_listed_twice_is_refused() {
         let body = json!({"queue": "ranked-1v1", "players": [{"id": "p-1"}, {"id": "p-1"}]});
         let errors = TicketRequest::parse(&body, QUEUES, 10).unwrap_err();
-        assert_eq!(errors, [FieldError::new("/players/1/id", "player `p-1` is listed twice")]);
+        assert_eq!(
+            errors,
+            [FieldError::new("/players/1/id", "player `p-1` is listed twice")]
+        );
     }
 
     #[test]
     fn missing_fields_and_wrong_shapes_are_named() {
-        assert_eq!(pointers(&TicketRequest::parse(&json!({}), QUEUES, 10).unwrap_err()), ["/queue", "/players"]);
-        assert_eq!(pointers(&TicketRequest::parse(&json!([1]), QUEUES, 10).unwrap_err()), [""]);
+        assert_eq!(
+            pointers(&TicketRequest::parse(&json!({}), QUEUES, 10).unwrap_err()),
+            ["/queue", "/players"]
+        );
+        assert_eq!(
+            pointers(&TicketRequest::parse(&json!([1]), QUEUES, 10).unwrap_err()),
+            [""]
+        );
         let errors = TicketRequest::parse(&json!({"queue": 5, "players": {}}), QUEUES, 10).unwrap_err();
         assert_eq!(pointers(&errors), ["/queue", "/players"]);
     }
@@ -418,18 +521,39 @@ mod tests {
         ]});
         let request = TicketRequest::parse(&body, QUEUES, 10).unwrap();
         let errors = request.players_for(&rule_set()).unwrap_err();
-        assert_eq!(pointers(&errors), ["/players/0/attributes/rank", "/players/0/attributes/skill", "/players/1/attributes"]);
-        assert_eq!(errors[0].message, "queue `ranked-5v5` has no attribute `rank` (it has `skill`, `roles`)");
+        assert_eq!(
+            pointers(&errors),
+            [
+                "/players/0/attributes/rank",
+                "/players/0/attributes/skill",
+                "/players/1/attributes"
+            ]
+        );
+        assert_eq!(
+            errors[0].message,
+            "queue `ranked-5v5` has no attribute `rank` (it has `skill`, `roles`)"
+        );
         assert_eq!(errors[1].message, "expected a number for a number attribute");
-        assert_eq!(errors[2].message, "missing attribute `roles`: queue `ranked-5v5` gives it no default");
+        assert_eq!(
+            errors[2].message,
+            "missing attribute `roles`: queue `ranked-5v5` gives it no default"
+        );
     }
 
     #[test]
     fn a_party_larger_than_every_team_is_refused() {
-        let players: Vec<_> = (0..6).map(|i| json!({"id": format!("p-{i}"), "attributes": {"roles": ["dps"]}})).collect();
+        let players: Vec<_> = (0..6)
+            .map(|i| json!({"id": format!("p-{i}"), "attributes": {"roles": ["dps"]}}))
+            .collect();
         let request = TicketRequest::parse(&json!({"queue": "ranked-5v5", "players": players}), QUEUES, 10).unwrap();
         let errors = request.players_for(&rule_set()).unwrap_err();
-        assert_eq!(errors, [FieldError::new("/players", "a party of 6 cannot be matched in queue `ranked-5v5`: its largest team holds 5")]);
+        assert_eq!(
+            errors,
+            [FieldError::new(
+                "/players",
+                "a party of 6 cannot be matched in queue `ranked-5v5`: its largest team holds 5"
+            )]
+        );
     }
 
     #[test]

@@ -98,7 +98,10 @@ impl fmt::Debug for DevTokens {
 
 impl DevTokens {
     pub fn new(secret: &[u8]) -> Self {
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
     }
 
     /// Mints a token for `subject`, valid for `ttl` from `now`.
@@ -135,13 +138,18 @@ impl DevTokens {
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
             ErrorKind::InvalidSignature => AuthError::BadSignature,
-            ErrorKind::InvalidAudience => AuthError::WrongAudience { expected: audience.as_str() },
+            ErrorKind::InvalidAudience => AuthError::WrongAudience {
+                expected: audience.as_str(),
+            },
             _ => AuthError::Malformed,
         })?;
         let claims = data.claims;
         let now_s = now.as_millis() / 1000;
         if claims.exp <= now_s {
-            return Err(AuthError::Expired { exp: claims.exp, now: now_s });
+            return Err(AuthError::Expired {
+                exp: claims.exp,
+                now: now_s,
+            });
         }
         if claims.sub.is_empty() {
             return Err(AuthError::NoSubject);
@@ -172,29 +180,48 @@ mod tests {
     #[test]
     fn an_operator_token_carries_its_role() {
         let token = tokens().mint("ops", Audience::Api, Role::Operator, NOW, HOUR).unwrap();
-        assert_eq!(tokens().verify(&token, Audience::Api, NOW).unwrap().role, Role::Operator);
+        assert_eq!(
+            tokens().verify(&token, Audience::Api, NOW).unwrap().role,
+            Role::Operator
+        );
     }
 
     #[test]
     fn a_party_token_is_not_an_api_token_nor_the_reverse() {
-        let party = tokens().mint("p-2", Audience::Party, Role::Player, NOW, PARTY_TOKEN_TTL).unwrap();
-        assert_eq!(tokens().verify(&party, Audience::Api, NOW), Err(AuthError::WrongAudience { expected: "queuematch" }));
+        let party = tokens()
+            .mint("p-2", Audience::Party, Role::Player, NOW, PARTY_TOKEN_TTL)
+            .unwrap();
+        assert_eq!(
+            tokens().verify(&party, Audience::Api, NOW),
+            Err(AuthError::WrongAudience { expected: "queuematch" })
+        );
         assert!(tokens().verify(&party, Audience::Party, NOW).is_ok());
         let api = tokens().mint("p-2", Audience::Api, Role::Player, NOW, HOUR).unwrap();
-        assert_eq!(tokens().verify(&api, Audience::Party, NOW), Err(AuthError::WrongAudience { expected: "party" }));
+        assert_eq!(
+            tokens().verify(&api, Audience::Party, NOW),
+            Err(AuthError::WrongAudience { expected: "party" })
+        );
     }
 
     #[test]
     fn a_token_expires_on_the_domain_clock() {
         let token = tokens().mint("p-1", Audience::Api, Role::Player, NOW, HOUR).unwrap();
         let later = NOW.plus(HOUR);
-        assert!(matches!(tokens().verify(&token, Audience::Api, later), Err(AuthError::Expired { .. })));
+        assert!(matches!(
+            tokens().verify(&token, Audience::Api, later),
+            Err(AuthError::Expired { .. })
+        ));
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
-        let token = DevTokens::new(b"another secret").mint("p-1", Audience::Api, Role::Player, NOW, HOUR).unwrap();
-        assert_eq!(tokens().verify(&token, Audience::Api, NOW), Err(AuthError::BadSignature));
+        let token = DevTokens::new(b"another secret")
+            .mint("p-1", Audience::Api, Role::Player, NOW, HOUR)
+            .unwrap();
+        assert_eq!(
+            tokens().verify(&token, Audience::Api, NOW),
+            Err(AuthError::BadSignature)
+        );
     }
 
     #[test]

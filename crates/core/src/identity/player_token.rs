@@ -53,7 +53,11 @@ pub fn mint(secret: &SessionSecret, claims: &PlayerTokenClaims) -> String {
     let mut mac = mac(secret);
     mac.update(&payload);
     let signature = mac.finalize().into_bytes();
-    format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(signature))
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(&payload),
+        URL_SAFE_NO_PAD.encode(signature)
+    )
 }
 
 /// Checks a token presented to the server of `session`, at `now`.
@@ -63,22 +67,34 @@ pub fn verify(
     token: &str,
     now: Timestamp,
 ) -> Result<PlayerTokenClaims, PlayerTokenError> {
-    let (payload, signature) = token.split_once('.').ok_or(PlayerTokenError::Malformed("no `.` separator"))?;
-    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| PlayerTokenError::Malformed("payload is not base64url"))?;
-    let signature =
-        URL_SAFE_NO_PAD.decode(signature).map_err(|_| PlayerTokenError::Malformed("signature is not base64url"))?;
+    let (payload, signature) = token
+        .split_once('.')
+        .ok_or(PlayerTokenError::Malformed("no `.` separator"))?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| PlayerTokenError::Malformed("payload is not base64url"))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| PlayerTokenError::Malformed("signature is not base64url"))?;
     let mut mac = mac(secret);
     mac.update(&payload);
     // Constant-time comparison: a timing side channel must not reveal the signature byte by byte.
-    mac.verify_slice(&signature).map_err(|_| PlayerTokenError::BadSignature)?;
+    mac.verify_slice(&signature)
+        .map_err(|_| PlayerTokenError::BadSignature)?;
     let claims: PlayerTokenClaims =
         serde_json::from_slice(&payload).map_err(|_| PlayerTokenError::Malformed("payload is not the claims JSON"))?;
     let now_s = now.as_millis() / 1000;
     if claims.exp <= now_s {
-        return Err(PlayerTokenError::Expired { exp: claims.exp, now: now_s });
+        return Err(PlayerTokenError::Expired {
+            exp: claims.exp,
+            now: now_s,
+        });
     }
     if &claims.session_id != session {
-        return Err(PlayerTokenError::WrongSession { expected: session.clone(), actual: claims.session_id });
+        return Err(PlayerTokenError::WrongSession {
+            expected: session.clone(),
+            actual: claims.session_id,
+        });
     }
     Ok(claims)
 }
@@ -92,29 +108,45 @@ mod tests {
     }
 
     fn claims() -> PlayerTokenClaims {
-        PlayerTokenClaims { session_id: "s-1".into(), player_id: "p-1".into(), exp: 2_000 }
+        PlayerTokenClaims {
+            session_id: "s-1".into(),
+            player_id: "p-1".into(),
+            exp: 2_000,
+        }
     }
 
     #[test]
     fn a_minted_token_verifies_with_its_session_secret() {
         let token = mint(&secret(1), &claims());
-        assert_eq!(verify(&secret(1), &"s-1".into(), &token, Timestamp(1_999_000)), Ok(claims()));
+        assert_eq!(
+            verify(&secret(1), &"s-1".into(), &token, Timestamp(1_999_000)),
+            Ok(claims())
+        );
     }
 
     #[test]
     fn another_sessions_secret_refuses_it() {
         let token = mint(&secret(1), &claims());
-        assert_eq!(verify(&secret(2), &"s-1".into(), &token, Timestamp(0)), Err(PlayerTokenError::BadSignature));
+        assert_eq!(
+            verify(&secret(2), &"s-1".into(), &token, Timestamp(0)),
+            Err(PlayerTokenError::BadSignature)
+        );
     }
 
     #[test]
     fn a_forged_payload_is_refused() {
         let token = mint(&secret(1), &claims());
         let (_, signature) = token.split_once('.').unwrap();
-        let forged = PlayerTokenClaims { player_id: "p-evil".into(), ..claims() };
+        let forged = PlayerTokenClaims {
+            player_id: "p-evil".into(),
+            ..claims()
+        };
         let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
         let forged_token = format!("{forged_payload}.{signature}");
-        assert_eq!(verify(&secret(1), &"s-1".into(), &forged_token, Timestamp(0)), Err(PlayerTokenError::BadSignature));
+        assert_eq!(
+            verify(&secret(1), &"s-1".into(), &forged_token, Timestamp(0)),
+            Err(PlayerTokenError::BadSignature)
+        );
     }
 
     #[test]
@@ -138,7 +170,10 @@ mod tests {
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         for garbage in ["", "abc", "a.b.c", "!!!.???", "e30.AAAA"] {
-            assert!(verify(&secret(1), &"s-1".into(), garbage, Timestamp(0)).is_err(), "{garbage}");
+            assert!(
+                verify(&secret(1), &"s-1".into(), garbage, Timestamp(0)).is_err(),
+                "{garbage}"
+            );
         }
     }
 }

@@ -67,10 +67,17 @@ pub fn verify(
     }
     let skew = now.since(timestamp).max(timestamp.since(now));
     if skew > REPORT_WINDOW {
-        return Err(ReportAuthError::OutsideWindow { timestamp: timestamp.as_millis(), now: now.as_millis() });
+        return Err(ReportAuthError::OutsideWindow {
+            timestamp: timestamp.as_millis(),
+            now: now.as_millis(),
+        });
     }
-    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| ReportAuthError::Malformed)?;
-    mac(secret, timestamp, nonce, body).verify_slice(&signature).map_err(|_| ReportAuthError::BadSignature)
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| ReportAuthError::Malformed)?;
+    mac(secret, timestamp, nonce, body)
+        .verify_slice(&signature)
+        .map_err(|_| ReportAuthError::BadSignature)
 }
 
 #[cfg(test)]
@@ -87,7 +94,17 @@ mod tests {
     fn a_signed_report_verifies_within_the_window() {
         let signature = sign(&secret(), Timestamp(100_000), "nonce-0001", BODY);
         for now in [40_000, 100_000, 160_000] {
-            assert_eq!(verify(&secret(), Timestamp(100_000), "nonce-0001", BODY, &signature, Timestamp(now)), Ok(()));
+            assert_eq!(
+                verify(
+                    &secret(),
+                    Timestamp(100_000),
+                    "nonce-0001",
+                    BODY,
+                    &signature,
+                    Timestamp(now)
+                ),
+                Ok(())
+            );
         }
     }
 
@@ -96,7 +113,14 @@ mod tests {
         let signature = sign(&secret(), Timestamp(100_000), "nonce-0001", BODY);
         for now in [39_999, 160_001] {
             assert!(matches!(
-                verify(&secret(), Timestamp(100_000), "nonce-0001", BODY, &signature, Timestamp(now)),
+                verify(
+                    &secret(),
+                    Timestamp(100_000),
+                    "nonce-0001",
+                    BODY,
+                    &signature,
+                    Timestamp(now)
+                ),
                 Err(ReportAuthError::OutsideWindow { .. })
             ));
         }
@@ -107,18 +131,46 @@ mod tests {
         let signature = sign(&secret(), Timestamp(100_000), "nonce-0001", BODY);
         let now = Timestamp(100_000);
         let bad = Err(ReportAuthError::BadSignature);
-        assert_eq!(verify(&secret(), Timestamp(100_000), "nonce-0001", br#"{"type":"end"}"#, &signature, now), bad);
-        assert_eq!(verify(&secret(), Timestamp(100_001), "nonce-0001", BODY, &signature, now), bad);
-        assert_eq!(verify(&secret(), Timestamp(100_000), "nonce-0002", BODY, &signature, now), bad);
+        assert_eq!(
+            verify(
+                &secret(),
+                Timestamp(100_000),
+                "nonce-0001",
+                br#"{"type":"end"}"#,
+                &signature,
+                now
+            ),
+            bad
+        );
+        assert_eq!(
+            verify(&secret(), Timestamp(100_001), "nonce-0001", BODY, &signature, now),
+            bad
+        );
+        assert_eq!(
+            verify(&secret(), Timestamp(100_000), "nonce-0002", BODY, &signature, now),
+            bad
+        );
         let other = SessionSecret::from_random_bytes(&[1; 32]);
-        assert_eq!(verify(&other, Timestamp(100_000), "nonce-0001", BODY, &signature, now), bad);
+        assert_eq!(
+            verify(&other, Timestamp(100_000), "nonce-0001", BODY, &signature, now),
+            bad
+        );
     }
 
     #[test]
     fn bad_nonces_and_signatures_are_refused() {
         let now = Timestamp(100_000);
-        assert_eq!(verify(&secret(), now, "short", BODY, "x", now), Err(ReportAuthError::BadNonce));
-        assert_eq!(verify(&secret(), now, "has spaces in it", BODY, "x", now), Err(ReportAuthError::BadNonce));
-        assert_eq!(verify(&secret(), now, "nonce-0001", BODY, "%%%", now), Err(ReportAuthError::Malformed));
+        assert_eq!(
+            verify(&secret(), now, "short", BODY, "x", now),
+            Err(ReportAuthError::BadNonce)
+        );
+        assert_eq!(
+            verify(&secret(), now, "has spaces in it", BODY, "x", now),
+            Err(ReportAuthError::BadNonce)
+        );
+        assert_eq!(
+            verify(&secret(), now, "nonce-0001", BODY, "%%%", now),
+            Err(ReportAuthError::Malformed)
+        );
     }
 }
