@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use crate::clock::parse_timestamp;
+use crate::context::ContextObject;
 use crate::error::Failure;
 use crate::path::Path;
 use crate::reader::{Fields, Problems};
@@ -350,20 +351,8 @@ fn invalid_path(path: &Path) -> Failure {
 }
 
 impl Rule {
-    /// Whether any path in the rule reads the context object.
-    pub(crate) fn uses_context(&self) -> bool {
-        match self {
-            Rule::And(rules) | Rule::Or(rules) => rules.iter().any(Rule::uses_context),
-            Rule::Not(rule) => rule.uses_context(),
-            Rule::Test { variable, test } => {
-                variable.root() == crate::path::Root::Context
-                    || matches!(test, Test::Compare { operand: Operand::Path(path), .. } if path.root() == crate::path::Root::Context)
-            }
-        }
-    }
-
     /// Evaluates the rule; a comparison whose variable (or operand path) is missing fails with `States.Runtime`.
-    pub(crate) fn evaluate(&self, input: &Value, context: &Value) -> Result<bool, Failure> {
+    pub(crate) fn evaluate(&self, input: &Value, context: &ContextObject<'_>) -> Result<bool, Failure> {
         match self {
             Rule::And(rules) => {
                 for rule in rules {

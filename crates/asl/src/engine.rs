@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::clock::{format_timestamp, parse_timestamp, Clock, RunningClock};
+use crate::context::{ContextObject, StateFacts};
 use crate::definition::{Body, Dynamic, Program, ResultHandling, Seconds, State, StateMachine, Transition, WaitFor};
 use crate::dispatch::{is_function_arn, TaskDispatcher};
 use crate::error::{names, Failure};
@@ -320,11 +321,7 @@ impl Engine {
             }
             Body::Choice { choices, default } => {
                 let effective = take_effective_input(state, input)?;
-                let context = if choices.iter().any(|(rule, _)| rule.uses_context()) {
-                    run.context(state, entered, 0, None)
-                } else {
-                    Value::Null
-                };
+                let context = run.context(state, entered, 0, None);
                 let mut chosen = None;
                 for (rule, target) in choices {
                     if rule.evaluate(&effective, &context)? {
@@ -703,16 +700,19 @@ impl Engine {
 
 impl Run {
     /// The context object as `$$` sees it in `state`.
-    fn context(&self, state: &State, entered: DateTime<Utc>, retry_count: u32, item: Option<(usize, &Value)>) -> Value {
-        let mut context = json!({
-            "Execution": self.execution_context,
-            "State": {"EnteredTime": format_timestamp(entered), "Name": state.name, "RetryCount": retry_count},
-            "StateMachine": self.state_machine_context,
-        });
-        if let Some((index, value)) = item {
-            context["Map"] = json!({"Item": {"Index": index, "Value": value}});
-        }
-        context
+    fn context<'a>(
+        &'a self,
+        state: &'a State,
+        entered: DateTime<Utc>,
+        retry_count: u32,
+        item: Option<(usize, &'a Value)>,
+    ) -> ContextObject<'a> {
+        let facts = StateFacts {
+            name: &state.name,
+            entered,
+            retry_count,
+        };
+        ContextObject::new(&self.execution_context, &self.state_machine_context, Some(facts), item)
     }
 
     fn evaluate(
@@ -724,11 +724,7 @@ impl Run {
         retry_count: u32,
         item: Option<(usize, &Value)>,
     ) -> Result<Value, Failure> {
-        let context = if template.uses_context() {
-            self.context(state, entered, retry_count, item)
-        } else {
-            Value::Null
-        };
+        let context = self.context(state, entered, retry_count, item);
         template.evaluate(&Scope {
             data,
             context: &context,
@@ -770,10 +766,11 @@ fn take_effective_input(state: &State, input: Value) -> Result<Value, Failure> {
     match &state.input_path {
         None => Ok(json!({})),
         Some(path) if path.steps().is_empty() && path.is_definite() => Ok(input),
-        Some(path) => match path.select(&input) {
-            Ok(selected) => Ok(selected.into_owned()),
-            Err(_) => Err(no_results("InputPath", path, &input)),
-        },
+        // Checked first so that a failing path can still show the input it failed on.
+        Some(path) if path.select(&input).is_err() => Err(no_results("InputPath", path, &input)),
+        Some(path) => path
+            .select_owned(input)
+            .map_err(|_| Failure::runtime(format!("Invalid InputPath '{path}'"))),
     }
 }
 
@@ -857,7 +854,7 @@ fn wait_deadline(wait: &WaitFor, input: &Value, entered: DateTime<Utc>) -> Resul
 fn resolve_dynamic(
     dynamic: Option<&Dynamic>,
     input: &Value,
-    context: &Value,
+    context: &ContextObject<'_>,
     run: &Run,
     field: &str,
 ) -> Result<Option<String>, Failure> {

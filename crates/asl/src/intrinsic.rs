@@ -12,8 +12,9 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Number, Value};
 use sha2::Digest;
 
+use crate::context::ContextObject;
 use crate::error::{names, Failure};
-use crate::path::{select_from, Path, Root};
+use crate::path::{select_from, Path};
 
 /// AWS allows at most ten intrinsics nested in one field.
 const MAX_NESTING: usize = 10;
@@ -25,7 +26,7 @@ const MAX_STRING_INPUT: usize = 10_000;
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
     pub data: &'a Value,
-    pub context: &'a Value,
+    pub context: &'a ContextObject<'a>,
     /// Unseeded States.MathRandom and States.UUID draw from the execution's generator, so that a seeded
     /// execution is reproducible.
     pub rng: &'a Mutex<ChaCha8Rng>,
@@ -139,15 +140,6 @@ impl Intrinsic {
             ));
         }
         Ok(call)
-    }
-
-    /// Whether any argument reads the context object, so the engine knows to build it.
-    pub fn uses_context(&self) -> bool {
-        self.args.iter().any(|arg| match arg {
-            Arg::Path(path) => path.root() == Root::Context,
-            Arg::Call(call) => call.uses_context(),
-            _ => false,
-        })
     }
 
     pub fn evaluate(&self, scope: &Scope<'_>) -> Result<Value, Failure> {

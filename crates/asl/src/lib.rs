@@ -18,6 +18,7 @@
 
 mod choice;
 mod clock;
+mod context;
 mod definition;
 mod dispatch;
 mod engine;

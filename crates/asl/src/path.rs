@@ -13,6 +13,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::context::ContextObject;
+
 /// What a path is evaluated against: the state's data (`$`) or the context object (`$$`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Root {
@@ -233,7 +235,7 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
-fn walk<'v>(mut value: &'v Value, steps: &[Step]) -> Option<&'v Value> {
+pub(crate) fn walk<'v>(mut value: &'v Value, steps: &[Step]) -> Option<&'v Value> {
     for step in steps {
         value = match (step, value) {
             (Step::Field(name), Value::Object(map)) => map.get(name)?,
@@ -345,11 +347,15 @@ fn quoted(inner: &str) -> Option<String> {
     Some(name)
 }
 
-/// Reads a definite path from the context object or the data, as the `.$` fields do.
-pub fn select_from<'v>(path: &Path, data: &'v Value, context: &'v Value) -> Result<Cow<'v, Value>, NotFound> {
+/// Reads a path from the data or the context object, as the `.$` fields do.
+pub(crate) fn select_from<'v>(
+    path: &Path,
+    data: &'v Value,
+    context: &'v ContextObject<'_>,
+) -> Result<Cow<'v, Value>, NotFound> {
     match path.root() {
         Root::Data => path.select(data),
-        Root::Context => path.select(context),
+        Root::Context => context.select(path),
     }
 }
 

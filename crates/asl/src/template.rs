@@ -27,20 +27,14 @@ enum Node {
 #[derive(Debug, Clone)]
 pub struct Template {
     root: Node,
-    uses_context: bool,
 }
 
 impl Template {
     /// Compiles `value`; the error names the offending key, as a dotted location below the template's field.
     pub fn compile(value: &Value) -> Result<Template, (String, String)> {
-        let root = compile_node(value, "")?;
-        let uses_context = node_uses_context(&root);
-        Ok(Template { root, uses_context })
-    }
-
-    /// Whether evaluating needs the context object, which the engine then builds.
-    pub fn uses_context(&self) -> bool {
-        self.uses_context
+        Ok(Template {
+            root: compile_node(value, "")?,
+        })
     }
 
     pub fn evaluate(&self, scope: &Scope<'_>) -> Result<Value, Failure> {
@@ -103,16 +97,6 @@ fn contains_dynamic_key(value: &Value) -> bool {
     }
 }
 
-fn node_uses_context(node: &Node) -> bool {
-    match node {
-        Node::Literal(_) => false,
-        Node::Object(fields) => fields.iter().any(|(_, child)| node_uses_context(child)),
-        Node::Array(items) => items.iter().any(node_uses_context),
-        Node::Path { path, .. } => path.root() == Root::Context,
-        Node::Call(call) => call.uses_context(),
-    }
-}
-
 fn evaluate_node(node: &Node, scope: &Scope<'_>) -> Result<Value, Failure> {
     Ok(match node {
         Node::Literal(value) => value.clone(),
@@ -132,10 +116,9 @@ fn evaluate_node(node: &Node, scope: &Scope<'_>) -> Result<Value, Failure> {
         Node::Path { key, path } => match select_from(path, scope.data, scope.context) {
             Ok(value) => value.into_owned(),
             Err(_) => {
-                let source = if path.root() == Root::Context {
-                    scope.context
-                } else {
-                    scope.data
+                let source = match path.root() {
+                    Root::Context => scope.context.to_value(),
+                    Root::Data => scope.data.clone(),
                 };
                 return Err(Failure::runtime(format!(
                     "The JSONPath '{path}' specified for the field '{key}' could not be found in the input '{source}'"
