@@ -9,6 +9,7 @@ pub mod identity;
 pub mod ids;
 pub mod matcher;
 pub mod ruleset;
+pub mod simulate;
 pub mod status;
 pub mod ticket;
 pub mod ticket_request;

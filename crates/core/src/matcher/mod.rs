@@ -27,7 +27,7 @@ mod teams;
 #[cfg(test)]
 mod tests;
 
-pub use outcome::{ExpansionLevel, Match, MatchQuality, MatchTeam, RoundOutcome, TicketWait};
+pub use outcome::{Match, MatchQuality, MatchTeam, RoundOutcome};
 
 use crate::ids::MatchId;
 use crate::ruleset::RuleSet;
@@ -37,6 +37,7 @@ use group::Group;
 use plan::{Limits, Plan};
 use prepare::Pool;
 use std::collections::BTreeMap;
+use teams::Splitter;
 
 /// How a round chooses the tickets that join an anchor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,23 +68,28 @@ pub fn round(pool: &[Ticket], rule_set: &RuleSet, now: Timestamp) -> RoundOutcom
 /// Runs one round, choosing who joins each anchor by `pairing`.
 pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairing: Pairing) -> RoundOutcome {
     let plan = Plan::new(rule_set);
-    let pool = Pool::new(tickets, &plan);
-    let n = pool.len();
     let now_ms = now.as_millis();
-    let waited = |e: usize| now_ms.saturating_sub(pool.entries[e].created_at);
+    let mut pool = Pool::new(tickets, &plan, now_ms);
+    let n = pool.len();
 
-    // Age order: created_at, then id, so ties never depend on the pool's order.
-    let mut by_age: Vec<u32> = (0..u32_of(n)).collect();
-    by_age.sort_unstable_by(|&a, &b| {
-        let (ea, eb) = (&pool.entries[a as usize], &pool.entries[b as usize]);
-        ea.created_at
-            .cmp(&eb.created_at)
-            .then_with(|| tickets[a as usize].id.cmp(&tickets[b as usize].id))
-    });
+    // Age order: created_at, then id, so ties never depend on the pool's order. Sorting plain
+    // integers first and comparing ids only within runs of equal times keeps the sort cache-friendly.
+    let mut keyed: Vec<(u64, u32)> = (0..n).map(|e| (pool.entries[e].created_at, u32_of(e))).collect();
+    keyed.sort_unstable();
+    let mut by_age: Vec<u32> = keyed.iter().map(|&(_, e)| e).collect();
+    for run in keyed.chunk_by(|a, b| a.0 == b.0).scan(0, |start, run| {
+        let range = *start..*start + run.len();
+        *start += run.len();
+        Some(range)
+    }) {
+        if run.len() > 1 {
+            by_age[run].sort_unstable_by(|&a, &b| pool.ticket_id(a as usize).cmp(pool.ticket_id(b as usize)));
+        }
+    }
 
     let mut fate = vec![Fate::Waiting; n];
     for (e, f) in fate.iter_mut().enumerate() {
-        if waited(e) >= plan.timeout_ms {
+        if pool.waited(e) >= plan.timeout_ms {
             *f = Fate::TimedOut;
         }
     }
@@ -119,27 +125,45 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
     }
 
     let mut group = Group::new(&plan, &pool);
-    let mut matches = Vec::new();
+    let mut splitter = Splitter::default();
+    let mut formed: Vec<Formed> = Vec::new();
+    let mut formed_members: Vec<(u32, u32)> = Vec::new();
     for &anchor in &by_age {
         if fate[anchor as usize] != Fate::Waiting || !chain.contains(anchor) {
             continue;
         }
-        let limits = plan.limits(waited(anchor as usize));
+        let limits = plan.limits(pool.waited(anchor as usize));
         group.clear();
         if !group.offer(anchor, &plan, &pool, limits) {
             continue;
         }
         let walk = Walk::new(&chain, &pool, &plan, limits, &age_rank, anchor, pairing);
-        let Some(formed) = grow(&mut group, walk, &plan, &pool, limits) else {
+        let Some(imbalance) = grow(&mut group, &mut splitter, walk, &plan, &pool, limits) else {
             continue;
         };
-        let built = build_match(&formed, &group, &plan, &pool, limits, now);
+        formed.push(decide(
+            imbalance,
+            splitter.team_of(),
+            &group,
+            &plan,
+            &pool,
+            limits,
+            &age_rank,
+            &mut formed_members,
+        ));
         for &m in &group.members {
             fate[m as usize] = Fate::Matched;
             chain.unlink(m);
         }
-        matches.push(built);
     }
+
+    // Every decision is made: move the ids into the outcome instead of cloning them.
+    let mut ids = pool.take_ids();
+    let id_prefix = format!("m-{now_ms}-");
+    let matches = formed
+        .iter()
+        .map(|f| build_match(f, &formed_members, &plan, &pool, &mut ids, now, &id_prefix))
+        .collect();
 
     let mut timed_out = Vec::new();
     let mut remaining = Vec::new();
@@ -147,10 +171,10 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
     for &e in &by_age {
         let e = e as usize;
         match fate[e] {
-            Fate::TimedOut => timed_out.push(tickets[e].id.clone()),
+            Fate::TimedOut => timed_out.push(ids.ticket(e, tickets)),
             Fate::Waiting => {
-                remaining.push(tickets[e].id.clone());
-                let w = waited(e);
+                remaining.push(ids.ticket(e, tickets));
+                let w = pool.waited(e);
                 let timeout = plan.timeout_ms - w.min(plan.timeout_ms);
                 let due = plan.next_loosening_after(w).map_or(timeout, |d| d.min(timeout));
                 next_change = Some(next_change.map_or(due, |n| n.min(due)));
@@ -188,11 +212,18 @@ fn sortable(v: f64) -> u64 {
 }
 
 /// Offers the walk's tickets to the anchor's group until it forms a match; returns its team split.
-fn grow(group: &mut Group, mut walk: Walk, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<teams::Split> {
+fn grow(
+    group: &mut Group,
+    splitter: &mut Splitter,
+    mut walk: Walk,
+    plan: &Plan,
+    pool: &Pool,
+    limits: &Limits,
+) -> Option<f64> {
     let mut failed_splits = 0;
     loop {
         if group.players == plan.max_players {
-            if let Some(split) = finish(group, plan, pool, limits) {
+            if let Some(split) = finish(group, splitter, plan, pool, limits) {
                 return Some(split);
             }
             failed_splits += 1;
@@ -213,16 +244,16 @@ fn grow(group: &mut Group, mut walk: Walk, plan: &Plan, pool: &Pool, limits: &Li
     }
     // The walk ran out before the match was full: it may still start short, at its minimum.
     (group.players >= plan.min_players(limits).max(1))
-        .then(|| finish(group, plan, pool, limits))
+        .then(|| finish(group, splitter, plan, pool, limits))
         .flatten()
 }
 
-/// The team split of a complete candidate, if it has one.
-fn finish(group: &Group, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<teams::Split> {
+/// Splits a complete candidate into teams, if it can be; returns the split's imbalance.
+fn finish(group: &Group, splitter: &mut Splitter, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<f64> {
     if !group.roles_complete() {
         return None;
     }
-    teams::split(plan, pool, limits, &group.members)
+    splitter.split(plan, pool, limits, &group.members)
 }
 
 /// A doubly linked list over the waiting tickets in some order, from which matched tickets are
@@ -353,45 +384,37 @@ impl<'c> Walk<'c> {
     }
 }
 
-/// Turns a formed group and its split into the match the round reports.
-fn build_match(
-    split: &teams::Split,
+/// A match decided in the first pass. It is built into a [`Match`] after the last decision, so
+/// that the ids it needs can be moved out of the pool rather than cloned.
+struct Formed {
+    /// Its members' range of `formed_members`: (entry, team slot), oldest first.
+    members: std::ops::Range<usize>,
+    imbalance: Option<f64>,
+    region: Option<(usize, u32)>,
+    collections: BTreeMap<String, Vec<String>>,
+    spread: Option<f64>,
+    /// The wait of the match's oldest ticket, which sets the expansion level in force.
+    oldest_wait_ms: u64,
+}
+
+/// Records what the match of `group` is, split into teams by `team_of`.
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    imbalance: f64,
+    team_of: &[usize],
     group: &Group,
     plan: &Plan,
     pool: &Pool,
     limits: &Limits,
-    now: Timestamp,
-) -> Match {
-    let tickets = pool.tickets;
-    let mut members: Vec<(usize, usize)> = group
-        .members
-        .iter()
-        .zip(&split.team_of)
-        .map(|(&e, &t)| (e as usize, t))
-        .collect();
-    members.sort_by(|a, b| {
-        let (ta, tb) = (&tickets[a.0], &tickets[b.0]);
-        ta.created_at.cmp(&tb.created_at).then_with(|| ta.id.cmp(&tb.id))
-    });
-    let oldest = members.first().map_or(0, |m| m.0);
-    let now_ms = now.as_millis();
+    age_rank: &[u32],
+    formed_members: &mut Vec<(u32, u32)>,
+) -> Formed {
+    let start = formed_members.len();
+    formed_members.extend(group.members.iter().zip(team_of).map(|(&e, &t)| (e, u32_of(t))));
+    formed_members[start..].sort_unstable_by_key(|&(e, _)| age_rank[e as usize]);
+    let oldest = formed_members[start].0 as usize;
 
-    let teams = plan
-        .slots
-        .iter()
-        .enumerate()
-        .map(|(t, slot)| {
-            let mine = members.iter().filter(|m| m.1 == t).map(|m| &tickets[m.0]);
-            MatchTeam {
-                name: slot.name.clone(),
-                tickets: mine.clone().map(|ticket| ticket.id.clone()).collect(),
-                players: mine.flat_map(|ticket| ticket.player_ids().cloned()).collect(),
-            }
-        })
-        .collect();
-
-    let region = group.best_region();
-    let anchor = &tickets[group.members[0] as usize];
+    let anchor = &pool.tickets[group.members[0] as usize];
     let collections = plan
         .collection
         .iter()
@@ -403,8 +426,7 @@ fn build_match(
                 choose(anchor, plan, attribute, &common, limits.min_count[c] as usize),
             )
         })
-        .collect::<BTreeMap<_, _>>();
-
+        .collect();
     let spread = plan.skill.map(|_| {
         let (lo, hi) = group
             .members
@@ -415,38 +437,73 @@ fn build_match(
             });
         hi - lo
     });
-    let in_force = plan.limits(now_ms.saturating_sub(pool.entries[oldest].created_at));
-    let expansions = plan
-        .rule_set
-        .expansions
+    Formed {
+        members: start..formed_members.len(),
+        imbalance: (!plan.balance_columns.is_empty()).then_some(imbalance),
+        region: group.best_region(),
+        collections,
+        spread,
+        oldest_wait_ms: pool.waited(oldest),
+    }
+}
+
+/// Builds the match the round reports from what was decided.
+fn build_match(
+    formed: &Formed,
+    formed_members: &[(u32, u32)],
+    plan: &Plan,
+    pool: &Pool,
+    ids: &mut prepare::Ids,
+    now: Timestamp,
+    id_prefix: &str,
+) -> Match {
+    let members = &formed_members[formed.members.clone()];
+    let oldest = members.first().map_or(0, |&(e, _)| e as usize);
+    // `m-<now>-<oldest ticket>`, without the formatting machinery: this runs once per match.
+    let oldest_id = pool.ticket_id(oldest).as_str();
+    let mut match_id = String::with_capacity(id_prefix.len() + oldest_id.len());
+    match_id.push_str(id_prefix);
+    match_id.push_str(oldest_id);
+    let match_id = MatchId::new(match_id);
+    let mut waits_ms = Vec::with_capacity(members.len());
+    let teams = plan
+        .slots
         .iter()
-        .zip(&in_force.steps_applied)
-        .map(|(e, &steps)| ExpansionLevel {
-            target: plan::target_name(&e.target),
-            steps_applied: steps,
-            value: steps.checked_sub(1).and_then(|i| e.steps.get(i)).map(|s| s.value),
+        .enumerate()
+        .map(|(t, slot)| {
+            let mine = || {
+                members
+                    .iter()
+                    .filter(move |&&(_, team)| team as usize == t)
+                    .map(|&(e, _)| e as usize)
+            };
+            let players = mine().map(|e| pool.entries[e].size as usize).sum();
+            let mut team = MatchTeam {
+                name: slot.name.clone(),
+                tickets: Vec::with_capacity(mine().count()),
+                players: Vec::with_capacity(players),
+            };
+            for e in mine() {
+                team.tickets.push(ids.ticket(e, pool.tickets));
+                team.players.extend(ids.players(e, pool));
+                waits_ms.push(pool.waited(e));
+            }
+            team
         })
         .collect();
-
     Match {
-        id: MatchId::new(format!("m-{now_ms}-{}", tickets[oldest].id)),
+        id: match_id,
         queue: plan.rule_set.name.clone(),
         created_at: now,
         teams,
-        region: region.map(|(r, _)| pool.regions[r].to_owned()),
-        collections,
+        region: formed.region.map(|(r, _)| pool.regions[r].to_owned()),
+        collections: formed.collections.clone(),
         quality: MatchQuality {
-            skill_spread: spread,
-            team_imbalance: (!plan.balance_columns.is_empty()).then_some(split.imbalance),
-            worst_latency_ms: region.map(|(_, ms)| ms),
-            waits: members
-                .iter()
-                .map(|&(e, _)| TicketWait {
-                    ticket_id: tickets[e].id.clone(),
-                    waited_ms: now_ms.saturating_sub(pool.entries[e].created_at),
-                })
-                .collect(),
-            expansions,
+            skill_spread: formed.spread,
+            team_imbalance: formed.imbalance,
+            worst_latency_ms: formed.region.map(|(_, ms)| ms),
+            waits_ms,
+            expansion_steps: plan.limits(formed.oldest_wait_ms).steps_applied.clone(),
         },
     }
 }

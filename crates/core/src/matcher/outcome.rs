@@ -83,29 +83,9 @@ pub struct MatchQuality {
     /// The highest latency of any player to the chosen region, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst_latency_ms: Option<u32>,
-    /// How long each ticket waited, oldest first.
-    pub waits: Vec<TicketWait>,
-    /// The expansion level in force: the one for the match's oldest ticket.
-    pub expansions: Vec<ExpansionLevel>,
-}
-
-/// How long one ticket of a match waited for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TicketWait {
-    pub ticket_id: TicketId,
-    pub waited_ms: u64,
-}
-
-/// How far one expansion had gone for a match.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExpansionLevel {
-    /// As the rule set writes it: `rules[fair].maxDistance`.
-    pub target: String,
-    /// How many of its steps applied (0: none, the rule's own value).
-    pub steps_applied: usize,
-    /// The value in force, when a step applied.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
+    /// How long each ticket waited, in ms, in the order of [`Match::ticket_ids`].
+    pub waits_ms: Vec<u64>,
+    /// The expansion level in force, the one for the match's oldest ticket: for each of the rule
+    /// set's expansions, in order, how many of its steps applied (0: none, the rule's own value).
+    pub expansion_steps: Vec<usize>,
 }

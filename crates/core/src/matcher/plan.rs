@@ -224,11 +224,3 @@ fn limits_after(rule_set: &RuleSet, waited_ms: u64) -> Limits {
     }
     limits
 }
-
-/// How an expansion's target is written in rule sets: `rules[fair].maxDistance`.
-pub(crate) fn target_name(target: &ExpansionTarget) -> String {
-    match target {
-        ExpansionTarget::Rule { rule, field } => format!("rules[{rule}].{}", field.name()),
-        ExpansionTarget::Team { team, .. } => format!("teams[{team}].minPlayers"),
-    }
-}

@@ -7,6 +7,7 @@
 
 use super::plan::Plan;
 use crate::attribute::{AttributeType, AttributeValue};
+use crate::ids::{PlayerId, TicketId};
 use crate::ruleset::PartyAggregation;
 use crate::ticket::{Player, Ticket};
 use std::collections::BTreeMap;
@@ -111,10 +112,44 @@ pub(crate) struct Pool<'a> {
     role_ids: Vec<u16>,
     /// Interned strings, by id.
     strings: Vec<&'a str>,
+    /// The round's time, in ms.
+    now_ms: u64,
+    ids: Ids,
+}
+
+/// The pool's ticket and player ids, cloned in pool order (reading memory in order is several times
+/// faster than in the random order matches come in), to be moved into the outcome.
+#[derive(Debug, Default)]
+pub(crate) struct Ids {
+    tickets: Vec<Option<TicketId>>,
+    /// By player, flattened as in [`Entry::first_player`].
+    players: Vec<Option<PlayerId>>,
+}
+
+impl Ids {
+    /// Entry `e`'s ticket id; each is taken once, and a second take clones.
+    pub fn ticket(&mut self, e: usize, tickets: &[Ticket]) -> TicketId {
+        self.tickets
+            .get_mut(e)
+            .and_then(Option::take)
+            .unwrap_or_else(|| tickets[e].id.clone())
+    }
+
+    /// The ids of entry `e`'s players.
+    pub fn players<'s>(&'s mut self, e: usize, pool: &'s Pool) -> impl Iterator<Item = PlayerId> + 's {
+        let entry = &pool.entries[e];
+        let ticket = &pool.tickets[e];
+        (0..entry.size as usize).map(move |i| {
+            self.players
+                .get_mut(entry.first_player as usize + i)
+                .and_then(Option::take)
+                .unwrap_or_else(|| ticket.players[i].id.clone())
+        })
+    }
 }
 
 impl<'a> Pool<'a> {
-    pub fn new(tickets: &'a [Ticket], plan: &Plan<'a>) -> Self {
+    pub fn new(tickets: &'a [Ticket], plan: &Plan<'a>, now_ms: u64) -> Self {
         let distance_attrs: Vec<Attr> = plan.distance.iter().map(|d| Attr::new(plan, d.attribute)).collect();
         let balance_attrs: Vec<Attr> = plan.balance_columns.iter().map(|a| Attr::new(plan, a)).collect();
         let skill_attr = plan.skill.map(|a| Attr::new(plan, a));
@@ -126,12 +161,11 @@ impl<'a> Pool<'a> {
         let largest_team = plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
         let player_count: usize = tickets.iter().map(|t| t.players.len()).sum();
 
-        let regions = collect_regions(tickets);
         let mut pool = Pool {
             tickets,
             entries: Vec::with_capacity(tickets.len()),
-            latency: Vec::with_capacity(tickets.len() * regions.len()),
-            regions,
+            latency: Vec::new(),
+            regions: Vec::new(),
             distance: Vec::with_capacity(tickets.len() * distance_attrs.len()),
             balance: Vec::with_capacity(tickets.len() * balance_attrs.len()),
             balance_columns: balance_attrs.len(),
@@ -141,6 +175,14 @@ impl<'a> Pool<'a> {
             roles: Vec::with_capacity(player_count * composition_attrs.len()),
             role_ids: Vec::new(),
             strings: Vec::new(),
+            now_ms,
+            ids: Ids {
+                tickets: tickets.iter().map(|t| Some(t.id.clone())).collect(),
+                players: tickets
+                    .iter()
+                    .flat_map(|t| t.players.iter().map(|p| Some(p.id.clone())))
+                    .collect(),
+            },
         };
         let mut strings = Interner::default();
         let mut partitions: BTreeMap<Vec<Key>, u32> = BTreeMap::new();
@@ -260,19 +302,33 @@ impl<'a> Pool<'a> {
             }
 
             // Latencies: the party's worst to each region; a region one member did not measure is out.
-            let row = pool.latency.len();
-            pool.latency.resize(row + pool.regions.len(), 0);
-            for player in players {
-                for (r, region) in pool.regions.iter().enumerate() {
-                    let cell = &mut pool.latency[row + r];
-                    *cell = match player.latencies.get(*region) {
-                        Some(&ms) if *cell != UNMEASURED => (*cell).max(ms),
-                        _ => UNMEASURED,
-                    };
+            // The row starts at `entries × regions`, which moves when a region is added.
+            let row = |pool: &Pool| pool.entries.len() * pool.regions.len();
+            pool.latency.resize(row(&pool) + pool.regions.len(), 0);
+            for (i, player) in players.iter().enumerate() {
+                // Both the player's measurements and the known regions are sorted by name: merge them.
+                let mut r = 0;
+                for (region, &ms) in &player.latencies {
+                    while r < pool.regions.len() && pool.regions[r] < region.as_str() {
+                        let at = row(&pool) + r;
+                        pool.latency[at] = UNMEASURED;
+                        r += 1;
+                    }
+                    if pool.regions.get(r) != Some(&region.as_str()) {
+                        // Earlier members of the party did not measure the new region.
+                        pool.add_region(r, region, if i == 0 { 0 } else { UNMEASURED });
+                    }
+                    let at = row(&pool) + r;
+                    if pool.latency[at] != UNMEASURED {
+                        pool.latency[at] = pool.latency[at].max(ms);
+                    }
+                    r += 1;
                 }
+                let start = row(&pool);
+                pool.latency[start + r..start + pool.regions.len()].fill(UNMEASURED);
             }
             if plan.has_latency_rule {
-                matchable &= pool.latency[row..].iter().any(|&ms| ms != UNMEASURED);
+                matchable &= pool.latency[row(&pool)..].iter().any(|&ms| ms != UNMEASURED);
             }
 
             pool.entries.push(Entry {
@@ -299,6 +355,38 @@ impl<'a> Pool<'a> {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// How long entry `e` has waited at the round's time.
+    pub fn waited(&self, e: usize) -> u64 {
+        self.now_ms.saturating_sub(self.entries[e].created_at)
+    }
+
+    pub fn ticket_id(&self, e: usize) -> &'a TicketId {
+        &self.tickets[e].id
+    }
+
+    /// Adds a region no earlier ticket measured, at index `at` of the sorted regions. Rows already
+    /// filled get [`UNMEASURED`] there, the row being filled gets `current`. Regions are few and
+    /// show up in the first tickets, so this rarely runs and never late.
+    fn add_region(&mut self, at: usize, region: &'a str, current: u32) {
+        let width = self.regions.len();
+        // With no region yet every row is empty: the rows are the entries so far and this one.
+        let rows = self.latency.len().checked_div(width).unwrap_or(self.entries.len() + 1);
+        let mut latency = Vec::with_capacity(rows * (width + 1) + (width + 1) * 1024);
+        for row in 0..rows {
+            let old = &self.latency[row * width..(row + 1) * width];
+            latency.extend_from_slice(&old[..at]);
+            latency.push(if row + 1 == rows { current } else { UNMEASURED });
+            latency.extend_from_slice(&old[at..]);
+        }
+        self.latency = latency;
+        self.regions.insert(at, region);
+    }
+
+    /// The ids, to move into the outcome once the matching is done.
+    pub fn take_ids(&mut self) -> Ids {
+        std::mem::take(&mut self.ids)
     }
 
     /// The value the matcher sorts tickets by: the first distance rule's, else the skill attribute's.
@@ -363,20 +451,6 @@ impl Plan<'_> {
 
 fn u32_len(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// Every region any player measured, sorted and distinct.
-fn collect_regions(tickets: &[Ticket]) -> Vec<&str> {
-    let mut regions: Vec<&str> = Vec::new();
-    for player in tickets.iter().flat_map(|t| &t.players) {
-        for region in player.latencies.keys() {
-            // Players mostly measure the same few regions, so a sorted vector beats a set here.
-            if let Err(at) = regions.binary_search(&region.as_str()) {
-                regions.insert(at, region);
-            }
-        }
-    }
-    regions
 }
 
 /// The party's value of a number attribute, as `aggregation` counts a party.

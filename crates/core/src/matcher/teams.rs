@@ -19,25 +19,30 @@ const SWAP_ROUNDS: usize = 64;
 /// Team averages closer than this are equal: sums of floats are not exact.
 const EPSILON: f64 = 1e-9;
 
-/// A split of the candidate into teams.
-#[derive(Debug, Clone)]
-pub(crate) struct Split {
-    /// Team slot of each member, parallel to the members.
-    pub team_of: Vec<usize>,
-    /// The largest difference between team averages of balance column 0.
-    pub imbalance: f64,
-}
-
-/// What the search needs to know about each member and team.
+/// The candidate being split: read-only during a split.
+#[derive(Clone, Copy)]
 struct Problem<'p, 'a> {
     plan: &'p Plan<'a>,
     pool: &'p Pool<'a>,
     limits: &'p Limits,
     members: &'p [u32],
-    sizes: Vec<u32>,
+    sizes: &'p [u32],
+}
+
+/// Buffers the checks reuse, so that splitting a match allocates nothing once warm.
+#[derive(Debug, Default)]
+struct Scratch {
+    counts: Vec<u32>,
+    sums: Vec<f64>,
+    holders: Vec<Vec<u32>>,
+    visited: Vec<bool>,
 }
 
 impl Problem<'_, '_> {
+    fn teams(&self) -> usize {
+        self.plan.slots.len()
+    }
+
     fn balance(&self, member: usize, column: usize) -> f64 {
         // A rule set with nothing numeric to balance has no columns: every split is even.
         self.pool
@@ -48,66 +53,74 @@ impl Problem<'_, '_> {
     }
 
     /// The largest difference between team averages of `column`, over teams with players.
-    fn imbalance(&self, team_of: &[usize], column: usize) -> f64 {
-        let teams = self.plan.slots.len();
-        let mut sums = vec![0.0; teams];
-        let mut counts = vec![0u32; teams];
+    fn imbalance(&self, scratch: &mut Scratch, team_of: &[usize], column: usize) -> f64 {
+        self.tally(scratch, team_of, column);
+        spread_of_averages(&scratch.sums, &scratch.counts)
+    }
+
+    /// Players and the sum of `column` per team, into `scratch`.
+    fn tally(&self, scratch: &mut Scratch, team_of: &[usize], column: usize) {
+        scratch.counts.clear();
+        scratch.counts.resize(self.teams(), 0);
+        scratch.sums.clear();
+        scratch.sums.resize(self.teams(), 0.0);
         for (m, &t) in team_of.iter().enumerate() {
-            sums[t] += self.balance(m, column);
-            counts[t] += self.sizes[m];
+            scratch.sums[t] += self.balance(m, column);
+            scratch.counts[t] += self.sizes[m];
         }
-        spread_of_averages(&sums, &counts)
     }
 
-    /// Every team-balance rule holds.
-    fn balanced(&self, team_of: &[usize]) -> bool {
-        self.limits
-            .max_difference
-            .iter()
-            .enumerate()
-            .all(|(column, &limit)| self.imbalance(team_of, column) <= limit + EPSILON)
-    }
-
-    /// Every team can field every composition rule's roles.
-    fn composed(&self, team_of: &[usize]) -> bool {
-        (0..self.plan.slots.len()).all(|t| self.team_composed(team_of, t))
-    }
-
-    fn team_composed(&self, team_of: &[usize], team: usize) -> bool {
-        let rules = self.plan.composition.len();
-        self.plan.composition.iter().enumerate().all(|(c, rule)| {
-            let roles_of = |p: u32| self.pool.roles(p as usize, c, rules);
-            let mut holders = vec![Vec::new(); rule.per_team.len()];
-            let mut visited = vec![false; rule.per_team.len()];
-            let mut filled = 0;
-            let needed = rule.role_slots_per_team();
-            for (m, _) in team_of.iter().enumerate().filter(|(_, &t)| t == team) {
-                let info = &self.pool.entries[self.members[m] as usize];
-                for p in info.first_player..info.first_player + info.size {
-                    visited.iter_mut().for_each(|v| *v = false);
-                    if augment(p, &roles_of, &rule.per_team, &mut holders, &mut visited) {
-                        filled += 1;
-                    }
-                }
-            }
-            filled == needed
-        })
-    }
-
-    fn sizes_ok(&self, team_of: &[usize]) -> bool {
-        let mut counts = vec![0u32; self.plan.slots.len()];
-        for (m, &t) in team_of.iter().enumerate() {
-            counts[t] += self.sizes[m];
-        }
-        counts
+    fn sizes_ok(&self, scratch: &mut Scratch, team_of: &[usize]) -> bool {
+        self.tally(scratch, team_of, 0);
+        scratch
+            .counts
             .iter()
             .zip(&self.plan.slots)
             .zip(&self.limits.team_min)
             .all(|((&n, slot), &min)| n >= min && n <= slot.max_players)
     }
 
-    fn valid(&self, team_of: &[usize]) -> bool {
-        self.sizes_ok(team_of) && self.balanced(team_of) && self.composed(team_of)
+    /// Every team-balance rule holds.
+    fn balanced(&self, scratch: &mut Scratch, team_of: &[usize]) -> bool {
+        let limits = &self.limits.max_difference;
+        (0..limits.len()).all(|column| self.imbalance(scratch, team_of, column) <= limits[column] + EPSILON)
+    }
+
+    /// Every team can field every composition rule's roles.
+    fn composed(&self, scratch: &mut Scratch, team_of: &[usize]) -> bool {
+        self.plan.composition.is_empty() || (0..self.teams()).all(|t| self.team_composed(scratch, team_of, t))
+    }
+
+    fn team_composed(&self, scratch: &mut Scratch, team_of: &[usize], team: usize) -> bool {
+        let rules = self.plan.composition.len();
+        self.plan.composition.iter().enumerate().all(|(c, rule)| {
+            let roles_of = |p: u32| self.pool.roles(p as usize, c, rules);
+            let roles = rule.per_team.len();
+            scratch.holders.iter_mut().for_each(Vec::clear);
+            scratch.holders.resize_with(roles, Vec::new);
+            scratch.visited.resize(roles, false);
+            let mut filled = 0;
+            for (m, _) in team_of.iter().enumerate().filter(|(_, &t)| t == team) {
+                let info = &self.pool.entries[self.members[m] as usize];
+                for p in info.first_player..info.first_player + info.size {
+                    scratch.visited.iter_mut().for_each(|v| *v = false);
+                    if augment(
+                        p,
+                        &roles_of,
+                        &rule.per_team,
+                        &mut scratch.holders[..roles],
+                        &mut scratch.visited[..roles],
+                    ) {
+                        filled += 1;
+                    }
+                }
+            }
+            filled == rule.role_slots_per_team()
+        })
+    }
+
+    fn valid(&self, scratch: &mut Scratch, team_of: &[usize]) -> bool {
+        self.sizes_ok(scratch, team_of) && self.balanced(scratch, team_of) && self.composed(scratch, team_of)
     }
 }
 
@@ -126,71 +139,86 @@ pub(crate) fn spread_of_averages(sums: &[f64], counts: &[u32]) -> f64 {
     }
 }
 
-/// Splits `members` into the plan's teams, or `None` when no split satisfies the rules.
-pub(crate) fn split(plan: &Plan, pool: &Pool, limits: &Limits, members: &[u32]) -> Option<Split> {
-    let problem = Problem {
-        plan,
-        pool,
-        limits,
-        members,
-        sizes: members.iter().map(|&m| pool.entries[m as usize].size).collect(),
-    };
-    let found = if members.len() <= EXHAUSTIVE_TICKETS {
-        exhaustive(&problem)
-    } else {
-        None
-    };
-    found.or_else(|| draft(&problem))
-}
-
-/// Depth-first search over every split, keeping the valid one with the least imbalance.
-fn exhaustive(problem: &Problem) -> Option<Split> {
-    let teams = problem.plan.slots.len();
-    // Big parties first: they constrain the most, so dead ends are found near the root.
-    let mut order: Vec<usize> = (0..problem.members.len()).collect();
-    order.sort_by(|&a, &b| problem.sizes[b].cmp(&problem.sizes[a]).then(a.cmp(&b)));
-    let mut search = Search {
-        problem,
-        order,
-        team_of: vec![0; problem.members.len()],
-        counts: vec![0; teams],
-        sums: vec![0.0; teams],
-        remaining: problem.sizes.iter().sum(),
-        best: None,
-        nodes: 0,
-    };
-    search.descend(0);
-    search.best
-}
-
-struct Search<'s, 'p, 'a> {
-    problem: &'s Problem<'p, 'a>,
+/// Splits candidates into teams; one per round, its buffers reused from match to match.
+#[derive(Debug, Default)]
+pub(crate) struct Splitter {
+    sizes: Vec<u32>,
     order: Vec<usize>,
-    team_of: Vec<usize>,
+    assigned: Vec<usize>,
     counts: Vec<u32>,
     sums: Vec<f64>,
-    /// Players not yet placed.
-    remaining: u32,
-    best: Option<Split>,
+    best: Vec<usize>,
+    best_imbalance: Option<f64>,
     nodes: u32,
+    remaining: u32,
+    scratch: Scratch,
 }
 
-impl Search<'_, '_, '_> {
-    fn descend(&mut self, depth: usize) {
+impl Splitter {
+    /// Splits `members` into the plan's teams; on success the split is in [`Splitter::team_of`] and
+    /// the imbalance (of balance column 0) is returned. `None` when no split satisfies the rules.
+    pub fn split(&mut self, plan: &Plan, pool: &Pool, limits: &Limits, members: &[u32]) -> Option<f64> {
+        self.sizes.clear();
+        self.sizes
+            .extend(members.iter().map(|&m| pool.entries[m as usize].size));
+        let sizes = std::mem::take(&mut self.sizes);
+        let problem = Problem {
+            plan,
+            pool,
+            limits,
+            members,
+            sizes: &sizes,
+        };
+        let found = if members.len() <= EXHAUSTIVE_TICKETS {
+            self.exhaustive(problem)
+        } else {
+            None
+        };
+        let found = found.or_else(|| self.draft(problem));
+        self.sizes = sizes;
+        found
+    }
+
+    /// The team slot of each member, parallel to the members of the last successful split.
+    pub fn team_of(&self) -> &[usize] {
+        &self.best
+    }
+
+    /// Depth-first search over every split, keeping the valid one with the least imbalance.
+    fn exhaustive(&mut self, problem: Problem) -> Option<f64> {
+        let teams = problem.teams();
+        let n = problem.members.len();
+        // Big parties first: they constrain the most, so dead ends are found near the root.
+        self.order.clear();
+        self.order.extend(0..n);
+        self.order
+            .sort_by(|&a, &b| problem.sizes[b].cmp(&problem.sizes[a]).then(a.cmp(&b)));
+        self.assigned.clear();
+        self.assigned.resize(n, 0);
+        self.counts.clear();
+        self.counts.resize(teams, 0);
+        self.sums.clear();
+        self.sums.resize(teams, 0.0);
+        self.remaining = problem.sizes.iter().sum();
+        self.best_imbalance = None;
+        self.nodes = 0;
+        self.descend(problem, 0);
+        self.best_imbalance
+    }
+
+    fn descend(&mut self, problem: Problem, depth: usize) {
         self.nodes += 1;
-        if self.nodes > NODE_BUDGET || self.best.as_ref().is_some_and(|b| b.imbalance <= EPSILON) {
+        if self.nodes > NODE_BUDGET || self.best_imbalance.is_some_and(|b| b <= EPSILON) {
             return;
         }
-        let problem = self.problem;
         let slots = &problem.plan.slots;
         let Some(&member) = self.order.get(depth) else {
             let imbalance = spread_of_averages(&self.sums, &self.counts);
-            let better = self.best.as_ref().is_none_or(|b| imbalance < b.imbalance - EPSILON);
-            if better && problem.valid(&self.team_of) {
-                self.best = Some(Split {
-                    team_of: self.team_of.clone(),
-                    imbalance,
-                });
+            let better = self.best_imbalance.is_none_or(|b| imbalance < b - EPSILON);
+            if better && problem.valid(&mut self.scratch, &self.assigned) {
+                self.best.clear();
+                self.best.extend_from_slice(&self.assigned);
+                self.best_imbalance = Some(imbalance);
             }
             return;
         };
@@ -213,7 +241,7 @@ impl Search<'_, '_, '_> {
             self.counts[team] += size;
             self.sums[team] += value;
             self.remaining -= size;
-            self.team_of[member] = team;
+            self.assigned[member] = team;
             // Prune when the players left cannot bring every team up to its minimum.
             let shortfall: u32 = self
                 .counts
@@ -222,118 +250,119 @@ impl Search<'_, '_, '_> {
                 .map(|(&n, &min)| min.saturating_sub(n))
                 .sum();
             if shortfall <= self.remaining {
-                self.descend(depth + 1);
+                self.descend(problem, depth + 1);
             }
             self.counts[team] -= size;
             self.sums[team] -= value;
             self.remaining += size;
         }
     }
-}
 
-/// A greedy draft, then swaps: for matches too big to search.
-///
-/// Teams are given target sizes (their minimums, then the rest round-robin up to their maximums).
-/// Tickets, biggest parties and then highest values first, go to the team with room whose sum is
-/// lowest: a snake draft that also works with parties. Then, while it helps, a ticket of the team with
-/// the highest average swaps with one of the same size from the team with the lowest.
-fn draft(problem: &Problem) -> Option<Split> {
-    let slots = &problem.plan.slots;
-    let teams = slots.len();
-    let total: u32 = problem.sizes.iter().sum();
-    let mut targets = problem.limits.team_min.clone();
-    let mut left = total.checked_sub(targets.iter().sum())?;
-    while left > 0 {
-        let before = left;
-        for (t, slot) in slots.iter().enumerate() {
-            if left > 0 && targets[t] < slot.max_players {
-                targets[t] += 1;
-                left -= 1;
+    /// A greedy draft, then swaps: for matches too big to search.
+    ///
+    /// Teams are given target sizes (their minimums, then the rest round-robin up to their
+    /// maximums). Tickets, biggest parties and then highest values first, go to the team with room
+    /// whose sum is lowest: a snake draft that also works with parties. Then, while it helps, a ticket
+    /// of the team with the highest average swaps with one of the same size from the team with the
+    /// lowest.
+    fn draft(&mut self, problem: Problem) -> Option<f64> {
+        let slots = &problem.plan.slots;
+        let teams = slots.len();
+        let total: u32 = problem.sizes.iter().sum();
+        let mut targets = problem.limits.team_min.clone();
+        let mut left = total.checked_sub(targets.iter().sum())?;
+        while left > 0 {
+            let before = left;
+            for (t, slot) in slots.iter().enumerate() {
+                if left > 0 && targets[t] < slot.max_players {
+                    targets[t] += 1;
+                    left -= 1;
+                }
+            }
+            if left == before {
+                return None;
             }
         }
-        if left == before {
-            return None;
+
+        let mut order: Vec<usize> = (0..problem.members.len()).collect();
+        order.sort_by(|&a, &b| {
+            let per_player = |m: usize| problem.balance(m, 0) / f64::from(problem.sizes[m].max(1));
+            problem.sizes[b]
+                .cmp(&problem.sizes[a])
+                .then(per_player(b).total_cmp(&per_player(a)))
+                .then(a.cmp(&b))
+        });
+        let mut team_of = vec![0; problem.members.len()];
+        let mut counts = vec![0u32; teams];
+        let mut sums = vec![0.0f64; teams];
+        for &m in &order {
+            let size = problem.sizes[m];
+            let pick = |limit: &dyn Fn(usize) -> u32| {
+                (0..teams)
+                    .filter(|&t| counts[t] + size <= limit(t))
+                    .min_by(|&a, &b| sums[a].total_cmp(&sums[b]).then(a.cmp(&b)))
+            };
+            let team = pick(&|t| targets[t]).or_else(|| pick(&|t| slots[t].max_players))?;
+            team_of[m] = team;
+            counts[team] += size;
+            sums[team] += problem.balance(m, 0);
         }
-    }
 
-    let mut order: Vec<usize> = (0..problem.members.len()).collect();
-    order.sort_by(|&a, &b| {
-        let per_player = |m: usize| problem.balance(m, 0) / f64::from(problem.sizes[m].max(1));
-        problem.sizes[b]
-            .cmp(&problem.sizes[a])
-            .then(per_player(b).total_cmp(&per_player(a)))
-            .then(a.cmp(&b))
-    });
-    let mut team_of = vec![0; problem.members.len()];
-    let mut counts = vec![0u32; teams];
-    let mut sums = vec![0.0f64; teams];
-    for &m in &order {
-        let size = problem.sizes[m];
-        let pick = |limit: &dyn Fn(usize) -> u32| {
-            (0..teams)
-                .filter(|&t| counts[t] + size <= limit(t))
-                .min_by(|&a, &b| sums[a].total_cmp(&sums[b]).then(a.cmp(&b)))
+        // Swaps between the highest and the lowest team, while they reduce (failing teams, imbalance).
+        let scratch = &mut self.scratch;
+        let mut score = |team_of: &[usize]| {
+            let failing = if problem.plan.composition.is_empty() {
+                0
+            } else {
+                (0..teams)
+                    .filter(|&t| !problem.team_composed(scratch, team_of, t))
+                    .count()
+            };
+            (failing, problem.imbalance(scratch, team_of, 0))
         };
-        let team = pick(&|t| targets[t]).or_else(|| pick(&|t| slots[t].max_players))?;
-        team_of[m] = team;
-        counts[team] += size;
-        sums[team] += problem.balance(m, 0);
-    }
-
-    // Swaps between the highest and the lowest team, while they reduce (failing teams, imbalance).
-    let score = |team_of: &[usize]| {
-        let failing = if problem.plan.composition.is_empty() {
-            0
-        } else {
-            (0..teams).filter(|&t| !problem.team_composed(team_of, t)).count()
-        };
-        (failing, problem.imbalance(team_of, 0))
-    };
-    let mut current = score(&team_of);
-    for _ in 0..SWAP_ROUNDS {
-        let averages: Vec<f64> = (0..teams)
-            .map(|t| {
+        let better = |a: (usize, f64), b: (usize, f64)| a.0 < b.0 || (a.0 == b.0 && a.1 < b.1 - EPSILON);
+        let mut current = score(&team_of);
+        for _ in 0..SWAP_ROUNDS {
+            let average = |t: usize| {
                 if counts[t] == 0 {
                     0.0
                 } else {
                     sums[t] / f64::from(counts[t])
                 }
-            })
-            .collect();
-        let by_average = |a: &usize, b: &usize| averages[*a].total_cmp(&averages[*b]).then(a.cmp(b));
-        let (Some(high), Some(low)) = ((0..teams).max_by(by_average), (0..teams).min_by(by_average)) else {
-            break;
-        };
-        let mut best: Option<((usize, f64), usize, usize)> = None;
-        let highs: Vec<usize> = (0..team_of.len()).filter(|&m| team_of[m] == high).collect();
-        let lows: Vec<usize> = (0..team_of.len()).filter(|&m| team_of[m] == low).collect();
-        for &a in &highs {
-            for &b in lows.iter().filter(|&&b| problem.sizes[b] == problem.sizes[a]) {
-                team_of[a] = low;
-                team_of[b] = high;
-                let candidate = score(&team_of);
-                team_of[a] = high;
-                team_of[b] = low;
-                let improves =
-                    candidate.0 < current.0 || (candidate.0 == current.0 && candidate.1 < current.1 - EPSILON);
-                let beats_best = best
-                    .is_none_or(|(s, _, _)| candidate.0 < s.0 || (candidate.0 == s.0 && candidate.1 < s.1 - EPSILON));
-                if improves && beats_best {
-                    best = Some((candidate, a, b));
+            };
+            let by_average = |a: &usize, b: &usize| average(*a).total_cmp(&average(*b)).then(a.cmp(b));
+            let (Some(high), Some(low)) = ((0..teams).max_by(by_average), (0..teams).min_by(by_average)) else {
+                break;
+            };
+            let highs: Vec<usize> = (0..team_of.len()).filter(|&m| team_of[m] == high).collect();
+            let lows: Vec<usize> = (0..team_of.len()).filter(|&m| team_of[m] == low).collect();
+            let mut best: Option<((usize, f64), usize, usize)> = None;
+            for &a in &highs {
+                for &b in lows.iter().filter(|&&b| problem.sizes[b] == problem.sizes[a]) {
+                    team_of[a] = low;
+                    team_of[b] = high;
+                    let candidate = score(&team_of);
+                    team_of[a] = high;
+                    team_of[b] = low;
+                    if better(candidate, current) && best.is_none_or(|(s, _, _)| better(candidate, s)) {
+                        best = Some((candidate, a, b));
+                    }
                 }
             }
+            let Some((candidate, a, b)) = best else { break };
+            team_of[a] = low;
+            team_of[b] = high;
+            let (va, vb) = (problem.balance(a, 0), problem.balance(b, 0));
+            sums[high] += vb - va;
+            sums[low] += va - vb;
+            current = candidate;
         }
-        let Some((candidate, a, b)) = best else { break };
-        team_of[a] = low;
-        team_of[b] = high;
-        let (va, vb) = (problem.balance(a, 0), problem.balance(b, 0));
-        sums[high] += vb - va;
-        sums[low] += va - vb;
-        current = candidate;
-    }
 
-    problem.valid(&team_of).then(|| Split {
-        imbalance: problem.imbalance(&team_of, 0),
-        team_of,
-    })
+        if !problem.valid(&mut self.scratch, &team_of) {
+            return None;
+        }
+        let imbalance = problem.imbalance(&mut self.scratch, &team_of, 0);
+        self.best = team_of;
+        Some(imbalance)
+    }
 }

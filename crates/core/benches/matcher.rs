@@ -1,0 +1,185 @@
+//! The matcher's benchmark: `cargo bench -p queuematch-core`.
+//!
+//! For pools of 10k and 100k waiting tickets of `ranked-1v1` and `ranked-5v5` (synthetic players from
+//! the simulator's population, ages spread over the last minute), it prints:
+//! - the round's CPU time and tickets matched per second, on one thread;
+//! - the round's time as a multiple of sorting the same tickets by skill;
+//! - for 1v1, the time of a naive greedy matcher that scans every waiting ticket for each anchor,
+//!   given the same rules and expansions and the same preprocessed numbers (so it is not slowed
+//!   by attribute lookups), measured in the same run, and the ratio.
+//!
+//! The naive matcher is quadratic: at 100k it runs once (about a minute); everything else is the
+//! median of several runs. `QM_BENCH_SKIP_NAIVE_100K=1` skips that one run; `QM_BENCH_ONLY=ranked-1v1`
+//! runs one rule set.
+
+use cpu_time::ThreadTime;
+use queuematch_core::matcher::round;
+use queuematch_core::ruleset::{ExpansionTarget, RuleField, RuleKind};
+use queuematch_core::simulate::Population;
+use queuematch_core::{RuleSet, Ticket, Timestamp};
+use std::hint::black_box;
+use std::time::Duration;
+
+const SIZES: [usize; 2] = [10_000, 100_000];
+const NOW: Timestamp = Timestamp(10_000_000);
+/// Tickets' ages spread over this much time before the round.
+const AGES_MS: u64 = 60_000;
+
+fn example(name: &str) -> RuleSet {
+    let path = format!("{}/../../examples/rulesets/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    RuleSet::from_json_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The median CPU time of this thread over `runs` runs of `f`, and its last result. CPU time, not
+/// wall time: on a shared machine the wall clock also counts other processes' turns.
+fn median<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut times = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs {
+        // The previous result is dropped outside the timed region.
+        drop(last.take());
+        let start = ThreadTime::now();
+        let out = black_box(f());
+        times.push(start.elapsed());
+        last = Some(out);
+    }
+    times.sort();
+    (times[runs / 2], last.unwrap_or_else(|| panic!("no runs")))
+}
+
+fn skill(t: &Ticket) -> f64 {
+    t.players
+        .first()
+        .and_then(|p| p.attributes.get("skill"))
+        .and_then(|v| v.as_number())
+        .unwrap_or(1500.0)
+}
+
+/// The yardstick: read each ticket's skill and sort the tickets by it.
+fn sort_by_skill(pool: &[Ticket]) -> usize {
+    let mut keyed: Vec<(f64, &Ticket)> = pool.iter().map(|t| (skill(t), t)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    keyed.len()
+}
+
+/// A naive greedy 1v1 matcher: oldest first, each anchor scans every other waiting ticket for the
+/// closest skill within the distance limit that shares a region within the latency limit, both at
+/// the anchor's expansion level. Returns the tickets matched.
+fn naive_1v1(pool: &[Ticket], rules: &RuleSet, now: Timestamp) -> usize {
+    let (mut distance, mut latency) = (f64::INFINITY, f64::INFINITY);
+    for rule in &rules.rules {
+        match rule.kind {
+            RuleKind::Distance { max_distance, .. } => distance = max_distance,
+            RuleKind::Latency { max_latency } => latency = f64::from(max_latency),
+            _ => {}
+        }
+    }
+    let expanded = |name: &str, field, base: f64, waited_s: f64| {
+        rules
+            .expansion_for(&ExpansionTarget::Rule {
+                rule: name.to_owned(),
+                field,
+            })
+            .and_then(|e| e.value_after(waited_s))
+            .unwrap_or(base)
+    };
+    let regions = ["us-east-1", "eu-west-1", "ap-northeast-1"];
+    let skills: Vec<f64> = pool.iter().map(skill).collect();
+    let latencies: Vec<[u32; 3]> = pool
+        .iter()
+        .map(|t| regions.map(|r| t.players[0].latencies.get(r).copied().unwrap_or(u32::MAX)))
+        .collect();
+    let mut order: Vec<usize> = (0..pool.len()).collect();
+    order.sort_by(|&a, &b| {
+        pool[a]
+            .created_at
+            .cmp(&pool[b].created_at)
+            .then(pool[a].id.cmp(&pool[b].id))
+    });
+    let mut used = vec![false; pool.len()];
+    let mut matched = 0;
+    for &i in &order {
+        if used[i] {
+            continue;
+        }
+        let waited_s = now.since(pool[i].created_at).as_secs_f64();
+        let max_distance = expanded("fair", RuleField::MaxDistance, distance, waited_s);
+        let max_latency = expanded("ping", RuleField::MaxLatency, latency, waited_s);
+        let mut best: Option<(f64, usize)> = None;
+        for j in 0..pool.len() {
+            if used[j] || j == i {
+                continue;
+            }
+            let gap = (skills[i] - skills[j]).abs();
+            if gap > max_distance || best.is_some_and(|(g, _)| g <= gap) {
+                continue;
+            }
+            let reachable = (0..3).any(|r| f64::from(latencies[i][r].max(latencies[j][r])) <= max_latency);
+            if reachable {
+                best = Some((gap, j));
+            }
+        }
+        if let Some((_, j)) = best {
+            used[i] = true;
+            used[j] = true;
+            matched += 2;
+        }
+    }
+    matched
+}
+
+fn main() {
+    let skip_naive_100k = std::env::var_os("QM_BENCH_SKIP_NAIVE_100K").is_some();
+    println!("queuematch matcher benchmark: one thread, release build; CPU times, medians unless marked once");
+    println!();
+    println!(
+        "{:<11} {:>7} {:>10} {:>9} {:>15} {:>9} {:>11} {:>12} {:>10}",
+        "rule set", "pool", "round", "matched", "tickets/s", "sort", "round/sort", "naive", "naive/round"
+    );
+    let only = std::env::var("QM_BENCH_ONLY").ok();
+    for name in ["ranked-1v1", "ranked-5v5"] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let rules = example(name);
+        for size in SIZES {
+            let pool = Population::new(&rules, 42).waiting_pool(size, NOW, AGES_MS);
+            let runs = if size > 10_000 { 5 } else { 15 };
+            let (round_time, outcome) = median(runs, || round(&pool, &rules, NOW));
+            let matched: usize = outcome.matches.iter().map(|m| m.ticket_ids().count()).sum();
+            let (sort_time, _) = median(runs, || sort_by_skill(&pool));
+            let naive = if name == "ranked-1v1" && !(size > 10_000 && skip_naive_100k) {
+                let naive_runs = if size > 10_000 { 1 } else { 3 };
+                let (t, naive_matched) = median(naive_runs, || naive_1v1(&pool, &rules, NOW));
+                let once = if naive_runs == 1 { " once" } else { "" };
+                Some((t, naive_matched, once))
+            } else {
+                None
+            };
+            let per_second = matched as f64 / round_time.as_secs_f64();
+            let (naive_time, naive_ratio) = match naive {
+                Some((t, naive_matched, once)) => (
+                    format!("{:.1} ms{once}", t.as_secs_f64() * 1e3),
+                    format!(
+                        "{:.0}x ({naive_matched} m.)",
+                        t.as_secs_f64() / round_time.as_secs_f64()
+                    ),
+                ),
+                None => ("-".to_owned(), "-".to_owned()),
+            };
+            println!(
+                "{:<11} {:>7} {:>7.2} ms {:>9} {:>15.0} {:>6.2} ms {:>10.2}x {:>12} {:>10}",
+                name,
+                size,
+                round_time.as_secs_f64() * 1e3,
+                matched,
+                per_second,
+                sort_time.as_secs_f64() * 1e3,
+                round_time.as_secs_f64() / sort_time.as_secs_f64(),
+                naive_time,
+                naive_ratio,
+            );
+        }
+    }
+}

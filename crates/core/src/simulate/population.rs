@@ -1,0 +1,254 @@
+//! Synthetic players for a rule set: what the simulator and the benchmark feed the matcher.
+//!
+//! Players get what the rule set reads and nothing else: skill where a distance or team-balance rule
+//! reads a number, latencies to three regions where a latency rule asks, roles weighted by what a
+//! composition needs, collection values, unique values for `!=` rules. Parties form where the teams
+//! allow them. Everything comes from one seeded ChaCha stream and arithmetic written out here (no
+//! library distributions, whose algorithms may change between versions), so a seed gives the same
+//! players on every machine.
+
+use crate::attribute::{AttributeType, AttributeValue};
+use crate::ruleset::{ComparisonOp, RuleKind, RuleSet};
+use crate::ticket::{Player, Ticket};
+use crate::time::Timestamp;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Regions synthetic players measure, and the share of players living nearest to each.
+const REGIONS: [(&str, f64); 3] = [("us-east-1", 0.5), ("eu-west-1", 0.35), ("ap-northeast-1", 0.15)];
+/// Skill is normal around the attribute's default (or 1500) with this standard deviation.
+const SKILL_SD: f64 = 300.0;
+/// How far a party member's skill strays from the party's.
+const PARTY_SKILL_SD: f64 = 100.0;
+/// The share of tickets that are parties, where parties are possible.
+const PARTY_SHARE: f64 = 0.3;
+/// Largest party generated (the API allows 10; real parties are mostly small).
+const MAX_PARTY: u32 = 5;
+/// Values of a collection attribute that has no default to draw from.
+const COLLECTION_VALUES: [&str; 3] = ["alpha", "bravo", "charlie"];
+
+/// A seeded source of synthetic tickets for one rule set.
+#[derive(Debug, Clone)]
+pub struct Population<'r> {
+    rule_set: &'r RuleSet,
+    rng: ChaCha8Rng,
+    /// Number attributes a skill rule reads, with their mean.
+    skills: Vec<(&'r str, f64)>,
+    /// String or number attributes every player must share: players get the default.
+    shared: Vec<(&'r str, AttributeValue)>,
+    /// Attributes no two players may share: each player gets their own.
+    unique: Vec<(&'r str, AttributeType)>,
+    /// Collection attributes and the values players choose among.
+    collections: Vec<(&'r str, Vec<String>)>,
+    /// Composition attributes and each role's weight (its count per team).
+    compositions: Vec<(&'r str, Vec<(String, f64)>)>,
+    latencies: bool,
+    largest_party: u32,
+    next_player: u64,
+}
+
+impl<'r> Population<'r> {
+    pub fn new(rule_set: &'r RuleSet, seed: u64) -> Self {
+        let mut population = Population {
+            rule_set,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            skills: Vec::new(),
+            shared: Vec::new(),
+            unique: Vec::new(),
+            collections: Vec::new(),
+            compositions: Vec::new(),
+            latencies: false,
+            largest_party: rule_set
+                .teams
+                .iter()
+                .map(|t| t.max_players)
+                .max()
+                .unwrap_or(1)
+                .min(MAX_PARTY),
+            next_player: 0,
+        };
+        let default = |name: &str| rule_set.attribute(name).and_then(|a| a.default.clone());
+        for rule in &rule_set.rules {
+            match &rule.kind {
+                RuleKind::Distance { attribute, .. } | RuleKind::TeamBalance { attribute, .. } => {
+                    if !population.skills.iter().any(|(a, _)| a == attribute) {
+                        let mean = default(attribute).and_then(|d| d.as_number()).unwrap_or(1500.0);
+                        population.skills.push((attribute, mean));
+                    }
+                }
+                RuleKind::Latency { .. } => population.latencies = true,
+                RuleKind::Comparison { attribute, operation } => {
+                    let kind = rule_set.attribute(attribute).map_or(AttributeType::String, |a| a.kind);
+                    match operation {
+                        ComparisonOp::Equal => {
+                            let value = default(attribute).unwrap_or(match kind {
+                                AttributeType::Number => AttributeValue::Number(0.0),
+                                _ => AttributeValue::String("default".into()),
+                            });
+                            population.shared.push((attribute, value));
+                        }
+                        ComparisonOp::NotEqual => population.unique.push((attribute, kind)),
+                    }
+                }
+                RuleKind::Collection { attribute, .. } => {
+                    let values = default(attribute)
+                        .and_then(|d| d.as_string_list().map(<[String]>::to_vec))
+                        .filter(|v| !v.is_empty())
+                        .unwrap_or_else(|| COLLECTION_VALUES.iter().map(|v| v.to_string()).collect());
+                    population.collections.push((attribute, values));
+                }
+                RuleKind::Composition { attribute, per_team } => {
+                    let weights = per_team.iter().map(|(role, &n)| (role.clone(), f64::from(n))).collect();
+                    population.compositions.push((attribute, weights));
+                }
+            }
+        }
+        population
+    }
+
+    /// A uniform draw from [0, 1), from the top 53 bits of the stream.
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal draw (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let u = 1.0 - self.unit(); // in (0, 1]: ln is finite
+        let v = self.unit();
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
+    /// An index drawn with the given weights.
+    fn weighted(&mut self, weights: &[f64]) -> usize {
+        let total: f64 = weights.iter().sum();
+        let mut x = self.unit() * total;
+        for (i, w) in weights.iter().enumerate() {
+            if x < *w {
+                return i;
+            }
+            x -= w;
+        }
+        weights.len().saturating_sub(1)
+    }
+
+    /// How many players the next ticket has, at most `cap`.
+    pub fn party_size(&mut self, cap: u32) -> u32 {
+        let largest = self.largest_party.min(cap).max(1);
+        if largest == 1 || self.unit() >= PARTY_SHARE {
+            return 1;
+        }
+        2 + (self.unit() * f64::from(largest - 1)) as u32 % (largest - 1)
+    }
+
+    /// A ticket of `size` players, created at `created_at`.
+    pub fn ticket(&mut self, id: String, size: u32, created_at: Timestamp) -> Ticket {
+        let skills: Vec<f64> = self
+            .skills
+            .clone()
+            .iter()
+            .map(|(_, mean)| mean + SKILL_SD * self.normal())
+            .collect();
+        let home = self.weighted(&REGIONS.map(|(_, share)| share));
+        let collections: Vec<Vec<String>> = self
+            .collections
+            .clone()
+            .iter()
+            .map(|(_, values)| {
+                // The party chose together: one list for all its members, never empty.
+                let mut chosen: Vec<String> = values.iter().filter(|_| self.unit() < 0.6).cloned().collect();
+                if chosen.is_empty() {
+                    let pick = (self.unit() * values.len() as f64) as usize % values.len().max(1);
+                    chosen.extend(values.get(pick).cloned());
+                }
+                chosen
+            })
+            .collect();
+        let players = (0..size.max(1))
+            .map(|_| self.player(&skills, home, &collections, size > 1))
+            .collect();
+        Ticket::queued(id, self.rule_set.name.clone(), players, created_at)
+    }
+
+    fn player(&mut self, party_skills: &[f64], home: usize, collections: &[Vec<String>], in_party: bool) -> Player {
+        let n = self.next_player;
+        self.next_player += 1;
+        let mut player = Player::new(format!("player-{n:07}"));
+        for (&(name, _), &party_skill) in self.skills.clone().iter().zip(party_skills) {
+            let skill = if in_party {
+                party_skill + PARTY_SKILL_SD * self.normal()
+            } else {
+                party_skill
+            };
+            player = player.with_attribute(name, AttributeValue::Number(skill.max(0.0).round()));
+        }
+        for (name, value) in &self.shared {
+            player = player.with_attribute(name, value.clone());
+        }
+        for &(name, kind) in &self.unique {
+            let value = match kind {
+                AttributeType::Number => AttributeValue::Number(n as f64),
+                _ => AttributeValue::String(format!("player-{n:07}")),
+            };
+            player = player.with_attribute(name, value);
+        }
+        for ((name, _), chosen) in self.collections.iter().zip(collections) {
+            player = player.with_attribute(name, AttributeValue::StringList(chosen.clone()));
+        }
+        for (name, weights) in self.compositions.clone() {
+            let counts: Vec<f64> = weights.iter().map(|(_, w)| *w).collect();
+            let first = self.weighted(&counts);
+            let mut roles = vec![weights[first].0.clone()];
+            // A quarter of players are happy with a second role.
+            if weights.len() > 1 && self.unit() < 0.25 {
+                let others = weights.len() - 1;
+                let second = (first + 1 + (self.unit() * others as f64) as usize % others) % weights.len();
+                roles.push(weights[second].0.clone());
+            }
+            player = player.with_attribute(name, AttributeValue::StringList(roles));
+        }
+        if self.latencies {
+            for (r, (region, _)) in REGIONS.iter().enumerate() {
+                let ms = if r == home {
+                    15.0 + 45.0 * self.unit()
+                } else {
+                    70.0 + 150.0 * self.unit()
+                };
+                player = player.with_latency(region, ms.round() as u32);
+            }
+        }
+        player
+    }
+
+    /// `players` players arriving at `rate` per second from time zero, in tickets (parties where
+    /// allowed), oldest first: a Poisson process, with gaps scaled by each ticket's size.
+    pub fn arrivals(&mut self, players: u32, rate: f64) -> Vec<Ticket> {
+        let mut tickets = Vec::new();
+        let mut left = players;
+        let mut at_ms = 0.0f64;
+        while left > 0 {
+            let size = self.party_size(left);
+            let gap_s = -(1.0 - self.unit()).ln() * f64::from(size) / rate.max(f64::MIN_POSITIVE);
+            at_ms += gap_s * 1000.0;
+            let id = format!("ticket-{:07}", tickets.len());
+            tickets.push(self.ticket(id, size, Timestamp(at_ms as u64)));
+            left -= size;
+        }
+        tickets
+    }
+
+    /// A pool of `count` tickets that arrived evenly over the `spread_ms` before `now`, as the pool
+    /// of a busy queue looks at one round (the benchmark's input).
+    pub fn waiting_pool(&mut self, count: usize, now: Timestamp, spread_ms: u64) -> Vec<Ticket> {
+        (0..count)
+            .map(|i| {
+                let size = self.party_size(u32::MAX);
+                let age = (self.unit() * spread_ms as f64) as u64;
+                self.ticket(
+                    format!("ticket-{i:07}"),
+                    size,
+                    Timestamp(now.as_millis().saturating_sub(age)),
+                )
+            })
+            .collect()
+    }
+}
