@@ -8,11 +8,13 @@ pub mod event;
 pub mod identity;
 pub mod ids;
 pub mod matcher;
+pub mod ports;
 pub mod ruleset;
 pub mod simulate;
 pub mod status;
 pub mod ticket;
 pub mod ticket_request;
+pub mod usecases;
 pub mod time;
 
 pub use attribute::{AttributeType, AttributeValue};

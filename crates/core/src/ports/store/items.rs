@@ -1,0 +1,575 @@
+//! Typed items: what each item of the single table means, as pure functions from domain types to
+//! [`Item`]s and [`Write`]s and back. The key layout is DESIGN.md's table; every use case builds its
+//! writes here, so the layout is written down once.
+//!
+//! Sort keys that hold times are zero-padded to 20 digits (all of `u64`), so that string order, the
+//! only order DynamoDB knows, is time order.
+
+use super::{Condition, IndexKey, Item, Key, Stored, Write, MAX_TRANSACTION_OPERATIONS};
+use crate::ids::{MatchId, PlayerId, SessionId, TicketId};
+use crate::matcher::Match;
+use crate::ports::error::PortError;
+use crate::status::{SessionStatus, TicketStatus};
+use crate::ticket::Ticket;
+use crate::time::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How many shards a pool is spread over by default (DESIGN.md: S = 4).
+pub const DEFAULT_POOL_SHARDS: u32 = 4;
+
+/// A value read back from the store, with the version a later write must name to replace it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// Reads the body of `stored` as a `T`.
+pub fn read<T: DeserializeOwned>(stored: &Stored) -> Result<Versioned<T>, PortError> {
+    let value = serde_json::from_value(stored.item.body.clone()).map_err(|e| PortError::Corrupt {
+        key: stored.item.key.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Versioned {
+        value,
+        version: stored.version,
+    })
+}
+
+fn body<T: Serialize>(key: &Key, value: &T) -> Result<serde_json::Value, PortError> {
+    serde_json::to_value(value).map_err(|e| PortError::invalid(format!("{key} cannot be serialised: {e}")))
+}
+
+fn padded(at: Timestamp) -> String {
+    format!("{:020}", at.as_millis())
+}
+
+// ---- pools -------------------------------------------------------------------------------------
+
+/// One pool: the tickets of one queue that can match each other (one `=` comparison partition).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PoolRef {
+    pub queue: String,
+    pub partition: String,
+}
+
+impl PoolRef {
+    pub fn new(queue: impl Into<String>, partition: impl Into<String>) -> Self {
+        Self {
+            queue: queue.into(),
+            partition: partition.into(),
+        }
+    }
+
+    /// `POOL#<queue>#<partition>#<shard>`: the pool index partition of one shard.
+    pub fn shard_partition(&self, shard: u32) -> String {
+        format!("POOL#{}#{}#{shard}", self.queue, self.partition)
+    }
+
+    /// Every shard's pool index partition: a round queries them all.
+    pub fn shard_partitions(&self, shards: u32) -> impl Iterator<Item = String> + '_ {
+        (0..shards.max(1)).map(|s| self.shard_partition(s))
+    }
+
+    /// `POOL#<queue>#<partition>` / `LEASE`.
+    pub fn lease_key(&self) -> Key {
+        Key::new(format!("POOL#{}#{}", self.queue, self.partition), "LEASE")
+    }
+}
+
+/// The shard of a ticket: FNV-1a of its id, mod `shards`. FNV rather than std's hasher because the
+/// shard is stored: it must not change between Rust releases or machines.
+pub fn pool_shard(ticket: &TicketId, shards: u32) -> u32 {
+    let hash = ticket.as_str().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    u32::try_from(hash % u64::from(shards.max(1))).unwrap_or(0)
+}
+
+/// Who holds a pool's lease, until when, and when its next `pool-tick` is due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolLease {
+    pub holder: String,
+    pub until: Timestamp,
+    /// Deduplicates scheduled ticks: a tick is scheduled only when none is due sooner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_tick_at: Option<Timestamp>,
+}
+
+/// Takes the lease of `pool` for `holder` until `now + ttl`; fails with `ConditionFailed` while anyone
+/// (the same holder included) holds an unexpired lease. The item expires with the lease, so a crashed
+/// holder's lease frees itself.
+pub fn take_lease(pool: &PoolRef, holder: &str, now: Timestamp, ttl: Duration) -> Result<Write, PortError> {
+    let lease = PoolLease {
+        holder: holder.to_owned(),
+        until: now.plus(ttl),
+        next_tick_at: None,
+    };
+    Ok(Write::put(lease_item(pool, &lease)?, Condition::Absent))
+}
+
+/// Replaces a lease read at `current` (to extend it or record the next tick); fails if anyone wrote
+/// it since, or it expired.
+pub fn renew_lease(pool: &PoolRef, current: &Versioned<PoolLease>, lease: &PoolLease) -> Result<Write, PortError> {
+    Ok(Write::put(
+        lease_item(pool, lease)?,
+        Condition::Version(current.version),
+    ))
+}
+
+/// Gives a lease up early, if it is still the one read.
+pub fn release_lease(pool: &PoolRef, current: &Versioned<PoolLease>) -> Write {
+    Write::delete(pool.lease_key(), Condition::Version(current.version))
+}
+
+fn lease_item(pool: &PoolRef, lease: &PoolLease) -> Result<Item, PortError> {
+    let key = pool.lease_key();
+    Ok(Item::new(key.clone(), body(&key, lease)?).expiring_at(lease.until))
+}
+
+// ---- tickets -----------------------------------------------------------------------------------
+
+/// A ticket as stored: the domain ticket plus where it is pooled and what it was matched into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketRecord {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    /// The pool partition the rule set puts the ticket in; kept so that a requeue finds its pool.
+    pub partition: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_id: Option<MatchId>,
+}
+
+impl TicketRecord {
+    pub fn pool(&self) -> PoolRef {
+        PoolRef::new(self.ticket.queue.clone(), self.partition.clone())
+    }
+}
+
+/// `TICKET#<id>` / `TICKET`.
+pub fn ticket_key(id: &TicketId) -> Key {
+    Key::new(format!("TICKET#{id}"), "TICKET")
+}
+
+/// The ticket's item. It carries the pool index keys exactly while SEARCHING, so the pool index holds
+/// only searching tickets, and GSI1 lists tickets by status, oldest first.
+pub fn ticket_item(record: &TicketRecord, shards: u32) -> Result<Item, PortError> {
+    let t = &record.ticket;
+    let key = ticket_key(&t.id);
+    let age_and_id = format!("{}#{}", padded(t.created_at), t.id);
+    let mut item = Item::new(key.clone(), body(&key, record)?)
+        .with_gsi1(IndexKey::new(format!("TICKETS#{}", t.status), age_and_id.clone()));
+    if t.status == TicketStatus::Searching {
+        let shard = pool_shard(&t.id, shards);
+        item = item.with_pool(IndexKey::new(record.pool().shard_partition(shard), age_and_id));
+    }
+    Ok(item)
+}
+
+/// `PLAYER#<id>` / `ACTIVE`: the guard that keeps a player to one active ticket or session.
+pub fn player_guard_key(player: &PlayerId) -> Key {
+    Key::new(format!("PLAYER#{player}"), "ACTIVE")
+}
+
+/// What holds a player's guard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "id")]
+pub enum GuardHolder {
+    Ticket(TicketId),
+    Session(SessionId),
+}
+
+/// Admits a ticket into its pool: the ticket item, created SEARCHING, and a guard for every player,
+/// all conditional on absence, in one transaction. Replaying an admission fails on operation 0 (the
+/// ticket exists): a duplicate delivery. Failing on a later operation means a player already has an
+/// active ticket or session.
+pub fn admit(record: &TicketRecord, shards: u32) -> Result<Vec<Write>, PortError> {
+    if record.ticket.status != TicketStatus::Searching {
+        return Err(PortError::invalid(format!(
+            "a ticket is admitted SEARCHING, not {}",
+            record.ticket.status
+        )));
+    }
+    let mut writes = vec![Write::put(ticket_item(record, shards)?, Condition::Absent)];
+    for player in record.ticket.player_ids() {
+        let key = player_guard_key(player);
+        let holder = body(&key, &GuardHolder::Ticket(record.ticket.id.clone()))?;
+        writes.push(Write::put(Item::new(key, holder), Condition::Absent));
+    }
+    if writes.len() > MAX_TRANSACTION_OPERATIONS {
+        return Err(PortError::invalid(format!(
+            "a ticket of {} players cannot be admitted",
+            writes.len() - 1
+        )));
+    }
+    Ok(writes)
+}
+
+/// Replaces a ticket read at `current` with `next`, conditional on nobody having written it since.
+pub fn update_ticket(current: &Versioned<TicketRecord>, next: &TicketRecord, shards: u32) -> Result<Write, PortError> {
+    Ok(Write::put(
+        ticket_item(next, shards)?,
+        Condition::Version(current.version),
+    ))
+}
+
+// ---- matches -----------------------------------------------------------------------------------
+
+/// Where a match is in being committed. A large match is written in chunks behind a PENDING record,
+/// which works as the saga's log; a small one is written COMMITTED in one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MatchStatus {
+    Pending,
+    Committed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchRecord {
+    #[serde(rename = "match")]
+    pub matched: Match,
+    pub status: MatchStatus,
+}
+
+/// `MATCH#<id>` / `MATCH`.
+pub fn match_key(id: &MatchId) -> Key {
+    Key::new(format!("MATCH#{id}"), "MATCH")
+}
+
+/// Commits a match in one transaction: each of its tickets, read SEARCHING at `tickets`' versions,
+/// becomes `to` (PLACING, or REQUIRES_ACCEPTANCE) and leaves the pool index, and the match item is
+/// created. Committing the same match twice fails on the match item or a ticket version, so a
+/// replayed round writes nothing.
+pub fn commit_match(
+    matched: &Match,
+    tickets: &[Versioned<TicketRecord>],
+    to: TicketStatus,
+    shards: u32,
+) -> Result<Vec<Write>, PortError> {
+    if tickets.len() + 1 > MAX_TRANSACTION_OPERATIONS {
+        return Err(PortError::invalid(format!(
+            "a match of {} tickets needs a chunked commit",
+            tickets.len()
+        )));
+    }
+    let wanted: std::collections::BTreeSet<&TicketId> = matched.ticket_ids().collect();
+    let given: std::collections::BTreeSet<&TicketId> = tickets.iter().map(|t| &t.value.ticket.id).collect();
+    if wanted != given || wanted.len() != tickets.len() {
+        return Err(PortError::invalid(format!(
+            "the tickets given are not those of match {}",
+            matched.id
+        )));
+    }
+    let mut writes = Vec::with_capacity(tickets.len() + 1);
+    for current in tickets {
+        let mut next = current.value.clone();
+        next.ticket
+            .move_to(to, None)
+            .map_err(|e| PortError::invalid(format!("{}: {e}", next.ticket.id)))?;
+        next.match_id = Some(matched.id.clone());
+        writes.push(update_ticket(current, &next, shards)?);
+    }
+    let key = match_key(&matched.id);
+    let record = MatchRecord {
+        matched: matched.clone(),
+        status: MatchStatus::Committed,
+    };
+    writes.push(Write::put(
+        Item::new(key.clone(), body(&key, &record)?),
+        Condition::Absent,
+    ));
+    Ok(writes)
+}
+
+// ---- sessions ----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    pub session_id: SessionId,
+    pub match_id: MatchId,
+    pub status: SessionStatus,
+    pub player_ids: Vec<PlayerId>,
+    pub created_at: Timestamp,
+}
+
+/// `SESSION#<id>` / `SESSION`.
+pub fn session_key(id: &SessionId) -> Key {
+    Key::new(format!("SESSION#{id}"), "SESSION")
+}
+
+/// The session's item, listed on GSI1 by status and age for operators.
+pub fn session_item(record: &SessionRecord) -> Result<Item, PortError> {
+    let key = session_key(&record.session_id);
+    Ok(Item::new(key.clone(), body(&key, record)?).with_gsi1(IndexKey::new(
+        format!("SESSIONS#{}", record.status),
+        format!("{}#{}", padded(record.created_at), record.session_id),
+    )))
+}
+
+/// One step of a session's life: on AWS, where Express keeps no history, this is the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    pub at: Timestamp,
+    /// Orders entries of the same millisecond.
+    pub seq: u32,
+    pub status: SessionStatus,
+    pub execution_id: String,
+    pub state: String,
+}
+
+/// The partition prefix that a timeline query narrows to.
+pub const TIMELINE_PREFIX: &str = "EVENT#";
+
+/// `SESSION#<id>` / `EVENT#<ts>#<seq>`, created once: a replayed step writes nothing.
+pub fn timeline_write(session: &SessionId, entry: &TimelineEntry) -> Result<Write, PortError> {
+    let key = Key::new(
+        format!("SESSION#{session}"),
+        format!("{TIMELINE_PREFIX}{}#{:06}", padded(entry.at), entry.seq),
+    );
+    Ok(Write::put(
+        Item::new(key.clone(), body(&key, entry)?),
+        Condition::Absent,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::{MatchQuality, MatchTeam};
+    use crate::ticket::Player;
+
+    fn searching(id: &str, players: &[&str], at: u64) -> TicketRecord {
+        let mut ticket = Ticket::queued(
+            id,
+            "ranked-1v1",
+            players.iter().map(|p| Player::new(*p)).collect(),
+            Timestamp(at),
+        );
+        ticket.status = TicketStatus::Searching;
+        TicketRecord {
+            ticket,
+            partition: "ranked".into(),
+            match_id: None,
+        }
+    }
+
+    fn stored(item: Item, version: u64) -> Stored {
+        Stored { item, version }
+    }
+
+    fn one_v_one(tickets: &[&str]) -> Match {
+        Match {
+            id: "m-1".into(),
+            queue: "ranked-1v1".into(),
+            created_at: Timestamp(5_000),
+            teams: tickets
+                .iter()
+                .map(|t| MatchTeam {
+                    name: format!("team-{t}"),
+                    tickets: vec![(*t).into()],
+                    players: vec![],
+                })
+                .collect(),
+            region: None,
+            collections: Default::default(),
+            quality: MatchQuality {
+                skill_spread: None,
+                team_imbalance: None,
+                worst_latency_ms: None,
+                waits_ms: vec![],
+                expansion_steps: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn a_searching_ticket_is_in_its_shard_of_the_pool_in_age_order() {
+        let record = searching("t-1", &["p-1"], 1_234);
+        let item = ticket_item(&record, 4).unwrap();
+        let shard = pool_shard(&"t-1".into(), 4);
+        assert_eq!(item.key, Key::new("TICKET#t-1", "TICKET"));
+        let pool = item.pool.unwrap();
+        assert_eq!(pool.pk, format!("POOL#ranked-1v1#ranked#{shard}"));
+        assert_eq!(pool.sk, "00000000000000001234#t-1");
+        assert_eq!(item.gsi1.unwrap().pk, "TICKETS#SEARCHING");
+    }
+
+    #[test]
+    fn a_ticket_that_is_not_searching_has_no_pool_keys() {
+        let mut record = searching("t-1", &["p-1"], 0);
+        for status in TicketStatus::ALL.into_iter().filter(|s| *s != TicketStatus::Searching) {
+            record.ticket.status = status;
+            assert_eq!(ticket_item(&record, 4).unwrap().pool, None, "{status}");
+        }
+    }
+
+    #[test]
+    fn padded_times_sort_as_numbers() {
+        assert!(padded(Timestamp(999)) < padded(Timestamp(1_000)));
+        assert_eq!(padded(Timestamp(u64::MAX)).len(), 20);
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        // Stored values: these must never change.
+        assert_eq!(pool_shard(&"t-1".into(), 4), pool_shard(&"t-1".into(), 4));
+        assert_eq!(pool_shard(&"anything".into(), 1), 0);
+        assert_eq!(pool_shard(&"anything".into(), 0), 0, "no shards means one");
+        let used: std::collections::BTreeSet<u32> = (0..64).map(|i| pool_shard(&format!("t-{i}").into(), 4)).collect();
+        assert_eq!(used.len(), 4);
+        assert_eq!(PoolRef::new("q", "p").shard_partitions(4).count(), 4);
+    }
+
+    #[test]
+    fn admission_creates_the_ticket_and_every_players_guard_if_absent() {
+        let writes = admit(&searching("t-1", &["p-1", "p-2"], 0), 4).unwrap();
+        let keys: Vec<String> = writes.iter().map(|w| w.key().to_string()).collect();
+        assert_eq!(
+            keys,
+            ["TICKET#t-1 / TICKET", "PLAYER#p-1 / ACTIVE", "PLAYER#p-2 / ACTIVE"]
+        );
+        assert!(writes.iter().all(|w| w.condition() == Condition::Absent));
+        let Write::Put { item, .. } = &writes[1] else {
+            panic!("a guard is a put")
+        };
+        let guard: GuardHolder = serde_json::from_value(item.body.clone()).unwrap();
+        assert_eq!(guard, GuardHolder::Ticket("t-1".into()));
+    }
+
+    #[test]
+    fn only_a_searching_ticket_is_admitted() {
+        let mut record = searching("t-1", &["p-1"], 0);
+        record.ticket.status = TicketStatus::Queued;
+        assert!(matches!(admit(&record, 4), Err(PortError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_ticket_round_trips_through_its_item() {
+        let record = searching("t-1", &["p-1"], 7);
+        let item = ticket_item(&record, 4).unwrap();
+        let back: Versioned<TicketRecord> = read(&stored(item, 3)).unwrap();
+        assert_eq!(
+            back,
+            Versioned {
+                value: record,
+                version: 3
+            }
+        );
+    }
+
+    #[test]
+    fn a_corrupt_body_is_a_corrupt_error_naming_the_key() {
+        let item = Item::new(ticket_key(&"t-1".into()), serde_json::json!({"id": 5}));
+        let err = read::<TicketRecord>(&stored(item, 1)).unwrap_err();
+        assert!(
+            matches!(&err, PortError::Corrupt { key, .. } if key.pk == "TICKET#t-1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn committing_moves_each_ticket_out_of_the_pool_at_its_version_and_creates_the_match() {
+        let a = Versioned {
+            value: searching("t-a", &["p-a"], 1),
+            version: 4,
+        };
+        let b = Versioned {
+            value: searching("t-b", &["p-b"], 2),
+            version: 1,
+        };
+        let writes = commit_match(&one_v_one(&["t-a", "t-b"]), &[a, b], TicketStatus::Placing, 4).unwrap();
+        assert_eq!(writes.len(), 3);
+        assert_eq!(writes[0].condition(), Condition::Version(4));
+        assert_eq!(writes[1].condition(), Condition::Version(1));
+        let Write::Put { item, .. } = &writes[0] else {
+            panic!("a ticket update is a put")
+        };
+        assert_eq!(item.pool, None, "a placing ticket leaves the pool");
+        let moved: TicketRecord = serde_json::from_value(item.body.clone()).unwrap();
+        assert_eq!(
+            (moved.ticket.status, moved.match_id),
+            (TicketStatus::Placing, Some("m-1".into()))
+        );
+        assert_eq!(writes[2].key(), &match_key(&"m-1".into()));
+        assert_eq!(writes[2].condition(), Condition::Absent);
+    }
+
+    #[test]
+    fn a_commit_refuses_tickets_that_are_not_the_matchs_or_not_searching() {
+        let a = Versioned {
+            value: searching("t-a", &["p-a"], 1),
+            version: 1,
+        };
+        let m = one_v_one(&["t-a", "t-b"]);
+        assert!(commit_match(&m, std::slice::from_ref(&a), TicketStatus::Placing, 4).is_err());
+        let mut b = Versioned {
+            value: searching("t-b", &["p-b"], 1),
+            version: 1,
+        };
+        b.value.ticket.status = TicketStatus::Cancelled;
+        b.value.ticket.reason = Some("left".into());
+        assert!(commit_match(&m, &[a, b], TicketStatus::Placing, 4).is_err());
+    }
+
+    #[test]
+    fn a_lease_expires_with_its_term_and_is_taken_only_if_absent() {
+        let pool = PoolRef::new("ranked-1v1", "ranked");
+        let Write::Put { item, condition } =
+            take_lease(&pool, "matcher-1", Timestamp(1_000), Duration::from_secs(30)).unwrap()
+        else {
+            panic!("taking a lease is a put")
+        };
+        assert_eq!(
+            (item.key.pk.as_str(), item.key.sk.as_str()),
+            ("POOL#ranked-1v1#ranked", "LEASE")
+        );
+        assert_eq!(item.expires_at, Some(Timestamp(31_000)));
+        assert_eq!(condition, Condition::Absent);
+        let current = read::<PoolLease>(&stored(item, 1)).unwrap();
+        let renewed = PoolLease {
+            next_tick_at: Some(Timestamp(9_000)),
+            ..current.value.clone()
+        };
+        assert_eq!(
+            renew_lease(&pool, &current, &renewed).unwrap().condition(),
+            Condition::Version(1)
+        );
+        assert_eq!(release_lease(&pool, &current).condition(), Condition::Version(1));
+    }
+
+    #[test]
+    fn timeline_entries_sort_by_time_then_sequence() {
+        let entry = |at, seq| TimelineEntry {
+            at: Timestamp(at),
+            seq,
+            status: SessionStatus::Placing,
+            execution_id: "x".into(),
+            state: "Place".into(),
+        };
+        let key = |e: &TimelineEntry| timeline_write(&"s-1".into(), e).unwrap().key().sk.clone();
+        assert!(key(&entry(999, 7)) < key(&entry(1_000, 0)));
+        assert!(key(&entry(1_000, 1)) < key(&entry(1_000, 2)));
+        assert!(key(&entry(5, 0)).starts_with(TIMELINE_PREFIX));
+    }
+
+    #[test]
+    fn a_session_is_listed_by_status() {
+        let record = SessionRecord {
+            session_id: "s-1".into(),
+            match_id: "m-1".into(),
+            status: SessionStatus::Active,
+            player_ids: vec!["p-1".into()],
+            created_at: Timestamp(3),
+        };
+        let item = session_item(&record).unwrap();
+        assert_eq!(item.key, Key::new("SESSION#s-1", "SESSION"));
+        assert_eq!(item.gsi1.map(|g| g.pk).as_deref(), Some("SESSIONS#ACTIVE"));
+    }
+}

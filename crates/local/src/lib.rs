@@ -1,0 +1,26 @@
+//! queuematch-local: the ports of `queuematch-core` on one machine, in memory.
+//!
+//! Each adapter has the semantics of the AWS service it stands in for (SQS, DynamoDB, EventBridge),
+//! checked by the same contract suites (`queuematch-contract`) the AWS adapters run, so that what
+//! works under `queuematch dev` works on AWS. Time comes from a [`clock::Timer`]: the system clock in
+//! the dev server, a [`clock::ManualClock`] in tests, so delays, visibility timeouts and TTLs pass
+//! without sleeping.
+
+pub mod clock;
+pub mod events;
+pub mod queue;
+pub mod store;
+
+pub use clock::{ManualClock, SystemClock, Timer};
+pub use events::EventBus;
+pub use queue::{MemoryQueue, QueueConfig};
+pub use store::MemoryStore;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`, carrying on after a panic in another holder. Every critical section here either
+/// completes its change or makes none (changes are computed first, then applied), so the state behind
+/// a poisoned lock is still consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

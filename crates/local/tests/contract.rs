@@ -1,0 +1,120 @@
+//! The port contract suites of `queuematch-contract`, run against the local adapters on virtual time.
+
+use queuematch_contract::events::{EventTap, EventsSubject};
+use queuematch_contract::{Subject, Time};
+use queuematch_core::ports::Clock;
+use queuematch_core::{DomainEvent, Timestamp};
+use queuematch_local::events::{Delivery, Subscription};
+use queuematch_local::{EventBus, ManualClock, MemoryQueue, MemoryStore, QueueConfig, SystemClock};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Virtual time: advancing moves the adapter's clock, and nothing sleeps.
+#[derive(Debug, Clone)]
+struct Virtual(ManualClock);
+
+impl Clock for Virtual {
+    fn now(&self) -> Timestamp {
+        self.0.now()
+    }
+}
+
+impl Time for Virtual {
+    async fn advance(&self, by: Duration) {
+        self.0.advance(by);
+        // Let whoever the new time wakes run before the suite goes on, as real time would.
+        tokio::task::yield_now().await
+    }
+}
+
+/// Real time, for the system clock's own contract.
+#[derive(Debug)]
+struct Real;
+
+impl Clock for Real {
+    fn now(&self) -> Timestamp {
+        SystemClock.now()
+    }
+}
+
+impl Time for Real {
+    fn advance(&self, by: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(by)
+    }
+}
+
+fn virtual_time() -> Virtual {
+    Virtual(ManualClock::default())
+}
+
+async fn fresh_store() -> Subject<MemoryStore, Virtual> {
+    let time = virtual_time();
+    Subject {
+        port: MemoryStore::new(time.0.clone()),
+        time,
+    }
+}
+
+async fn fresh_queue() -> Subject<MemoryQueue, Virtual> {
+    let time = virtual_time();
+    Subject {
+        port: MemoryQueue::new(time.0.clone(), QueueConfig::default()),
+        time,
+    }
+}
+
+async fn manual_clock() -> Subject<ManualClock, Virtual> {
+    let time = virtual_time();
+    Subject {
+        port: time.0.clone(),
+        time,
+    }
+}
+
+async fn system_clock() -> Subject<SystemClock, Real> {
+    Subject {
+        port: SystemClock,
+        time: Real,
+    }
+}
+
+/// The bus's deliveries, as the suite reads them.
+struct BusTap(Mutex<Subscription>);
+
+impl EventTap for BusTap {
+    async fn next(&self, within: Duration) -> Option<DomainEvent> {
+        let mut sub = self.0.lock().await;
+        match tokio::time::timeout(within, sub.next()).await {
+            Ok(Some(Delivery::Event(e))) => Some(e),
+            Ok(Some(Delivery::Missed(n))) => panic!("the tap missed {n} events"),
+            Ok(None) | Err(_) => None,
+        }
+    }
+}
+
+async fn fresh_bus() -> EventsSubject<EventBus, BusTap> {
+    let bus = EventBus::default();
+    let tap = BusTap(Mutex::new(bus.subscribe()));
+    EventsSubject { port: bus, tap }
+}
+
+mod store {
+    queuematch_contract::store_contract!(super::fresh_store);
+}
+
+mod queue {
+    queuematch_contract::queue_contract!(super::fresh_queue);
+}
+
+mod manual_clock {
+    queuematch_contract::clock_contract!(super::manual_clock);
+}
+
+mod system_clock {
+    queuematch_contract::clock_contract!(super::system_clock);
+}
+
+mod events {
+    queuematch_contract::events_contract!(super::fresh_bus);
+}
