@@ -171,6 +171,32 @@ impl StateMachine {
         self.timeout
     }
 
+    /// What keeps this machine from running as an Express workflow: tasks that wait for a job (`.sync`) or a
+    /// callback (`.waitForTaskToken`), which Express does not support.
+    pub fn express_problems(&self) -> Vec<Problem> {
+        fn visit(program: &Program, problems: &mut Vec<Problem>) {
+            for state in &program.states {
+                match &state.body {
+                    Body::Task { resource, .. }
+                        if resource.contains(".sync") || resource.ends_with(".waitForTaskToken") =>
+                    {
+                        problems.push(Problem {
+                            state: Some(state.name.clone()),
+                            field: "Resource".into(),
+                            message: format!("Express workflows support request/response tasks only, not '{resource}'"),
+                        })
+                    }
+                    Body::Parallel { branches, .. } => branches.iter().for_each(|branch| visit(branch, problems)),
+                    Body::Map { processor, .. } => visit(processor, problems),
+                    _ => {}
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        visit(&self.program, &mut problems);
+        problems
+    }
+
     /// How many states the machine has, counting those inside Parallel branches and Map processors.
     pub fn state_count(&self) -> usize {
         fn count(program: &Program) -> usize {
@@ -342,6 +368,7 @@ fn parse_state(
 ) -> Option<State> {
     let fields = Fields::new(value, at, Some(name), problems)?;
     check_query_language(fields, problems);
+    fields.string("Comment", problems);
     let kind = fields.required_string("Type", problems)?;
     let mut resolve = |target: &str, location: String, problems: &mut Problems| match index.get(target) {
         Some(i) => Some(*i),

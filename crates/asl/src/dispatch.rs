@@ -6,7 +6,11 @@
 //! (`Payload`, `StatusCode`, `ExecutedVersion`, `SdkHttpMetadata`, `SdkResponseMetadata`), a bare function ARN
 //! returns the payload itself, and a function error becomes the task's error named by its `errorType`.
 
+use std::collections::HashMap;
+use std::future::Future;
+
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::error::{names, Failure};
@@ -51,6 +55,60 @@ impl FunctionError {
 #[async_trait]
 pub trait LambdaFunctions: Send + Sync {
     async fn invoke_function(&self, function: &str, payload: Value) -> Result<Value, FunctionError>;
+}
+
+type Handler = Box<dyn Fn(Value) -> BoxFuture<'static, Result<Value, FunctionError>> + Send + Sync>;
+
+/// Lambda functions as in-process async handlers, registered by function name: how an embedder runs the very
+/// handler code that Lambda runs, with Step Functions' Lambda semantics from [`LambdaDispatcher`].
+///
+/// A call names its function by name or ARN (with or without a qualifier); an unregistered function fails
+/// with `Lambda.ResourceNotFoundException`, as on AWS.
+#[derive(Default)]
+pub struct FunctionTable {
+    handlers: HashMap<String, Handler>,
+}
+
+impl std::fmt::Debug for FunctionTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.handlers.keys().collect();
+        names.sort();
+        f.debug_struct("FunctionTable").field("functions", &names).finish()
+    }
+}
+
+impl FunctionTable {
+    pub fn new() -> Self {
+        FunctionTable::default()
+    }
+
+    /// Registers `handler` as function `name`, replacing any handler already registered under that name.
+    pub fn register<H, F>(&mut self, name: impl Into<String>, handler: H) -> &mut Self
+    where
+        H: Fn(Value) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<Value, FunctionError>> + Send + 'static,
+    {
+        self.handlers
+            .insert(name.into(), Box::new(move |payload| Box::pin(handler(payload))));
+        self
+    }
+}
+
+#[async_trait]
+impl LambdaFunctions for FunctionTable {
+    async fn invoke_function(&self, function: &str, payload: Value) -> Result<Value, FunctionError> {
+        match self
+            .handlers
+            .get(function)
+            .or_else(|| self.handlers.get(function_name(function)))
+        {
+            Some(handler) => handler(payload).await,
+            None => Err(FunctionError::new(
+                "Lambda.ResourceNotFoundException",
+                format!("Function not found: {function}"),
+            )),
+        }
+    }
 }
 
 /// The resource of the optimised Lambda integration.
@@ -174,6 +232,71 @@ impl<F: LambdaFunctions> TaskDispatcher for LambdaDispatcher<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table() -> LambdaDispatcher<FunctionTable> {
+        let mut functions = FunctionTable::new();
+        functions
+            .register("place", |payload: Value| async move {
+                Ok(json!({"placed": payload["matchId"]}))
+            })
+            .register("reject", |_| async {
+                Err(FunctionError::new("PlacementUnavailable", "no capacity"))
+            });
+        LambdaDispatcher::new(functions)
+    }
+
+    #[tokio::test]
+    async fn lambda_invoke_returns_lambdas_response_shape() {
+        let input = json!({"FunctionName": "arn:aws:lambda:eu-west-1:123456789012:function:place:live", "Payload": {"matchId": "m1"}});
+        let output = table().invoke(LAMBDA_INVOKE, input).await.unwrap();
+        assert_eq!(output["Payload"], json!({"placed": "m1"}));
+        assert_eq!(output["StatusCode"], 200);
+        assert_eq!(output["ExecutedVersion"], "$LATEST");
+        assert_eq!(output["SdkHttpMetadata"]["HttpStatusCode"], 200);
+        let request_id = output["SdkResponseMetadata"]["RequestId"].as_str().unwrap();
+        assert_eq!(output["SdkHttpMetadata"]["HttpHeaders"]["x-amzn-RequestId"], request_id);
+        assert_eq!(
+            output["SdkHttpMetadata"]["AllHttpHeaders"]["x-amzn-RequestId"],
+            json!([request_id])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bare_function_arn_returns_the_payload_itself() {
+        let output = table()
+            .invoke(
+                "arn:aws:lambda:eu-west-1:123456789012:function:place",
+                json!({"matchId": "m2"}),
+            )
+            .await;
+        assert_eq!(output.unwrap(), json!({"placed": "m2"}));
+    }
+
+    #[tokio::test]
+    async fn function_errors_are_named_by_their_error_type() {
+        let failure = table()
+            .invoke(LAMBDA_INVOKE, json!({"FunctionName": "reject"}))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.error, "PlacementUnavailable");
+        let cause: Value = serde_json::from_str(failure.cause.as_deref().unwrap()).unwrap();
+        assert_eq!(cause["errorMessage"], "no capacity");
+        assert_eq!(cause["errorType"], "PlacementUnavailable");
+        let missing = table()
+            .invoke(LAMBDA_INVOKE, json!({"FunctionName": "ghost"}))
+            .await
+            .unwrap_err();
+        assert_eq!(missing.error, "Lambda.ResourceNotFoundException");
+    }
+
+    #[tokio::test]
+    async fn other_resources_are_not_lambda() {
+        let failure = table()
+            .invoke("arn:aws:states:::sqs:sendMessage", json!({}))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.error, names::TASK_FAILED);
+    }
 
     #[test]
     fn function_names_come_out_of_arns() {

@@ -137,6 +137,8 @@ struct Run {
 /// Where a state sends its output.
 enum Next {
     State(usize),
+    /// A Catcher's `Next`: on AWS the failed state records no `…StateExited` event.
+    Caught(usize),
     End,
 }
 
@@ -198,8 +200,16 @@ impl Engine {
             (None, ExecutionKind::Express) => Some(EXPRESS_MAX_DURATION),
             (timeout, ExecutionKind::Standard) => timeout,
         };
+        let express_problems = if options.kind == ExecutionKind::Express {
+            machine.express_problems()
+        } else {
+            Vec::new()
+        };
         let body = async {
-            check_size(&input, "the execution input")?;
+            if let Some(problem) = express_problems.first() {
+                return Err(Failure::runtime(problem.to_string()));
+            }
+            check_size(&input, || "the execution input".into())?;
             self.run_program(&run, &machine.program, input, line).await
         };
         let result = match limit {
@@ -208,7 +218,7 @@ impl Engine {
         };
         let stop = run.clock.now();
         let outcome = match result {
-            Ok(Ok((output, _))) => match check_size(&output, "the execution output") {
+            Ok(Ok((output, _))) => match check_size(&output, || "the execution output".into()) {
                 Ok(()) => Outcome::Succeeded(output),
                 Err(failure) => Outcome::Failed(failure),
             },
@@ -268,14 +278,17 @@ impl Engine {
                         history::state_entered(&state.name, &input)
                     });
                 let (output, next) = self.run_state(run, state, input, entered, &mut line).await?;
-                check_size(&output, &format!("the output of state '{}'", state.name))?;
-                let exited = run.clock.now();
-                run.history
-                    .record(&mut line, exited, history::exited_kind(state.type_name()), || {
-                        history::state_exited(&state.name, &output)
-                    });
+                check_size(&output, || format!("the output of state '{}'", state.name))?;
+                if !matches!(next, Next::Caught(_)) {
+                    run.history.record(
+                        &mut line,
+                        run.clock.now(),
+                        history::exited_kind(state.type_name()),
+                        || history::state_exited(&state.name, &output),
+                    );
+                }
                 match next {
-                    Next::State(index) => {
+                    Next::State(index) | Next::Caught(index) => {
                         current = index;
                         input = output;
                     }
@@ -413,7 +426,7 @@ impl Engine {
             {
                 let output = apply_result_path(catcher.result_path.as_ref(), input, failure.to_error_output())
                     .map_err(|(failure, _)| failure)?;
-                return Ok((output, Next::State(catcher.next)));
+                return Ok((output, Next::Caught(catcher.next)));
             }
             return Err(failure);
         }
@@ -530,7 +543,7 @@ impl Engine {
                 ))
             });
         }
-        check_size(&parameters, "the task input")?;
+        check_size(&parameters, || "the task input".into())?;
         let call = self.dispatcher.invoke(resource, parameters);
         let outcome = match timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
@@ -553,7 +566,7 @@ impl Engine {
             },
             None => call.await,
         };
-        let outcome = outcome.and_then(|output| check_size(&output, "the task result").map(|()| output));
+        let outcome = outcome.and_then(|output| check_size(&output, || "the task result".into()).map(|()| output));
         match &outcome {
             Ok(output) if lambda => run
                 .history
@@ -614,9 +627,8 @@ impl Engine {
                     // Dropping `pending` cancels the other branches, as AWS stops them.
                     drop(pending);
                     *line = last;
-                    run.history.record(line, run.clock.now(), "ParallelStateFailed", || {
-                        Some(("parallelStateFailedEventDetails", failure_details(&failure)))
-                    });
+                    run.history
+                        .record(line, run.clock.now(), "ParallelStateFailed", || None);
                     return Err(failure);
                 }
             }
@@ -877,13 +889,16 @@ fn resolve_dynamic(
     }
 }
 
-/// Fails with `States.DataLimitExceeded` when `value` serialises to more than 256 KiB.
-fn check_size(value: &Value, what: &str) -> Result<(), Failure> {
+/// Fails with `States.DataLimitExceeded` when `value` serialises to more than 256 KiB; `what` names it.
+fn check_size(value: &Value, what: impl FnOnce() -> String) -> Result<(), Failure> {
     let size = serialized_len(value);
     if size > MAX_PAYLOAD_BYTES {
         return Err(Failure::new(
             names::DATA_LIMIT_EXCEEDED,
-            format!("{what} is {size} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes"),
+            format!(
+                "{} is {size} bytes, over the limit of {MAX_PAYLOAD_BYTES} bytes",
+                what()
+            ),
         ));
     }
     Ok(())

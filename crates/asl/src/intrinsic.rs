@@ -144,12 +144,16 @@ impl Intrinsic {
 
     pub fn evaluate(&self, scope: &Scope<'_>) -> Result<Value, Failure> {
         let fail = |message: String| Failure::new(names::INTRINSIC_FAILURE, format!("{}: {message}", self.name));
+        // States.Format reads its template unevaluated: it must tell an escaped brace from a placeholder.
         if self.function == Function::Format {
             return self.format(scope).map(Value::String).map_err(fail);
         }
         let mut args = Vec::with_capacity(self.args.len());
         for arg in &self.args {
             args.push(evaluate_arg(arg, scope)?);
+        }
+        if self.function == Function::Array {
+            return Ok(Value::Array(args));
         }
         self.apply(args, scope).map_err(fail)
     }
@@ -189,14 +193,12 @@ impl Intrinsic {
     }
 
     fn apply(&self, args: Vec<Value>, scope: &Scope<'_>) -> Result<Value, String> {
-        if matches!(self.function, Function::Array | Function::Format) {
-            return Ok(Value::Array(args));
-        }
         // Arity was checked at parse time; an optional argument that is absent reads as null.
         let mut args = args.into_iter();
         let mut next = || args.next().unwrap_or(Value::Null);
         Ok(match self.function {
-            Function::Array | Function::Format => Value::Null,
+            // Handled by `evaluate` before the arguments reach here.
+            Function::Array | Function::Format => Value::Array(Vec::new()),
             Function::StringToJson => {
                 let text = string(next(), "argument")?;
                 serde_json::from_str(&text).map_err(|e| format!("the argument is not valid JSON: {e}"))?

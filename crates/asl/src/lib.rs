@@ -35,7 +35,7 @@ mod template;
 pub use clock::{format_timestamp, parse_timestamp, run_in_real_time, run_in_virtual_time, Clock};
 pub use definition::{validate, StateMachine};
 pub use dispatch::{
-    function_name, invoke_lambda, is_function_arn, is_lambda_resource, lambda_response, FunctionError,
+    function_name, invoke_lambda, is_function_arn, is_lambda_resource, lambda_response, FunctionError, FunctionTable,
     LambdaDispatcher, LambdaFunctions, TaskDispatcher, TaskError, LAMBDA_INVOKE,
 };
 pub use engine::{

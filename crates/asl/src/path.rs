@@ -141,6 +141,13 @@ impl Path {
         }
     }
 
+    fn misfit(&self) -> String {
+        format!(
+            "Unable to apply ResultPath '{}': the path does not fit the shape of the input",
+            self.text
+        )
+    }
+
     /// Whether [`Path::write`] can write into `target`, checked without changing it.
     pub fn check_writable(&self, target: &Value) -> Result<(), String> {
         let mut slot = Some(target);
@@ -176,7 +183,7 @@ impl Path {
         for step in parents {
             slot = match step {
                 Step::Field(name) => {
-                    let map = as_object(slot);
+                    let map = as_object(slot).ok_or_else(|| self.misfit())?;
                     let entry = map.entry(name.clone()).or_insert(Value::Null);
                     if !entry.is_object() && !entry.is_array() {
                         *entry = Value::Object(Map::new());
@@ -196,7 +203,9 @@ impl Path {
         }
         match last {
             Step::Field(name) => {
-                as_object(slot).insert(name.clone(), result);
+                as_object(slot)
+                    .ok_or_else(|| self.misfit())?
+                    .insert(name.clone(), result);
             }
             Step::Index(index) => match slot {
                 Value::Array(items) if *index < items.len() => items[*index] = result,
@@ -212,16 +221,13 @@ impl Path {
     }
 }
 
-/// The object in `slot`; `check_writable` has established that a field step only meets objects (or nothing,
-/// which is replaced by a new object).
-fn as_object(slot: &mut Value) -> &mut Map<String, Value> {
-    if !slot.is_object() {
+/// The object in `slot`, made one if it was null (a field the write is creating). `check_writable` has
+/// established that a field step meets nothing else, so `None` means the value changed under the write.
+fn as_object(slot: &mut Value) -> Option<&mut Map<String, Value>> {
+    if slot.is_null() {
         *slot = Value::Object(Map::new());
     }
-    match slot {
-        Value::Object(map) => map,
-        _ => unreachable!("just made an object"),
-    }
+    slot.as_object_mut()
 }
 
 fn describe(value: &Value) -> &'static str {

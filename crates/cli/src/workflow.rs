@@ -26,6 +26,9 @@ pub enum WorkflowCommand {
         /// A DefinitionSubstitutions value replacing `${NAME}`; repeat for each.
         #[arg(long = "sub", value_name = "NAME=VALUE", value_parser = parse_substitution)]
         substitutions: Vec<(String, String)>,
+        /// The workflow type: Express also refuses `.sync` and `.waitForTaskToken` tasks.
+        #[arg(long = "type", value_enum, default_value_t = WorkflowType::Express)]
+        workflow_type: WorkflowType,
     },
     /// Run a definition locally: print its output as JSON and exit 0, or print {"error", "cause"} and exit 1.
     Run {
@@ -67,7 +70,11 @@ pub enum WorkflowType {
 
 pub fn run(command: WorkflowCommand) -> anyhow::Result<ExitCode> {
     match command {
-        WorkflowCommand::Validate { file, substitutions } => validate(&file, &substitutions.into_iter().collect()),
+        WorkflowCommand::Validate {
+            file,
+            substitutions,
+            workflow_type,
+        } => validate(&file, &substitutions.into_iter().collect(), workflow_type),
         WorkflowCommand::Run {
             file,
             input,
@@ -143,14 +150,27 @@ fn load(file: &Path, substitutions: &HashMap<String, String>) -> anyhow::Result<
     }
 }
 
-fn validate(file: &Path, substitutions: &HashMap<String, String>) -> anyhow::Result<ExitCode> {
-    Ok(match load(file, substitutions)? {
-        Some(machine) => {
-            println!("{}: ok, {} states", file.display(), machine.state_count());
-            ExitCode::SUCCESS
-        }
-        None => ExitCode::FAILURE,
-    })
+fn validate(
+    file: &Path,
+    substitutions: &HashMap<String, String>,
+    workflow_type: WorkflowType,
+) -> anyhow::Result<ExitCode> {
+    let Some(machine) = load(file, substitutions)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let problems = if workflow_type == WorkflowType::Express {
+        machine.express_problems()
+    } else {
+        Vec::new()
+    };
+    if problems.is_empty() {
+        println!("{}: ok, {} states", file.display(), machine.state_count());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &problems {
+        eprintln!("{}: {problem}", file.display());
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 fn execute(

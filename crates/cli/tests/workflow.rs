@@ -85,6 +85,17 @@ fn validate_reports_every_problem_with_its_state_and_field() {
 }
 
 #[test]
+fn validate_refuses_sync_tasks_for_express_only() {
+    let definition = json!({"StartAt": "Run", "States": {"Run": {"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync", "End": true}}});
+    let file = write("sync.asl.json", &definition);
+    let express = queuematch(&["workflow", "validate", file.to_str().unwrap()]);
+    assert_eq!(express.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&express.stderr).contains("state 'Run'"));
+    let standard = queuematch(&["workflow", "validate", file.to_str().unwrap(), "--type", "standard"]);
+    assert!(standard.status.success());
+}
+
+#[test]
 fn run_prints_the_output_after_retries_and_waits_in_virtual_time() {
     let file = write("placement-run.asl.json", &placement());
     let script = write(
