@@ -14,7 +14,6 @@ pub mod simulate;
 pub mod status;
 pub mod ticket;
 pub mod ticket_request;
-pub mod usecases;
 pub mod time;
 
 pub use attribute::{AttributeType, AttributeValue};
