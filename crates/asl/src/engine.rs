@@ -34,6 +34,13 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// How long an Express execution may run.
 pub const EXPRESS_MAX_DURATION: Duration = Duration::from_secs(5 * 60);
 
+/// The default for [`ExecutionOptions::max_transitions`]: far beyond any real workflow (a Map over 10,000
+/// items takes 10,001), small enough that a runaway loop ends in seconds.
+pub const DEFAULT_MAX_TRANSITIONS: u64 = 1_000_000;
+/// How often a long run of states without waits yields to the runtime, so that other tasks — and the
+/// execution's own timeout — get to run.
+const YIELD_EVERY: u64 = 256;
+
 /// Standard and Express workflows differ here only in how long an execution may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExecutionKind {
@@ -54,6 +61,10 @@ pub struct ExecutionOptions {
     /// Seeds jitter, `States.MathRandom`, `States.UUID` and generated names, for reproducible runs.
     pub seed: Option<u64>,
     pub record_history: bool,
+    /// A guard against workflows that loop forever without waiting (a Choice or Catch cycle of Pass states):
+    /// past this many state transitions the execution fails with `States.Runtime`. Step Functions itself
+    /// stops a Standard execution at 25,000 history events; `None` removes the guard.
+    pub max_transitions: Option<u64>,
     /// The region and account that ARNs in the context object and history are given.
     pub region: String,
     pub account: String,
@@ -68,6 +79,7 @@ impl Default for ExecutionOptions {
             clock: Clock::System,
             seed: None,
             record_history: true,
+            max_transitions: Some(DEFAULT_MAX_TRANSITIONS),
             region: "local".into(),
             account: "000000000000".into(),
         }
@@ -132,6 +144,15 @@ struct Run {
     state_machine_context: Value,
     region: String,
     transitions: AtomicU64,
+    max_transitions: Option<u64>,
+}
+
+/// One visit of a state: what the context object's `$$.State` describes.
+#[derive(Debug, Clone, Copy)]
+struct Visit<'a> {
+    state: &'a State,
+    entered: DateTime<Utc>,
+    retry_count: u32,
 }
 
 /// Where a state sends its output.
@@ -186,6 +207,7 @@ impl Engine {
             state_machine_context: json!({"Id": machine_arn, "Name": options.state_machine_name}),
             region: options.region.clone(),
             transitions: AtomicU64::new(0),
+            max_transitions: options.max_transitions,
         };
         let mut line = Line::default();
         run.history.record(&mut line, start, "ExecutionStarted", || {
@@ -271,7 +293,17 @@ impl Engine {
             let mut input = input;
             loop {
                 let state = &program.states[current];
-                run.transitions.fetch_add(1, Ordering::Relaxed);
+                let transitions = run.transitions.fetch_add(1, Ordering::Relaxed) + 1;
+                if run.max_transitions.is_some_and(|max| transitions > max) {
+                    return Err(Failure::runtime(format!(
+                        "the execution exceeded {} state transitions at state '{}': a loop without end?",
+                        transitions - 1,
+                        state.name
+                    )));
+                }
+                if transitions % YIELD_EVERY == 0 {
+                    tokio::task::yield_now().await;
+                }
                 let entered = run.clock.now();
                 run.history
                     .record(&mut line, entered, history::entered_kind(state.type_name()), || {
@@ -310,6 +342,11 @@ impl Engine {
             Transition::Next(index) => Next::State(index),
             Transition::End => Next::End,
         };
+        let visit = Visit {
+            state,
+            entered,
+            retry_count: 0,
+        };
         match &state.body {
             Body::Pass {
                 parameters,
@@ -321,7 +358,7 @@ impl Engine {
                     result.clone()
                 } else if let Some(parameters) = parameters {
                     let effective = effective_input(state, &input)?;
-                    run.evaluate(parameters, &effective, state, entered, 0, None)?
+                    run.evaluate(parameters, &effective, visit, None)?
                 } else if result_is_root {
                     // The commonest Pass: its output is its (filtered) input, moved rather than copied.
                     return Ok((output_path(state, take_effective_input(state, input)?)?, next));
@@ -334,7 +371,7 @@ impl Engine {
             }
             Body::Choice { choices, default } => {
                 let effective = take_effective_input(state, input)?;
-                let context = run.context(state, entered, 0, None);
+                let context = run.context(visit, None);
                 let mut chosen = None;
                 for (rule, target) in choices {
                     if rule.evaluate(&effective, &context)? {
@@ -358,7 +395,7 @@ impl Engine {
             }
             Body::Succeed => Ok((output_path(state, take_effective_input(state, input)?)?, Next::End)),
             Body::Fail { error, cause } => {
-                let context = run.context(state, entered, 0, None);
+                let context = run.context(visit, None);
                 let error = resolve_dynamic(error.as_ref(), &input, &context, run, "ErrorPath")?;
                 let cause = resolve_dynamic(cause.as_ref(), &input, &context, run, "CausePath")?;
                 Err(Failure {
@@ -367,21 +404,18 @@ impl Engine {
                 })
             }
             Body::Task { handling, .. } | Body::Parallel { handling, .. } | Body::Map { handling, .. } => {
-                self.run_with_recovery(run, state, handling, input, entered, next, line)
-                    .await
+                self.run_with_recovery(run, visit, handling, input, next, line).await
             }
         }
     }
 
     /// Runs a Task, Parallel or Map state, applying its Retry and Catch.
-    #[allow(clippy::too_many_arguments)]
     async fn run_with_recovery(
         &self,
         run: &Run,
-        state: &State,
+        visit: Visit<'_>,
         handling: &ResultHandling,
         input: Value,
-        entered: DateTime<Utc>,
         next: Next,
         line: &mut Line,
     ) -> Result<(Value, Next), Failure> {
@@ -390,11 +424,11 @@ impl Engine {
         let mut input = input;
         loop {
             let failure = match self
-                .attempt(run, state, handling, &input, entered, retry_count, line)
+                .attempt(run, Visit { retry_count, ..visit }, handling, &input, line)
                 .await
             {
                 Ok(result) => match apply_result_path(handling.result_path.as_ref(), input, result) {
-                    Ok(combined) => return Ok((output_path(state, combined)?, next)),
+                    Ok(combined) => return Ok((output_path(visit.state, combined)?, next)),
                     Err((failure, original)) => {
                         input = original;
                         failure
@@ -433,17 +467,15 @@ impl Engine {
     }
 
     /// One attempt at a Task, Parallel or Map: everything up to and including ResultSelector.
-    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         run: &Run,
-        state: &State,
+        visit: Visit<'_>,
         handling: &ResultHandling,
         raw: &Value,
-        entered: DateTime<Utc>,
-        retry_count: u32,
         line: &mut Line,
     ) -> Result<Value, Failure> {
+        let state = visit.state;
         let effective = effective_input(state, raw)?;
         let result = match &state.body {
             Body::Task { resource, timeout, .. } => {
@@ -452,14 +484,14 @@ impl Engine {
                     None => None,
                 };
                 let parameters = match &handling.parameters {
-                    Some(template) => run.evaluate(template, &effective, state, entered, retry_count, None)?,
+                    Some(template) => run.evaluate(template, &effective, visit, None)?,
                     None => effective.into_owned(),
                 };
                 self.run_task(run, resource, parameters, timeout, line).await?
             }
             Body::Parallel { branches, .. } => {
                 let branch_input = match &handling.parameters {
-                    Some(template) => run.evaluate(template, &effective, state, entered, retry_count, None)?,
+                    Some(template) => run.evaluate(template, &effective, visit, None)?,
                     None => effective.into_owned(),
                 };
                 self.run_parallel(run, branches, branch_input, line).await?
@@ -488,9 +520,7 @@ impl Engine {
                 let mut inputs = Vec::with_capacity(items.len());
                 for (index, item) in items.iter().enumerate() {
                     inputs.push(match item_selector {
-                        Some(selector) => {
-                            run.evaluate(selector, &effective, state, entered, retry_count, Some((index, item)))?
-                        }
+                        Some(selector) => run.evaluate(selector, &effective, visit, Some((index, item)))?,
                         None => item.clone(),
                     });
                 }
@@ -499,7 +529,7 @@ impl Engine {
             _ => return Err(Failure::runtime(format!("state '{}' cannot be retried", state.name))),
         };
         match &handling.result_selector {
-            Some(selector) => run.evaluate(selector, &result, state, entered, retry_count, None),
+            Some(selector) => run.evaluate(selector, &result, visit, None),
             None => Ok(result),
         }
     }
@@ -712,31 +742,24 @@ impl Engine {
 
 impl Run {
     /// The context object as `$$` sees it in `state`.
-    fn context<'a>(
-        &'a self,
-        state: &'a State,
-        entered: DateTime<Utc>,
-        retry_count: u32,
-        item: Option<(usize, &'a Value)>,
-    ) -> ContextObject<'a> {
+    fn context<'a>(&'a self, visit: Visit<'a>, item: Option<(usize, &'a Value)>) -> ContextObject<'a> {
         let facts = StateFacts {
-            name: &state.name,
-            entered,
-            retry_count,
+            name: &visit.state.name,
+            entered: visit.entered,
+            retry_count: visit.retry_count,
         };
         ContextObject::new(&self.execution_context, &self.state_machine_context, Some(facts), item)
     }
 
+    /// Evaluates a payload template against `data`, with the context object of `visit`.
     fn evaluate(
         &self,
         template: &Template,
         data: &Value,
-        state: &State,
-        entered: DateTime<Utc>,
-        retry_count: u32,
+        visit: Visit<'_>,
         item: Option<(usize, &Value)>,
     ) -> Result<Value, Failure> {
-        let context = self.context(state, entered, retry_count, item);
+        let context = self.context(visit, item);
         template.evaluate(&Scope {
             data,
             context: &context,

@@ -39,7 +39,8 @@ pub use dispatch::{
     LambdaDispatcher, LambdaFunctions, TaskDispatcher, TaskError, LAMBDA_INVOKE,
 };
 pub use engine::{
-    Engine, Execution, ExecutionKind, ExecutionOptions, Outcome, EXPRESS_MAX_DURATION, MAX_PAYLOAD_BYTES,
+    Engine, Execution, ExecutionKind, ExecutionOptions, Outcome, DEFAULT_MAX_TRANSITIONS, EXPRESS_MAX_DURATION,
+    MAX_PAYLOAD_BYTES,
 };
 pub use error::{names, DefinitionError, Failure, Problem};
 pub use history::HistoryEvent;

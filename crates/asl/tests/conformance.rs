@@ -48,6 +48,9 @@ fn run_case(case: &Value, start: DateTime<Utc>) -> Result<(), String> {
         },
         clock: Clock::virtual_at(start),
         seed: Some(options["seed"].as_u64().unwrap_or(1)),
+        max_transitions: options["maxTransitions"]
+            .as_u64()
+            .or(Some(queuematch_asl::DEFAULT_MAX_TRANSITIONS)),
         ..ExecutionOptions::default()
     };
     let input = case.get("input").cloned().unwrap_or(json!({}));

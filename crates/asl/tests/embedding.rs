@@ -129,3 +129,25 @@ async fn an_execution_without_history_records_nothing_but_still_counts_transitio
     // Place, Fanout, and one Pass in each branch.
     assert_eq!(execution.state_transitions, 4);
 }
+
+#[tokio::test]
+async fn a_loop_without_waits_still_hits_the_execution_timeout() {
+    // GIVEN two Pass states sending to each other forever, and no transition guard
+    let definition = json!({
+        "StartAt": "Ping", "TimeoutSeconds": 1,
+        "States": {"Ping": {"Type": "Pass", "Next": "Pong"}, "Pong": {"Type": "Pass", "Next": "Ping"}}
+    });
+    let machine = StateMachine::from_value(&definition).unwrap();
+    let options = ExecutionOptions {
+        max_transitions: None,
+        record_history: false,
+        ..ExecutionOptions::default()
+    };
+    // WHEN it runs on the system clock
+    let execution = Engine::new(Arc::new(LambdaDispatcher::new(functions())))
+        .execute(&machine, json!({}), options)
+        .await;
+    // THEN the engine yields often enough for the timeout to end it
+    assert!(matches!(&execution.outcome, Outcome::TimedOut(failure) if failure.error == "States.Timeout"));
+    assert!(execution.state_transitions > 1000);
+}
