@@ -15,6 +15,7 @@ pub mod status;
 pub mod ticket;
 pub mod ticket_request;
 pub mod time;
+pub mod usecases;
 
 pub use attribute::{AttributeType, AttributeValue};
 pub use event::DomainEvent;

@@ -1,0 +1,135 @@
+//! Use cases: what the service does, written once over the ports, so the Lambda functions on AWS
+//! and the local stack run the same code.
+//!
+//! - [`admission`]: a queued ticket enters its pool, or fails with a reason.
+//! - [`round`]: one matchmaking round of a pool, under its lease.
+//! - [`tickets`]: a player reads or cancels a ticket.
+
+pub mod admission;
+pub mod messages;
+pub mod round;
+pub mod tickets;
+
+use crate::identity::jwt::{Audience, DevTokens};
+use crate::ids::PlayerId;
+use crate::ports::store::items::{PoolRef, DEFAULT_POOL_SHARDS};
+use crate::ports::PortError;
+use crate::ruleset::{ComparisonOp, RuleKind, RuleSet};
+use crate::ticket::Player;
+use crate::time::Timestamp;
+use crate::AttributeValue;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The queues a service serves: its rule sets, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Queues(BTreeMap<String, RuleSet>);
+
+impl Queues {
+    pub fn new(rule_sets: impl IntoIterator<Item = RuleSet>) -> Self {
+        Self(rule_sets.into_iter().map(|r| (r.name.clone(), r)).collect())
+    }
+
+    pub fn get(&self, queue: &str) -> Option<&RuleSet> {
+        self.0.get(queue)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// Settings shared by the use cases.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Shards per pool on the pool index (DESIGN.md: 4).
+    pub pool_shards: u32,
+    /// How long a round may hold its pool's lease; a crashed holder's lease frees itself after it.
+    pub lease_ttl: Duration,
+    /// The batching window: a pool whose lease is busy gets a tick due within it.
+    pub tick_window: Duration,
+    /// The most players on one ticket.
+    pub max_players_per_ticket: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            pool_shards: DEFAULT_POOL_SHARDS,
+            lease_ttl: Duration::from_secs(30),
+            tick_window: Duration::from_secs(1),
+            max_players_per_ticket: crate::ticket_request::DEFAULT_MAX_PLAYERS_PER_TICKET,
+        }
+    }
+}
+
+/// Checks a party member's consent to be queued by someone else.
+///
+/// Locally the dev tokens' secret checks it; on AWS, Cognito's keys do. Admission calls it behind
+/// the queue, so a refusal arrives as a FAILED ticket with the reason.
+pub trait PartyTokens: Send + Sync {
+    /// Whether `token` is `member`'s party token, valid at `now`; the reason if not.
+    fn verify(&self, token: &str, member: &PlayerId, now: Timestamp) -> Result<(), String>;
+}
+
+impl PartyTokens for DevTokens {
+    fn verify(&self, token: &str, member: &PlayerId, now: Timestamp) -> Result<(), String> {
+        let claims = DevTokens::verify(self, token, Audience::Party, now).map_err(|e| e.to_string())?;
+        if claims.sub == member.as_str() {
+            Ok(())
+        } else {
+            Err(format!("the party token is {}'s, not {member}'s", claims.sub))
+        }
+    }
+}
+
+/// Why a player's request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UseCaseError {
+    /// No such thing for this caller. A ticket that is not the caller's is reported the same way,
+    /// so that ticket ids reveal nothing.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the thing's state.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// The pool partition of a party: the values of the rule set's `=` string comparisons, which split
+/// the pool (tickets of different modes never meet). A party whose members disagree cannot match.
+pub fn pool_partition(players: &[Player], rule_set: &RuleSet) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for rule in &rule_set.rules {
+        let RuleKind::Comparison {
+            attribute,
+            operation: ComparisonOp::Equal,
+        } = &rule.kind
+        else {
+            continue;
+        };
+        let mut values = players.iter().map(|p| p.attributes.get(attribute));
+        let first = values.next().flatten();
+        if let Some(AttributeValue::String(value)) = first {
+            if values.any(|v| v != first) {
+                return Err(format!(
+                    "the players of a party must share `{attribute}` (rule `{}`)",
+                    rule.name
+                ));
+            }
+            // `#` separates the parts of pool keys, so it is escaped inside a value.
+            parts.push(value.replace('%', "%25").replace('#', "%23"));
+        }
+    }
+    Ok(if parts.is_empty() {
+        "all".to_owned()
+    } else {
+        parts.join("#")
+    })
+}
+
+/// The pool a ticket of `players` joins in `rule_set`'s queue.
+pub fn pool_of(players: &[Player], rule_set: &RuleSet) -> Result<PoolRef, String> {
+    Ok(PoolRef::new(rule_set.name.clone(), pool_partition(players, rule_set)?))
+}

@@ -1,0 +1,129 @@
+//! A player reads or cancels a ticket.
+
+use super::{Settings, UseCaseError};
+use crate::event::DomainEvent;
+use crate::ids::{MatchId, PlayerId, TicketId};
+use crate::ports::store::items::{self, TicketRecord, Versioned};
+use crate::ports::store::{Condition, Write};
+use crate::ports::{Events, PortError, Store};
+use crate::status::TicketStatus;
+use serde::Serialize;
+
+/// A ticket as `GET /v1/tickets/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketView {
+    pub ticket_id: TicketId,
+    pub queue: String,
+    pub status: TicketStatus,
+    pub players: Vec<PlayerId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchView {
+    pub match_id: MatchId,
+}
+
+impl From<&TicketRecord> for TicketView {
+    fn from(record: &TicketRecord) -> Self {
+        let t = &record.ticket;
+        Self {
+            ticket_id: t.id.clone(),
+            queue: t.queue.clone(),
+            status: t.status,
+            players: t.player_ids().cloned().collect(),
+            reason: t.reason.clone(),
+            matched: record.match_id.clone().map(|match_id| MatchView { match_id }),
+        }
+    }
+}
+
+/// Reads `id` for `caller`. A ticket not yet admitted, and another player's ticket, are both
+/// `NotFound`: the first may still be queued, the second must not be revealed.
+pub async fn get<S: Store>(store: &S, caller: &PlayerId, id: &TicketId) -> Result<TicketView, UseCaseError> {
+    Ok(TicketView::from(&read_for(store, caller, id).await?.value))
+}
+
+async fn read_for<S: Store>(
+    store: &S,
+    caller: &PlayerId,
+    id: &TicketId,
+) -> Result<Versioned<TicketRecord>, UseCaseError> {
+    let not_found = || UseCaseError::NotFound(format!("no ticket {id}; a ticket just created may still be queued"));
+    let stored = store.get(&items::ticket_key(id)).await?.ok_or_else(not_found)?;
+    let record: Versioned<TicketRecord> = items::read(&stored)?;
+    if !record.value.ticket.player_ids().any(|p| p == caller) {
+        return Err(not_found());
+    }
+    Ok(record)
+}
+
+/// Cancels `id` for `caller`. Cancelling a cancelled ticket answers it unchanged; a ticket being
+/// placed, or finished otherwise, cannot be cancelled.
+pub async fn cancel<S: Store, E: Events>(
+    store: &S,
+    events: &E,
+    settings: &Settings,
+    caller: &PlayerId,
+    id: &TicketId,
+) -> Result<TicketView, UseCaseError> {
+    // A round may move the ticket between our read and our write; the write is conditional on the
+    // version read, so re-read and decide again.
+    for _ in 0..5 {
+        let current = read_for(store, caller, id).await?;
+        let status = current.value.ticket.status;
+        match status {
+            TicketStatus::Cancelled => return Ok(TicketView::from(&current.value)),
+            TicketStatus::Placing => {
+                return Err(UseCaseError::Conflict(format!(
+                    "ticket {id} is PLACING: its server is being started, and it cannot be cancelled"
+                )))
+            }
+            s if s.is_terminal() => return Err(UseCaseError::Conflict(format!("ticket {id} is already {s}"))),
+            _ => {}
+        }
+        let reason = format!("cancelled by {caller}");
+        if finish(store, events, &current, TicketStatus::Cancelled, reason, settings).await? {
+            let after = read_for(store, caller, id).await?;
+            return Ok(TicketView::from(&after.value));
+        }
+    }
+    Err(UseCaseError::Port(PortError::transient(format!(
+        "ticket {id} kept changing while being cancelled"
+    ))))
+}
+
+/// Moves a ticket read at `current` to a terminal status with `reason`, and frees its players'
+/// guards, in one transaction. False when the ticket moved since it was read.
+pub(crate) async fn finish<S: Store, E: Events>(
+    store: &S,
+    events: &E,
+    current: &Versioned<TicketRecord>,
+    to: TicketStatus,
+    reason: String,
+    settings: &Settings,
+) -> Result<bool, PortError> {
+    let mut next = current.value.clone();
+    next.ticket
+        .move_to(to, Some(reason))
+        .map_err(|e| PortError::invalid(e.to_string()))?;
+    let mut writes = vec![items::update_ticket(current, &next, settings.pool_shards)?];
+    for player in next.ticket.player_ids() {
+        writes.push(Write::delete(items::player_guard_key(player), Condition::Any));
+    }
+    match store.transact_write(writes, None).await {
+        Ok(()) => {
+            if let Some(event) = DomainEvent::for_ticket_status(&next.ticket) {
+                events.publish(event).await?;
+            }
+            Ok(true)
+        }
+        Err(PortError::ConditionFailed { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
