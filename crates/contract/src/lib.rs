@@ -9,7 +9,7 @@
 //! Each suite is a set of `pub async fn`s, generic over the port, plus a macro that turns them into
 //! one `#[tokio::test]` per case, so a failure names its case:
 //!
-//! ```ignore
+//! ```text
 //! mod store_contract {
 //!     queuematch_contract::store_contract!(super::fresh_store);
 //! }

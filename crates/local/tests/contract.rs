@@ -2,11 +2,12 @@
 
 use queuematch_contract::events::{EventTap, EventsSubject};
 use queuematch_contract::{Subject, Time};
-use queuematch_core::ports::Clock;
+use queuematch_core::ports::{Clock, Events, Store, TicketQueue};
 use queuematch_core::{DomainEvent, Timestamp};
 use queuematch_local::events::{Delivery, Subscription};
 use queuematch_local::{EventBus, ManualClock, MemoryQueue, MemoryStore, QueueConfig, SystemClock};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -64,6 +65,31 @@ async fn fresh_queue() -> Subject<MemoryQueue, Virtual> {
     }
 }
 
+/// The same adapters behind `Arc<dyn …>`, as the binaries wire them: the ports stay dyn-compatible.
+async fn dyn_store() -> Subject<Arc<dyn Store>, Virtual> {
+    let Subject { port, time } = fresh_store().await;
+    Subject {
+        port: Arc::new(port),
+        time,
+    }
+}
+
+async fn dyn_queue() -> Subject<Arc<dyn TicketQueue>, Virtual> {
+    let Subject { port, time } = fresh_queue().await;
+    Subject {
+        port: Arc::new(port),
+        time,
+    }
+}
+
+async fn dyn_bus() -> EventsSubject<Arc<dyn Events>, BusTap> {
+    let EventsSubject { port, tap } = fresh_bus().await;
+    EventsSubject {
+        port: Arc::new(port),
+        tap,
+    }
+}
+
 async fn manual_clock() -> Subject<ManualClock, Virtual> {
     let time = virtual_time();
     Subject {
@@ -117,4 +143,16 @@ mod system_clock {
 
 mod events {
     queuematch_contract::events_contract!(super::fresh_bus);
+}
+
+mod dyn_store {
+    queuematch_contract::store_contract!(super::dyn_store);
+}
+
+mod dyn_queue {
+    queuematch_contract::queue_contract!(super::dyn_queue);
+}
+
+mod dyn_events {
+    queuematch_contract::events_contract!(super::dyn_bus);
 }

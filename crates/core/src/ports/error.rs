@@ -13,6 +13,10 @@ pub enum PortError {
     /// condition failed, and nothing of the transaction was written.
     #[error("condition failed on {key}{}", operation.map(|i| format!(" (operation {i})")).unwrap_or_default())]
     ConditionFailed { key: Key, operation: Option<usize> },
+    /// The request clashes with what already exists outside the store's conditions: an execution
+    /// name already started with another input, a server already claimed by another session.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The thing named does not exist (or no longer does: a deleted message, an expired item).
     #[error("not found: {0}")]
     NotFound(String),
@@ -53,7 +57,7 @@ impl PortError {
     /// The stable `errorType` that workflow Retry/Catch and `batchItemFailures` decisions match on.
     pub fn error_type(&self) -> ErrorType {
         match self {
-            PortError::ConditionFailed { .. } => ErrorType::Conflict,
+            PortError::ConditionFailed { .. } | PortError::Conflict(_) => ErrorType::Conflict,
             PortError::NotFound(_) => ErrorType::NotFound,
             PortError::Invalid(_) | PortError::Corrupt { .. } => ErrorType::Invalid,
             PortError::PlacementUnavailable(_) => ErrorType::PlacementUnavailable,
@@ -119,6 +123,7 @@ mod tests {
                 "Conflict",
                 false,
             ),
+            (PortError::Conflict("execution s-1 exists".into()), "Conflict", false),
             (PortError::NotFound("t".into()), "NotFound", false),
             (PortError::invalid("too big"), "Invalid", false),
             (

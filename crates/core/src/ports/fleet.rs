@@ -33,7 +33,8 @@ pub enum Placement {
 /// Guarantees:
 /// - `place` is **idempotent on the session id**: placing the same session again (Express starts at
 ///   least once) returns the same placement and claims no second server.
-/// - A server is claimed by at most one session at a time.
+/// - A server is claimed by at most one session at a time; placing a session whose server another
+///   session holds is [`PortError::Conflict`].
 /// - `release` frees a placement's server **exactly once**: releasing again, or releasing a placement
 ///   that never became ready, succeeds and does nothing more.
 /// - No server available is [`PortError::PlacementUnavailable`]; a placement that failed or timed
@@ -48,4 +49,17 @@ pub trait Fleet: Send + Sync {
 
     /// Gives the placement's server back.
     async fn release(&self, placement: &PlacementId) -> Result<(), PortError>;
+}
+
+#[async_trait::async_trait]
+impl<F: Fleet + ?Sized> Fleet for std::sync::Arc<F> {
+    async fn place(&self, session: &SessionId, matched: &Match) -> Result<Placement, PortError> {
+        (**self).place(session, matched).await
+    }
+    async fn poll(&self, placement: &PlacementId) -> Result<Placement, PortError> {
+        (**self).poll(placement).await
+    }
+    async fn release(&self, placement: &PlacementId) -> Result<(), PortError> {
+        (**self).release(placement).await
+    }
 }

@@ -19,7 +19,8 @@ impl fmt::Display for ExecutionId {
 ///
 /// Guarantees: **idempotent on the execution name**, as StartExecution is for Standard workflows:
 /// starting `execution_name` again with the same input returns the first execution's id and starts
-/// nothing; with another input it is `Invalid` (ExecutionAlreadyExists). Express workflows do not
+/// nothing; with another input it is
+/// [`PortError::Conflict`] (ExecutionAlreadyExists). Express workflows do not
 /// deduplicate names on AWS, so that adapter deduplicates itself; callers name executions after what
 /// they run for (e.g. the session id), so a retried start never runs a lifecycle twice. The workflow
 /// runs at least once per started execution; its tasks are idempotent.
@@ -32,4 +33,16 @@ pub trait Workflows: Send + Sync {
         execution_name: &str,
         input: serde_json::Value,
     ) -> Result<ExecutionId, PortError>;
+}
+
+#[async_trait::async_trait]
+impl<W: Workflows + ?Sized> Workflows for std::sync::Arc<W> {
+    async fn start(
+        &self,
+        definition: &str,
+        execution_name: &str,
+        input: serde_json::Value,
+    ) -> Result<ExecutionId, PortError> {
+        (**self).start(definition, execution_name, input).await
+    }
 }
