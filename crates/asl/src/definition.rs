@@ -517,16 +517,8 @@ fn parse_state(
                 .required_string("Resource", problems)
                 .unwrap_or_default()
                 .to_owned();
-            if fields.has("Resource") && !resource.starts_with("arn:") && !resource.is_empty() {
-                // Local resources are allowed (an embedder may dispatch anything), but AWS requires an ARN;
-                // flag obvious typos such as a missing scheme only when the value is not ARN-like at all.
-                if resource.contains(char::is_whitespace) {
-                    fields.problem(
-                        problems,
-                        "Resource",
-                        "must be an ARN or a resource name without whitespace",
-                    );
-                }
+            if fields.has("Resource") && !resource.starts_with("arn:") {
+                fields.problem(problems, "Resource", format!("'{resource}' is not an ARN (arn:…)"));
             }
             let timeout = read_seconds(fields, "TimeoutSeconds", "TimeoutSecondsPath", 1, problems);
             // Heartbeats only apply to activities and callbacks, which request/response tasks never are; the

@@ -52,6 +52,10 @@ impl FunctionError {
 ///
 /// `function` is what the definition names: a function name, a full or partial ARN, possibly with a
 /// `:qualifier`. Implementations decide how to map it; [`function_name`] extracts the bare name.
+///
+/// The same guarantees as [`TaskDispatcher`] apply: calls may be concurrent and repeated (Retry, and Express's
+/// at-least-once start), and a call is dropped when its task times out. An `Err` is a function error: its
+/// `error_type` becomes the task's error name, as the Lambda runtime's `errorType` does on AWS.
 #[async_trait]
 pub trait LambdaFunctions: Send + Sync {
     async fn invoke_function(&self, function: &str, payload: Value) -> Result<Value, FunctionError>;
@@ -151,6 +155,12 @@ fn task_error(error: FunctionError) -> TaskError {
 /// Lambda's response to a synchronous invoke, as the optimised integration returns it.
 pub fn lambda_response(payload: Value) -> Value {
     let request_id = uuid::Uuid::new_v4().to_string();
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let trace_id = format!(
+        "root=1-{:08x}-{};sampled=0",
+        chrono::Utc::now().timestamp(),
+        &trace[..24]
+    );
     let length = payload.to_string().len().to_string();
     let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     let headers = json!({
@@ -161,6 +171,7 @@ pub fn lambda_response(payload: Value) -> Value {
         "X-Amz-Executed-Version": "$LATEST",
         "x-amzn-Remapped-Content-Length": "0",
         "x-amzn-RequestId": request_id,
+        "X-Amzn-Trace-Id": trace_id,
     });
     let all_headers: serde_json::Map<String, Value> = headers
         .as_object()
@@ -182,50 +193,42 @@ pub fn is_lambda_resource(resource: &str) -> bool {
     resource == LAMBDA_INVOKE || is_function_arn(resource)
 }
 
-/// Invokes `resource` the way Step Functions invokes Lambda; `None` when it is not a Lambda resource.
-pub async fn invoke_lambda(
-    functions: &dyn LambdaFunctions,
-    resource: &str,
-    input: Value,
-) -> Option<Result<Value, TaskError>> {
+/// Invokes `resource` the way Step Functions invokes Lambda; a resource that is not Lambda (see
+/// [`is_lambda_resource`]) fails with `States.TaskFailed`.
+pub async fn invoke_lambda(functions: &dyn LambdaFunctions, resource: &str, input: Value) -> Result<Value, TaskError> {
     if resource == LAMBDA_INVOKE {
         let Value::Object(mut parameters) = input else {
-            return Some(Err(Failure::new(
+            return Err(Failure::new(
                 names::TASK_FAILED,
                 "lambda:invoke takes an object with FunctionName and Payload",
-            )));
+            ));
         };
         let Some(Value::String(function)) = parameters.remove("FunctionName") else {
-            return Some(Err(Failure::new(
+            return Err(Failure::new(
                 names::TASK_FAILED,
                 "lambda:invoke needs a FunctionName string in Parameters",
-            )));
+            ));
         };
         let payload = parameters.remove("Payload").unwrap_or_else(|| json!({}));
-        Some(
-            functions
-                .invoke_function(&function, payload)
-                .await
-                .map(lambda_response)
-                .map_err(task_error),
-        )
+        functions
+            .invoke_function(&function, payload)
+            .await
+            .map(lambda_response)
+            .map_err(task_error)
     } else if is_function_arn(resource) {
-        Some(functions.invoke_function(resource, input).await.map_err(task_error))
+        functions.invoke_function(resource, input).await.map_err(task_error)
     } else {
-        None
+        Err(Failure::new(
+            names::TASK_FAILED,
+            format!("no integration is available for resource '{resource}'"),
+        ))
     }
 }
 
 #[async_trait]
 impl<F: LambdaFunctions> TaskDispatcher for LambdaDispatcher<F> {
     async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
-        match invoke_lambda(&self.functions, resource, input).await {
-            Some(result) => result,
-            None => Err(Failure::new(
-                names::TASK_FAILED,
-                format!("no integration is available for resource '{resource}'"),
-            )),
-        }
+        invoke_lambda(&self.functions, resource, input).await
     }
 }
 

@@ -153,13 +153,7 @@ impl LambdaFunctions for ScriptedTasks {
 impl TaskDispatcher for ScriptedTasks {
     async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
         if is_lambda_resource(resource) {
-            if let Some(result) = invoke_lambda(self, resource, input).await {
-                return result;
-            }
-            return Err(Failure::new(
-                names::TASK_FAILED,
-                format!("'{resource}' is not a Lambda resource"),
-            ));
+            return invoke_lambda(self, resource, input).await;
         }
         let Some(response) = self.next(&[resource]) else {
             return Err(Failure::new(
