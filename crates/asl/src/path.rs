@@ -25,7 +25,18 @@ pub enum Root {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Field(String),
-    Index(usize),
+    /// An array index; a negative one counts from the end, as in Jayway (`[-1]` is the last item).
+    Index(i64),
+}
+
+/// Where `index` falls in an array of `len` items, if it does.
+fn position(index: i64, len: usize) -> Option<usize> {
+    let position = if index < 0 {
+        len.checked_sub(usize::try_from(index.unsigned_abs()).ok()?)?
+    } else {
+        usize::try_from(index).ok()?
+    };
+    (position < len).then_some(position)
 }
 
 #[derive(Clone)]
@@ -157,7 +168,9 @@ impl Path {
                 (Step::Field(name), Some(Value::Object(map))) => {
                     map.get(name).filter(|v| v.is_object() || v.is_array())
                 }
-                (Step::Index(index), Some(Value::Array(items))) if *index < items.len() => items.get(*index),
+                (Step::Index(index), Some(Value::Array(items))) if position(*index, items.len()).is_some() => {
+                    position(*index, items.len()).and_then(|i| items.get(i))
+                }
                 (_, Some(other)) => {
                     return Err(format!(
                         "Unable to apply ResultPath '{}': the path does not fit the shape of the input ({})",
@@ -191,7 +204,15 @@ impl Path {
                     entry
                 }
                 Step::Index(index) => match slot {
-                    Value::Array(items) if *index < items.len() => &mut items[*index],
+                    Value::Array(items) => match position(*index, items.len()).and_then(|i| items.get_mut(i)) {
+                        Some(item) => item,
+                        None => {
+                            return Err(format!(
+                                "Unable to apply ResultPath '{}': index {index} is out of range",
+                                self.text
+                            ))
+                        }
+                    },
                     _ => {
                         return Err(format!(
                             "Unable to apply ResultPath '{}': index {index} is out of range",
@@ -207,9 +228,12 @@ impl Path {
                     .ok_or_else(|| self.misfit())?
                     .insert(name.clone(), result);
             }
-            Step::Index(index) => match slot {
-                Value::Array(items) if *index < items.len() => items[*index] = result,
-                _ => {
+            Step::Index(index) => match slot.as_array_mut().and_then(|items| {
+                let i = position(*index, items.len())?;
+                items.get_mut(i)
+            }) {
+                Some(item) => *item = result,
+                None => {
                     return Err(format!(
                         "Unable to apply ResultPath '{}': index {index} is out of range",
                         self.text
@@ -245,7 +269,7 @@ pub(crate) fn walk<'v>(mut value: &'v Value, steps: &[Step]) -> Option<&'v Value
     for step in steps {
         value = match (step, value) {
             (Step::Field(name), Value::Object(map)) => map.get(name)?,
-            (Step::Index(index), Value::Array(items)) => items.get(*index)?,
+            (Step::Index(index), Value::Array(items)) => items.get(position(*index, items.len())?)?,
             _ => return None,
         };
     }
@@ -256,7 +280,10 @@ fn take(mut value: Value, steps: &[Step]) -> Option<Value> {
     for step in steps {
         value = match (step, value) {
             (Step::Field(name), Value::Object(mut map)) => map.remove(name)?,
-            (Step::Index(index), Value::Array(mut items)) if *index < items.len() => items.swap_remove(*index),
+            (Step::Index(index), Value::Array(mut items)) => {
+                let i = position(*index, items.len())?;
+                items.swap_remove(i)
+            }
             _ => return None,
         };
     }
@@ -296,7 +323,7 @@ fn parse_definite(rest: &str) -> Result<Option<Vec<Step>>, String> {
                 let inner = rest[i + 1..close].trim();
                 if let Some(name) = quoted(inner) {
                     steps.push(Step::Field(name));
-                } else if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
+                } else if is_index(inner) {
                     let index = inner
                         .parse()
                         .map_err(|_| format!("'${rest}' has an index out of range"))?;
@@ -315,6 +342,12 @@ fn parse_definite(rest: &str) -> Result<Option<Vec<Step>>, String> {
         }
     }
     Ok(Some(steps))
+}
+
+/// `0`, `12` or `-1`: one array index, which keeps a path definite.
+fn is_index(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The index of the `]` closing the bracket at `open`, skipping quoted text.
@@ -377,6 +410,13 @@ mod tests {
         assert!(path.is_definite());
         assert_eq!(path.select(&data).unwrap().into_owned(), json!(20));
         assert_eq!(Path::parse("$.missing", false).unwrap().select(&data), Err(NotFound));
+        let last = Path::parse("$.a['b c'][-1]", false).unwrap();
+        assert!(last.is_definite());
+        assert_eq!(last.select(&data).unwrap().into_owned(), json!(20));
+        assert_eq!(
+            Path::parse("$.a['b c'][-3]", false).unwrap().select(&data),
+            Err(NotFound)
+        );
     }
 
     #[test]

@@ -35,8 +35,11 @@ pub enum WorkflowCommand {
         /// The definition (an *.asl.json file).
         file: PathBuf,
         /// The execution input, as JSON.
-        #[arg(long, default_value = "{}")]
+        #[arg(long, default_value = "{}", conflicts_with = "input_file")]
         input: String,
+        /// The execution input, read from a JSON file.
+        #[arg(long, value_name = "FILE")]
+        input_file: Option<PathBuf>,
         /// A DefinitionSubstitutions value replacing `${NAME}`; repeat for each.
         #[arg(long = "sub", value_name = "NAME=VALUE", value_parser = parse_substitution)]
         substitutions: Vec<(String, String)>,
@@ -78,6 +81,7 @@ pub fn run(command: WorkflowCommand) -> anyhow::Result<ExitCode> {
         WorkflowCommand::Run {
             file,
             input,
+            input_file,
             substitutions,
             task_results,
             virtual_time,
@@ -90,13 +94,15 @@ pub fn run(command: WorkflowCommand) -> anyhow::Result<ExitCode> {
             let Some(machine) = load(&file, &substitutions)? else {
                 return Ok(ExitCode::FAILURE);
             };
-            let input: Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
+            let input: Value = match input_file {
+                Some(path) => serde_json::from_str(&read(&path)?)
+                    .with_context(|| format!("{} is not valid JSON", path.display()))?,
+                None => serde_json::from_str(&input).context("--input is not valid JSON")?,
+            };
             let tasks = match task_results {
                 Some(path) => {
-                    let text =
-                        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                    let script: Value =
-                        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+                    let script: Value = serde_json::from_str(&read(&path)?)
+                        .with_context(|| format!("{} is not valid JSON", path.display()))?;
                     ScriptedTasks::from_json(&script).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
                 }
                 None => ScriptedTasks::default(),
@@ -122,6 +128,10 @@ pub fn run(command: WorkflowCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
 fn parse_substitution(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
@@ -131,7 +141,7 @@ fn parse_substitution(text: &str) -> Result<(String, String), String> {
 
 /// Reads and validates a definition; prints its problems and returns `None` when it is invalid.
 fn load(file: &Path, substitutions: &HashMap<String, String>) -> anyhow::Result<Option<StateMachine>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = read(file)?;
     match StateMachine::from_json_with_substitutions(&text, substitutions) {
         Ok(machine) => Ok(Some(machine)),
         Err(error) => {

@@ -139,6 +139,22 @@ fn express_runs_stop_at_five_minutes() {
 }
 
 #[test]
+fn run_reads_its_input_from_a_file() {
+    let definition = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": "$.ticket", "End": true}}});
+    let file = write("input-file.asl.json", &definition);
+    let input = write("input.json", &json!({"ticket": {"id": "t-9"}}));
+    let out = queuematch(&[
+        "workflow",
+        "run",
+        file.to_str().unwrap(),
+        "--input-file",
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout_json(&out), json!({"id": "t-9"}));
+}
+
+#[test]
 fn run_prints_error_and_cause_and_exits_one_on_failure() {
     let definition =
         json!({"StartAt": "Fail", "States": {"Fail": {"Type": "Fail", "Error": "Invalid", "Cause": "no players"}}});
