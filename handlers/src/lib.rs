@@ -1,0 +1,30 @@
+//! queuematch-handlers: one module per Lambda function, each a plain async function from its AWS
+//! event to its response, generic over the ports.
+//!
+//! The Lambda binaries (`handlers/lambda`) wire these to the AWS adapters; `queuematch dev` wires
+//! them to the embedded ones and feeds them the same event shapes (`aws_lambda_events`), so the code
+//! a player meets locally is the code that runs on AWS.
+//!
+//! - [`matcher`]: SQS `tickets` batches → admissions and pool rounds → `batchItemFailures`.
+//! - [`tickets_api`]: API Gateway proxy requests for reading and cancelling tickets.
+
+pub mod matcher;
+pub mod problem;
+pub mod tickets_api;
+
+use queuematch_core::usecases::{Queues, Settings};
+use std::sync::Arc;
+
+/// Everything a handler reaches: the ports, the queues served, and the settings. Built once per
+/// process (a Lambda's cold start, or `queuematch dev`'s start) and shared by every invocation.
+#[derive(Debug, Clone)]
+pub struct Service<S, Q, W, E, C, P> {
+    pub store: S,
+    pub queue: Q,
+    pub workflows: W,
+    pub events: E,
+    pub clock: C,
+    pub party_tokens: P,
+    pub queues: Arc<Queues>,
+    pub settings: Arc<Settings>,
+}

@@ -1,0 +1,120 @@
+//! The `matcher` function: batches of the `tickets` queue.
+//!
+//! Per batch, as DESIGN.md says:
+//! 1. admit each ticket (idempotent);
+//! 2. run one round for each pool the batch touched (ticks name theirs);
+//! 3. report what must be retried in `batchItemFailures`.
+//!
+//! A message that cannot be parsed is reported as failed every time, so its receives run out and
+//! SQS moves it to the dead-letter queue; the rest of the batch goes on. A ticket that parses but
+//! is invalid is FAILED with its reason and acknowledged. A failure of the ports is reported for
+//! retry, and so is every message whose pool's round failed, so no admitted ticket waits unseen.
+
+use crate::Service;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use queuematch_core::ports::store::items::PoolRef;
+use queuematch_core::ports::{Clock, Events, Store, TicketQueue, Workflows};
+use queuematch_core::usecases::admission::{Admission, Admitted};
+use queuematch_core::usecases::messages::Message;
+use queuematch_core::usecases::round::{RoundReport, Rounds};
+use queuematch_core::usecases::PartyTokens;
+use std::collections::BTreeMap;
+
+/// What one batch did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchOutcome {
+    pub response: SqsBatchResponse,
+    pub admitted: usize,
+    pub duplicates: usize,
+    pub failed_tickets: usize,
+    pub unreadable: usize,
+    pub rounds: Vec<(PoolRef, RoundReport)>,
+}
+
+/// Handles one SQS batch. `holder` names this invocation on the pool leases (the Lambda request id).
+pub async fn handle<S, Q, W, E, C, P>(
+    service: &Service<S, Q, W, E, C, P>,
+    event: SqsEvent,
+    holder: &str,
+) -> BatchOutcome
+where
+    S: Store,
+    Q: TicketQueue,
+    W: Workflows,
+    E: Events,
+    C: Clock,
+    P: PartyTokens,
+{
+    let admission = Admission {
+        store: &service.store,
+        events: &service.events,
+        clock: &service.clock,
+        party_tokens: &service.party_tokens,
+        queues: &service.queues,
+        settings: &service.settings,
+    };
+    let mut outcome = BatchOutcome::default();
+    let mut failures: Vec<String> = Vec::new();
+    // Each pool the batch touched, with the messages that depend on its round.
+    let mut pools: BTreeMap<(String, String), (PoolRef, Vec<String>)> = BTreeMap::new();
+
+    for record in event.records {
+        let Some(id) = record.message_id.clone() else { continue };
+        let message = match record.body.as_deref().map(Message::parse) {
+            Some(Ok(message)) => message,
+            _ => {
+                outcome.unreadable += 1;
+                failures.push(id);
+                continue;
+            }
+        };
+        match message {
+            Message::Ticket(ticket) => match admission.admit(&ticket).await {
+                Ok(Admitted::Searching(pool)) => {
+                    outcome.admitted += 1;
+                    touch(&mut pools, pool, id);
+                }
+                Ok(Admitted::Duplicate) => outcome.duplicates += 1,
+                Ok(Admitted::Failed(_)) => outcome.failed_tickets += 1,
+                Err(_) => failures.push(id),
+            },
+            Message::PoolTick(tick) => touch(&mut pools, PoolRef::new(tick.queue, tick.partition), id),
+        }
+    }
+
+    let rounds = Rounds {
+        store: &service.store,
+        queue: &service.queue,
+        workflows: &service.workflows,
+        events: &service.events,
+        clock: &service.clock,
+        queues: &service.queues,
+        settings: &service.settings,
+    };
+    for (pool, dependents) in pools.into_values() {
+        match rounds.run(&pool, holder).await {
+            Ok(report) => outcome.rounds.push((pool, report)),
+            Err(_) => failures.extend(dependents),
+        }
+    }
+
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    outcome.response = response;
+    outcome
+}
+
+fn touch(pools: &mut BTreeMap<(String, String), (PoolRef, Vec<String>)>, pool: PoolRef, message_id: String) {
+    pools
+        .entry((pool.queue.clone(), pool.partition.clone()))
+        .or_insert_with(|| (pool, Vec::new()))
+        .1
+        .push(message_id);
+}
