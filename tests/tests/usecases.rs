@@ -115,7 +115,11 @@ impl Stack {
     }
 
     fn started(&self) -> Vec<(String, String, Value)> {
-        self.workflows.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.workflows
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
