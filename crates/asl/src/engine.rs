@@ -229,9 +229,11 @@ impl Engine {
         };
         let body = async {
             if let Some(problem) = express_problems.first() {
-                return Err(Failure::runtime(problem.to_string()));
+                return (Err(Failure::runtime(problem.to_string())), line);
             }
-            check_size(&input, || "the execution input".into())?;
+            if let Err(failure) = check_size(&input, || "the execution input".into()) {
+                return (Err(failure), line);
+            }
             self.run_program(&run, &machine.program, input, line).await
         };
         let result = match limit {
@@ -239,20 +241,22 @@ impl Engine {
             None => Ok(body.await),
         };
         let stop = run.clock.now();
-        let outcome = match result {
-            Ok(Ok((output, _))) => match check_size(&output, || "the execution output".into()) {
-                Ok(()) => Outcome::Succeeded(output),
-                Err(failure) => Outcome::Failed(failure),
+        let (outcome, mut last) = match result {
+            Ok((Ok(output), line)) => match check_size(&output, || "the execution output".into()) {
+                Ok(()) => (Outcome::Succeeded(output), line),
+                Err(failure) => (Outcome::Failed(failure), line),
             },
-            Ok(Err(failure)) => Outcome::Failed(failure),
-            Err(limit) => Outcome::TimedOut(Failure::new(
-                names::TIMEOUT,
-                format!("The execution timed out after {} seconds", limit.as_secs()),
-            )),
-        };
-        // The final event follows the last one recorded, on whichever line it was.
-        let mut last = Line {
-            last_event: run.history.last_id(),
+            Ok((Err(failure), line)) => (Outcome::Failed(failure), line),
+            // A timeout interrupts whatever ran last, on whichever line that was.
+            Err(limit) => (
+                Outcome::TimedOut(Failure::new(
+                    names::TIMEOUT,
+                    format!("The execution timed out after {} seconds", limit.as_secs()),
+                )),
+                Line {
+                    last_event: run.history.last_id(),
+                },
+            ),
         };
         match &outcome {
             Outcome::Succeeded(output) => run.history.record(&mut last, stop, "ExecutionSucceeded", || {
@@ -279,55 +283,59 @@ impl Engine {
         }
     }
 
-    /// Runs the states of `program` from its start; returns the output and the line's last event.
+    /// Runs the states of `program` from its start; returns the outcome and the line's last event, so that
+    /// what follows a branch (its Parallel's end, or a failure) points back to where the branch ended.
     fn run_program<'a>(
         &'a self,
         run: &'a Run,
         program: &'a Program,
         input: Value,
         line: Line,
-    ) -> BoxFuture<'a, Result<(Value, Line), Failure>> {
+    ) -> BoxFuture<'a, (Result<Value, Failure>, Line)> {
         Box::pin(async move {
             let mut line = line;
-            let mut current = program.start;
-            let mut input = input;
-            loop {
-                let state = &program.states[current];
-                let transitions = run.transitions.fetch_add(1, Ordering::Relaxed) + 1;
-                if run.max_transitions.is_some_and(|max| transitions > max) {
-                    return Err(Failure::runtime(format!(
-                        "the execution exceeded {} state transitions at state '{}': a loop without end?",
-                        transitions - 1,
-                        state.name
-                    )));
-                }
-                if transitions % YIELD_EVERY == 0 {
-                    tokio::task::yield_now().await;
-                }
-                let entered = run.clock.now();
-                run.history
-                    .record(&mut line, entered, history::entered_kind(state.type_name()), || {
-                        history::state_entered(&state.name, &input)
-                    });
-                let (output, next) = self.run_state(run, state, input, entered, &mut line).await?;
-                check_size(&output, || format!("the output of state '{}'", state.name))?;
-                if !matches!(next, Next::Caught(_)) {
-                    run.history.record(
-                        &mut line,
-                        run.clock.now(),
-                        history::exited_kind(state.type_name()),
-                        || history::state_exited(&state.name, &output),
-                    );
-                }
-                match next {
-                    Next::State(index) | Next::Caught(index) => {
-                        current = index;
-                        input = output;
-                    }
-                    Next::End => return Ok((output, line)),
-                }
-            }
+            let result = self.run_states(run, program, input, &mut line).await;
+            (result, line)
         })
+    }
+
+    async fn run_states(&self, run: &Run, program: &Program, input: Value, line: &mut Line) -> Result<Value, Failure> {
+        let mut current = program.start;
+        let mut input = input;
+        loop {
+            let state = &program.states[current];
+            let transitions = run.transitions.fetch_add(1, Ordering::Relaxed) + 1;
+            if run.max_transitions.is_some_and(|max| transitions > max) {
+                return Err(Failure::runtime(format!(
+                    "the execution exceeded {} state transitions at state '{}': a loop without end?",
+                    transitions - 1,
+                    state.name
+                )));
+            }
+            if transitions % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+            }
+            let entered = run.clock.now();
+            run.history
+                .record(line, entered, history::entered_kind(state.type_name()), || {
+                    history::state_entered(&state.name, &input)
+                });
+            let (output, next) = self.run_state(run, state, input, entered, line).await?;
+            check_size(&output, || format!("the output of state '{}'", state.name))?;
+            if !matches!(next, Next::Caught(_)) {
+                run.history
+                    .record(line, run.clock.now(), history::exited_kind(state.type_name()), || {
+                        history::state_exited(&state.name, &output)
+                    });
+            }
+            match next {
+                Next::State(index) | Next::Caught(index) => {
+                    current = index;
+                    input = output;
+                }
+                Next::End => return Ok(output),
+            }
+        }
     }
 
     async fn run_state(
@@ -542,6 +550,7 @@ impl Engine {
         timeout: Option<Duration>,
         line: &mut Line,
     ) -> Result<Value, Failure> {
+        check_size(&parameters, || "the task input".into())?;
         let lambda = is_function_arn(resource);
         let (resource_type, resource_name) = history::resource_parts(resource);
         let timeout_field = timeout.map(|t| t.as_secs());
@@ -573,7 +582,6 @@ impl Engine {
                 ))
             });
         }
-        check_size(&parameters, || "the task input".into())?;
         let call = self.dispatcher.invoke(resource, parameters);
         let outcome = match timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
@@ -647,12 +655,10 @@ impl Engine {
             .collect();
         let mut outputs = vec![Value::Null; branches.len()];
         let mut last = start;
-        while let Some((index, result)) = pending.next().await {
+        while let Some((index, (result, branch_line))) = pending.next().await {
+            last = branch_line;
             match result {
-                Ok((output, branch_line)) => {
-                    outputs[index] = output;
-                    last = branch_line;
-                }
+                Ok(output) => outputs[index] = output,
                 Err(failure) => {
                     // Dropping `pending` cancels the other branches, as AWS stops them.
                     drop(pending);
@@ -694,21 +700,15 @@ impl Engine {
             let details = || Some(("mapIterationStartedEventDetails", json!({"name": name, "index": index})));
             run.history
                 .record(&mut iteration_line, run.clock.now(), "MapIterationStarted", details);
-            let result = self.run_program(run, processor, input, iteration_line).await;
+            let (result, mut end_line) = self.run_program(run, processor, input, iteration_line).await;
             let (kind, field) = match &result {
                 Ok(_) => ("MapIterationSucceeded", "mapIterationSucceededEventDetails"),
                 Err(_) => ("MapIterationFailed", "mapIterationFailedEventDetails"),
             };
-            let mut end_line = match &result {
-                Ok((_, branch_line)) => *branch_line,
-                Err(_) => Line {
-                    last_event: run.history.last_id(),
-                },
-            };
             run.history.record(&mut end_line, run.clock.now(), kind, || {
                 Some((field, json!({"name": name, "index": index})))
             });
-            (index, result.map(|(output, _)| output), end_line)
+            (index, result, end_line)
         };
         let mut inputs = inputs.into_iter().enumerate();
         let mut pending = FuturesUnordered::new();

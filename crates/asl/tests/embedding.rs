@@ -151,3 +151,23 @@ async fn a_loop_without_waits_still_hits_the_execution_timeout() {
     assert!(matches!(&execution.outcome, Outcome::TimedOut(failure) if failure.error == "States.Timeout"));
     assert!(execution.state_transitions > 1000);
 }
+
+#[tokio::test]
+async fn a_failing_branch_is_where_the_failure_events_point() {
+    let definition = json!({
+        "StartAt": "Fork",
+        "States": {"Fork": {"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "Slow", "States": {"Slow": {"Type": "Pass", "Next": "Slower"}, "Slower": {"Type": "Pass", "End": true}}},
+            {"StartAt": "Broken", "States": {"Broken": {"Type": "Fail", "Error": "Broken"}}}
+        ]}}
+    });
+    let machine = StateMachine::from_value(&definition).unwrap();
+    let engine = Engine::new(Arc::new(LambdaDispatcher::new(functions())));
+    let execution = engine.execute(&machine, json!({}), ExecutionOptions::default()).await;
+    let events = &execution.history;
+    let by_kind = |kind: &str| events.iter().find(|e| e.kind == kind).unwrap();
+    let fail_entered = by_kind("FailStateEntered");
+    let parallel_failed = by_kind("ParallelStateFailed");
+    assert_eq!(parallel_failed.previous_event_id, fail_entered.id);
+    assert_eq!(by_kind("ExecutionFailed").previous_event_id, parallel_failed.id);
+}
