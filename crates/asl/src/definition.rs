@@ -475,30 +475,7 @@ fn parse_state(
     fields.reject_unknown(&every, &format!("a {kind} state"), problems);
 
     let transition = if has_transition {
-        let next = fields.string("Next", problems);
-        let end = match fields.get("End") {
-            None => false,
-            Some(Value::Bool(end)) => *end,
-            Some(_) => {
-                fields.problem(problems, "End", "must be true or false");
-                false
-            }
-        };
-        match (next, end) {
-            (Some(_), true) => {
-                fields.problem(problems, "Next", "a state has either 'Next' or \"End\": true, not both");
-                Transition::End
-            }
-            (Some(target), false) => match resolve(target, fields.at("Next"), problems) {
-                Some(i) => Transition::Next(i),
-                None => Transition::End,
-            },
-            (None, true) => Transition::End,
-            (None, false) => {
-                fields.problem(problems, "Next", "a non-terminal state needs 'Next' or \"End\": true");
-                Transition::End
-            }
-        }
+        read_transition(fields, problems, &mut resolve)
     } else {
         Transition::End
     };
@@ -512,88 +489,15 @@ fn parse_state(
             result: fields.get("Result").cloned(),
             result_path: read_result_path(fields, problems),
         },
-        "Task" => {
-            let resource = fields
-                .required_string("Resource", problems)
-                .unwrap_or_default()
-                .to_owned();
-            if fields.has("Resource") && !resource.starts_with("arn:") {
-                fields.problem(problems, "Resource", format!("'{resource}' is not an ARN (arn:…)"));
-            }
-            let timeout = read_seconds(fields, "TimeoutSeconds", "TimeoutSecondsPath", 1, problems);
-            // Heartbeats only apply to activities and callbacks, which request/response tasks never are; the
-            // field is still validated as AWS does.
-            let heartbeat = read_seconds(fields, "HeartbeatSeconds", "HeartbeatSecondsPath", 1, problems);
-            if let (Some(Seconds::Fixed(timeout)), Some(Seconds::Fixed(heartbeat))) = (&timeout, &heartbeat) {
-                if heartbeat >= timeout {
-                    fields.problem(problems, "HeartbeatSeconds", "must be smaller than TimeoutSeconds");
-                }
-            }
-            Body::Task {
-                resource,
-                handling: read_handling(fields, problems, &mut resolve),
-                timeout,
-            }
-        }
-        "Choice" => {
-            let mut choices = Vec::new();
-            match fields.array("Choices", problems) {
-                None if !fields.has("Choices") => fields.problem(problems, "Choices", "is required"),
-                None => {}
-                Some(items) if items.is_empty() => fields.problem(problems, "Choices", "must have at least one rule"),
-                Some(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        let rule_at = fields.at(&format!("Choices[{i}]"));
-                        let Some(rule_fields) = Fields::new(item, &rule_at, Some(name), problems) else {
-                            continue;
-                        };
-                        let next = match rule_fields.required_string("Next", problems) {
-                            Some(target) => resolve(target, rule_fields.at("Next"), problems),
-                            None => None,
-                        };
-                        if let (Some(rule), Some(next)) = (parse_rule(rule_fields, true, problems), next) {
-                            choices.push((rule, next));
-                        }
-                    }
-                }
-            }
-            let default = fields
-                .string("Default", problems)
-                .and_then(|target| resolve(target, fields.at("Default"), problems));
-            Body::Choice { choices, default }
-        }
+        "Task" => parse_task(fields, problems, &mut resolve),
+        "Choice" => parse_choice(fields, problems, &mut resolve),
         "Wait" => Body::Wait(read_wait(fields, problems)?),
         "Succeed" => Body::Succeed,
         "Fail" => Body::Fail {
             error: read_dynamic(fields, "Error", "ErrorPath", problems),
             cause: read_dynamic(fields, "Cause", "CausePath", problems),
         },
-        "Parallel" => {
-            let mut branches = Vec::new();
-            match fields.array("Branches", problems) {
-                None if !fields.has("Branches") => fields.problem(problems, "Branches", "is required"),
-                None => {}
-                Some(items) if items.is_empty() => {
-                    fields.problem(problems, "Branches", "must have at least one branch")
-                }
-                Some(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        let branch_at = fields.at(&format!("Branches[{i}]"));
-                        let Some(branch) = Fields::new(item, &branch_at, Some(name), problems) else {
-                            continue;
-                        };
-                        branch.reject_unknown(&["StartAt", "States", "Comment"], "a Parallel branch", problems);
-                        if let Some(program) = parse_program(branch, problems, names) {
-                            branches.push(program);
-                        }
-                    }
-                }
-            }
-            Body::Parallel {
-                branches,
-                handling: read_handling(fields, problems, &mut resolve),
-            }
-        }
+        "Parallel" => parse_parallel(fields, problems, names, &mut resolve),
         "Map" => parse_map(fields, problems, names, &mut resolve)?,
         _ => return None,
     };
@@ -607,6 +511,116 @@ fn parse_state(
 }
 
 type Resolve<'r> = dyn FnMut(&str, String, &mut Problems) -> Option<usize> + 'r;
+
+/// `Next` or `"End": true`, exactly one of them.
+fn read_transition(fields: Fields<'_>, problems: &mut Problems, resolve: &mut Resolve<'_>) -> Transition {
+    let next = fields.string("Next", problems);
+    let end = match fields.get("End") {
+        None => false,
+        Some(Value::Bool(end)) => *end,
+        Some(_) => {
+            fields.problem(problems, "End", "must be true or false");
+            false
+        }
+    };
+    match (next, end) {
+        (Some(_), true) => {
+            fields.problem(problems, "Next", "a state has either 'Next' or \"End\": true, not both");
+            Transition::End
+        }
+        (Some(target), false) => match resolve(target, fields.at("Next"), problems) {
+            Some(i) => Transition::Next(i),
+            None => Transition::End,
+        },
+        (None, true) => Transition::End,
+        (None, false) => {
+            fields.problem(problems, "Next", "a non-terminal state needs 'Next' or \"End\": true");
+            Transition::End
+        }
+    }
+}
+
+fn parse_task(fields: Fields<'_>, problems: &mut Problems, resolve: &mut Resolve<'_>) -> Body {
+    let resource = fields
+        .required_string("Resource", problems)
+        .unwrap_or_default()
+        .to_owned();
+    if fields.has("Resource") && !resource.starts_with("arn:") {
+        fields.problem(problems, "Resource", format!("'{resource}' is not an ARN (arn:…)"));
+    }
+    let timeout = read_seconds(fields, "TimeoutSeconds", "TimeoutSecondsPath", 1, problems);
+    // Heartbeats only apply to activities and callbacks, which request/response tasks never are; the field is
+    // still validated as AWS does.
+    let heartbeat = read_seconds(fields, "HeartbeatSeconds", "HeartbeatSecondsPath", 1, problems);
+    if let (Some(Seconds::Fixed(timeout)), Some(Seconds::Fixed(heartbeat))) = (&timeout, &heartbeat) {
+        if heartbeat >= timeout {
+            fields.problem(problems, "HeartbeatSeconds", "must be smaller than TimeoutSeconds");
+        }
+    }
+    Body::Task {
+        resource,
+        handling: read_handling(fields, problems, resolve),
+        timeout,
+    }
+}
+
+fn parse_choice(fields: Fields<'_>, problems: &mut Problems, resolve: &mut Resolve<'_>) -> Body {
+    let mut choices = Vec::new();
+    match fields.array("Choices", problems) {
+        None if !fields.has("Choices") => fields.problem(problems, "Choices", "is required"),
+        None => {}
+        Some(items) if items.is_empty() => fields.problem(problems, "Choices", "must have at least one rule"),
+        Some(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let rule_at = fields.at(&format!("Choices[{i}]"));
+                let Some(rule_fields) = Fields::new(item, &rule_at, fields.state, problems) else {
+                    continue;
+                };
+                let next = match rule_fields.required_string("Next", problems) {
+                    Some(target) => resolve(target, rule_fields.at("Next"), problems),
+                    None => None,
+                };
+                if let (Some(rule), Some(next)) = (parse_rule(rule_fields, true, problems), next) {
+                    choices.push((rule, next));
+                }
+            }
+        }
+    }
+    let default = fields
+        .string("Default", problems)
+        .and_then(|target| resolve(target, fields.at("Default"), problems));
+    Body::Choice { choices, default }
+}
+
+fn parse_parallel(
+    fields: Fields<'_>,
+    problems: &mut Problems,
+    names: &mut HashSet<String>,
+    resolve: &mut Resolve<'_>,
+) -> Body {
+    let mut branches = Vec::new();
+    match fields.array("Branches", problems) {
+        None if !fields.has("Branches") => fields.problem(problems, "Branches", "is required"),
+        None => {}
+        Some(items) if items.is_empty() => fields.problem(problems, "Branches", "must have at least one branch"),
+        Some(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let branch_at = fields.at(&format!("Branches[{i}]"));
+                let Some(branch) = Fields::new(item, &branch_at, fields.state, problems) else {
+                    continue;
+                };
+                branch.reject_unknown(&["StartAt", "States", "Comment"], "a Parallel branch", problems);
+                if let Some(program) = parse_program(branch, problems, names) {
+                    branches.push(program);
+                }
+            }
+        }
+    }
+    Body::Parallel {
+        branches,
+        handling: read_handling(fields, problems, resolve),
+    }
+}
 
 fn parse_map(
     fields: Fields<'_>,
