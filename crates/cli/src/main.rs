@@ -4,6 +4,7 @@ mod dev_home;
 mod ruleset;
 mod rulesets;
 mod schema;
+mod simulate;
 mod source_map;
 mod token;
 mod workflow;

@@ -17,11 +17,14 @@ pub enum RulesetCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run synthetic players through the matcher and through first-come-first-served; compare.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 pub fn run(command: RulesetCommand) -> anyhow::Result<ExitCode> {
     match command {
         RulesetCommand::Validate { files } => validate(&files),
+        RulesetCommand::Simulate(args) => crate::simulate::run(&args),
     }
 }
 

@@ -4,14 +4,15 @@
 //! same matches on Lambda, locally and in the simulator. It goes like this:
 //!
 //! 1. Tickets that waited the queue's timeout are set aside; the others are read once into flat
-//!    arrays (see [`prepare`]).
+//!    arrays (see `prepare`).
 //! 2. The waiting tickets are sorted by partition (the values of the `=` rules) and skill.
 //! 3. Oldest first, each ticket still unmatched *anchors* a candidate match, under the limits in
 //!    force for its wait. Its neighbours in skill order are offered nearest first; each is kept if the
-//!    match can still satisfy every rule with it (see [`group`]). Those beyond the distance limit end
-//!    the walk on their side, so the walk looks at a handful of tickets, never the whole pool.
+//!    match can still satisfy every rule with it (see `group`). Those beyond the distance limit end
+//!    the walk on their side, so the walk looks at a handful of tickets, never the whole pool. A
+//!    ticket in its first seconds reaches for only part of that limit (see `patience`).
 //! 4. A full candidate (or one that reached its minimum when the walk ran out) is split into teams
-//!    (see [`teams`]). If no split satisfies the rules, the newest member is dropped and the walk
+//!    (see `teams`). If no split satisfies the rules, the newest member is dropped and the walk
 //!    goes on.
 //!
 //! Sorting dominates: a round costs O(n log n) plus O(n × the match size).
@@ -57,6 +58,23 @@ const SKILL_WALK_LIMIT: usize = 1_000;
 const ARRIVAL_WALK_LIMIT: usize = 4_096;
 /// Full candidates that may fail to split into teams before the anchor gives up for this round.
 const SPLIT_ATTEMPTS: usize = 4;
+/// How long a new ticket holds out for a closer match than its rules allow (see [`patience`]).
+const PATIENCE_MS: u64 = 3_000;
+/// The share of the distance limit a ticket accepts the moment it arrives.
+const EAGER_SHARE: f64 = 0.25;
+
+/// The share of the first distance rule's limit a ticket that waited `waited_ms` reaches for.
+///
+/// A ticket that has just arrived only takes an opponent within a quarter of the limit; the share
+/// grows to the whole limit over its first seconds. Arrivals keep coming meanwhile, so the wait
+/// usually buys a much closer match for a second or two: this, more than anything, is why the
+/// matcher's matches are closer than first come, first served. The rule set's own limits and
+/// expansions still bound everything.
+fn patience(waited_ms: u64) -> f64 {
+    let grown = waited_ms.min(PATIENCE_MS) as f64 / PATIENCE_MS as f64;
+    EAGER_SHARE + (1.0 - EAGER_SHARE) * grown
+}
+
 /// Marks the end of a chain.
 const NIL: u32 = u32::MAX;
 
@@ -326,7 +344,7 @@ impl<'c> Walk<'c> {
         pairing: Pairing,
     ) -> Self {
         let reach = match (pairing, plan.distance.is_empty()) {
-            (Pairing::ClosestSkill, false) => limits.max_distance[0],
+            (Pairing::ClosestSkill, false) => limits.max_distance[0] * patience(pool.waited(anchor as usize)),
             _ => f64::INFINITY,
         };
         Walk {

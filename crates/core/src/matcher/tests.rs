@@ -66,6 +66,23 @@ fn the_oldest_ticket_gets_the_closest_opponent_not_the_next_arrival() {
 }
 
 #[test]
+fn a_new_ticket_holds_out_for_a_close_opponent_for_its_first_seconds() {
+    // GIVEN two players 60 apart, within maxDistance 100
+    let rules = duel(json!([]), json!([]));
+    let pool = vec![solo("a", 0, 1500.0), solo("b", 0, 1560.0)];
+    // WHEN they have just arrived, THEN they wait for someone closer
+    assert!(round(&pool, &rules, Timestamp(500)).matches.is_empty());
+    // WHEN they have waited, THEN they take each other, within the rule set's limit
+    assert_eq!(
+        pairs(&round(&pool, &rules, Timestamp(PATIENCE_MS))),
+        vec![vec!["a", "b"]]
+    );
+    // First come, first served never waits
+    let fcfs = round_with(&pool, &rules, Timestamp(500), Pairing::ArrivalOrder);
+    assert_eq!(pairs(&fcfs), vec![vec!["a", "b"]]);
+}
+
+#[test]
 fn first_come_first_served_pairs_in_arrival_order_within_the_rules() {
     let rules = duel(json!([]), json!([]));
     let pool = vec![solo("a", 0, 1500.0), solo("b", 1, 1590.0), solo("c", 2, 1510.0)];
@@ -222,7 +239,8 @@ fn five_v_five_fields_every_role_on_both_sides_and_balances_the_teams() {
         ));
     }
     let rules = five_v_five();
-    let outcome = round(&pool, &rules, Timestamp(100));
+    // Waited long enough that the match may use its whole distance limit.
+    let outcome = round(&pool, &rules, Timestamp(PATIENCE_MS));
     assert_eq!(outcome.matches.len(), 1);
     let m = &outcome.matches[0];
     assert_valid(&outcome, &pool, &rules);
@@ -375,7 +393,7 @@ fn the_outcome_serialises_in_camel_case() {
 fn the_checker_catches_a_broken_match() {
     let rules = duel(json!([]), json!([]));
     let pool = vec![solo("a", 0, 1500.0), solo("b", 0, 1550.0), solo("far", 0, 1900.0)];
-    let mut m = round(&pool, &rules, Timestamp(5)).matches.remove(0);
+    let mut m = round(&pool, &rules, Timestamp(PATIENCE_MS)).matches.remove(0);
     m.teams[1].tickets = vec![TicketId::from("far")];
     m.teams[1].players = vec![PlayerId::from("p-far")];
     let err = check_match(&m, &pool, &rules).unwrap_err();

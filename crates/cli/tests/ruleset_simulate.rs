@@ -1,0 +1,79 @@
+//! `queuematch ruleset simulate`, run as a designer runs it.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../examples/rulesets/{name}.json"))
+}
+
+fn simulate(file: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_queuematch"))
+        .args(["ruleset", "simulate"])
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| panic!("queuematch does not run: {e}"))
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+}
+
+#[test]
+fn the_json_report_compares_both_strategies_and_is_the_same_on_every_run() {
+    let args = ["--players", "2000", "--rate", "50", "--seed", "1", "--json"];
+    let first = simulate(&example("ranked-1v1"), &args);
+    let second = simulate(&example("ranked-1v1"), &args);
+    assert_eq!(first.stdout, second.stdout, "two runs with one seed differ");
+    let report = json(&first);
+    for strategy in ["matcher", "fcfs"] {
+        let s = &report[strategy];
+        for field in ["meanSkillSpread", "timedOutPercent"] {
+            assert!(s[field].is_number(), "{strategy}.{field} in {report}");
+        }
+        for p in ["p50", "p95", "p99"] {
+            assert!(s["timeToMatch"][p].as_f64().is_some_and(|t| t >= 0.0), "{report}");
+        }
+    }
+    let spread = |s: &str| report[s]["meanSkillSpread"].as_f64().unwrap_or(f64::NAN);
+    assert!(spread("matcher") < spread("fcfs"), "{report}");
+}
+
+#[test]
+fn another_seed_gives_other_traffic() {
+    let run = |seed: &str| simulate(&example("coop-4"), &["--players", "400", "--seed", seed, "--json"]).stdout;
+    assert_ne!(run("1"), run("2"));
+}
+
+#[test]
+fn the_table_shows_every_figure_for_both_and_no_bar_off_a_terminal() {
+    let out = simulate(&example("ranked-5v5"), &["--players", "500", "--rate", "25"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "time to match p50",
+        "time to match p95",
+        "time to match p99",
+        "mean skill spread",
+        "mean team imbalance",
+        "worst latency",
+        "timed out",
+    ] {
+        assert!(table.contains(row), "{table}");
+    }
+    assert!(table.contains("matcher") && table.contains("fcfs"), "{table}");
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_bad_rule_set_or_rate_is_refused_with_a_reason() {
+    let out = simulate(Path::new("/nonexistent/rules.json"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let out = simulate(&example("ranked-1v1"), &["--rate", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rate"));
+}
