@@ -13,8 +13,21 @@
 //! # Ok(()) }
 //! ```
 //!
+//! For in-process Lambda handlers, register them in a [`FunctionTable`] and wrap it in a [`LambdaDispatcher`];
+//! for tests and the CLI, [`ScriptedTasks`] answers tasks from a script. Run under tokio's paused clock (see
+//! [`run_in_virtual_time`] and [`Clock::Virtual`]) and waits, retry intervals and timeouts take no real time.
+//!
+//! # Scope
+//!
 //! The JSONPath query language is supported in full; JSONata and workflow variables (`Assign`) are refused at
-//! parse time, as is Distributed Map.
+//! parse time, as is Distributed Map. Where this engine knowingly differs from Step Functions:
+//! - Indefinite JSONPaths are evaluated by RFC 9535 rules, which cover Jayway's wildcards, slices, unions,
+//!   deep scan and `[?(@.x < 1)]` filters (with `&&`, `||`, `!`), but not its extra filter operators (`=~`,
+//!   `in`, `nin`, `size`, `empty`) or path functions such as `.length()`; those are definition errors.
+//! - `HeartbeatSeconds` is validated but not enforced: request/response tasks, the only kind Express runs,
+//!   send no heartbeats. Task tokens (`$$.Task.Token`) do not exist for the same reason.
+//! - Executions stop after [`DEFAULT_MAX_TRANSITIONS`] state transitions unless told otherwise, a guard
+//!   against endless Pass loops that Step Functions enforces differently (by history size, on Standard).
 
 mod choice;
 mod clock;

@@ -429,6 +429,8 @@ mod tests {
             Path::parse("$..p", false).unwrap().select(&data).unwrap().into_owned(),
             json!([5, 15, 25])
         );
+        let both = Path::parse("$.items[?(@.p > 10 && !(@.p == 25))].p", false).unwrap();
+        assert_eq!(both.select(&data).unwrap().into_owned(), json!([15]));
     }
 
     #[test]
@@ -438,6 +440,9 @@ mod tests {
         assert!(Path::parse("$.a[", false).is_err());
         assert!(Path::parse("$.a..", false).is_err());
         assert!(Path::parse_reference("$.a[*]").is_err());
+        // Jayway extensions beyond RFC 9535 are refused rather than misread.
+        assert!(Path::parse("$.a[?(@.x =~ /re/)]", false).is_err());
+        assert!(Path::parse("$.a.length()", false).is_err());
     }
 
     #[test]
