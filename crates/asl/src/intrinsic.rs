@@ -146,7 +146,7 @@ impl Intrinsic {
         let fail = |message: String| Failure::new(names::INTRINSIC_FAILURE, format!("{}: {message}", self.name));
         // States.Format reads its template unevaluated: it must tell an escaped brace from a placeholder.
         if self.function == Function::Format {
-            return self.format(scope).map(Value::String).map_err(fail);
+            return self.format(scope).map(Value::String);
         }
         let mut args = Vec::with_capacity(self.args.len());
         for arg in &self.args {
@@ -158,36 +158,46 @@ impl Intrinsic {
         self.apply(args, scope).map_err(fail)
     }
 
-    fn format(&self, scope: &Scope<'_>) -> Result<String, String> {
-        let Some((Arg::Text { raw, .. }, rest)) = self.args.split_first() else {
-            return Err("the first argument must be a string literal template".into());
+    /// States.Format: a literal template keeps its escapes (`\{` is a brace, not a placeholder); a template
+    /// read from a path or a call is used as it is.
+    fn format(&self, scope: &Scope<'_>) -> Result<String, Failure> {
+        let fail = |message: &str| Failure::new(names::INTRINSIC_FAILURE, format!("{}: {message}", self.name));
+        let Some((first, rest)) = self.args.split_first() else {
+            return Err(fail("a template is required"));
+        };
+        let (template, escapes) = match first {
+            Arg::Text { raw, .. } => (raw.clone(), true),
+            other => match evaluate_arg(other, scope)? {
+                Value::String(text) => (text, false),
+                value => return Err(fail(&format!("the template must be a string, not {value}"))),
+            },
         };
         let mut values = Vec::with_capacity(rest.len());
         for arg in rest {
-            values.push(evaluate_arg(arg, scope).map_err(|failure| failure.cause.unwrap_or_default())?);
+            values.push(evaluate_arg(arg, scope)?);
         }
-        let mut out = String::with_capacity(raw.len());
+        let mut out = String::with_capacity(template.len());
         let mut values = values.into_iter();
-        let mut chars = raw.chars().peekable();
+        let mut chars = template.chars().peekable();
         while let Some(c) = chars.next() {
             match c {
-                '\\' => out.extend(chars.next()),
+                '\\' if escapes => out.extend(chars.next()),
                 '{' if chars.peek() == Some(&'}') => {
                     chars.next();
-                    let value = values
-                        .next()
-                        .ok_or("the template has more placeholders than arguments")?;
-                    match value {
-                        Value::String(text) => out.push_str(&text),
-                        Value::Number(_) | Value::Bool(_) | Value::Null => out.push_str(&value.to_string()),
-                        _ => return Err("arguments must be strings, numbers, booleans or null".into()),
+                    match values.next() {
+                        Some(Value::String(text)) => out.push_str(&text),
+                        Some(value @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => {
+                            out.push_str(&value.to_string())
+                        }
+                        Some(_) => return Err(fail("arguments must be strings, numbers, booleans or null")),
+                        None => return Err(fail("the template has more placeholders than arguments")),
                     }
                 }
                 c => out.push(c),
             }
         }
         if values.next().is_some() {
-            return Err("the template has fewer placeholders than arguments".into());
+            return Err(fail("the template has fewer placeholders than arguments"));
         }
         Ok(out)
     }
@@ -473,8 +483,10 @@ impl Parser<'_> {
             };
             return Err(format!("{name} takes {expected} argument(s), not {}", args.len()));
         }
-        if function == Function::Format && !matches!(args.first(), Some(Arg::Text { .. })) {
-            return Err(format!("{name} takes a string literal template as its first argument"));
+        if let (Function::Format, Some(Arg::Literal(value))) = (function, args.first()) {
+            return Err(format!(
+                "{name} takes a string template as its first argument, not {value}"
+            ));
         }
         self.depth -= 1;
         Ok(Intrinsic { name, function, args })
