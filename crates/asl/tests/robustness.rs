@@ -1,11 +1,14 @@
 //! Bad input gets an error, never a panic: arbitrary text as JSONPaths, intrinsic calls, definitions and
-//! substitutions, and random damage to a valid definition.
+//! substitutions, and random damage to a valid definition, which must then be rejected or run to an outcome.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use queuematch_asl::path::Path;
-use queuematch_asl::StateMachine;
+use queuematch_asl::{
+    run_in_virtual_time, Clock, Engine, ExecutionKind, ExecutionOptions, ScriptedTasks, StateMachine,
+};
 use serde_json::{json, Value};
 
 /// Text drawn mostly from the characters that JSONPath and intrinsic syntax give meaning to.
@@ -119,7 +122,11 @@ proptest! {
     }
 
     #[test]
-    fn damaged_definitions_are_rejected_cleanly(choice in any::<prop::sample::Index>(), replacement in json_value()) {
+    fn damaged_definitions_are_rejected_or_run_cleanly(
+        choice in any::<prop::sample::Index>(),
+        replacement in json_value(),
+        input in json_value(),
+    ) {
         let mut definition = rich_definition();
         let mut all = Vec::new();
         pointers(&definition, String::new(), &mut all);
@@ -127,8 +134,21 @@ proptest! {
         if let Some(slot) = definition.pointer_mut(pointer) {
             *slot = replacement;
         }
-        if let Err(error) = StateMachine::from_value(&definition) {
-            prop_assert!(!error.problems().is_empty());
+        match StateMachine::from_value(&definition) {
+            Err(error) => prop_assert!(!error.problems().is_empty()),
+            // What still parses must run to an outcome, whatever the input.
+            Ok(machine) => {
+                let options = ExecutionOptions {
+                    kind: ExecutionKind::Express,
+                    clock: Clock::virtual_from_now(),
+                    max_transitions: Some(10_000),
+                    seed: Some(1),
+                    ..ExecutionOptions::default()
+                };
+                let engine = Engine::new(Arc::new(ScriptedTasks::default()));
+                let execution = run_in_virtual_time(engine.execute(&machine, input, options)).unwrap();
+                prop_assert!(execution.stop >= execution.start);
+            }
         }
     }
 }
