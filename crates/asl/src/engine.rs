@@ -23,7 +23,7 @@ use crate::context::{ContextObject, StateFacts};
 use crate::definition::{Body, Dynamic, Program, ResultHandling, Seconds, State, StateMachine, Transition, WaitFor};
 use crate::dispatch::{is_function_arn, TaskDispatcher};
 use crate::error::{names, Failure};
-use crate::history::{self, HistoryEvent, Line, Recorder};
+use crate::history::{self, EventSink, HistoryEvent, Line, Recorder};
 use crate::intrinsic::Scope;
 use crate::path::Path;
 use crate::retry::error_matches;
@@ -61,6 +61,8 @@ pub struct ExecutionOptions {
     /// Seeds jitter, `States.MathRandom`, `States.UUID` and generated names, for reproducible runs.
     pub seed: Option<u64>,
     pub record_history: bool,
+    /// Sees every history event as it happens, whether or not the history is kept.
+    pub on_event: Option<EventSink>,
     /// A guard against workflows that loop forever without waiting (a Choice or Catch cycle of Pass states):
     /// past this many state transitions the execution fails with `States.Runtime`. Step Functions itself
     /// stops a Standard execution at 25,000 history events; `None` removes the guard.
@@ -79,6 +81,7 @@ impl Default for ExecutionOptions {
             clock: Clock::System,
             seed: None,
             record_history: true,
+            on_event: None,
             max_transitions: Some(DEFAULT_MAX_TRANSITIONS),
             region: "local".into(),
             account: "000000000000".into(),
@@ -194,7 +197,7 @@ impl Engine {
         let start = clock.now();
         let run = Run {
             clock,
-            history: Recorder::new(options.record_history),
+            history: Recorder::new(options.record_history, options.on_event.clone()),
             rng: Mutex::new(rng),
             execution_context: json!({
                 "Id": arn,

@@ -5,7 +5,7 @@
 //! `TaskStateEntered`, and the details object AWS uses for that type (`stateEnteredEventDetails`, …), with
 //! inputs and outputs as JSON text.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::ser::SerializeMap;
@@ -46,11 +46,29 @@ impl Serialize for HistoryEvent {
     }
 }
 
-/// Where the events of one execution are collected; a disabled recorder costs nothing per event.
+/// A callback that sees every history event as it happens: how an embedder shows a workflow live.
+#[derive(Clone)]
+pub struct EventSink(Arc<dyn Fn(&HistoryEvent) + Send + Sync>);
+
+impl EventSink {
+    pub fn new(sink: impl Fn(&HistoryEvent) + Send + Sync + 'static) -> Self {
+        EventSink(Arc::new(sink))
+    }
+}
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventSink")
+    }
+}
+
+/// Where the events of one execution are collected; with neither history nor a sink, recording costs nothing.
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    enabled: bool,
-    events: Mutex<Vec<HistoryEvent>>,
+    keep: bool,
+    sink: Option<EventSink>,
+    /// The number of events so far (ids are 1-based and dense, kept or not) and the events kept.
+    events: Mutex<(u64, Vec<HistoryEvent>)>,
 }
 
 /// The last event on one line of execution, so the next one can point back to it.
@@ -60,14 +78,15 @@ pub(crate) struct Line {
 }
 
 impl Recorder {
-    pub(crate) fn new(enabled: bool) -> Self {
+    pub(crate) fn new(keep: bool, sink: Option<EventSink>) -> Self {
         Recorder {
-            enabled,
-            events: Mutex::new(Vec::new()),
+            keep,
+            sink,
+            events: Mutex::new((0, Vec::new())),
         }
     }
 
-    /// Records an event; `details` is only built when history is enabled.
+    /// Records an event after the last one on `line`; `details` is only built when someone will read it.
     pub(crate) fn record(
         &self,
         line: &mut Line,
@@ -75,35 +94,52 @@ impl Recorder {
         kind: &'static str,
         details: impl FnOnce() -> Option<(&'static str, Value)>,
     ) {
-        if !self.enabled {
+        if !self.keep && self.sink.is_none() {
             return;
         }
         let details = details();
-        // Recording never panics while holding the lock, but a poisoned lock must not lose the history.
-        let mut events = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let id = events.len() as u64 + 1;
-        events.push(HistoryEvent {
-            id,
-            previous_event_id: line.last_event,
-            timestamp,
-            kind,
-            details,
-        });
+        let (id, shared) = {
+            // Recording never panics while holding the lock, but a poisoned lock must not lose the history.
+            let mut events = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            events.0 += 1;
+            let id = events.0;
+            let event = HistoryEvent {
+                id,
+                previous_event_id: line.last_event,
+                timestamp,
+                kind,
+                details,
+            };
+            let shared = match &self.sink {
+                Some(_) if self.keep => {
+                    events.1.push(event.clone());
+                    Some(event)
+                }
+                Some(_) => Some(event),
+                None => {
+                    events.1.push(event);
+                    None
+                }
+            };
+            (id, shared)
+        };
         line.last_event = id;
+        // The sink runs outside the lock: it is the embedder's code, and may take its time.
+        if let (Some(sink), Some(event)) = (&self.sink, shared) {
+            (sink.0)(&event);
+        }
     }
 
     /// The id of the newest event, for an event that follows whatever happened last on any line.
     pub(crate) fn last_id(&self) -> u64 {
-        self.events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len() as u64
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0
     }
 
     pub(crate) fn into_events(self) -> Vec<HistoryEvent> {
         self.events
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
     }
 }
 

@@ -56,6 +56,6 @@ pub use engine::{
     MAX_PAYLOAD_BYTES,
 };
 pub use error::{names, DefinitionError, Failure, Problem};
-pub use history::HistoryEvent;
+pub use history::{EventSink, HistoryEvent};
 pub use retry::Retrier;
 pub use scripted::ScriptedTasks;

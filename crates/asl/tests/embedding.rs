@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use queuematch_asl::{Engine, ExecutionOptions, FunctionError, FunctionTable, LambdaDispatcher, Outcome, StateMachine};
+use queuematch_asl::{
+    Engine, EventSink, ExecutionOptions, FunctionError, FunctionTable, HistoryEvent, LambdaDispatcher, Outcome,
+    StateMachine,
+};
 use serde_json::{json, Value};
 
 fn placement() -> StateMachine {
@@ -170,4 +173,34 @@ async fn a_failing_branch_is_where_the_failure_events_point() {
     let parallel_failed = by_kind("ParallelStateFailed");
     assert_eq!(parallel_failed.previous_event_id, fail_entered.id);
     assert_eq!(by_kind("ExecutionFailed").previous_event_id, parallel_failed.id);
+}
+
+#[tokio::test]
+async fn an_event_sink_sees_the_history_as_it_happens() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = {
+        let seen = seen.clone();
+        EventSink::new(move |event: &HistoryEvent| seen.lock().unwrap().push((event.id, event.kind)))
+    };
+    let engine = Engine::new(Arc::new(LambdaDispatcher::new(functions())));
+    let kept = ExecutionOptions {
+        on_event: Some(sink.clone()),
+        ..ExecutionOptions::default()
+    };
+    let execution = engine.execute(&placement(), json!({"matchId": "m1"}), kept).await;
+    let streamed = std::mem::take(&mut *seen.lock().unwrap());
+    let recorded: Vec<_> = execution.history.iter().map(|e| (e.id, e.kind)).collect();
+    assert_eq!(streamed, recorded);
+
+    // Without a kept history, the sink still sees every event, with the same ids.
+    let live_only = ExecutionOptions {
+        on_event: Some(sink),
+        record_history: false,
+        ..ExecutionOptions::default()
+    };
+    let execution = engine.execute(&placement(), json!({"matchId": "m1"}), live_only).await;
+    assert!(execution.history.is_empty());
+    let streamed: Vec<_> = seen.lock().unwrap().iter().map(|(_, kind)| *kind).collect();
+    let kinds: Vec<_> = recorded.iter().map(|(_, kind)| *kind).collect();
+    assert_eq!(streamed, kinds);
 }
