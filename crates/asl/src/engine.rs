@@ -776,7 +776,12 @@ fn lock(rng: &Mutex<ChaCha8Rng>) -> std::sync::MutexGuard<'_, ChaCha8Rng> {
 }
 
 fn failure_details(failure: &Failure) -> Value {
-    let mut details = json!({"error": failure.error});
+    // A Fail state may name no error; AWS then leaves the field out rather than showing an empty one.
+    let mut details = if failure.error.is_empty() {
+        json!({})
+    } else {
+        json!({"error": failure.error})
+    };
     if let Some(cause) = &failure.cause {
         details["cause"] = cause.clone().into();
     }
