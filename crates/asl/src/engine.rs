@@ -55,11 +55,15 @@ pub enum ExecutionKind {
 pub struct ExecutionOptions {
     /// The execution's name; a UUID when `None`.
     pub name: Option<String>,
+    /// The state machine's name in ARNs and in `$$.StateMachine.Name`.
     pub state_machine_name: String,
+    /// Standard or Express: Express adds the five-minute limit and refuses `.sync`/callback tasks.
     pub kind: ExecutionKind,
+    /// Where time comes from; [`Clock::Virtual`] under a paused tokio runtime makes waits instant.
     pub clock: Clock,
     /// Seeds jitter, `States.MathRandom`, `States.UUID` and generated names, for reproducible runs.
     pub seed: Option<u64>,
+    /// Whether [`Execution::history`] is kept; it costs a JSON serialisation of every state's input and output.
     pub record_history: bool,
     /// Sees every history event as it happens, whether or not the history is kept.
     pub on_event: Option<EventSink>,
@@ -100,11 +104,14 @@ pub enum Outcome {
 /// A finished execution.
 #[derive(Debug, Clone)]
 pub struct Execution {
+    /// `arn:aws:states:<region>:<account>:execution:<state machine>:<name>`, as `$$.Execution.Id` shows it.
     pub arn: String,
     pub name: String,
+    /// When the execution started and stopped, on its clock.
     pub start: DateTime<Utc>,
     pub stop: DateTime<Utc>,
     pub outcome: Outcome,
+    /// Every event in order of id; empty unless [`ExecutionOptions::record_history`] was set.
     pub history: Vec<HistoryEvent>,
     /// States entered, across all branches and iterations: what Step Functions bills as transitions.
     pub state_transitions: u64,
@@ -141,11 +148,15 @@ impl std::fmt::Debug for Engine {
 struct Run {
     clock: RunningClock,
     history: Recorder,
+    /// One generator for the whole execution, seeded once, so that a seed reproduces every draw. A std Mutex:
+    /// it is held only for a draw, never across an await.
     rng: Mutex<ChaCha8Rng>,
-    /// `$$.Execution` and `$$.StateMachine`, built once.
+    /// `$$.Execution` and `$$.StateMachine`, built once and borrowed by every context object.
     execution_context: Value,
     state_machine_context: Value,
+    /// For the `region` of TaskScheduled events.
     region: String,
+    /// States entered so far, across branches; atomic because branches share `&Run`.
     transitions: AtomicU64,
     max_transitions: Option<u64>,
 }
