@@ -149,6 +149,12 @@ async fn two_admitted_duellists_are_matched_committed_and_sent_to_placement() {
         Admitted::Searching(pool_1v1())
     );
 
+    // A ticket that has just arrived holds out for a closer opponent for its first seconds; the
+    // round schedules a tick to look again, and a second later 40 points is close enough.
+    let first = stack.round(&pool_1v1()).await;
+    assert_eq!(first.matches.len(), 0);
+    assert_eq!(first.next_tick, Some(START.plus(Duration::from_secs(1))));
+    stack.clock.advance(Duration::from_secs(1));
     let report = stack.round(&pool_1v1()).await;
     assert_eq!(report.matches.len(), 1);
     assert_eq!((report.remaining, report.conflicts, report.lease_busy), (0, 0, false));
@@ -208,7 +214,9 @@ async fn a_second_active_ticket_of_a_player_fails_with_the_reason() {
         outcome,
         Admitted::Failed("player p-1 already has an active ticket or session".into())
     );
-    let view = tickets::get(&stack.store, &"p-1".into(), &"t-2".into()).await.unwrap();
+    let view = tickets::get(&stack.store, &stack.clock, &"p-1".into(), &"t-2".into())
+        .await
+        .unwrap();
     assert_eq!(view.status, TicketStatus::Failed);
     assert_eq!(
         view.reason.as_deref(),
@@ -358,9 +366,9 @@ async fn a_placing_ticket_cannot_be_cancelled_and_others_cannot_see_it() {
         matches!(err, Err(UseCaseError::Conflict(ref m)) if m.contains("PLACING")),
         "{err:?}"
     );
-    let hidden = tickets::get(&stack.store, &"p-3".into(), &"t-1".into()).await;
+    let hidden = tickets::get(&stack.store, &stack.clock, &"p-3".into(), &"t-1".into()).await;
     assert!(matches!(hidden, Err(UseCaseError::NotFound(_))), "{hidden:?}");
-    let unknown = tickets::get(&stack.store, &"p-1".into(), &"t-404".into()).await;
+    let unknown = tickets::get(&stack.store, &stack.clock, &"p-1".into(), &"t-404".into()).await;
     assert!(
         matches!(unknown, Err(UseCaseError::NotFound(ref m)) if m.contains("may still be queued")),
         "{unknown:?}"
@@ -450,4 +458,30 @@ impl Stack {
         use queuematch_core::ports::Clock;
         self.clock.now()
     }
+}
+
+#[tokio::test]
+async fn with_one_region_served_tickets_need_no_latencies() {
+    let without_latencies = |ticket: &str, player: &str| TicketMessage {
+        request: json!({"queue": "ranked-1v1", "players": [{"id": player, "attributes": {"skill": 1500}}]}),
+        ..solo(ticket, player, 1500.0, START)
+    };
+    // Several regions: a ticket with no latencies cannot meet the latency rule anywhere.
+    let stack = Stack::new();
+    stack.admit(&without_latencies("t-1", "p-1")).await;
+    stack.admit(&without_latencies("t-2", "p-2")).await;
+    assert!(stack.round(&pool_1v1()).await.matches.is_empty());
+
+    // One region served: the players are taken to be next to it.
+    let mut stack = Stack::new();
+    stack.settings.single_region = Some("local".into());
+    stack.admit(&without_latencies("t-1", "p-1")).await;
+    stack.admit(&without_latencies("t-2", "p-2")).await;
+    let report = stack.round(&pool_1v1()).await;
+    assert_eq!(report.matches.len(), 1);
+    assert_eq!(report.matches[0].region.as_deref(), Some("local"));
+    assert!(
+        stack.ticket("t-1").await.value.ticket.players[0].latencies.is_empty(),
+        "the stored ticket is as sent"
+    );
 }

@@ -7,6 +7,7 @@
 //! without sleeping.
 
 pub mod clock;
+pub mod dev;
 pub mod events;
 pub mod queue;
 pub mod store;

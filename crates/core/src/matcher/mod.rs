@@ -60,6 +60,8 @@ const ARRIVAL_WALK_LIMIT: usize = 4_096;
 const SPLIT_ATTEMPTS: usize = 4;
 /// How long a new ticket holds out for a closer match than its rules allow (see [`patience`]).
 const PATIENCE_MS: u64 = 3_000;
+/// How often a pool is looked at again while a ticket's patience grows.
+const PATIENCE_RECHECK_MS: u64 = 1_000;
 /// The share of the distance limit a ticket accepts the moment it arrives.
 const EAGER_SHARE: f64 = 0.25;
 
@@ -194,7 +196,13 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
                 remaining.push(ids.ticket(e, tickets));
                 let w = pool.waited(e);
                 let timeout = plan.timeout_ms - w.min(plan.timeout_ms);
-                let due = plan.next_loosening_after(w).map_or(timeout, |d| d.min(timeout));
+                let mut due = plan.next_loosening_after(w).map_or(timeout, |d| d.min(timeout));
+                // Patience loosens continuously over a ticket's first seconds: look again within a
+                // second while it does, or a pool with no arrivals would wait for its next
+                // expansion step although a match is already within reach.
+                if w < PATIENCE_MS {
+                    due = due.min((PATIENCE_MS - w).min(PATIENCE_RECHECK_MS));
+                }
                 next_change = Some(next_change.map_or(due, |n| n.min(due)));
             }
             Fate::Matched => {}

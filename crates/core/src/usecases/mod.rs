@@ -50,6 +50,10 @@ pub struct Settings {
     pub tick_window: Duration,
     /// The most players on one ticket.
     pub max_players_per_ticket: usize,
+    /// The one region the fleet serves, when it serves just one (the local fleet's `local`). A player
+    /// who sent no latencies is then taken to be close to it, so tickets need no latencies; with
+    /// several regions, a player without latencies can only match where no latency rule applies.
+    pub single_region: Option<String>,
 }
 
 impl Default for Settings {
@@ -59,6 +63,7 @@ impl Default for Settings {
             lease_ttl: Duration::from_secs(30),
             tick_window: Duration::from_secs(1),
             max_players_per_ticket: crate::ticket_request::DEFAULT_MAX_PLAYERS_PER_TICKET,
+            single_region: None,
         }
     }
 }

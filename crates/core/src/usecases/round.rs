@@ -108,7 +108,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         now: Timestamp,
     ) -> Result<RoundReport, PortError> {
         let waiting = self.read_pool(pool).await?;
-        let tickets: Vec<_> = waiting.values().map(|t| t.value.ticket.clone()).collect();
+        let tickets: Vec<_> = waiting.values().map(|t| self.as_matched(&t.value.ticket)).collect();
         let outcome = matcher::round(&tickets, rule_set, now);
         let to = if rule_set.queue.acceptance.required {
             TicketStatus::RequiresAcceptance
@@ -171,6 +171,18 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
             report.next_tick = self.schedule_tick(pool, at, now).await?;
         }
         Ok(report)
+    }
+
+    /// The ticket as the matcher sees it: with one region served, a player who sent no latencies is
+    /// placed next to it (what is stored stays what the player sent).
+    fn as_matched(&self, ticket: &crate::Ticket) -> crate::Ticket {
+        let mut ticket = ticket.clone();
+        if let Some(region) = &self.settings.single_region {
+            for player in ticket.players.iter_mut().filter(|p| p.latencies.is_empty()) {
+                player.latencies.insert(region.clone(), 0);
+            }
+        }
+        ticket
     }
 
     /// Every SEARCHING ticket of the pool, by id. The pool index is eventually consistent, so each

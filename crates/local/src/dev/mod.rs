@@ -1,0 +1,76 @@
+//! The dev server: `queuematch dev`'s HTTP API, WebSocket push and matcher loop on one machine.
+//!
+//! It serves `infra/openapi.yaml` on 127.0.0.1 with the same handlers Lambda runs:
+//! - `POST /v1/tickets` validates the body against the ticket-request schema (generated from the
+//!   rule sets, as API Gateway's model is), answers 202 and queues the ticket. Admission happens
+//!   behind the queue, as on AWS.
+//! - `GET`/`DELETE /v1/tickets/{id}` become API Gateway proxy events for the `tickets-api` handler.
+//! - `GET /v1/events?token=` is the WebSocket push: every event of the caller's tickets.
+//! - The matcher loop receives SQS-shaped batches (1 s window, up to 1,000) and hands them to the
+//!   `matcher` handler, deleting what it acknowledged; the rest comes back after its visibility
+//!   timeout, as on SQS.
+//!
+//! [`serve`] takes its listener and a shutdown future, so tests bind `127.0.0.1:0` and stop it.
+
+mod matcher_loop;
+mod push;
+mod routes;
+
+pub use matcher_loop::run_matcher;
+
+use crate::EventBus;
+use queuematch_core::identity::jwt::DevTokens;
+use queuematch_core::ports::{Clock, Store, TicketQueue, Workflows};
+use queuematch_handlers::Service;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The largest request body accepted (DESIGN.md: 64 KiB by default).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The ports of the local stack, wired: what every route and loop of the dev server shares.
+pub type LocalService =
+    Service<Arc<dyn Store>, Arc<dyn TicketQueue>, Arc<dyn Workflows>, Arc<EventBus>, Arc<dyn Clock>, DevTokens>;
+
+/// The dev server's shared state.
+#[derive(Clone)]
+pub struct DevState {
+    pub service: Arc<LocalService>,
+    /// Checks the callers' dev tokens (the party tokens are checked by admission).
+    pub tokens: DevTokens,
+    /// The ticket-request schema, compiled once; its queue enum comes from the rule sets served.
+    pub ticket_schema: Arc<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for DevState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevState")
+            .field("queues", &self.service.queues.names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevState {
+    pub fn new(service: Arc<LocalService>, tokens: DevTokens) -> Result<Self, jsonschema::ValidationError<'static>> {
+        let queues = service.queues.names();
+        let schema = queuematch_core::ticket_request::json_schema(&queues, service.settings.max_players_per_ticket);
+        let ticket_schema = Arc::new(jsonschema::draft4::new(&schema)?);
+        Ok(Self {
+            service,
+            tokens,
+            ticket_schema,
+        })
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: DevState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, routes::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,58 @@
+//! `GET /v1/events`: the WebSocket push. A client subscribes as a player, not per ticket, and
+//! receives every event of its tickets and sessions, each as the JSON the AWS notifier sends.
+
+use super::routes::verify;
+use super::DevState;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use queuematch_core::ids::PlayerId;
+use queuematch_handlers::problem::Problem;
+use serde::Deserialize;
+
+use crate::events::Delivery;
+
+#[derive(Debug, Deserialize)]
+pub struct PushQuery {
+    /// Browsers cannot set headers on a WebSocket, so the token comes in the query.
+    token: Option<String>,
+}
+
+pub async fn events(
+    State(state): State<DevState>,
+    Query(query): Query<PushQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(token) = query.token else {
+        return super::routes::problem(Problem::unauthorized("pass the token as ?token="));
+    };
+    let claims = match verify(&state, &token) {
+        Ok(claims) => claims,
+        Err(response) => return response,
+    };
+    let player = claims.player_id();
+    upgrade.on_upgrade(move |socket| forward(state, player, socket))
+}
+
+async fn forward(state: DevState, player: PlayerId, mut socket: WebSocket) {
+    let mut subscription = state.service.events.subscribe_player(player.clone());
+    loop {
+        tokio::select! {
+            delivery = subscription.next() => match delivery {
+                Some(Delivery::Event(event)) => {
+                    let Ok(text) = serde_json::to_string(&event) else { continue };
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                // As on API Gateway, a slow client loses events; it re-reads its ticket.
+                Some(Delivery::Missed(count)) => tracing::warn!(%player, count, "push subscriber fell behind"),
+                None => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The HTTP routes of the dev server.
+
+use super::{push, DevState};
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
+use aws_lambda_events::encodings::Body as LambdaBody;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use queuematch_core::identity::jwt::{Audience, Claims};
+use queuematch_core::ports::Clock;
+use queuematch_core::ticket_request::{FieldError, TicketRequest};
+use queuematch_core::usecases::messages::{Message, TicketMessage};
+use queuematch_handlers::problem::Problem;
+use queuematch_handlers::tickets_api;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub fn router(state: DevState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/tickets", post(create_ticket).fallback(method_not_allowed))
+        .route(
+            "/v1/tickets/{ticket_id}",
+            get(ticket).delete(ticket).fallback(method_not_allowed),
+        )
+        .route("/v1/events", get(push::events))
+        .fallback(not_found)
+        // A little over the limit, so that the route itself sees an oversize body and answers 413 as
+        // problem+json rather than axum's plain-text rejection.
+        .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES + 1))
+        .with_state(state)
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn not_found() -> Response {
+    problem(Problem::not_found("no such route; see infra/openapi.yaml"))
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    problem(Problem::method_not_allowed(format!(
+        "{method} is not allowed on this route"
+    )))
+}
+
+/// An API Gateway proxy response as an axum response.
+pub(super) fn lambda_response(response: ApiGatewayProxyResponse) -> Response {
+    let status = u16::try_from(response.status_code)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = match response.body {
+        Some(LambdaBody::Text(text)) => Body::from(text),
+        Some(LambdaBody::Binary(bytes)) => Body::from(bytes),
+        _ => Body::empty(),
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = response.headers;
+    out
+}
+
+pub(super) fn problem(problem: Problem) -> Response {
+    lambda_response(problem.into_response())
+}
+
+/// The caller of a request with `Authorization: Bearer <dev token>`.
+fn authenticate(state: &DevState, headers: &HeaderMap) -> Result<Claims, Response> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        return Err(problem(Problem::unauthorized(
+            "send `Authorization: Bearer <token>`; `queuematch token --player ID` mints one",
+        )));
+    };
+    verify(state, token.trim())
+}
+
+pub(super) fn verify(state: &DevState, token: &str) -> Result<Claims, Response> {
+    state
+        .tokens
+        .verify(token, Audience::Api, state.service.clock.now())
+        .map_err(|e| problem(Problem::unauthorized(e.to_string())))
+}
+
+async fn create_ticket(
+    State(state): State<DevState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let claims = match authenticate(&state, &headers) {
+        Ok(claims) => claims,
+        Err(response) => return response,
+    };
+    let body = match body {
+        Ok(body) if body.len() > super::MAX_BODY_BYTES => return problem(Problem::too_large(super::MAX_BODY_BYTES)),
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return problem(Problem::too_large(super::MAX_BODY_BYTES))
+        }
+        Err(rejection) => return problem(Problem::bad_request(rejection.body_text(), Vec::new())),
+    };
+    let json: Value = match serde_json::from_slice(&body) {
+        Ok(json) => json,
+        Err(e) => {
+            let error = FieldError {
+                pointer: String::new(),
+                message: format!("not valid JSON: {e}"),
+            };
+            return problem(Problem::bad_request("the body is not JSON", vec![error]));
+        }
+    };
+    let service = &state.service;
+    let queues = service.queues.names();
+    // The reader names every problem at its pointer; the schema is what API Gateway checks, so
+    // both must pass, and a body either refuses is a 400.
+    let parsed = TicketRequest::parse(&json, &queues, service.settings.max_players_per_ticket);
+    let schema_errors: Vec<FieldError> = state
+        .ticket_schema
+        .iter_errors(&json)
+        .map(|e| FieldError {
+            pointer: e.instance_path().to_string(),
+            message: e.to_string(),
+        })
+        .collect();
+    match parsed {
+        Err(errors) => {
+            return problem(Problem::bad_request(
+                "the body breaks the ticket-request schema",
+                errors,
+            ))
+        }
+        Ok(_) if !schema_errors.is_empty() => {
+            return problem(Problem::bad_request(
+                "the body breaks the ticket-request schema",
+                schema_errors,
+            ))
+        }
+        Ok(_) => {}
+    }
+    let ticket_id = uuid::Uuid::new_v4().to_string();
+    let message = Message::Ticket(TicketMessage {
+        ticket_id: ticket_id.as_str().into(),
+        player_id: claims.player_id(),
+        received_at: service.clock.now(),
+        request: json,
+    });
+    // The 202 goes out only once the queue has the message: what is accepted is never lost.
+    match service.queue.send(message.to_body(), Duration::ZERO).await {
+        Ok(_) => (StatusCode::ACCEPTED, Json(json!({"ticketId": ticket_id}))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "queueing a ticket failed");
+            problem(Problem::unavailable(&e))
+        }
+    }
+}
+
+async fn ticket(
+    State(state): State<DevState>,
+    method: Method,
+    headers: HeaderMap,
+    Path(ticket_id): Path<String>,
+) -> Response {
+    let claims = match authenticate(&state, &headers) {
+        Ok(claims) => claims,
+        Err(response) => return response,
+    };
+    let mut request = ApiGatewayProxyRequest::default();
+    request.http_method = method;
+    request.resource = Some("/v1/tickets/{ticketId}".into());
+    request.path = Some(format!("/v1/tickets/{ticket_id}"));
+    request.path_parameters.insert("ticketId".into(), ticket_id);
+    request
+        .request_context
+        .authorizer
+        .fields
+        .insert("claims".into(), json!({"sub": claims.sub, "role": claims.role}));
+    lambda_response(tickets_api::handle(&state.service, request).await)
+}
