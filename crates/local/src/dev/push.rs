@@ -28,7 +28,7 @@ pub async fn events(
     };
     let claims = match verify(&state, &token) {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(unauthorized) => return super::routes::problem(*unauthorized),
     };
     let player = claims.player_id();
     upgrade.on_upgrade(move |socket| forward(state, player, socket))

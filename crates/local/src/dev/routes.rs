@@ -70,24 +70,24 @@ pub(super) fn problem(problem: Problem) -> Response {
     lambda_response(problem.into_response())
 }
 
-/// The caller of a request with `Authorization: Bearer <dev token>`.
-fn authenticate(state: &DevState, headers: &HeaderMap) -> Result<Claims, Response> {
+/// The caller of a request with `Authorization: Bearer <dev token>`; the 401 to answer if none.
+fn authenticate(state: &DevState, headers: &HeaderMap) -> Result<Claims, Box<Problem>> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-        return Err(problem(Problem::unauthorized(
+        return Err(Box::new(Problem::unauthorized(
             "send `Authorization: Bearer <token>`; `queuematch token --player ID` mints one",
         )));
     };
     verify(state, token.trim())
 }
 
-pub(super) fn verify(state: &DevState, token: &str) -> Result<Claims, Response> {
+pub(super) fn verify(state: &DevState, token: &str) -> Result<Claims, Box<Problem>> {
     state
         .tokens
         .verify(token, Audience::Api, state.service.clock.now())
-        .map_err(|e| problem(Problem::unauthorized(e.to_string())))
+        .map_err(|e| Box::new(Problem::unauthorized(e.to_string())))
 }
 
 async fn create_ticket(
@@ -97,7 +97,7 @@ async fn create_ticket(
 ) -> Response {
     let claims = match authenticate(&state, &headers) {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(unauthorized) => return problem(*unauthorized),
     };
     let body = match body {
         Ok(body) if body.len() > super::MAX_BODY_BYTES => return problem(Problem::too_large(super::MAX_BODY_BYTES)),
@@ -170,7 +170,7 @@ async fn ticket(
 ) -> Response {
     let claims = match authenticate(&state, &headers) {
         Ok(claims) => claims,
-        Err(response) => return response,
+        Err(unauthorized) => return problem(*unauthorized),
     };
     let mut request = ApiGatewayProxyRequest::default();
     request.http_method = method;
