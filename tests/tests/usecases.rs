@@ -214,9 +214,7 @@ async fn a_second_active_ticket_of_a_player_fails_with_the_reason() {
         outcome,
         Admitted::Failed("player p-1 already has an active ticket or session".into())
     );
-    let view = tickets::get(&stack.store, &"p-1".into(), &"t-2".into())
-        .await
-        .unwrap();
+    let view = tickets::get(&stack.store, &"p-1".into(), &"t-2".into()).await.unwrap();
     assert_eq!(view.status, TicketStatus::Failed);
     assert_eq!(
         view.reason.as_deref(),
