@@ -1,6 +1,15 @@
 //! The `Fleet` port: game servers for matches (GameLift, ECS, or local processes).
+//!
+//! `place` takes the session's secret as well as its match. The server must hold that secret to check
+//! player tokens offline and to sign its reports, and on every fleet the placement is where the server
+//! learns its session: GameLift passes it as the game session data of `StartGameSessionPlacement`,
+//! ECS writes it into the claimed server's item, the local fleet hands it to the process it starts.
+//! A secret lookup inside each adapter would give every adapter a store dependency for a value the
+//! placement task has in hand anyway. What is handed over is a [`SessionAssignment`], the same JSON
+//! on every fleet, so one game server binary runs on all of them.
 
-use crate::ids::SessionId;
+use crate::identity::SessionSecret;
+use crate::ids::{MatchId, PlayerId, SessionId};
 use crate::matcher::Match;
 use crate::ports::error::PortError;
 use serde::{Deserialize, Serialize};
@@ -28,21 +37,53 @@ pub enum Placement {
     Ready { placement: PlacementId, endpoint: Endpoint },
 }
 
+/// What a fleet hands the server it places a session on.
+///
+/// It carries the session's secret, so it travels only to the server (game session data, the claimed
+/// server's item, the local server's control channel), never through workflow state or logs; its
+/// `Debug` shows the secret redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionAssignment {
+    pub session_id: SessionId,
+    pub match_id: MatchId,
+    /// Checks the players' tokens and signs the server's reports.
+    pub secret: SessionSecret,
+    /// Everyone the server should expect, team by team as in the match.
+    pub players: Vec<PlayerId>,
+}
+
+impl SessionAssignment {
+    pub fn new(session: &SessionId, matched: &Match, secret: &SessionSecret) -> Self {
+        Self {
+            session_id: session.clone(),
+            match_id: matched.id.clone(),
+            secret: secret.clone(),
+            players: matched.player_ids().cloned().collect(),
+        }
+    }
+}
+
 /// Finds servers for matches.
 ///
 /// Guarantees:
 /// - `place` is **idempotent on the session id**: placing the same session again (Express starts at
-///   least once) returns the same placement and claims no second server.
+///   least once) returns the same placement and claims no second server. Placing it again with
+///   another match or secret is [`PortError::Invalid`]: the session id is the idempotency token.
+///   Once released, a session stays released: placing it again answers as `poll` does.
 /// - A server is claimed by at most one session at a time; placing a session whose server another
 ///   session holds is [`PortError::Conflict`].
 /// - `release` frees a placement's server **exactly once**: releasing again, or releasing a placement
 ///   that never became ready, succeeds and does nothing more.
 /// - No server available is [`PortError::PlacementUnavailable`]; a placement that failed or timed
-///   out is reported by `poll` the same way.
+///   out, whose server died, or that was released is reported by `poll` the same way. A server
+///   that died is never placed again. A placement id the fleet never gave is [`PortError::NotFound`].
 #[async_trait::async_trait]
 pub trait Fleet: Send + Sync {
-    /// Asks for a server for `matched`, in its region when it has one.
-    async fn place(&self, session: &SessionId, matched: &Match) -> Result<Placement, PortError>;
+    /// Asks for a server for `matched`, in its region when it has one, and hands it the session with
+    /// its `secret` (see [`SessionAssignment`]).
+    async fn place(&self, session: &SessionId, matched: &Match, secret: &SessionSecret)
+        -> Result<Placement, PortError>;
 
     /// Where `placement` is now.
     async fn poll(&self, placement: &PlacementId) -> Result<Placement, PortError>;
@@ -53,8 +94,13 @@ pub trait Fleet: Send + Sync {
 
 #[async_trait::async_trait]
 impl<F: Fleet + ?Sized> Fleet for std::sync::Arc<F> {
-    async fn place(&self, session: &SessionId, matched: &Match) -> Result<Placement, PortError> {
-        (**self).place(session, matched).await
+    async fn place(
+        &self,
+        session: &SessionId,
+        matched: &Match,
+        secret: &SessionSecret,
+    ) -> Result<Placement, PortError> {
+        (**self).place(session, matched, secret).await
     }
     async fn poll(&self, placement: &PlacementId) -> Result<Placement, PortError> {
         (**self).poll(placement).await
