@@ -10,7 +10,7 @@
 //!
 //! The naive matcher is quadratic: at 100k it runs once (about a minute); everything else is the
 //! median of several runs. `QM_BENCH_SKIP_NAIVE_100K=1` skips that one run; `QM_BENCH_ONLY=ranked-1v1`
-//! runs one rule set.
+//! runs one rule set; `QM_BENCH_SIZES=10000,50000` other pool sizes.
 
 use cpu_time::ThreadTime;
 use queuematch_core::matcher::round;
@@ -138,12 +138,16 @@ fn main() {
         "rule set", "pool", "round", "matched", "tickets/s", "sort", "round/sort", "naive", "naive/round"
     );
     let only = std::env::var("QM_BENCH_ONLY").ok();
+    let sizes: Vec<usize> = std::env::var("QM_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| SIZES.to_vec());
     for name in ["ranked-1v1", "ranked-5v5"] {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
         let rules = example(name);
-        for size in SIZES {
+        for size in sizes.iter().copied() {
             let pool = Population::new(&rules, 42).waiting_pool(size, NOW, AGES_MS);
             let runs = if size > 10_000 { 5 } else { 15 };
             let (round_time, outcome) = median(runs, || round(&pool, &rules, NOW));

@@ -24,29 +24,107 @@ pub(crate) struct RoleMatching {
     unmatched: u32,
     /// Places in the match not tied to a role.
     free: u32,
+    /// Roles the last search visited. After a failed search they are kept: no alternating path
+    /// through them reaches a free slot, and that stays true until the matching changes, so a
+    /// later search may skip them (the usual speed-up of Kuhn's algorithm). A success clears them.
     visited: Vec<bool>,
+    /// Whether `visited` is stale, from a search that succeeded.
+    stale: bool,
+    /// With few roles, Hall's condition replaces the matching: `need[S]` players are needed for
+    /// the set of roles `S` (a bitmask), and `reach[S]` players so far can take one of them. The
+    /// largest shortfall over all `S` is how many role slots no assignment can fill. Empty with
+    /// many roles.
+    need: Vec<u32>,
+    reach: Vec<u32>,
+    players: u32,
+}
+
+/// The role ids `roles` as a bitmask (ids past 63 are dropped: only used with few roles).
+pub(crate) fn role_mask(roles: &[u16]) -> usize {
+    roles.iter().filter(|&&r| r < 64).fold(0, |m, &r| m | 1 << r)
+}
+
+/// Whether players whose role masks are `masks` can fill roles needing `need[S]` players for each
+/// set `S` (Hall's condition); `reach` is scratch.
+pub(crate) fn hall_holds(masks: impl Iterator<Item = usize>, need: &[u32], reach: &mut Vec<u32>) -> bool {
+    reach.clear();
+    reach.resize(need.len(), 0);
+    for mask in masks {
+        for (set, r) in reach.iter_mut().enumerate() {
+            if set & mask != 0 {
+                *r += 1;
+            }
+        }
+    }
+    need.iter().zip(reach.iter()).all(|(n, r)| r >= n)
 }
 
 impl RoleMatching {
-    pub fn new(capacity: Vec<u32>, free: u32) -> Self {
+    /// A matching for role slots `capacity` (by role id) in a match with `free` places beyond them;
+    /// `need` as in the field of that name, or empty to grow a matching instead.
+    pub fn new(capacity: Vec<u32>, free: u32, need: Vec<u32>) -> Self {
         RoleMatching {
+            reach: vec![0; need.len()],
+            need,
+            players: 0,
             holders: vec![Vec::new(); capacity.len()],
             visited: vec![false; capacity.len()],
             capacity,
             unmatched: 0,
             free,
+            stale: true,
         }
     }
 
     fn clear(&mut self) {
         self.holders.iter_mut().for_each(Vec::clear);
         self.unmatched = 0;
+        self.stale = true;
+        self.reach.iter_mut().for_each(|r| *r = 0);
+        self.players = 0;
+    }
+
+    /// Role slots no assignment of the players so far can fill (Hall mode).
+    fn shortfall(&self) -> u32 {
+        self.need
+            .iter()
+            .zip(&self.reach)
+            .map(|(&n, &r)| n.saturating_sub(r))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn count(&mut self, mask: usize, add: bool) {
+        for (set, r) in self.reach.iter_mut().enumerate() {
+            if set & mask != 0 {
+                *r = if add { *r + 1 } else { r.saturating_sub(1) };
+            }
+        }
     }
 
     /// Offers a player; false (and nothing changed) when the match would have too many role-less players.
     fn offer<'r>(&mut self, player: u32, roles_of: &dyn Fn(u32) -> &'r [u16]) -> bool {
-        self.visited.iter_mut().for_each(|v| *v = false);
+        if !self.need.is_empty() {
+            let mask = role_mask(roles_of(player));
+            self.count(mask, true);
+            self.players += 1;
+            // Players without a role are those beyond the largest assignment: all the role slots
+            // less the shortfall.
+            let total = self.need.last().copied().unwrap_or(0);
+            let assigned = total - self.shortfall().min(total);
+            if self.players - assigned.min(self.players) <= self.free {
+                return true;
+            }
+            self.count(mask, false);
+            self.players -= 1;
+            return false;
+        }
+        if self.stale {
+            self.visited.iter_mut().for_each(|v| *v = false);
+            self.stale = false;
+        }
         if augment(player, roles_of, &self.capacity, &mut self.holders, &mut self.visited) {
+            self.stale = true;
             return true;
         }
         if self.unmatched < self.free {
@@ -58,6 +136,9 @@ impl RoleMatching {
 
     /// Whether every role slot is filled.
     pub fn complete(&self) -> bool {
+        if !self.need.is_empty() {
+            return self.shortfall() == 0;
+        }
         self.holders
             .iter()
             .zip(&self.capacity)
@@ -133,6 +214,7 @@ impl Group {
                     RoleMatching::new(
                         c.per_team.iter().map(|n| n.saturating_mul(teams)).collect(),
                         plan.max_players.saturating_sub(role_slots),
+                        c.team_need.iter().map(|n| n.saturating_mul(teams)).collect(),
                     )
                 })
                 .collect(),

@@ -56,6 +56,10 @@ pub enum Pairing {
 const SKILL_WALK_LIMIT: usize = 1_000;
 /// Tickets offered to one anchor at most, in arrival order, where the walk has no skill bound.
 const ARRIVAL_WALK_LIMIT: usize = 4_096;
+/// An anchor gives up for the round after this many tickets in a row (plus 8 per player of a
+/// match) could not join: the rest of its walk would almost surely refuse too, and a crowded pool
+/// of tickets that cannot match (too few healers, say) would otherwise cost a full walk each.
+const REFUSALS_IN_A_ROW: usize = 64;
 /// Full candidates that may fail to split into teams before the anchor gives up for this round.
 const SPLIT_ATTEMPTS: usize = 4;
 /// How long a new ticket holds out for a closer match than its rules allow (see [`patience`]).
@@ -247,6 +251,8 @@ fn grow(
     limits: &Limits,
 ) -> Option<f64> {
     let mut failed_splits = 0;
+    let mut refusals = 0;
+    let patience_for_refusals = REFUSALS_IN_A_ROW + 8 * plan.max_players as usize;
     loop {
         if group.players == plan.max_players {
             if let Some(split) = finish(group, splitter, plan, pool, limits) {
@@ -261,11 +267,14 @@ fn grow(
             group.rebuild(&kept, plan, pool, limits);
             continue;
         }
-        match walk.next(pool) {
-            Some(candidate) => {
-                group.offer(candidate, plan, pool, limits);
+        let Some(candidate) = walk.next(pool) else { break };
+        if group.offer(candidate, plan, pool, limits) {
+            refusals = 0;
+        } else {
+            refusals += 1;
+            if refusals > patience_for_refusals {
+                break;
             }
-            None => break,
         }
     }
     // The walk ran out before the match was full: it may still start short, at its minimum.

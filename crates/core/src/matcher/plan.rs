@@ -18,6 +18,27 @@ pub(crate) struct CompositionRule<'a> {
     pub roles: Vec<&'a str>,
     /// Players needed per team for each role, by role id.
     pub per_team: Vec<u32>,
+    /// With at most [`HALL_MAX_ROLES`] roles: for every set of roles (a bitmask of role ids), the
+    /// players a team needs for them together. Empty with more roles.
+    pub team_need: Vec<u32>,
+}
+
+/// Up to this many roles, compositions are checked by Hall's condition over every set of roles
+/// (2^roles counters), which is far cheaper than growing a matching; beyond, by augmenting paths.
+pub(crate) const HALL_MAX_ROLES: usize = 8;
+
+/// For every set of roles (as a bitmask), the sum of their counts.
+fn need_per_set(counts: &[u32]) -> Vec<u32> {
+    (0..1usize << counts.len())
+        .map(|set| {
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(role, _)| set & (1 << role) != 0)
+                .map(|(_, &n)| n)
+                .sum()
+        })
+        .collect()
 }
 
 impl CompositionRule<'_> {
@@ -111,11 +132,19 @@ impl<'a> Plan<'a> {
                     ComparisonOp::NotEqual => plan.distinct.push(attribute),
                 },
                 RuleKind::Collection { attribute, .. } => plan.collection.push((&rule.name, attribute)),
-                RuleKind::Composition { attribute, per_team } => plan.composition.push(CompositionRule {
-                    attribute,
-                    roles: per_team.keys().map(String::as_str).collect(),
-                    per_team: per_team.values().copied().collect(),
-                }),
+                RuleKind::Composition { attribute, per_team } => {
+                    let counts: Vec<u32> = per_team.values().copied().collect();
+                    plan.composition.push(CompositionRule {
+                        attribute,
+                        roles: per_team.keys().map(String::as_str).collect(),
+                        team_need: if counts.len() <= HALL_MAX_ROLES {
+                            need_per_set(&counts)
+                        } else {
+                            Vec::new()
+                        },
+                        per_team: counts,
+                    })
+                }
             }
         }
         plan.skill = plan

@@ -6,7 +6,7 @@
 //! treated as one, so 5v5 is 126 splits, not 1,024); large ones are drafted greedily and then improved
 //! by swaps, because their number of splits is astronomical.
 
-use super::group::augment;
+use super::group::{augment, hall_holds, role_mask};
 use super::plan::{Limits, Plan};
 use super::prepare::Pool;
 
@@ -18,6 +18,8 @@ const NODE_BUDGET: u32 = 50_000;
 const SWAP_ROUNDS: usize = 64;
 /// Team averages closer than this are equal: sums of floats are not exact.
 const EPSILON: f64 = 1e-9;
+/// The team of a member the search has not placed yet.
+const UNPLACED: usize = usize::MAX;
 
 /// The candidate being split: read-only during a split.
 #[derive(Clone, Copy)]
@@ -36,6 +38,7 @@ struct Scratch {
     sums: Vec<f64>,
     holders: Vec<Vec<u32>>,
     visited: Vec<bool>,
+    reach: Vec<u32>,
 }
 
 impl Problem<'_, '_> {
@@ -64,7 +67,7 @@ impl Problem<'_, '_> {
         scratch.counts.resize(self.teams(), 0);
         scratch.sums.clear();
         scratch.sums.resize(self.teams(), 0.0);
-        for (m, &t) in team_of.iter().enumerate() {
+        for (m, &t) in team_of.iter().enumerate().filter(|&(_, &t)| t != UNPLACED) {
             scratch.sums[t] += self.balance(m, column);
             scratch.counts[t] += self.sizes[m];
         }
@@ -95,6 +98,18 @@ impl Problem<'_, '_> {
         let rules = self.plan.composition.len();
         self.plan.composition.iter().enumerate().all(|(c, rule)| {
             let roles_of = |p: u32| self.pool.roles(p as usize, c, rules);
+            if !rule.team_need.is_empty() {
+                let masks = team_of
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &t)| t == team)
+                    .flat_map(|(m, _)| {
+                        let info = &self.pool.entries[self.members[m] as usize];
+                        info.first_player..info.first_player + info.size
+                    })
+                    .map(|p| role_mask(roles_of(p)));
+                return hall_holds(masks, &rule.team_need, &mut scratch.reach);
+            }
             let roles = rule.per_team.len();
             scratch.holders.iter_mut().for_each(Vec::clear);
             scratch.holders.resize_with(roles, Vec::new);
@@ -139,6 +154,13 @@ pub(crate) fn spread_of_averages(sums: &[f64], counts: &[u32]) -> f64 {
     }
 }
 
+/// Whether each team takes exactly one player and the candidate is that many solo tickets.
+fn solo_seats(problem: Problem) -> bool {
+    problem.members.len() == problem.plan.slots.len()
+        && problem.sizes.iter().all(|&n| n == 1)
+        && problem.plan.slots.iter().all(|s| s.max_players == 1)
+}
+
 /// Splits candidates into teams; one per round, its buffers reused from match to match.
 #[derive(Debug, Default)]
 pub(crate) struct Splitter {
@@ -148,7 +170,10 @@ pub(crate) struct Splitter {
     counts: Vec<u32>,
     sums: Vec<f64>,
     best: Vec<usize>,
-    best_imbalance: Option<f64>,
+    /// Every complete split the search reached: its imbalance and its index in `leaf_teams`.
+    leaves: Vec<(f64, usize)>,
+    /// The leaves' team of each member, `members` at a time.
+    leaf_teams: Vec<usize>,
     nodes: u32,
     remaining: u32,
     scratch: Scratch,
@@ -169,12 +194,22 @@ impl Splitter {
             members,
             sizes: &sizes,
         };
-        let found = if members.len() <= EXHAUSTIVE_TICKETS {
+        let found = if solo_seats(problem) {
+            // Every team is one player and every ticket a solo: all splits are the same up to
+            // naming the teams (1v1, free-for-all), so the first is as good as any.
+            self.best.clear();
+            self.best.extend(0..members.len());
+            let valid = problem.valid(&mut self.scratch, &self.best);
+            return valid.then(|| problem.imbalance(&mut self.scratch, &self.best, 0));
+        } else if members.len() <= EXHAUSTIVE_TICKETS {
             self.exhaustive(problem)
         } else {
             None
         };
-        let found = found.or_else(|| self.draft(problem));
+        // A search that ran to the end and found nothing proves there is no split; only one cut
+        // short (or never started) hands over to the heuristic.
+        let searched_all = members.len() <= EXHAUSTIVE_TICKETS && self.nodes <= NODE_BUDGET;
+        let found = found.or_else(|| if searched_all { None } else { self.draft(problem) });
         self.sizes = sizes;
         found
     }
@@ -194,32 +229,50 @@ impl Splitter {
         self.order
             .sort_by(|&a, &b| problem.sizes[b].cmp(&problem.sizes[a]).then(a.cmp(&b)));
         self.assigned.clear();
-        self.assigned.resize(n, 0);
+        self.assigned.resize(n, UNPLACED);
         self.counts.clear();
         self.counts.resize(teams, 0);
         self.sums.clear();
         self.sums.resize(teams, 0.0);
         self.remaining = problem.sizes.iter().sum();
-        self.best_imbalance = None;
+        self.leaves.clear();
+        self.leaf_teams.clear();
         self.nodes = 0;
         self.descend(problem, 0);
-        self.best_imbalance
+
+        // Sizes hold by construction; the rest is checked from the most even split up, so the
+        // first valid one is the answer and most splits are never checked. Past the first
+        // balance rule's limit every later split fails it too.
+        self.leaves.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let first_limit = problem
+            .limits
+            .max_difference
+            .first()
+            .map_or(f64::INFINITY, |l| l + EPSILON);
+        for &(imbalance, leaf) in &self.leaves {
+            if imbalance > first_limit {
+                break;
+            }
+            let team_of = &self.leaf_teams[leaf * n..(leaf + 1) * n];
+            if problem.balanced(&mut self.scratch, team_of) && problem.composed(&mut self.scratch, team_of) {
+                self.best.clear();
+                self.best.extend_from_slice(team_of);
+                return Some(imbalance);
+            }
+        }
+        None
     }
 
     fn descend(&mut self, problem: Problem, depth: usize) {
         self.nodes += 1;
-        if self.nodes > NODE_BUDGET || self.best_imbalance.is_some_and(|b| b <= EPSILON) {
+        if self.nodes > NODE_BUDGET {
             return;
         }
         let slots = &problem.plan.slots;
         let Some(&member) = self.order.get(depth) else {
-            let imbalance = spread_of_averages(&self.sums, &self.counts);
-            let better = self.best_imbalance.is_none_or(|b| imbalance < b - EPSILON);
-            if better && problem.valid(&mut self.scratch, &self.assigned) {
-                self.best.clear();
-                self.best.extend_from_slice(&self.assigned);
-                self.best_imbalance = Some(imbalance);
-            }
+            self.leaves
+                .push((spread_of_averages(&self.sums, &self.counts), self.leaves.len()));
+            self.leaf_teams.extend_from_slice(&self.assigned);
             return;
         };
         let size = problem.sizes[member];
@@ -252,6 +305,7 @@ impl Splitter {
             if shortfall <= self.remaining {
                 self.descend(problem, depth + 1);
             }
+            self.assigned[member] = UNPLACED;
             self.counts[team] -= size;
             self.sums[team] -= value;
             self.remaining += size;
