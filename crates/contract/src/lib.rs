@@ -20,6 +20,7 @@
 
 pub mod clock;
 pub mod events;
+pub mod fleet;
 pub mod queue;
 pub mod store;
 

@@ -4,16 +4,18 @@
 //! checked by the same contract suites (`queuematch-contract`) the AWS adapters run, so that what
 //! works under `queuematch dev` works on AWS. Time comes from a [`clock::Timer`]: the system clock in
 //! the dev server, a [`clock::ManualClock`] in tests, so delays, visibility timeouts and TTLs pass
-//! without sleeping.
+//! without sleeping. The [`fleet`] is no simulation: it runs real game-server processes on loopback.
 
 pub mod clock;
 pub mod dev;
 pub mod events;
+pub mod fleet;
 pub mod queue;
 pub mod store;
 
 pub use clock::{ManualClock, SystemClock, Timer};
 pub use events::EventBus;
+pub use fleet::{ProcessFleet, ProcessFleetConfig};
 pub use queue::{MemoryQueue, QueueConfig};
 pub use store::MemoryStore;
 
