@@ -10,10 +10,12 @@ use super::prepare::{intersect_into, Key, Pool, UNMEASURED};
 
 /// Players matched to role slots, for one composition rule over the whole match.
 ///
-/// A maximum bipartite matching grown one player at a time (Kuhn's augmenting paths): a player who
-/// cannot be given a role slot, even by moving others, can only fill one of the match's free places.
-/// When more players are left without a role than there are free places, the roles can never all be
-/// filled and the player is refused.
+/// A player who cannot be given a role slot, even by moving others, can only fill one of the
+/// match's free places; when more players are left without a role than there are free places, the
+/// roles can never all be filled and the player is refused. How many players the roles can take
+/// is the size of a maximum bipartite matching. With few roles it is read off Hall's condition
+/// (all role slots less the largest shortfall of any set of roles), counted incrementally; with
+/// many, the matching itself is grown one player at a time by Kuhn's augmenting paths.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RoleMatching {
     /// Slots per role.

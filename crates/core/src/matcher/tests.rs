@@ -399,3 +399,40 @@ fn the_checker_catches_a_broken_match() {
     let err = check_match(&m, &pool, &rules).unwrap_err();
     assert!(err.reason.contains("rule fair"), "{err}");
 }
+
+#[test]
+fn a_composition_of_many_roles_is_filled_by_augmenting_paths() {
+    // GIVEN nine roles (past the few that Hall's condition handles) and one team of nine
+    let roles: Vec<String> = (0..9).map(|r| format!("r{r}")).collect();
+    let per_team: serde_json::Map<String, serde_json::Value> = roles.iter().map(|r| (r.clone(), json!(1))).collect();
+    let rules = rule_set(json!({
+        "name": "nine", "ruleLanguageVersion": "1.0",
+        "playerAttributes": [{"name": "roles", "type": "string_list", "default": []}],
+        "teams": [{"name": "crew", "minPlayers": 9, "maxPlayers": 9}],
+        "rules": [{"name": "crew", "type": "composition", "attribute": "roles", "perTeam": per_team}]
+    }));
+    let with_roles = |i: usize, list: &[&str]| {
+        let list = list.iter().map(|r| r.to_string()).collect();
+        ticket(
+            &format!("t{i}"),
+            i as u64,
+            vec![Player::new(format!("p{i}").as_str()).with_attribute("roles", AttributeValue::StringList(list))],
+        )
+    };
+    // Each of the first eight can take its own role or the next one; a ninth only r0, which the
+    // first holds: only moving everyone along makes room (r0 → t8, t0 → r1, … t7 → r8).
+    let mut pool: Vec<Ticket> = (0..8)
+        .map(|i| {
+            let own = roles[i].as_str();
+            let next = roles[i + 1].as_str();
+            with_roles(i, &[own, next])
+        })
+        .collect();
+    pool.push(with_roles(8, &["r0"]));
+    // and a tenth who duplicates the ninth, so one of them must wait
+    pool.push(with_roles(9, &["r0"]));
+    let outcome = round(&pool, &rules, Timestamp(100));
+    assert_eq!(outcome.matches.len(), 1);
+    assert_eq!(outcome.remaining, vec![TicketId::from("t9")]);
+    assert_valid(&outcome, &pool, &rules);
+}
