@@ -7,10 +7,12 @@
 //!
 //! - [`matcher`]: SQS `tickets` batches → admissions and pool rounds → `batchItemFailures`.
 //! - [`tickets_api`]: API Gateway proxy requests for reading and cancelling tickets.
+//! - [`workflow_tasks`]: the Task states of the `session-placement` workflow.
 
 pub mod matcher;
 pub mod problem;
 pub mod tickets_api;
+pub mod workflow_tasks;
 
 use queuematch_core::usecases::{Queues, Settings};
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use crate::Service;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use http::Method;
 use queuematch_core::ids::{PlayerId, TicketId};
-use queuematch_core::ports::{Events, Store};
+use queuematch_core::ports::{Clock, Events, Store};
 use queuematch_core::usecases::tickets;
 
 /// Ticket ids are opaque but bounded; anything else is refused before it reaches the store.
@@ -37,6 +37,7 @@ pub async fn handle<S, Q, W, E, C, P>(
 where
     S: Store,
     E: Events,
+    C: Clock,
 {
     let Some(caller) = caller(&request) else {
         return Problem::unauthorized("no caller: the request carries no verified token").into_response();
@@ -52,7 +53,7 @@ where
     }
     let id = TicketId::new(id);
     let result = match request.http_method {
-        Method::GET => tickets::get(&service.store, &caller, &id).await,
+        Method::GET => tickets::get(&service.store, &service.clock, &caller, &id).await,
         Method::DELETE => tickets::cancel(&service.store, &service.events, &service.settings, &caller, &id).await,
         other => {
             return Problem::method_not_allowed(format!(

@@ -1,20 +1,28 @@
 //! Every fixture under `tests/fixtures/<function>/` replays through its handler to its expected
 //! response. A fixture is an AWS event in its exact shape (`<case>.event.json`), the state to seed
-//! first (`<case>.given.json`: the clock, and ticket messages admitted beforehand), and the response
-//! (`<case>.expected.json`).
+//! first (`<case>.given.json`: the clock, ticket messages admitted beforehand, pool rounds run, and
+//! for `workflow-tasks` the fleet's answer, the tasks run before and the time that passes after
+//! them, `elapsedMs`), and the response
+//! (`<case>.expected.json`; for a task that fails, its `{"errorType", "errorMessage"}`).
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::sqs::SqsEvent;
 use queuematch_core::identity::jwt::DevTokens;
+use queuematch_core::identity::SessionSecret;
+use queuematch_core::ids::SessionId;
+use queuematch_core::matcher::Match;
+use queuematch_core::ports::fleet::{Endpoint, Placement, PlacementId};
+use queuematch_core::ports::store::items::PoolRef;
 use queuematch_core::ports::workflows::ExecutionId;
-use queuematch_core::ports::{PortError, Workflows};
+use queuematch_core::ports::{Fleet, PortError, Workflows};
 use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::admission::Admission;
 use queuematch_core::usecases::messages::Message;
+use queuematch_core::usecases::round::Rounds;
 use queuematch_core::usecases::{Queues, Settings};
 use queuematch_core::RuleSet;
-use queuematch_handlers::{matcher, tickets_api, Service};
+use queuematch_handlers::{matcher, tickets_api, workflow_tasks, Service};
 use queuematch_local::{EventBus, ManualClock, MemoryQueue, MemoryStore, QueueConfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -31,6 +39,55 @@ impl Workflows for AcceptingWorkflows {
         Ok(ExecutionId(format!(
             "arn:aws:states:local:000000000000:execution:{definition}:{name}"
         )))
+    }
+}
+
+/// A fleet that answers every placement the same way, as `given.fleet` says: `ready` (a server at
+/// 127.0.0.1:7777 at once), `pending` (never ready), or `full` (no server free).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FixtureFleet {
+    Ready,
+    Pending,
+    Full,
+}
+
+impl FixtureFleet {
+    fn from_given(given: &Value) -> Self {
+        match given["fleet"].as_str().unwrap_or("ready") {
+            "ready" => FixtureFleet::Ready,
+            "pending" => FixtureFleet::Pending,
+            "full" => FixtureFleet::Full,
+            other => panic!("given.fleet is ready, pending or full, not {other}"),
+        }
+    }
+
+    fn answer(self, placement: PlacementId) -> Result<Placement, PortError> {
+        match self {
+            FixtureFleet::Ready => Ok(Placement::Ready {
+                placement,
+                endpoint: Endpoint {
+                    address: "127.0.0.1".into(),
+                    port: 7777,
+                },
+            }),
+            FixtureFleet::Pending => Ok(Placement::Pending { placement }),
+            FixtureFleet::Full => Err(PortError::PlacementUnavailable(
+                "no server free in the fixture fleet".into(),
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Fleet for FixtureFleet {
+    async fn place(&self, session: &SessionId, _: &Match, _: &SessionSecret) -> Result<Placement, PortError> {
+        self.answer(PlacementId(format!("pl-{session}")))
+    }
+    async fn poll(&self, placement: &PlacementId) -> Result<Placement, PortError> {
+        self.answer(placement.clone())
+    }
+    async fn release(&self, _: &PlacementId) -> Result<(), PortError> {
+        Ok(())
     }
 }
 
@@ -85,6 +142,22 @@ async fn seeded(given: &Value) -> LocalService {
             .admit(&message)
             .await
             .unwrap_or_else(|e| panic!("seeding {}: {e}", message.ticket_id));
+    }
+    let rounds = Rounds {
+        store: &service.store,
+        queue: &service.queue,
+        workflows: &service.workflows,
+        events: &service.events,
+        clock: &service.clock,
+        queues: &service.queues,
+        settings: &service.settings,
+    };
+    for pool in given["rounds"].as_array().into_iter().flatten() {
+        let pool: PoolRef = serde_json::from_value(pool.clone()).unwrap_or_else(|e| panic!("given.rounds: {e}"));
+        rounds
+            .run(&pool, "fixture")
+            .await
+            .unwrap_or_else(|e| panic!("seeding a round of {pool:?}: {e}"));
     }
     service
 }
@@ -154,6 +227,32 @@ async fn every_tickets_api_fixture_replays_to_its_expected_response() {
             serde_json::from_value(event).unwrap_or_else(|e| panic!("{name}: not an API Gateway proxy event: {e}"));
         let response = tickets_api::handle(&service, request).await;
         assert_eq!(comparable(&response), expected, "{name}");
+    }
+}
+
+/// A task's result as Lambda reports it: its output, or its function error.
+fn task_result(result: Result<Value, workflow_tasks::TaskFailure>) -> Value {
+    match result {
+        Ok(output) => output,
+        Err(failure) => serde_json::to_value(failure).unwrap_or_else(|e| panic!("{e}")),
+    }
+}
+
+#[tokio::test]
+async fn every_workflow_tasks_fixture_replays_to_its_expected_response() {
+    for (name, event, given, expected) in cases("workflow-tasks") {
+        let service = seeded(&given).await;
+        let fleet = FixtureFleet::from_given(&given);
+        for (i, task) in given["tasks"].as_array().into_iter().flatten().enumerate() {
+            workflow_tasks::handle(&service, &fleet, task.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{name}: given.tasks[{i}] failed: {e}"));
+        }
+        service.clock.advance(std::time::Duration::from_millis(
+            given["elapsedMs"].as_u64().unwrap_or(0),
+        ));
+        let result = workflow_tasks::handle(&service, &fleet, event).await;
+        assert_eq!(task_result(result), expected, "{name}");
     }
 }
 

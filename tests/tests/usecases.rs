@@ -214,7 +214,9 @@ async fn a_second_active_ticket_of_a_player_fails_with_the_reason() {
         outcome,
         Admitted::Failed("player p-1 already has an active ticket or session".into())
     );
-    let view = tickets::get(&stack.store, &"p-1".into(), &"t-2".into()).await.unwrap();
+    let view = tickets::get(&stack.store, &stack.clock, &"p-1".into(), &"t-2".into())
+        .await
+        .unwrap();
     assert_eq!(view.status, TicketStatus::Failed);
     assert_eq!(
         view.reason.as_deref(),
@@ -364,9 +366,9 @@ async fn a_placing_ticket_cannot_be_cancelled_and_others_cannot_see_it() {
         matches!(err, Err(UseCaseError::Conflict(ref m)) if m.contains("PLACING")),
         "{err:?}"
     );
-    let hidden = tickets::get(&stack.store, &"p-3".into(), &"t-1".into()).await;
+    let hidden = tickets::get(&stack.store, &stack.clock, &"p-3".into(), &"t-1".into()).await;
     assert!(matches!(hidden, Err(UseCaseError::NotFound(_))), "{hidden:?}");
-    let unknown = tickets::get(&stack.store, &"p-1".into(), &"t-404".into()).await;
+    let unknown = tickets::get(&stack.store, &stack.clock, &"p-1".into(), &"t-404".into()).await;
     assert!(
         matches!(unknown, Err(UseCaseError::NotFound(ref m)) if m.contains("may still be queued")),
         "{unknown:?}"

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod messages;
+pub mod placement;
 pub mod round;
 pub mod tickets;
 

@@ -1,13 +1,24 @@
 //! A player reads or cancels a ticket.
+//!
+//! A COMPLETED ticket shows where to connect, with a player token for **the caller only**, minted
+//! at read time from the session's secret: tokens are never stored, nor carried in workflow state,
+//! and each read gets a fresh expiry.
 
+use super::placement::session_id_for;
 use super::{Settings, UseCaseError};
 use crate::event::DomainEvent;
+use crate::identity::player_token::{self, PlayerTokenClaims};
 use crate::ids::{MatchId, PlayerId, TicketId};
-use crate::ports::store::items::{self, TicketRecord, Versioned};
+use crate::ports::store::items::{self, SessionRecord, TicketRecord, Versioned};
 use crate::ports::store::{Condition, Write};
-use crate::ports::{Events, PortError, Store};
-use crate::status::TicketStatus;
+use crate::ports::{Clock, Events, PortError, Store};
+use crate::status::{SessionStatus, TicketStatus};
 use serde::Serialize;
+use std::time::Duration;
+
+/// How long a player token read from a ticket stays valid: long enough to connect, short enough
+/// that a leaked one is soon worthless. Reading the ticket again mints a new one.
+pub const PLAYER_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// A ticket as `GET /v1/tickets/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,6 +32,18 @@ pub struct TicketView {
     pub reason: Option<String>,
     #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
     pub matched: Option<MatchView>,
+    /// Where the caller connects, once the ticket is COMPLETED and its session ACTIVE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionView>,
+}
+
+/// A game server's address and the caller's own token for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    pub address: String,
+    pub port: u16,
+    pub player_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,14 +62,53 @@ impl From<&TicketRecord> for TicketView {
             players: t.player_ids().cloned().collect(),
             reason: t.reason.clone(),
             matched: record.match_id.clone().map(|match_id| MatchView { match_id }),
+            connection: None,
         }
     }
 }
 
 /// Reads `id` for `caller`. A ticket not yet admitted, and another player's ticket, are both
 /// `NotFound`: the first may still be queued, the second must not be revealed.
-pub async fn get<S: Store>(store: &S, caller: &PlayerId, id: &TicketId) -> Result<TicketView, UseCaseError> {
-    Ok(TicketView::from(&read_for(store, caller, id).await?.value))
+pub async fn get<S: Store, C: Clock>(
+    store: &S,
+    clock: &C,
+    caller: &PlayerId,
+    id: &TicketId,
+) -> Result<TicketView, UseCaseError> {
+    let record = read_for(store, caller, id).await?.value;
+    let mut view = TicketView::from(&record);
+    if let (TicketStatus::Completed, Some(match_id)) = (record.ticket.status, &record.match_id) {
+        view.connection = connection(store, clock, caller, &session_id_for(match_id)).await?;
+    }
+    Ok(view)
+}
+
+/// The caller's connection to `session`, while it is ACTIVE.
+async fn connection<S: Store, C: Clock>(
+    store: &S,
+    clock: &C,
+    caller: &PlayerId,
+    session: &crate::ids::SessionId,
+) -> Result<Option<ConnectionView>, PortError> {
+    let Some(stored) = store.get(&items::session_key(session)).await? else {
+        return Ok(None);
+    };
+    let session: Versioned<SessionRecord> = items::read(&stored)?;
+    let session = session.value;
+    let Some(endpoint) = session.endpoint.filter(|_| session.status == SessionStatus::Active) else {
+        return Ok(None);
+    };
+    let exp = clock.now().plus(PLAYER_TOKEN_TTL).as_millis() / 1_000;
+    let claims = PlayerTokenClaims {
+        session_id: session.session_id,
+        player_id: caller.clone(),
+        exp,
+    };
+    Ok(Some(ConnectionView {
+        address: endpoint.address,
+        port: endpoint.port,
+        player_token: player_token::mint(&session.secret, &claims),
+    }))
 }
 
 async fn read_for<S: Store>(

@@ -6,9 +6,11 @@
 //! only order DynamoDB knows, is time order.
 
 use super::{Condition, IndexKey, Item, Key, Stored, Write, MAX_TRANSACTION_OPERATIONS};
+use crate::identity::SessionSecret;
 use crate::ids::{MatchId, PlayerId, SessionId, TicketId};
 use crate::matcher::Match;
 use crate::ports::error::PortError;
+use crate::ports::fleet::{Endpoint, PlacementId};
 use crate::status::{SessionStatus, TicketStatus};
 use crate::ticket::Ticket;
 use crate::time::Timestamp;
@@ -288,14 +290,35 @@ pub fn commit_match(
 
 // ---- sessions ----------------------------------------------------------------------------------
 
+/// A game session as stored. Its `Debug` shows the secret redacted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionRecord {
     pub session_id: SessionId,
     pub match_id: MatchId,
+    /// The match's queue, whose rule set bounds the placement.
+    pub queue: String,
     pub status: SessionStatus,
     pub player_ids: Vec<PlayerId>,
     pub created_at: Timestamp,
+    /// Signs the players' tokens and the server's reports. It lives here and on the server only:
+    /// never in workflow state, events or logs.
+    pub secret: SessionSecret,
+    /// Past this, a placement still pending has failed (the rule set's placement timeout).
+    pub placement_deadline: Timestamp,
+    /// What the fleet gave for this session, once it was asked: to poll and to release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementId>,
+    /// Where the players connect, once the server is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
+    /// Why the session failed; present exactly when it is FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How many timeline entries the session has: the next entry's `seq`. Counting here, in the item
+    /// every step rewrites conditionally, gives each entry a key of its own without a second read.
+    #[serde(default)]
+    pub timeline_len: u32,
 }
 
 /// `SESSION#<id>` / `SESSION`.
@@ -312,6 +335,24 @@ pub fn session_item(record: &SessionRecord) -> Result<Item, PortError> {
     )))
 }
 
+/// Creates a session, if no session of that id exists.
+pub fn create_session(record: &SessionRecord) -> Result<Write, PortError> {
+    Ok(Write::put(session_item(record)?, Condition::Absent))
+}
+
+/// Replaces a session read at `current` with `next`, conditional on nobody having written it since.
+pub fn update_session(current: &Versioned<SessionRecord>, next: &SessionRecord) -> Result<Write, PortError> {
+    Ok(Write::put(session_item(next)?, Condition::Version(current.version)))
+}
+
+/// Gives `player`'s guard to `holder`, whoever held it: a placed player's guard moves from the
+/// ticket to the session, so the player stays kept to one active thing.
+pub fn hold_guard(player: &PlayerId, holder: &GuardHolder) -> Result<Write, PortError> {
+    let key = player_guard_key(player);
+    let body = body(&key, holder)?;
+    Ok(Write::put(Item::new(key, body), Condition::Any))
+}
+
 /// One step of a session's life: on AWS, where Express keeps no history, this is the history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -322,6 +363,9 @@ pub struct TimelineEntry {
     pub status: SessionStatus,
     pub execution_id: String,
     pub state: String,
+    /// What happened, for the operator reading the timeline ("placed on 127.0.0.1:7777").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The partition prefix that a timeline query narrows to.
@@ -552,6 +596,7 @@ mod tests {
             status: SessionStatus::Placing,
             execution_id: "x".into(),
             state: "Place".into(),
+            detail: None,
         };
         let key = |e: &TimelineEntry| timeline_write(&"s-1".into(), e).unwrap().key().sk.clone();
         assert!(key(&entry(999, 7)) < key(&entry(1_000, 0)));
@@ -564,12 +609,25 @@ mod tests {
         let record = SessionRecord {
             session_id: "s-1".into(),
             match_id: "m-1".into(),
+            queue: "ranked-1v1".into(),
             status: SessionStatus::Active,
             player_ids: vec!["p-1".into()],
             created_at: Timestamp(3),
+            secret: SessionSecret::from_random_bytes(&[9; 32]),
+            placement_deadline: Timestamp(60_003),
+            placement: Some(PlacementId("p-1".into())),
+            endpoint: None,
+            reason: None,
+            timeline_len: 2,
         };
         let item = session_item(&record).unwrap();
         assert_eq!(item.key, Key::new("SESSION#s-1", "SESSION"));
-        assert_eq!(item.gsi1.map(|g| g.pk).as_deref(), Some("SESSIONS#ACTIVE"));
+        assert_eq!(item.gsi1.clone().map(|g| g.pk).as_deref(), Some("SESSIONS#ACTIVE"));
+        let back: Versioned<SessionRecord> = read(&stored(item, 1)).unwrap();
+        assert_eq!(back.value, record);
+        assert!(
+            !format!("{record:?}").contains(record.secret.expose()),
+            "the secret never shows"
+        );
     }
 }

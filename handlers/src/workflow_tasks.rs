@@ -1,0 +1,238 @@
+//! The `workflow-tasks` function: every Task state of the `session-placement` workflow.
+//!
+//! One function behind all the tasks keeps one deployment, one IAM role and one cold start for a
+//! workflow whose tasks share their ports. The workflow invokes it through `lambda:invoke` with a
+//! payload naming the task, the ids it needs, and the state running it:
+//!
+//! ```json
+//! {"task": "createSession", "matchId": "m-1", "execution": {"id": "arn:…:execution:…", "state": "CreateSession"}}
+//! {"task": "place" | "poll" | "activate", "matchId": "m-1", "sessionId": "s-m-1", "execution": {…}}
+//! {"task": "fail", "matchId": "m-1", "error": {"Error": "PlacementUnavailable", "Cause": "…"}, "execution": {…}}
+//! ```
+//!
+//! The output is what the workflow carries on, ids only: `{"matchId", "sessionId", "status",
+//! "ready"}` (plus `completed` or `requeued` ticket ids for `activate` and `fail`). A failure is a
+//! [`TaskFailure`] whose `errorType` is one of DESIGN.md's stable names, so that the workflow's
+//! Retry and Catch match on it: `Transient`, `Throttled` and `PlacementUnavailable` are retried with
+//! backoff, the rest go to the Catch.
+//!
+//! The session's secret is drawn here, from the operating system's generator: the core has no
+//! entropy of its own, and the secret goes straight to the store.
+
+use crate::Service;
+use queuematch_core::identity::{SessionSecret, SESSION_SECRET_BYTES};
+use queuematch_core::ids::{MatchId, SessionId};
+use queuematch_core::ports::{Clock, ErrorType, Events, Fleet, PortError, Store, TicketQueue};
+use queuematch_core::usecases::placement::{Placements, SessionProgress, Step};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::fmt;
+
+/// One task of the workflow, as its payload names it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "task", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum TaskRequest {
+    CreateSession {
+        match_id: MatchId,
+        execution: Step,
+    },
+    Place {
+        match_id: MatchId,
+        session_id: SessionId,
+        execution: Step,
+    },
+    Poll {
+        match_id: MatchId,
+        session_id: SessionId,
+        execution: Step,
+    },
+    Activate {
+        match_id: MatchId,
+        session_id: SessionId,
+        execution: Step,
+    },
+    /// The Catch: `error` is what Step Functions caught (`{"Error", "Cause"}`).
+    Fail {
+        match_id: MatchId,
+        #[serde(default)]
+        error: Option<CaughtError>,
+        execution: Step,
+    },
+}
+
+/// An error as a Catch with `ResultPath` hands it on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
+impl CaughtError {
+    /// The session's failure reason: the error name and, for a Lambda error, its message rather
+    /// than the JSON envelope Step Functions wraps it in.
+    fn reason(&self) -> String {
+        let message = self.cause.as_deref().map(|cause| {
+            serde_json::from_str::<Value>(cause)
+                .ok()
+                .and_then(|v| v.get("errorMessage").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| cause.to_owned())
+        });
+        match message {
+            Some(message) if !message.is_empty() => format!("{}: {message}", self.error),
+            _ => self.error.clone(),
+        }
+    }
+}
+
+/// A task's failure, in the shape the Lambda runtime reports a function error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskFailure {
+    #[serde(serialize_with = "error_type_name")]
+    pub error_type: ErrorType,
+    pub error_message: String,
+}
+
+fn error_type_name<S: serde::Serializer>(error_type: &ErrorType, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(error_type.as_str())
+}
+
+impl From<PortError> for TaskFailure {
+    fn from(error: PortError) -> Self {
+        Self {
+            error_type: error.error_type(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.error_message)
+    }
+}
+
+impl std::error::Error for TaskFailure {}
+
+/// Runs the task `event` names. The fleet is not one of the [`Service`]'s ports because only this
+/// function places servers.
+pub async fn handle<S, Q, W, E, C, P, F>(
+    service: &Service<S, Q, W, E, C, P>,
+    fleet: &F,
+    event: Value,
+) -> Result<Value, TaskFailure>
+where
+    S: Store,
+    Q: TicketQueue,
+    E: Events,
+    C: Clock,
+    F: Fleet,
+{
+    let request: TaskRequest = serde_json::from_value(event).map_err(|e| TaskFailure {
+        error_type: ErrorType::Invalid,
+        error_message: format!("not a session-placement task: {e}"),
+    })?;
+    let placements = Placements {
+        store: &service.store,
+        queue: &service.queue,
+        fleet,
+        events: &service.events,
+        clock: &service.clock,
+        queues: &service.queues,
+        settings: &service.settings,
+    };
+    let output = match request {
+        TaskRequest::CreateSession { match_id, execution } => {
+            let secret = SessionSecret::from_random_bytes(&rand::random::<[u8; SESSION_SECRET_BYTES]>());
+            progress(
+                &match_id,
+                placements.create_session(&match_id, secret, &execution).await?,
+            )
+        }
+        TaskRequest::Place {
+            match_id,
+            session_id,
+            execution,
+        } => progress(&match_id, placements.place(&session_id, &execution).await?),
+        TaskRequest::Poll {
+            match_id,
+            session_id,
+            execution,
+        } => progress(&match_id, placements.poll(&session_id, &execution).await?),
+        TaskRequest::Activate {
+            match_id,
+            session_id,
+            execution,
+        } => {
+            let activated = placements.activate(&session_id, &execution).await?;
+            json!({"matchId": match_id, "sessionId": activated.session_id, "status": activated.status, "completed": activated.completed})
+        }
+        TaskRequest::Fail {
+            match_id,
+            error,
+            execution,
+        } => {
+            let cause = error.map_or_else(|| "placement failed".to_owned(), |e| e.reason());
+            let failed = placements.fail(&match_id, &cause, &execution).await?;
+            json!({"matchId": match_id, "sessionId": failed.session_id, "status": failed.status, "requeued": failed.requeued})
+        }
+    };
+    Ok(output)
+}
+
+/// What `createSession`, `place` and `poll` answer: where the session is, for the Choice that reads
+/// `ready`.
+fn progress(match_id: &MatchId, progress: SessionProgress) -> Value {
+    json!({"matchId": match_id, "sessionId": progress.session_id, "status": progress.status, "ready": progress.ready})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lambda_cause_becomes_its_message() {
+        let caught = CaughtError {
+            error: "PlacementUnavailable".into(),
+            cause: Some(r#"{"errorMessage":"placement unavailable: fleet full","errorType":"PlacementUnavailable","stackTrace":[]}"#.into()),
+        };
+        assert_eq!(
+            caught.reason(),
+            "PlacementUnavailable: placement unavailable: fleet full"
+        );
+        let timeout = CaughtError {
+            error: "States.Timeout".into(),
+            cause: None,
+        };
+        assert_eq!(timeout.reason(), "States.Timeout");
+        let plain = CaughtError {
+            error: "States.TaskFailed".into(),
+            cause: Some("boom".into()),
+        };
+        assert_eq!(plain.reason(), "States.TaskFailed: boom");
+    }
+
+    #[test]
+    fn payloads_read_as_their_task() {
+        let payload =
+            json!({"task": "poll", "matchId": "m-1", "sessionId": "s-m-1", "execution": {"id": "x", "state": "Poll"}});
+        let request: TaskRequest = serde_json::from_value(payload).unwrap();
+        assert!(matches!(request, TaskRequest::Poll { ref session_id, .. } if session_id.as_str() == "s-m-1"));
+        let failure = json!({"task": "fail", "matchId": "m-1", "execution": {"id": "x", "state": "Release"}});
+        assert!(matches!(
+            serde_json::from_value(failure),
+            Ok(TaskRequest::Fail { error: None, .. })
+        ));
+    }
+
+    #[test]
+    fn failures_serialize_as_lambda_function_errors() {
+        let failure = TaskFailure::from(PortError::PlacementUnavailable("fleet full".into()));
+        assert_eq!(
+            serde_json::to_value(&failure).unwrap(),
+            json!({"errorType": "PlacementUnavailable", "errorMessage": "placement unavailable: fleet full"})
+        );
+    }
+}
