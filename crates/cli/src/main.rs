@@ -1,5 +1,6 @@
 //! `queuematch`: the command-line tool for designers, developers and operators.
 
+mod client;
 mod dev_home;
 mod ruleset;
 mod rulesets;
@@ -31,6 +32,14 @@ enum Command {
         #[command(subcommand)]
         command: schema::SchemaCommand,
     },
+    /// Ask for a match as a player; with --wait, follow it to the end over push.
+    Submit(client::SubmitArgs),
+    /// Show a ticket.
+    Status(client::TicketArgs),
+    /// Cancel a ticket.
+    Cancel(client::TicketArgs),
+    /// Print every event of a player as it is pushed.
+    Watch(client::WatchArgs),
     /// Mint a dev token: for a player, a party member, or an operator.
     Token(token::TokenArgs),
     /// Work with Step Functions workflows: validate and run them on the embedded engine.
@@ -46,6 +55,10 @@ fn main() -> ExitCode {
         Command::Ruleset { command } => ruleset::run(command),
         Command::Schema { command } => schema::run(command),
         Command::Token(args) => token::run(args),
+        Command::Submit(args) => client::submit(args),
+        Command::Status(args) => client::status(args),
+        Command::Cancel(args) => client::cancel(args),
+        Command::Watch(args) => client::watch(args),
         Command::Workflow { command } => workflow::run(command),
     };
     match outcome {

@@ -1,0 +1,363 @@
+//! Client commands: what a game client does, from a terminal. `submit`, `status`, `cancel` and
+//! `watch` talk to a running service (`queuematch dev`, or API Gateway) with a player's token,
+//! minted from the dev secret unless `--token` is given.
+
+use crate::dev_home;
+use anyhow::{bail, Context};
+use clap::Args;
+use futures::StreamExt;
+use queuematch_core::identity::jwt::{Audience, DevTokens, Role};
+use queuematch_core::Timestamp;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Who the client is and where the service is.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The service's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The player to act as; a dev token is minted for them from the dev secret.
+    #[arg(long)]
+    player: Option<String>,
+    /// A token to use instead of minting one (e.g. a Cognito token on AWS).
+    #[arg(long, env = "QUEUEMATCH_TOKEN")]
+    token: Option<String>,
+    /// Where the dev secret lives (default: $QUEUEMATCH_HOME or ~/.queuematch).
+    #[arg(long, env = "QUEUEMATCH_HOME")]
+    home: Option<PathBuf>,
+    /// Print JSON, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The queue (a rule set's name).
+    #[arg(long)]
+    queue: String,
+    /// An attribute, `name=value`; the value is read as JSON when it parses (`skill=1500`,
+    /// `roles=["tank"]`), else as a string (`mode=ranked`).
+    #[arg(long = "attr", value_name = "NAME=VALUE")]
+    attributes: Vec<String>,
+    /// A latency, `region=ms`.
+    #[arg(long = "latency", value_name = "REGION=MS")]
+    latencies: Vec<String>,
+    /// Follow the ticket over push until it is finished, then print it.
+    #[arg(long)]
+    wait: bool,
+    /// How long `--wait` waits, in seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct TicketArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The ticket's id.
+    ticket: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// Stop after this many events (default: watch until interrupted).
+    #[arg(long)]
+    count: Option<usize>,
+}
+
+impl Connection {
+    fn player(&self) -> anyhow::Result<&str> {
+        self.player
+            .as_deref()
+            .context("say who you are: --player ID (or --token)")
+    }
+
+    fn token(&self) -> anyhow::Result<String> {
+        if let Some(token) = &self.token {
+            return Ok(token.clone());
+        }
+        let home = dev_home::resolve(self.home.clone())?;
+        let tokens = DevTokens::new(&dev_home::load_or_create_secret(&home)?);
+        let now = Timestamp::from_millis(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64);
+        Ok(tokens.mint(
+            self.player()?,
+            Audience::Api,
+            Role::Player,
+            now,
+            Duration::from_secs(3600),
+        )?)
+    }
+
+    fn base(&self) -> &str {
+        self.url.trim_end_matches('/')
+    }
+
+    fn events_url(&self, token: &str) -> String {
+        let ws = self
+            .base()
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1);
+        format!("{ws}/v1/events?token={token}")
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// Reads `name=value` with the value as JSON when it parses, else as a string.
+fn parse_attribute(pair: &str) -> anyhow::Result<(String, Value)> {
+    let (name, value) = pair
+        .split_once('=')
+        .with_context(|| format!("--attr {pair:?} is not NAME=VALUE"))?;
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok((name.to_owned(), value))
+}
+
+fn parse_latency(pair: &str) -> anyhow::Result<(String, Value)> {
+    let (region, ms) = pair
+        .split_once('=')
+        .with_context(|| format!("--latency {pair:?} is not REGION=MS"))?;
+    let ms: u32 = ms
+        .parse()
+        .with_context(|| format!("--latency {pair:?}: {ms:?} is not whole milliseconds"))?;
+    Ok((region.to_owned(), json!(ms)))
+}
+
+/// What the service answered: the JSON body, or the problem it reported.
+async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let detail = body["detail"].as_str().unwrap_or("no detail");
+    let fields: Vec<String> = body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "\n  {}: {}",
+                e["pointer"].as_str().unwrap_or(""),
+                e["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    bail!(
+        "{} {}: {detail}{}",
+        status.as_u16(),
+        body["title"].as_str().unwrap_or(""),
+        fields.concat()
+    )
+}
+
+fn print_ticket(ticket: &Value, json: bool) {
+    if json {
+        println!("{ticket}");
+        return;
+    }
+    let mut line = format!(
+        "{} {} {}",
+        ticket["ticketId"].as_str().unwrap_or("?"),
+        ticket["queue"].as_str().unwrap_or("?"),
+        ticket["status"].as_str().unwrap_or("?")
+    );
+    if let Some(reason) = ticket["reason"].as_str() {
+        line.push_str(&format!(" ({reason})"));
+    }
+    if let Some(connection) = ticket.get("connection").filter(|c| c.is_object()) {
+        line.push_str(&format!(
+            " -> {}:{} token {}",
+            connection["address"].as_str().unwrap_or("?"),
+            connection["port"],
+            connection["playerToken"].as_str().unwrap_or("?")
+        ));
+    }
+    println!("{line}");
+}
+
+pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let connection = &args.connection;
+    let token = connection.token()?;
+    let player = connection.player.clone().unwrap_or_default();
+    let attributes: Map<String, Value> = args
+        .attributes
+        .iter()
+        .map(|a| parse_attribute(a))
+        .collect::<Result<_, _>>()?;
+    let latencies: Map<String, Value> = args
+        .latencies
+        .iter()
+        .map(|l| parse_latency(l))
+        .collect::<Result<_, _>>()?;
+    let mut me = json!({"id": player});
+    if !attributes.is_empty() {
+        me["attributes"] = Value::Object(attributes);
+    }
+    if !latencies.is_empty() {
+        me["latencies"] = Value::Object(latencies);
+    }
+    let body = json!({"queue": args.queue, "players": [me]});
+    runtime()?.block_on(async {
+        let client = reqwest::Client::new();
+        // Subscribe before submitting, so no event of the new ticket can be missed.
+        let mut events = if args.wait {
+            let (socket, _) = tokio_tungstenite::connect_async(connection.events_url(&token))
+                .await
+                .context("cannot open the push channel (GET /v1/events)")?;
+            Some(socket)
+        } else {
+            None
+        };
+        let created = answer(
+            client
+                .post(format!("{}/v1/tickets", connection.base()))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await?;
+        let ticket_id = created["ticketId"]
+            .as_str()
+            .context("the service answered no ticketId")?
+            .to_owned();
+        let Some(socket) = events.as_mut() else {
+            if connection.json {
+                println!("{created}");
+            } else {
+                println!("{ticket_id}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
+        loop {
+            let next = tokio::time::timeout_at(deadline, socket.next())
+                .await
+                .with_context(|| format!("ticket {ticket_id} was not finished within {} s", args.timeout))?;
+            let Some(message) = next else {
+                bail!("the push channel closed before ticket {ticket_id} finished")
+            };
+            let message = message.context("the push channel failed")?;
+            let Ok(event) = serde_json::from_str::<Value>(message.to_text().unwrap_or_default()) else {
+                continue;
+            };
+            if event["ticketId"].as_str() != Some(ticket_id.as_str()) {
+                continue;
+            }
+            let finished = matches!(
+                event["type"].as_str(),
+                Some("MatchmakingSucceeded" | "MatchmakingCancelled" | "MatchmakingTimedOut" | "MatchmakingFailed")
+            );
+            if finished {
+                break;
+            }
+        }
+        let ticket = answer(
+            client
+                .get(format!("{}/v1/tickets/{ticket_id}", connection.base()))
+                .bearer_auth(&token)
+                .send()
+                .await?,
+        )
+        .await?;
+        print_ticket(&ticket, connection.json);
+        // A script can tell a placed ticket from one that ended otherwise.
+        Ok(if ticket["status"] == "COMPLETED" {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+}
+
+pub fn status(args: TicketArgs) -> anyhow::Result<ExitCode> {
+    ticket_request(args, reqwest::Method::GET)
+}
+
+pub fn cancel(args: TicketArgs) -> anyhow::Result<ExitCode> {
+    ticket_request(args, reqwest::Method::DELETE)
+}
+
+fn ticket_request(args: TicketArgs, method: reqwest::Method) -> anyhow::Result<ExitCode> {
+    let connection = &args.connection;
+    let token = connection.token()?;
+    runtime()?.block_on(async {
+        let url = format!("{}/v1/tickets/{}", connection.base(), args.ticket);
+        let ticket = answer(
+            reqwest::Client::new()
+                .request(method, url)
+                .bearer_auth(&token)
+                .send()
+                .await?,
+        )
+        .await?;
+        print_ticket(&ticket, connection.json);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let connection = &args.connection;
+    let token = connection.token()?;
+    runtime()?.block_on(async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(connection.events_url(&token))
+            .await
+            .context("cannot open the push channel (GET /v1/events)")?;
+        let mut seen = 0;
+        while args.count.is_none_or(|n| seen < n) {
+            let Some(message) = socket.next().await else { break };
+            let message = message.context("the push channel failed")?;
+            let Ok(text) = message.to_text() else { continue };
+            if text.is_empty() {
+                continue;
+            }
+            if connection.json {
+                println!("{text}");
+            } else if let Ok(event) = serde_json::from_str::<Value>(text) {
+                let subject = event["ticketId"]
+                    .as_str()
+                    .or(event["sessionId"].as_str())
+                    .unwrap_or("?");
+                let status = event["status"].as_str().unwrap_or_default();
+                println!("{} {subject} {status}", event["type"].as_str().unwrap_or("?"));
+            }
+            seen += 1;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_read_as_json_when_they_parse() {
+        assert_eq!(parse_attribute("skill=1500").unwrap(), ("skill".into(), json!(1500)));
+        assert_eq!(
+            parse_attribute("roles=[\"tank\"]").unwrap(),
+            ("roles".into(), json!(["tank"]))
+        );
+        assert_eq!(
+            parse_attribute("mode=ranked").unwrap(),
+            ("mode".into(), json!("ranked"))
+        );
+        assert!(parse_attribute("skill").is_err());
+    }
+
+    #[test]
+    fn latencies_are_whole_milliseconds() {
+        assert_eq!(parse_latency("eu=40").unwrap(), ("eu".into(), json!(40)));
+        assert!(parse_latency("eu=fast").is_err());
+        assert!(parse_latency("eu").is_err());
+    }
+}
