@@ -1,0 +1,210 @@
+//! The game server's configuration: flags, then environment, loaded once at start.
+
+use clap::Parser;
+use queuematch_core::identity::SessionSecret;
+use queuematch_core::ids::{MatchId, PlayerId, SessionId};
+use queuematch_core::ports::fleet::SessionAssignment;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The environment variable that carries the secret of a session given on the command line. It is
+/// not a flag on purpose: a flag's value shows in `ps` to every user of the machine.
+pub const SECRET_ENV: &str = "QUEUEMATCH_SESSION_SECRET";
+
+/// A minimal dedicated game server for queuematch sessions.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "queuematch-gameserver", version)]
+pub struct Args {
+    /// Where players connect. Port 0 takes a free port, printed on stdout once listening.
+    #[arg(long, env = "QUEUEMATCH_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+
+    /// The service's base URL; reports go to `<URL>/v1/sessions/<id>/events`.
+    #[arg(long, env = "QUEUEMATCH_SERVICE_URL")]
+    pub service_url: String,
+
+    /// Host this one session and exit, instead of taking sessions from stdin. Its secret comes from
+    /// the environment variable `QUEUEMATCH_SESSION_SECRET`.
+    #[arg(long, env = "QUEUEMATCH_SESSION_ID", requires = "players")]
+    pub session: Option<SessionId>,
+
+    /// The match of `--session`.
+    #[arg(long = "match", env = "QUEUEMATCH_MATCH_ID", requires = "session")]
+    pub match_id: Option<MatchId>,
+
+    /// A player of `--session` (repeat, or separate with commas).
+    #[arg(
+        long = "player",
+        env = "QUEUEMATCH_PLAYERS",
+        value_delimiter = ',',
+        requires = "session"
+    )]
+    pub players: Vec<PlayerId>,
+
+    /// How long the lobby waits for every player before the game starts with those present.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub lobby_timeout: Duration,
+
+    /// How long players have to send their move once the game starts.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub move_timeout: Duration,
+
+    /// How often an active session heartbeats to the service.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+}
+
+/// Where the server's session comes from.
+#[derive(Debug, Clone)]
+pub enum SessionSource {
+    /// One assignment per line on stdin, until stdin ends.
+    Control,
+    /// This session only, then exit.
+    Fixed(SessionAssignment),
+}
+
+/// How long each phase of a session may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub lobby: Duration,
+    pub moves: Duration,
+    pub heartbeat: Duration,
+}
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub service_url: String,
+    pub source: SessionSource,
+    pub timing: Timing,
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--session needs its secret in the environment variable {SECRET_ENV}")]
+    MissingSecret,
+    #[error("--session needs its match id (--match)")]
+    MissingMatch,
+    #[error("--service-url {0:?} is not an http:// or https:// URL")]
+    BadServiceUrl(String),
+    #[error("--heartbeat-interval must be more than zero")]
+    ZeroHeartbeat,
+}
+
+impl Config {
+    /// Checks `args`, reading the secret of a fixed session from `secret` (the environment's value).
+    pub fn from_args(args: Args, secret: Option<String>) -> Result<Self, ConfigError> {
+        let service_url = args.service_url.trim_end_matches('/').to_owned();
+        if !(service_url.starts_with("http://") || service_url.starts_with("https://")) {
+            return Err(ConfigError::BadServiceUrl(args.service_url));
+        }
+        if args.heartbeat_interval.is_zero() {
+            return Err(ConfigError::ZeroHeartbeat);
+        }
+        let source = match args.session {
+            None => SessionSource::Control,
+            Some(session_id) => SessionSource::Fixed(SessionAssignment {
+                session_id,
+                match_id: args.match_id.ok_or(ConfigError::MissingMatch)?,
+                secret: SessionSecret::from_stored(secret.filter(|s| !s.is_empty()).ok_or(ConfigError::MissingSecret)?),
+                players: args.players,
+            }),
+        };
+        Ok(Self {
+            listen: args.listen,
+            service_url,
+            source,
+            timing: Timing {
+                lobby: args.lobby_timeout,
+                moves: args.move_timeout,
+                heartbeat: args.heartbeat_interval,
+            },
+        })
+    }
+
+    /// Parses the command line and reads the environment. Called once, in `main`.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_args(Args::parse(), std::env::var(SECRET_ENV).ok())
+    }
+}
+
+/// `250ms`, `5s`, `2m`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 250ms, 5s or 2m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("{text:?} has an unknown unit {unit:?} (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["queuematch-gameserver", "--service-url", "http://127.0.0.1:9/"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn durations_take_a_unit_or_mean_seconds() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "5h", "-1s", "fast"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn without_a_session_the_server_takes_sessions_from_its_control_channel() {
+        let config = Config::from_args(args(&[]), None).unwrap();
+        assert!(matches!(config.source, SessionSource::Control));
+        assert_eq!(
+            config.service_url, "http://127.0.0.1:9",
+            "the trailing slash is dropped"
+        );
+        assert_eq!(config.listen.port(), 0);
+    }
+
+    #[test]
+    fn a_fixed_session_takes_its_secret_from_the_environment_only() {
+        let fixed = args(&["--session", "s-1", "--match", "m-1", "--player", "p-1,p-2"]);
+        assert!(matches!(
+            Config::from_args(fixed.clone(), None),
+            Err(ConfigError::MissingSecret)
+        ));
+        let config = Config::from_args(fixed, Some("c2VjcmV0".into())).unwrap();
+        let SessionSource::Fixed(assignment) = config.source else {
+            panic!("expected a fixed session");
+        };
+        assert_eq!(assignment.players, vec![PlayerId::from("p-1"), PlayerId::from("p-2")]);
+        assert_eq!(assignment.secret.expose(), "c2VjcmV0");
+        assert!(Args::try_parse_from(["queuematch-gameserver", "--service-url", "x", "--secret", "s"]).is_err());
+    }
+
+    #[test]
+    fn a_service_url_must_be_http() {
+        assert!(matches!(
+            Config::from_args(
+                Args::try_parse_from(["queuematch-gameserver", "--service-url", "ftp://x"]).unwrap(),
+                None
+            ),
+            Err(ConfigError::BadServiceUrl(_))
+        ));
+    }
+}
