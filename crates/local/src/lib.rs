@@ -5,6 +5,8 @@
 //! works under `queuematch dev` works on AWS. Time comes from a [`clock::Timer`]: the system clock in
 //! the dev server, a [`clock::ManualClock`] in tests, so delays, visibility timeouts and TTLs pass
 //! without sleeping. The [`fleet`] is no simulation: it runs real game-server processes on loopback.
+//! The [`workflows`] adapter runs `workflows/*.asl.json` on the embedded ASL engine, its Lambda tasks
+//! dispatched in-process to the handlers.
 
 pub mod clock;
 pub mod dev;
@@ -12,12 +14,14 @@ pub mod events;
 pub mod fleet;
 pub mod queue;
 pub mod store;
+pub mod workflows;
 
 pub use clock::{ManualClock, SystemClock, Timer};
 pub use events::EventBus;
 pub use fleet::{ProcessFleet, ProcessFleetConfig};
 pub use queue::{MemoryQueue, QueueConfig};
 pub use store::MemoryStore;
+pub use workflows::{LocalWorkflows, ServiceTasks, WorkflowsConfig};
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -2,39 +2,49 @@
 //! DefinitionSubstitutions the local stack gives it: the same files deploy with SAM.
 
 use queuematch_asl::StateMachine;
+use queuematch_local::workflows::{substitutions, DEFINITION_SUFFIX};
+use queuematch_local::{LocalWorkflows, WorkflowsConfig};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-#[test]
-fn every_workflow_validates_as_express_under_the_local_substitutions() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
-    let substitutions = HashMap::from([(
-        "WorkflowTasksFunctionArn".to_owned(),
-        "arn:aws:lambda:local:000000000000:function:queuematch-workflow-tasks".to_owned(),
-    )]);
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        let Some(name) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".asl.json"))
-        else {
-            continue;
-        };
-        let text = std::fs::read_to_string(&path).unwrap();
-        let machine =
-            StateMachine::from_json_with_substitutions(&text, &substitutions).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(machine.express_problems(), Vec::new(), "{name}");
-        names.push(name.to_owned());
-    }
-    assert!(names.iter().any(|n| n == "session-placement"), "{names:?}");
+fn workflows_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows")
 }
 
 #[test]
-fn a_workflow_without_its_substitutions_is_refused() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/session-placement.asl.json");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let error = StateMachine::from_json_with_substitutions(&text, &HashMap::new()).unwrap_err();
-    assert!(error.to_string().contains("${WorkflowTasksFunctionArn}"), "{error}");
+fn every_workflow_validates_as_express_under_the_local_substitutions() {
+    let dir = workflows_dir();
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(DEFINITION_SUFFIX)
+        })
+        .count();
+    // `load` refuses the first definition with a problem, or one that cannot run as Express.
+    let workflows = LocalWorkflows::load(&dir, WorkflowsConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(workflows.names().len(), files);
+    assert!(workflows.names().contains(&"session-placement"));
+}
+
+#[test]
+fn every_placeholder_of_a_workflow_has_a_local_value() {
+    for entry in std::fs::read_dir(workflows_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // With none, the definition does not even parse; with the local ones, it does.
+        assert!(
+            StateMachine::from_json_with_substitutions(&text, &HashMap::new()).is_err(),
+            "{}",
+            path.display()
+        );
+        assert!(
+            StateMachine::from_json_with_substitutions(&text, &substitutions()).is_ok(),
+            "{}",
+            path.display()
+        );
+    }
 }
