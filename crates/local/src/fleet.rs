@@ -442,3 +442,172 @@ fn update(state: &Weak<Mutex<State>>, placement: &PlacementId, status: Status) {
         }
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    //! The supervisor against stand-in servers: shell scripts that break the control protocol in
+    //! each way a real server could. The real server's side is tested with the binary, in the game
+    //! server's crate.
+
+    use super::*;
+    use queuematch_core::matcher::{MatchQuality, MatchTeam};
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Writes an executable `sh` script to a fresh path.
+    fn script(body: &str) -> PathBuf {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = scratch();
+        let path = dir.join(format!("server-{}.sh", NEXT.fetch_add(1, Ordering::Relaxed)));
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("chmod {path:?}: {e}"));
+        path
+    }
+
+    /// This test process's scratch directory.
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("qm-fleet-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {dir:?}: {e}"));
+        dir
+    }
+
+    fn fleet(binary: PathBuf) -> ProcessFleet {
+        let mut config = ProcessFleetConfig::new(binary, "http://127.0.0.1:9");
+        config.startup_timeout = Duration::from_millis(500);
+        config.logs = ServerLogs::Discard;
+        ProcessFleet::new(config)
+    }
+
+    fn duel(region: Option<&str>) -> Match {
+        Match {
+            id: "m-1".into(),
+            queue: "duel".into(),
+            created_at: queuematch_core::Timestamp(0),
+            teams: vec![MatchTeam {
+                name: "red".into(),
+                tickets: vec!["t-1".into()],
+                players: vec!["p-1".into()],
+            }],
+            region: region.map(str::to_owned),
+            collections: Default::default(),
+            quality: MatchQuality {
+                skill_spread: None,
+                team_imbalance: None,
+                worst_latency_ms: None,
+                waits_ms: vec![0],
+                expansion_steps: Vec::new(),
+            },
+        }
+    }
+
+    fn secret() -> SessionSecret {
+        SessionSecret::from_random_bytes(&[5; 32])
+    }
+
+    /// Polls until the placement fails, and returns why.
+    async fn failure(fleet: &ProcessFleet, placement: &Placement) -> String {
+        let id = match placement {
+            Placement::Pending { placement } | Placement::Ready { placement, .. } => placement.clone(),
+        };
+        for _ in 0..200 {
+            match fleet.poll(&id).await {
+                Err(PortError::PlacementUnavailable(reason)) => return reason,
+                Err(other) => panic!("unexpected {other:?}"),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        panic!("{id:?} never failed")
+    }
+
+    #[tokio::test]
+    async fn a_server_that_exits_fails_its_placement_and_frees_its_slot() {
+        let fleet = fleet(script("exit 3"));
+        let placed = fleet.place(&"s-1".into(), &duel(None), &secret()).await.unwrap();
+        assert!(failure(&fleet, &placed).await.contains("exited"));
+        assert_eq!(fleet.pid(&PlacementId("local-1".into())), None);
+        let live = lock(&fleet.state)
+            .servers
+            .values()
+            .filter(|s| s.status.is_live())
+            .count();
+        assert_eq!(live, 0);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_listens_is_killed_after_the_startup_timeout() {
+        let fleet = fleet(script("exec sleep 30"));
+        let placed = fleet.place(&"s-1".into(), &duel(None), &secret()).await.unwrap();
+        assert!(failure(&fleet, &placed).await.contains("did not start in time"));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_refuses_its_session_fails_its_placement() {
+        let fleet = fleet(script(
+            r#"echo '{"event":"listening","port":4000}'; read assignment; echo '{"event":"refused","reason":"no thanks"}'; exec sleep 30"#,
+        ));
+        let placed = fleet.place(&"s-1".into(), &duel(None), &secret()).await.unwrap();
+        assert!(failure(&fleet, &placed).await.contains("no thanks"));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_takes_another_session_fails_its_placement() {
+        let fleet = fleet(script(
+            r#"echo '{"event":"listening","port":4000}'; read assignment; echo '{"event":"assigned","sessionId":"s-other"}'; exec sleep 30"#,
+        ));
+        let placed = fleet.place(&"s-1".into(), &duel(None), &secret()).await.unwrap();
+        assert!(failure(&fleet, &placed).await.contains("s-other"));
+    }
+
+    #[tokio::test]
+    async fn the_assignment_reaches_the_server_on_its_stdin_and_never_on_its_command_line() {
+        let seen = scratch().join("seen");
+        let fleet = fleet(script(&format!(
+            r#"echo "$@" > '{seen}.args'; echo '{{"event":"listening","port":4000}}'; read assignment; echo "$assignment" > '{seen}.stdin'; echo '{{"event":"assigned","sessionId":"s-1"}}'; exec sleep 30"#,
+            seen = seen.display()
+        )));
+        let placed = fleet
+            .place(&"s-1".into(), &duel(Some(REGION)), &secret())
+            .await
+            .unwrap();
+        let mut ready = None;
+        for _ in 0..200 {
+            if let Placement::Ready { endpoint, .. } = fleet.poll(&PlacementId("local-1".into())).await.unwrap() {
+                ready = Some(endpoint);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            ready,
+            Some(Endpoint {
+                address: "127.0.0.1".into(),
+                port: 4000
+            }),
+            "{placed:?}"
+        );
+        let stdin = std::fs::read_to_string(format!("{}.stdin", seen.display())).unwrap();
+        let assignment: SessionAssignment = serde_json::from_str(&stdin).unwrap();
+        assert_eq!(
+            assignment,
+            SessionAssignment::new(&"s-1".into(), &duel(None), &secret())
+        );
+        let args = std::fs::read_to_string(format!("{}.args", seen.display())).unwrap();
+        assert!(!args.contains(secret().expose()), "{args}");
+        assert!(args.contains("--service-url http://127.0.0.1:9"), "{args}");
+        fleet.release(&PlacementId("local-1".into())).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_match_for_another_region_or_a_missing_binary_is_unavailable() {
+        let local = fleet(script("exit 0"));
+        let elsewhere = local.place(&"s-1".into(), &duel(Some("eu-west-1")), &secret()).await;
+        assert!(
+            matches!(elsewhere, Err(PortError::PlacementUnavailable(_))),
+            "{elsewhere:?}"
+        );
+        let missing = fleet(PathBuf::from("/nonexistent/queuematch-gameserver"));
+        let placed = missing.place(&"s-1".into(), &duel(None), &secret()).await;
+        assert!(matches!(placed, Err(PortError::PlacementUnavailable(_))), "{placed:?}");
+    }
+}
