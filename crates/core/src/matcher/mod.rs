@@ -15,7 +15,9 @@
 //!    (see `teams`). If no split satisfies the rules, the newest member is dropped and the walk
 //!    goes on.
 //!
-//! Sorting dominates: a round costs O(n log n) plus O(n × the match size).
+//! A round costs O(n log n) for two sorts plus O(n × the match size) for the walks, which also give
+//! up after a run of refusals. In practice reading the pool and building the matches (which own
+//! their ids) cost as much as the matching itself: BENCHMARKS.md has the figures.
 //!
 //! [`check`] verifies a match independently of all this, and the property tests hold the matcher to it.
 
