@@ -1,6 +1,7 @@
 //! `queuematch`: the command-line tool for designers, developers and operators.
 
 mod client;
+mod dev;
 mod dev_home;
 mod ruleset;
 mod rulesets;
@@ -32,6 +33,8 @@ enum Command {
         #[command(subcommand)]
         command: schema::SchemaCommand,
     },
+    /// Run the whole service on 127.0.0.1: API, push, matcher, workflows and game servers.
+    Dev(dev::DevArgs),
     /// Ask for a match as a player; with --wait, follow it to the end over push.
     Submit(client::SubmitArgs),
     /// Show a ticket.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Ruleset { command } => ruleset::run(command),
         Command::Schema { command } => schema::run(command),
         Command::Token(args) => token::run(args),
+        Command::Dev(args) => dev::run(args),
         Command::Submit(args) => client::submit(args),
         Command::Status(args) => client::status(args),
         Command::Cancel(args) => client::cancel(args),

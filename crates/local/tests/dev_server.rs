@@ -9,7 +9,9 @@ use queuematch_core::usecases::{Queues, Settings};
 use queuematch_core::RuleSet;
 use queuematch_handlers::Service;
 use queuematch_local::dev::{self, DevState};
-use queuematch_local::{EventBus, MemoryQueue, MemoryStore, QueueConfig, SystemClock};
+use queuematch_local::{
+    EventBus, MemoryQueue, MemoryStore, ProcessFleet, ProcessFleetConfig, QueueConfig, SystemClock,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -71,11 +73,16 @@ async fn start() -> Running {
             ..Settings::default()
         }),
     });
-    let state = DevState::new(service.clone(), tokens.clone()).unwrap_or_else(|e| panic!("{e}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let url = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+    // No test here places a session: the fleet is never asked for a server.
+    let fleet = Arc::new(ProcessFleet::new(ProcessFleetConfig::new(
+        "queuematch-gameserver",
+        url.clone(),
+    )));
+    let state = DevState::new(service.clone(), tokens.clone(), fleet).unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = oneshot::channel::<()>();
     let (stop_matcher, matcher_stopped) = tokio::sync::watch::channel(());
     tokio::spawn(async move {

@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod messages;
 pub mod placement;
+pub mod reports;
 pub mod round;
 pub mod tickets;
 

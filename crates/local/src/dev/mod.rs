@@ -6,6 +6,7 @@
 //!   behind the queue, as on AWS.
 //! - `GET`/`DELETE /v1/tickets/{id}` become API Gateway proxy events for the `tickets-api` handler.
 //! - `GET /v1/events?token=` is the WebSocket push: every event of the caller's tickets.
+//! - `POST /v1/sessions/{id}/events` takes game servers' signed reports.
 //! - The matcher loop receives SQS-shaped batches (1 s window, up to 1,000) and hands them to the
 //!   `matcher` handler, deleting what it acknowledged; the rest comes back after its visibility
 //!   timeout, as on SQS.
@@ -14,13 +15,14 @@
 
 mod matcher_loop;
 mod push;
+mod reports;
 mod routes;
 
 pub use matcher_loop::run_matcher;
 
 use crate::EventBus;
 use queuematch_core::identity::jwt::DevTokens;
-use queuematch_core::ports::{Clock, Store, TicketQueue, Workflows};
+use queuematch_core::ports::{Clock, Fleet, Store, TicketQueue, Workflows};
 use queuematch_handlers::Service;
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub struct DevState {
     pub tokens: DevTokens,
     /// The ticket-request schema, compiled once; its queue enum comes from the rule sets served.
     pub ticket_schema: Arc<jsonschema::Validator>,
+    /// Where sessions' servers run: an ended session's server is released.
+    pub fleet: Arc<dyn Fleet>,
 }
 
 impl std::fmt::Debug for DevState {
@@ -53,7 +57,7 @@ impl std::fmt::Debug for DevState {
 
 impl DevState {
     /// Fails only if the generated schema does not compile: a bug in the generator, not in input.
-    pub fn new(service: Arc<LocalService>, tokens: DevTokens) -> Result<Self, String> {
+    pub fn new(service: Arc<LocalService>, tokens: DevTokens, fleet: Arc<dyn Fleet>) -> Result<Self, String> {
         let queues = service.queues.names();
         let schema = queuematch_core::ticket_request::json_schema(&queues, service.settings.max_players_per_ticket);
         let ticket_schema = Arc::new(jsonschema::draft4::new(&schema).map_err(|e| e.to_string())?);
@@ -61,6 +65,7 @@ impl DevState {
             service,
             tokens,
             ticket_schema,
+            fleet,
         })
     }
 }

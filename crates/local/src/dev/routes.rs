@@ -1,6 +1,6 @@
 //! The HTTP routes of the dev server.
 
-use super::{push, DevState};
+use super::{push, reports, DevState};
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body as LambdaBody;
 use axum::body::{Body, Bytes};
@@ -28,6 +28,10 @@ pub fn router(state: DevState) -> Router {
             get(ticket).delete(ticket).fallback(method_not_allowed),
         )
         .route("/v1/events", get(push::events))
+        .route(
+            "/v1/sessions/{session_id}/events",
+            post(reports::report).fallback(method_not_allowed),
+        )
         .fallback(not_found)
         // A little over the limit, so that the route itself sees an oversize body and answers 413 as
         // problem+json rather than axum's plain-text rejection.

@@ -1,0 +1,127 @@
+//! `queuematch dev`: the whole service on 127.0.0.1, on embedded components.
+//!
+//! The same handlers, rule sets and workflow files as on AWS: the API and push of the dev server,
+//! the matcher loop over the embedded queue, `workflows/*.asl.json` on the embedded engine, and
+//! real game-server processes on loopback ports.
+
+use crate::{dev_home, rulesets};
+use anyhow::Context;
+use clap::Args;
+use queuematch_core::identity::jwt::{Audience, DevTokens, Role};
+use queuematch_core::ports::{Clock, Fleet, Store, TicketQueue, Workflows};
+use queuematch_core::usecases::{Queues, Settings};
+use queuematch_handlers::Service;
+use queuematch_local::dev::{self, DevState};
+use queuematch_local::fleet::{gameserver_beside_current_exe, REGION};
+use queuematch_local::workflows::{LocalWorkflows, ServiceTasks, WorkflowsConfig};
+use queuematch_local::{
+    EventBus, MemoryQueue, MemoryStore, ProcessFleet, ProcessFleetConfig, QueueConfig, SystemClock,
+};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// The port to listen on, on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// The rule sets to serve as queues.
+    #[arg(long, default_value = "examples/rulesets")]
+    rulesets: PathBuf,
+    /// The workflow definitions (the files SAM deploys).
+    #[arg(long, default_value = "workflows")]
+    workflows: PathBuf,
+    /// The game-server executable (default: `queuematch-gameserver` beside this one).
+    #[arg(long)]
+    gameserver: Option<PathBuf>,
+    /// Game servers running at once, at most.
+    #[arg(long, default_value_t = 16)]
+    max_servers: usize,
+    /// Where the dev secret lives (default: $QUEUEMATCH_HOME or ~/.queuematch).
+    #[arg(long, env = "QUEUEMATCH_HOME")]
+    home: Option<PathBuf>,
+}
+
+pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let rule_sets = rulesets::load_dir(&args.rulesets)?;
+    let home = dev_home::resolve(args.home.clone())?;
+    let tokens = DevTokens::new(&dev_home::load_or_create_secret(&home)?);
+    let gameserver = match args.gameserver.clone() {
+        Some(path) => path,
+        None => gameserver_beside_current_exe()
+            .context("no queuematch-gameserver beside this executable; build it (cargo build -p queuematch-gameserver) or pass --gameserver")?,
+    };
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let url = format!("http://{}", listener.local_addr()?);
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut fleet_config = ProcessFleetConfig::new(gameserver, url.clone());
+    fleet_config.max_servers = args.max_servers;
+    let fleet: Arc<dyn Fleet> = Arc::new(ProcessFleet::new(fleet_config));
+    let workflows = Arc::new(
+        LocalWorkflows::load(&args.workflows, WorkflowsConfig::default())
+            .with_context(|| format!("cannot load the workflows in {}", args.workflows.display()))?,
+    );
+    let queues: Vec<String> = rule_sets.iter().map(|r| r.name.clone()).collect();
+    let service = Arc::new(Service {
+        store: Arc::new(MemoryStore::new(SystemClock)) as Arc<dyn Store>,
+        queue: Arc::new(MemoryQueue::new(SystemClock, QueueConfig::default())) as Arc<dyn TicketQueue>,
+        workflows: workflows.clone() as Arc<dyn Workflows>,
+        events: Arc::new(EventBus::default()),
+        clock,
+        party_tokens: tokens.clone(),
+        queues: Arc::new(Queues::new(rule_sets)),
+        // The local fleet serves one region, so tickets need no latencies.
+        settings: Arc::new(Settings {
+            single_region: Some(REGION.to_owned()),
+            ..Settings::default()
+        }),
+    });
+    workflows.connect(Arc::new(ServiceTasks::new(&service, fleet.clone())))?;
+    let state = DevState::new(service.clone(), tokens.clone(), fleet).map_err(anyhow::Error::msg)?;
+
+    let now = queuematch_core::ports::Clock::now(&SystemClock);
+    let sample = tokens.mint(
+        "player-1",
+        Audience::Api,
+        Role::Player,
+        now,
+        Duration::from_secs(24 * 3600),
+    )?;
+    println!("queuematch dev: listening on {url}");
+    println!("queues: {}", queues.join(", "));
+    println!("a token for player-1 (or mint one: queuematch token --player ID):\n{sample}");
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let matcher = tokio::spawn(dev::run_matcher(service, {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    }));
+    let shutdown = async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    };
+    dev::serve(listener, state, shutdown).await?;
+    let _ = matcher.await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,340 @@
+//! Game-server reports: `ready`, `heartbeat`, `result` and `end`, signed with the session's secret.
+//!
+//! Each report is checked in this order, so that nothing unauthenticated is parsed or stored:
+//! 1. the session exists;
+//! 2. the signature holds over timestamp, nonce and body, within 60 s of the service's clock;
+//! 3. the nonce was never seen (it is stored, conditional on absence, until the window has passed):
+//!    a replayed report is refused;
+//! 4. the body is a report, legal in the session's status.
+//!
+//! `end` finishes the session: ENDED, with a timeline entry; its players freed to queue again; its
+//! server released. Ratings and the `session-completion` workflow build on this later.
+
+use super::Settings;
+use crate::event::DomainEvent;
+use crate::identity::report::{self, REPORT_WINDOW};
+use crate::ids::{PlayerId, SessionId};
+use crate::ports::fleet::Fleet;
+use crate::ports::store::items::{self, GuardHolder, SessionRecord, TimelineEntry, Versioned};
+use crate::ports::store::{Condition, Item, Key, Write};
+use crate::ports::{Clock, Events, PortError, Store};
+use crate::status::SessionStatus;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a game server reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// The server has its session and listens.
+    Ready,
+    /// The server is alive.
+    Heartbeat,
+    /// The game's outcome.
+    Result { result: GameResult },
+    /// The session is over.
+    End { reason: Option<String> },
+}
+
+/// The wire shape: `{"type", "result"?, "reason"?}`. Read flat, with unknown fields refused, and
+/// then checked, because serde's tagged enums let unknown fields of unit variants through.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireReport {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    result: Option<GameResult>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl Report {
+    /// Reads a report body.
+    pub fn parse(body: &[u8]) -> Result<Report, String> {
+        let wire: WireReport = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let extra = |field: &str| Err(format!("a `{}` report has no `{field}`", wire.kind));
+        match (wire.kind.as_str(), wire.result, wire.reason) {
+            ("ready" | "heartbeat" | "end", Some(_), _) => extra("result"),
+            ("ready" | "heartbeat" | "result", _, Some(_)) => extra("reason"),
+            ("ready", None, None) => Ok(Report::Ready),
+            ("heartbeat", None, None) => Ok(Report::Heartbeat),
+            ("result", Some(result), None) => Ok(Report::Result { result }),
+            ("result", None, _) => Err("a `result` report needs `result`".into()),
+            ("end", None, reason) => Ok(Report::End { reason }),
+            (other, _, _) => Err(format!(
+                "unknown report type `{other}`; expected ready, heartbeat, result or end"
+            )),
+        }
+    }
+}
+
+/// The outcome of a game: each player's score, the higher the better.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GameResult {
+    pub scores: BTreeMap<PlayerId, f64>,
+}
+
+/// A report as it arrived: the signature's parts and the raw body they cover.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedReport<'a> {
+    pub timestamp: Timestamp,
+    pub nonce: &'a str,
+    pub signature: &'a str,
+    pub body: &'a [u8],
+}
+
+/// Why a report was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no session {0}")]
+    NotFound(SessionId),
+    #[error(transparent)]
+    Unauthorized(#[from] report::ReportAuthError),
+    #[error("nonce {0} was already used: a report is accepted once")]
+    Replayed(String),
+    #[error("not a report: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// What the session looks like after a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recorded {
+    pub session_id: SessionId,
+    pub status: SessionStatus,
+}
+
+/// Where what a game server reported is kept, beside the session (last heartbeat, result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionReports {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<GameResult>,
+}
+
+/// `SESSION#<id>` / `REPORTS`.
+pub fn reports_key(session: &SessionId) -> Key {
+    Key::new(format!("SESSION#{session}"), "REPORTS")
+}
+
+fn nonce_key(session: &SessionId, nonce: &str) -> Key {
+    Key::new(format!("SESSION#{session}"), format!("NONCE#{nonce}"))
+}
+
+/// Records game-server reports.
+#[derive(Debug)]
+pub struct Reports<'a, S, F, E, C> {
+    pub store: &'a S,
+    pub fleet: &'a F,
+    pub events: &'a E,
+    pub clock: &'a C,
+    pub settings: &'a Settings,
+}
+
+impl<S: Store, F: Fleet, E: Events, C: Clock> Reports<'_, S, F, E, C> {
+    pub async fn record(&self, session_id: &SessionId, signed: SignedReport<'_>) -> Result<Recorded, ReportError> {
+        let now = self.clock.now();
+        let session = self.read_session(session_id).await?;
+        report::verify(
+            &session.value.secret,
+            signed.timestamp,
+            signed.nonce,
+            signed.body,
+            signed.signature,
+            now,
+        )?;
+        // The nonce outlives the window either side of the clock, so a replay is refused for as
+        // long as its timestamp would still pass.
+        let nonce = Item::new(nonce_key(session_id, signed.nonce), serde_json::json!({"at": now}))
+            .expiring_at(now.plus(REPORT_WINDOW * 2));
+        match self.store.put(nonce, Condition::Absent).await {
+            Ok(_) => {}
+            Err(PortError::ConditionFailed { .. }) => return Err(ReportError::Replayed(signed.nonce.to_owned())),
+            Err(e) => return Err(e.into()),
+        }
+        let report = Report::parse(signed.body).map_err(ReportError::Invalid)?;
+        let status = session.value.status;
+        match report {
+            Report::End { reason } => return self.end(session, reason, now).await,
+            _ if status.is_terminal() => {
+                return Err(ReportError::Conflict(format!(
+                    "session {session_id} is {status}: it takes no more reports"
+                )))
+            }
+            Report::Ready => self.update_reports(session_id, |r| r.ready_at = Some(now)).await?,
+            Report::Heartbeat => {
+                self.update_reports(session_id, |r| r.last_heartbeat_at = Some(now))
+                    .await?
+            }
+            Report::Result { result } => {
+                let players: Vec<&PlayerId> = session.value.player_ids.iter().collect();
+                if let Some(stranger) = result.scores.keys().find(|p| !players.contains(p)) {
+                    return Err(ReportError::Invalid(format!(
+                        "player {stranger} is not in session {session_id}"
+                    )));
+                }
+                self.update_reports(session_id, |r| r.result = Some(result.clone()))
+                    .await?
+            }
+        }
+        Ok(Recorded {
+            session_id: session_id.clone(),
+            status,
+        })
+    }
+
+    async fn read_session(&self, session_id: &SessionId) -> Result<Versioned<SessionRecord>, ReportError> {
+        let stored = self.store.get(&items::session_key(session_id)).await?;
+        let stored = stored.ok_or_else(|| ReportError::NotFound(session_id.clone()))?;
+        Ok(items::read(&stored)?)
+    }
+
+    async fn update_reports(
+        &self,
+        session_id: &SessionId,
+        change: impl Fn(&mut SessionReports),
+    ) -> Result<(), PortError> {
+        let key = reports_key(session_id);
+        for _ in 0..5 {
+            let current = self.store.get(&key).await?;
+            let (mut reports, condition) = match &current {
+                Some(stored) => {
+                    let read: Versioned<SessionReports> = items::read(stored)?;
+                    (read.value, Condition::Version(read.version))
+                }
+                None => (SessionReports::default(), Condition::Absent),
+            };
+            change(&mut reports);
+            let body = serde_json::to_value(&reports).map_err(|e| PortError::invalid(e.to_string()))?;
+            match self.store.put(Item::new(key.clone(), body), condition).await {
+                Ok(_) => return Ok(()),
+                Err(PortError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(PortError::transient(format!(
+            "the reports of session {session_id} kept changing"
+        )))
+    }
+
+    /// ACTIVE → ENDED, with its timeline entry, its players' guards freed and its server released.
+    /// Ending an ended session again changes nothing.
+    async fn end(
+        &self,
+        mut session: Versioned<SessionRecord>,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<Recorded, ReportError> {
+        let session_id = session.value.session_id.clone();
+        for _ in 0..5 {
+            let status = session.value.status;
+            if status == SessionStatus::Ended {
+                return Ok(Recorded { session_id, status });
+            }
+            if !status.can_become(SessionStatus::Ended) {
+                return Err(ReportError::Conflict(format!(
+                    "session {session_id} is {status}; it cannot end"
+                )));
+            }
+            let mut next = session.value.clone();
+            next.status = SessionStatus::Ended;
+            let entry = TimelineEntry {
+                at: now,
+                seq: next.timeline_len,
+                status: SessionStatus::Ended,
+                execution_id: "game-server".into(),
+                state: "End".into(),
+                detail: Some(
+                    reason
+                        .clone()
+                        .unwrap_or_else(|| "the game server ended the session".into()),
+                ),
+            };
+            next.timeline_len += 1;
+            let mut writes = vec![
+                items::update_session(&session, &next)?,
+                items::timeline_write(&session_id, &entry)?,
+            ];
+            let holder = GuardHolder::Session(session_id.clone());
+            for player in &next.player_ids {
+                let guard = items::player_guard_key(player);
+                // Free only a guard this session holds: the player may be queued again already.
+                if let Some(stored) = self.store.get(&guard).await? {
+                    if items::read::<GuardHolder>(&stored)?.value == holder {
+                        writes.push(Write::delete(guard, Condition::Version(stored.version)));
+                    }
+                }
+            }
+            match self.store.transact_write(writes, None).await {
+                Ok(()) => {
+                    if let Some(placement) = &next.placement {
+                        self.fleet.release(placement).await?;
+                    }
+                    self.events
+                        .publish(DomainEvent::SessionStatusChanged {
+                            session_id: session_id.clone(),
+                            player_ids: next.player_ids.clone(),
+                            status: SessionStatus::Ended,
+                            reason: entry.detail.clone(),
+                        })
+                        .await?;
+                    return Ok(Recorded {
+                        session_id,
+                        status: SessionStatus::Ended,
+                    });
+                }
+                Err(PortError::ConditionFailed { .. }) => session = self.read_session(&session_id).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(PortError::transient(format!("session {session_id} kept changing while ending")).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_read_in_their_wire_shape() {
+        let Ok(Report::Result { result }) =
+            Report::parse(br#"{"type":"result","result":{"scores":{"p-1":3,"p-2":1}}}"#)
+        else {
+            panic!("a result")
+        };
+        assert_eq!(result.scores[&PlayerId::from("p-1")], 3.0);
+        assert_eq!(Report::parse(br#"{"type":"heartbeat"}"#), Ok(Report::Heartbeat));
+        assert_eq!(
+            Report::parse(br#"{"type":"end","reason":"game over"}"#),
+            Ok(Report::End {
+                reason: Some("game over".into())
+            })
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_why() {
+        let cases: [(&[u8], &str); 6] = [
+            (br#"{"type":"cheat"}"#, "unknown report type `cheat`"),
+            (br#"{"type":"heartbeat","x":1}"#, "unknown field `x`"),
+            (br#"{"type":"result"}"#, "needs `result`"),
+            (br#"{"type":"ready","reason":"x"}"#, "has no `reason`"),
+            (br#"{"type":"end","result":{"scores":{}}}"#, "has no `result`"),
+            (b"7", "invalid type"),
+        ];
+        for (body, why) in cases {
+            let err = Report::parse(body).unwrap_err();
+            assert!(err.contains(why), "{err} should say {why}");
+        }
+    }
+}
