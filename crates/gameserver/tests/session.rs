@@ -136,7 +136,18 @@ async fn players_with_valid_tokens_play_and_the_signed_result_is_reported() {
 #[tokio::test]
 async fn the_lobby_timer_starts_the_game_with_the_players_present() {
     let receiver = ReportReceiver::start().await;
-    let fleet = common::fleet(&receiver.url, 1, &["--lobby-timeout", "500ms", "--move-timeout", "5s"]);
+    let fleet = common::fleet(
+        &receiver.url,
+        1,
+        &[
+            "--lobby-timeout",
+            "500ms",
+            "--move-timeout",
+            "5s",
+            "--heartbeat-interval",
+            "100ms",
+        ],
+    );
     let secret = random_secret();
     let placed = fleet
         .place(&"s-timer".into(), &two_player_match("p"), &secret)
@@ -157,6 +168,11 @@ async fn the_lobby_timer_starts_the_game_with_the_players_present() {
     assert_eq!(result["scores"], serde_json::json!({"p-a": 85.0, "p-b": 0.0}));
     let reports = receiver.until("end").await;
     assert_eq!(check_reports(&reports, "s-timer", &secret), ["ready", "result", "end"]);
+    let heartbeats = reports.iter().filter(|r| r.kind() == "heartbeat").count();
+    assert!(
+        heartbeats >= 2,
+        "the server heartbeats while its lobby waits ({heartbeats} seen)"
+    );
 }
 
 #[tokio::test]
