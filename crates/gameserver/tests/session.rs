@@ -234,3 +234,34 @@ async fn without_its_secret_a_command_line_session_does_not_start() {
     assert!(stderr.contains("QUEUEMATCH_SESSION_SECRET"), "{stderr}");
     assert!(output.stdout.is_empty(), "nothing on the control channel");
 }
+
+#[tokio::test]
+async fn a_player_who_reconnects_in_the_lobby_replaces_their_earlier_connection() {
+    let receiver = ReportReceiver::start().await;
+    let fleet = common::fleet(&receiver.url, 1, &[]);
+    let secret = random_secret();
+    let placed = fleet
+        .place(&"s-again".into(), &two_player_match("p"), &secret)
+        .await
+        .unwrap();
+    let (_, endpoint) = common::ready(&fleet, &placed).await;
+
+    // GIVEN p-a in the lobby
+    let (mut first, answer) = Client::hello(&endpoint, &token(&secret, "s-again", "p-a")).await;
+    assert_eq!(answer, "OK p-a");
+    // WHEN p-a connects again (a client that lost its connection, say)
+    let (mut again, answer) = Client::hello(&endpoint, &token(&secret, "s-again", "p-a")).await;
+    assert_eq!(answer, "OK p-a");
+    // THEN the earlier connection is closed, and p-a still counts once: the game waits for p-b
+    assert_eq!(first.line().await, None);
+    let (mut b, answer) = Client::hello(&endpoint, &token(&secret, "s-again", "p-b")).await;
+    assert_eq!(answer, "OK p-b");
+    assert!(again.expect_line().await.starts_with("PLAY "));
+    assert!(b.expect_line().await.starts_with("PLAY "));
+    again.send_line("10").await;
+    b.send_line("20").await;
+    assert_eq!(
+        result_of(&again.expect_line().await)["winners"],
+        serde_json::json!(["p-a"])
+    );
+}
