@@ -17,6 +17,7 @@ use queuematch_local::workflows::{LocalWorkflows, ServiceTasks, WorkflowsConfig}
 use queuematch_local::{
     EventBus, MemoryQueue, MemoryStore, ProcessFleet, ProcessFleetConfig, QueueConfig, SystemClock,
 };
+use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,9 +106,17 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
         now,
         Duration::from_secs(24 * 3600),
     )?;
-    println!("queuematch dev: listening on {url}");
-    println!("queues: {}", queues.join(", "));
-    println!("a token for player-1 (or mint one: queuematch token --player ID):\n{sample}");
+    // Whoever started us may stop reading stdout (a script that waited for the first line): the
+    // service must go on, so a closed stdout is not an error here.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "queuematch dev: listening on {url}");
+    let _ = writeln!(out, "queues: {}", queues.join(", "));
+    let _ = writeln!(
+        out,
+        "a token for player-1 (or mint one: queuematch token --player ID):\n{sample}"
+    );
+    let _ = out.flush();
+    drop(out);
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let matcher = tokio::spawn(dev::run_matcher(service, {

@@ -1,0 +1,177 @@
+//! The whole local stack as a new user meets it: `queuematch dev`, then players submitted with
+//! `queuematch submit --wait`, then each player's token presented to the game server it was given.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `queuematch dev` on a free port, killed when dropped.
+struct Dev {
+    child: Child,
+    url: String,
+    home: PathBuf,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn start_dev(name: &str) -> Dev {
+    let home = std::env::temp_dir().join(format!("qm-dev-stack-{name}-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_queuematch"))
+        .args(["dev", "--port", "0"])
+        .arg("--rulesets")
+        .arg(repo().join("examples/rulesets"))
+        .arg("--workflows")
+        .arg(repo().join("workflows"))
+        .arg("--home")
+        .arg(&home)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("queuematch dev does not start: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap_or_else(|e| panic!("{e}"));
+    // Keep reading what it prints, as a terminal would.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let url = first
+        .trim()
+        .strip_prefix("queuematch dev: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+        .to_owned();
+    Dev { child, url, home }
+}
+
+/// Starts `queuematch submit --wait --json` for one player.
+fn submit(dev: &Dev, queue: &str, player: &str, attributes: &[String]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_queuematch"));
+    command
+        .args([
+            "submit",
+            "--url",
+            &dev.url,
+            "--queue",
+            queue,
+            "--player",
+            player,
+            "--wait",
+            "--json",
+            "--timeout",
+            "60",
+        ])
+        .arg("--home")
+        .arg(&dev.home);
+    for attribute in attributes {
+        command.args(["--attr", attribute]);
+    }
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn finished(child: Child, player: &str) -> Value {
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{player}: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{player}: {e}: {stdout}"))
+}
+
+/// What the game server answers to `token`.
+fn present(address: &str, port: u64, token: &str) -> String {
+    let mut stream = TcpStream::connect(format!("{address}:{port}")).unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(format!("{token}\n").as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut line = String::new();
+    let mut byte = [0u8; 1];
+    while stream.read(&mut byte).map(|n| n == 1).unwrap_or(false) && byte[0] != b'\n' {
+        line.push(byte[0] as char);
+    }
+    line
+}
+
+#[test]
+fn ten_duellists_and_ten_five_a_side_players_are_all_placed_on_real_servers() {
+    let dev = start_dev("happy");
+    let roles = ["tank", "healer", "dps", "dps", "dps"];
+    let mut children = Vec::new();
+    for i in 0..10 {
+        let player = format!("duel-{i}");
+        let attributes = vec![format!("skill={}", 1500 + i * 7)];
+        children.push((player.clone(), submit(&dev, "ranked-1v1", &player, &attributes)));
+    }
+    for i in 0..10 {
+        let player = format!("squad-{i}");
+        let attributes = vec![
+            format!("skill={}", 1500 + i * 5),
+            format!("roles=[\"{}\"]", roles[i % 5]),
+        ];
+        children.push((player.clone(), submit(&dev, "ranked-5v5", &player, &attributes)));
+    }
+    let tickets: Vec<(String, Value)> = children
+        .into_iter()
+        .map(|(p, c)| (p.clone(), finished(c, &p)))
+        .collect();
+
+    // Group the players by the server they were given.
+    let mut servers: std::collections::BTreeMap<u64, Vec<(&str, &str)>> = std::collections::BTreeMap::new();
+    for (player, ticket) in &tickets {
+        assert_eq!(ticket["status"], "COMPLETED", "{player}: {ticket}");
+        let connection = &ticket["connection"];
+        assert_eq!(connection["address"], "127.0.0.1", "{player}: {ticket}");
+        let port = connection["port"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{player}: no port in {ticket}"));
+        let token = connection["playerToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{player}: no token in {ticket}"));
+        servers.entry(port).or_default().push((player.as_str(), token));
+    }
+    // Five duels and one five-against-five, each on a server of its own.
+    assert_eq!(servers.len(), 6, "{servers:?}");
+    let ports: Vec<u64> = servers.keys().copied().collect();
+    for (i, (port, players)) in servers.iter().enumerate() {
+        // Before its game starts (it starts once every player is in), each server refuses a forged
+        // token and another session's token...
+        let forged = present("127.0.0.1", *port, "eyJzZXNzaW9uSWQiOiJ4In0.Zm9yZ2Vk");
+        assert!(forged.starts_with("DENIED"), "a forged token is refused: {forged}");
+        let other_port = ports[(i + 1) % ports.len()];
+        let (_, other_token) = servers[&other_port][0];
+        let other = present("127.0.0.1", *port, other_token);
+        assert!(
+            other.starts_with("DENIED"),
+            "another session's token is refused: {other}"
+        );
+        // ...and accepts each of its players' own.
+        for (player, token) in players {
+            assert_eq!(
+                present("127.0.0.1", *port, token),
+                format!("OK {player}"),
+                "{player}'s own token"
+            );
+        }
+    }
+}
