@@ -175,7 +175,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
     pub async fn place(&self, session_id: &SessionId, step: &Step) -> Result<SessionProgress, PortError> {
         for _ in 0..ATTEMPTS {
             let current = self.read_session(session_id).await?;
-            if !self.still_placing(&current.value)? || current.value.placement.is_some() {
+            if !still_placing(&current.value)? || current.value.placement.is_some() {
                 return Ok(SessionProgress::of(&current.value));
             }
             let matched = self.read_match(&current.value.match_id).await?;
@@ -211,7 +211,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
     pub async fn poll(&self, session_id: &SessionId, step: &Step) -> Result<SessionProgress, PortError> {
         for _ in 0..ATTEMPTS {
             let current = self.read_session(session_id).await?;
-            if !self.still_placing(&current.value)? || current.value.endpoint.is_some() {
+            if !still_placing(&current.value)? || current.value.endpoint.is_some() {
                 return Ok(SessionProgress::of(&current.value));
             }
             let Some(placement) = current.value.placement.clone() else {
@@ -490,18 +490,6 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
 
     // ---- reading and writing ------------------------------------------------------------------
 
-    /// Whether a session is still to be placed; an error for one that ended or failed.
-    fn still_placing(&self, record: &SessionRecord) -> Result<bool, PortError> {
-        match record.status {
-            SessionStatus::Placing => Ok(true),
-            SessionStatus::Active => Ok(false),
-            other => Err(PortError::Conflict(format!(
-                "session {} is {other}: it is not being placed",
-                record.session_id
-            ))),
-        }
-    }
-
     /// Writes `next` over `current` with a timeline entry for `step`, in one transaction. False
     /// when someone wrote the session since it was read.
     async fn write_session(
@@ -572,6 +560,19 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
             .await?
             .ok_or_else(|| PortError::NotFound(format!("no ticket {id}")))?;
         items::read(&stored)
+    }
+}
+
+/// Whether a session is still to be placed (an ACTIVE one was placed already); an error for one that
+/// ended or failed, so that a late copy of a task never revives it.
+fn still_placing(record: &SessionRecord) -> Result<bool, PortError> {
+    match record.status {
+        SessionStatus::Placing => Ok(true),
+        SessionStatus::Active => Ok(false),
+        other => Err(PortError::Conflict(format!(
+            "session {} is {other}: it is not being placed",
+            record.session_id
+        ))),
     }
 }
 
