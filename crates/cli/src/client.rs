@@ -6,7 +6,7 @@ use crate::dev_home;
 use anyhow::{bail, Context};
 use clap::Args;
 use futures::StreamExt;
-use queuematch_core::identity::jwt::{Audience, DevTokens, Role};
+use queuematch_core::identity::jwt::{Audience, DevTokens, Role, PARTY_TOKEN_TTL};
 use queuematch_core::Timestamp;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
@@ -47,6 +47,10 @@ pub struct SubmitArgs {
     /// A latency, `region=ms`.
     #[arg(long = "latency", value_name = "REGION=MS")]
     latencies: Vec<String>,
+    /// Another member of the party, `ID` or `ID=PARTY_TOKEN`: without a token, one is minted from
+    /// the dev secret, as the member would with `queuematch token --player ID --party`.
+    #[arg(long = "member", value_name = "ID[=PARTY_TOKEN]")]
+    members: Vec<String>,
     /// Follow the ticket over push until it is finished, then print it.
     #[arg(long)]
     wait: bool,
@@ -93,6 +97,14 @@ impl Connection {
             now,
             Duration::from_secs(3600),
         )?)
+    }
+
+    /// A party token of `member`, minted from the dev secret.
+    fn party_token(&self, member: &str) -> anyhow::Result<String> {
+        let home = dev_home::resolve(self.home.clone())?;
+        let tokens = DevTokens::new(&dev_home::load_or_create_secret(&home)?);
+        let now = Timestamp::from_millis(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64);
+        Ok(tokens.mint(member, Audience::Party, Role::Player, now, PARTY_TOKEN_TTL)?)
     }
 
     fn base(&self) -> &str {
@@ -205,7 +217,15 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     if !latencies.is_empty() {
         me["latencies"] = Value::Object(latencies);
     }
-    let body = json!({"queue": args.queue, "players": [me]});
+    let mut players = vec![me];
+    for member in &args.members {
+        let (id, token) = match member.split_once('=') {
+            Some((id, token)) => (id.to_owned(), token.to_owned()),
+            None => (member.clone(), connection.party_token(member)?),
+        };
+        players.push(json!({"id": id, "partyToken": token}));
+    }
+    let body = json!({"queue": args.queue, "players": players});
     runtime()?.block_on(async {
         let client = reqwest::Client::new();
         // Subscribe before submitting, so no event of the new ticket can be missed.

@@ -175,3 +175,95 @@ fn ten_duellists_and_ten_five_a_side_players_are_all_placed_on_real_servers() {
         }
     }
 }
+
+#[test]
+fn a_party_is_placed_together_and_push_tells_its_leader_every_step_in_order() {
+    let dev = start_dev("party");
+    let watch = Command::new(env!("CARGO_BIN_EXE_queuematch"))
+        .args([
+            "watch", "--url", &dev.url, "--player", "leader", "--json", "--count", "5",
+        ])
+        .arg("--home")
+        .arg(&dev.home)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Let the watcher subscribe before anything happens.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut party = Command::new(env!("CARGO_BIN_EXE_queuematch"));
+    party
+        .args([
+            "submit", "--url", &dev.url, "--queue", "coop-4", "--player", "leader", "--member", "friend",
+        ])
+        .args(["--wait", "--json", "--timeout", "60", "--home"])
+        .arg(&dev.home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let party = party.spawn().unwrap_or_else(|e| panic!("{e}"));
+    let solos: Vec<Child> = ["solo-1", "solo-2"]
+        .iter()
+        .map(|p| submit(&dev, "coop-4", p, &[]))
+        .collect();
+
+    let ticket = finished(party, "leader");
+    assert_eq!(ticket["status"], "COMPLETED", "{ticket}");
+    assert_eq!(ticket["players"], serde_json::json!(["leader", "friend"]));
+    let solo_tickets: Vec<Value> = solos.into_iter().map(|c| finished(c, "solo")).collect();
+    for solo in &solo_tickets {
+        assert_eq!(
+            solo["connection"]["port"], ticket["connection"]["port"],
+            "one squad, one server: {solo}"
+        );
+    }
+
+    let output = watch.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let events: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let steps: Vec<String> = events
+        .iter()
+        .map(|e| match e["status"].as_str() {
+            Some(status) => format!("{} {status}", e["type"].as_str().unwrap_or("?")),
+            None => e["type"].as_str().unwrap_or("?").to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "MatchmakingSearching",
+            "PotentialMatchCreated",
+            "SessionStatusChanged PLACING",
+            "SessionStatusChanged ACTIVE",
+            "MatchmakingSucceeded"
+        ],
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn a_member_without_a_party_token_fails_the_ticket_with_the_reason() {
+    let dev = start_dev("no-party-token");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_queuematch"));
+    command
+        .args([
+            "submit",
+            "--url",
+            &dev.url,
+            "--queue",
+            "coop-4",
+            "--player",
+            "leader",
+            "--member",
+            "friend=forged",
+        ])
+        .args(["--wait", "--json", "--timeout", "30", "--home"])
+        .arg(&dev.home);
+    let output = command.output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(output.status.code(), Some(1), "not placed");
+    let ticket: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ticket["status"], "FAILED");
+    let reason = ticket["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("the party token of friend is refused"), "{reason}");
+}

@@ -175,6 +175,20 @@ async fn health_answers() {
         .await
         .unwrap();
     assert_eq!(body, json!({"status": "ok"}));
+    let spec = running
+        .client
+        .get(format!("{}/openapi.yaml", running.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        spec.starts_with("openapi: 3.0.3"),
+        "the spec it serves: {}",
+        &spec[..40.min(spec.len())]
+    );
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ use std::time::Duration;
 pub fn router(state: DevState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/openapi.yaml", get(openapi))
         .route("/v1/tickets", post(create_ticket).fallback(method_not_allowed))
         .route(
             "/v1/tickets/{ticket_id}",
@@ -41,6 +42,13 @@ pub fn router(state: DevState) -> Router {
 
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// The API this server serves, as documented.
+const OPENAPI: &str = include_str!("../../../../infra/openapi.yaml");
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI).into_response()
 }
 
 async fn not_found() -> Response {
