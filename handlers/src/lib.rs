@@ -8,9 +8,11 @@
 //! - [`matcher`]: SQS `tickets` batches → admissions and pool rounds → `batchItemFailures`.
 //! - [`tickets_api`]: API Gateway proxy requests for reading and cancelling tickets.
 //! - [`workflow_tasks`]: the Task states of the `session-placement` workflow.
+//! - [`session_reports`]: game servers' signed reports on their sessions.
 
 pub mod matcher;
 pub mod problem;
+pub mod session_reports;
 pub mod tickets_api;
 pub mod workflow_tasks;
 

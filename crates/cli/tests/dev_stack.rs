@@ -267,3 +267,116 @@ fn a_member_without_a_party_token_fails_the_ticket_with_the_reason() {
     let reason = ticket["reason"].as_str().unwrap_or("");
     assert!(reason.contains("the party token of friend is refused"), "{reason}");
 }
+
+/// One player's connection to a game server, line by line.
+struct Seat {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Seat {
+    fn join(port: u64, token: &str) -> Seat {
+        let stream = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap_or_else(|e| panic!("{e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut seat = Seat {
+            writer: stream.try_clone().unwrap_or_else(|e| panic!("{e}")),
+            reader: BufReader::new(stream),
+        };
+        seat.send(token);
+        seat
+    }
+
+    fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap_or_else(|e| panic!("{e}"));
+        line.trim_end().to_owned()
+    }
+}
+
+#[test]
+fn a_played_game_is_reported_and_ends_its_session_so_its_players_can_queue_again() {
+    let dev = start_dev("played");
+    let children: Vec<(String, Child)> = [("ann", 1500), ("ben", 1510)]
+        .iter()
+        .map(|(p, skill)| {
+            (
+                p.to_string(),
+                submit(&dev, "ranked-1v1", p, &[format!("skill={skill}")]),
+            )
+        })
+        .collect();
+    let tickets: Vec<(String, Value)> = children
+        .into_iter()
+        .map(|(p, c)| (p.clone(), finished(c, &p)))
+        .collect();
+    let port = tickets[0].1["connection"]["port"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no port: {:?}", tickets[0]));
+
+    let mut seats: Vec<Seat> = tickets
+        .iter()
+        .map(|(player, t)| {
+            let mut seat = Seat::join(port, t["connection"]["playerToken"].as_str().unwrap_or(""));
+            assert_eq!(seat.line(), format!("OK {player}"));
+            seat
+        })
+        .collect();
+    for (seat, guess) in seats.iter_mut().zip(["30", "50"]) {
+        assert!(seat.line().starts_with("PLAY "), "the game starts once both are in");
+        seat.send(guess);
+    }
+    let results: Vec<String> = seats.iter_mut().map(Seat::line).collect();
+    for result in &results {
+        let outcome: Value = serde_json::from_str(result.strip_prefix("RESULT ").unwrap_or_else(|| panic!("{result}")))
+            .unwrap_or_else(|e| panic!("{e}: {result}"));
+        // 2/3 of the average of 30 and 50 is 26.7: 30 is closer, and wins.
+        assert_eq!(outcome["winners"], serde_json::json!(["ann"]), "{outcome}");
+    }
+
+    // The server reports the result and the end; the session's players are then free to queue again
+    // (while it was ACTIVE, a second ticket would fail: one active ticket or session per player).
+    let queuematch = |args: &[&str]| -> Value {
+        let output = Command::new(env!("CARGO_BIN_EXE_queuematch"))
+            .args(args)
+            .args(["--url", &dev.url, "--player", "ann", "--json", "--home"])
+            .arg(&dev.home)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+    };
+    let mut requeued = None;
+    for _ in 0..20 {
+        let created = queuematch(&["submit", "--queue", "ranked-1v1", "--attr", "skill=1500"]);
+        let id = created["ticketId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no ticket id: {created}"))
+            .to_owned();
+        // Admission is asynchronous: give it a batching window or two.
+        let mut shown = Value::Null;
+        for _ in 0..30 {
+            std::thread::sleep(Duration::from_millis(100));
+            shown = queuematch(&["status", &id]);
+            if shown["status"].is_string() {
+                break;
+            }
+        }
+        if shown["status"] == "SEARCHING" {
+            requeued = Some(shown);
+            break;
+        }
+        assert_eq!(shown["status"], "FAILED", "{shown}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        requeued.is_some(),
+        "ann could never queue again: her session never ended"
+    );
+}
