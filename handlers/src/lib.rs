@@ -16,6 +16,8 @@ pub mod session_reports;
 pub mod tickets_api;
 pub mod workflow_tasks;
 
+use queuematch_core::usecases::admission::Admission;
+use queuematch_core::usecases::round::Rounds;
 use queuematch_core::usecases::{Queues, Settings};
 use std::sync::Arc;
 
@@ -31,4 +33,31 @@ pub struct Service<S, Q, W, E, C, P> {
     pub party_tokens: P,
     pub queues: Arc<Queues>,
     pub settings: Arc<Settings>,
+}
+
+impl<S, Q, W, E, C, P> Service<S, Q, W, E, C, P> {
+    /// Admission over this service's ports.
+    pub fn admission(&self) -> Admission<'_, S, E, C, P> {
+        Admission {
+            store: &self.store,
+            events: &self.events,
+            clock: &self.clock,
+            party_tokens: &self.party_tokens,
+            queues: &self.queues,
+            settings: &self.settings,
+        }
+    }
+
+    /// Pool rounds over this service's ports.
+    pub fn rounds(&self) -> Rounds<'_, S, Q, W, E, C> {
+        Rounds {
+            store: &self.store,
+            queue: &self.queue,
+            workflows: &self.workflows,
+            events: &self.events,
+            clock: &self.clock,
+            queues: &self.queues,
+            settings: &self.settings,
+        }
+    }
 }

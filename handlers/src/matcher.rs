@@ -14,9 +14,9 @@ use crate::Service;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use queuematch_core::ports::store::items::PoolRef;
 use queuematch_core::ports::{Clock, Events, Store, TicketQueue, Workflows};
-use queuematch_core::usecases::admission::{Admission, Admitted};
+use queuematch_core::usecases::admission::Admitted;
 use queuematch_core::usecases::messages::Message;
-use queuematch_core::usecases::round::{RoundReport, Rounds};
+use queuematch_core::usecases::round::RoundReport;
 use queuematch_core::usecases::PartyTokens;
 use std::collections::BTreeMap;
 
@@ -45,14 +45,7 @@ where
     C: Clock,
     P: PartyTokens,
 {
-    let admission = Admission {
-        store: &service.store,
-        events: &service.events,
-        clock: &service.clock,
-        party_tokens: &service.party_tokens,
-        queues: &service.queues,
-        settings: &service.settings,
-    };
+    let admission = service.admission();
     let mut outcome = BatchOutcome::default();
     let mut failures: Vec<String> = Vec::new();
     // Each pool the batch touched, with the messages that depend on its round.
@@ -82,15 +75,7 @@ where
         }
     }
 
-    let rounds = Rounds {
-        store: &service.store,
-        queue: &service.queue,
-        workflows: &service.workflows,
-        events: &service.events,
-        clock: &service.clock,
-        queues: &service.queues,
-        settings: &service.settings,
-    };
+    let rounds = service.rounds();
     for (pool, dependents) in pools.into_values() {
         match rounds.run(&pool, holder).await {
             Ok(report) => outcome.rounds.push((pool, report)),

@@ -17,9 +17,7 @@ use queuematch_core::ports::store::items::PoolRef;
 use queuematch_core::ports::workflows::ExecutionId;
 use queuematch_core::ports::{Fleet, PortError, Workflows};
 use queuematch_core::time::Timestamp;
-use queuematch_core::usecases::admission::Admission;
 use queuematch_core::usecases::messages::Message;
-use queuematch_core::usecases::round::Rounds;
 use queuematch_core::usecases::{Queues, Settings};
 use queuematch_core::RuleSet;
 use queuematch_handlers::{matcher, tickets_api, workflow_tasks, Service};
@@ -126,14 +124,7 @@ async fn seeded(given: &Value) -> LocalService {
         queues: Arc::new(queues()),
         settings: Arc::new(Settings::default()),
     };
-    let admission = Admission {
-        store: &service.store,
-        events: &service.events,
-        clock: &service.clock,
-        party_tokens: &service.party_tokens,
-        queues: &service.queues,
-        settings: &service.settings,
-    };
+    let admission = service.admission();
     for message in given["admitted"].as_array().into_iter().flatten() {
         let Ok(Message::Ticket(message)) = Message::parse(&message.to_string()) else {
             panic!("given.admitted holds ticket messages, not {message}");
@@ -143,15 +134,7 @@ async fn seeded(given: &Value) -> LocalService {
             .await
             .unwrap_or_else(|e| panic!("seeding {}: {e}", message.ticket_id));
     }
-    let rounds = Rounds {
-        store: &service.store,
-        queue: &service.queue,
-        workflows: &service.workflows,
-        events: &service.events,
-        clock: &service.clock,
-        queues: &service.queues,
-        settings: &service.settings,
-    };
+    let rounds = service.rounds();
     for pool in given["rounds"].as_array().into_iter().flatten() {
         let pool: PoolRef = serde_json::from_value(pool.clone()).unwrap_or_else(|e| panic!("given.rounds: {e}"));
         rounds

@@ -10,10 +10,9 @@ use queuematch_core::identity::player_token::{self, PlayerTokenClaims};
 use queuematch_core::identity::SessionSecret;
 use queuematch_core::ids::{PlayerId, TicketId};
 use queuematch_core::ports::Clock;
-use queuematch_core::usecases::admission::{Admission, Admitted};
+use queuematch_core::usecases::admission::Admitted;
 use queuematch_core::usecases::messages::TicketMessage;
 use queuematch_core::usecases::placement::session_id_for;
-use queuematch_core::usecases::round::Rounds;
 use queuematch_core::usecases::{pool_of, tickets, Queues, Settings};
 use queuematch_core::{RuleSet, TicketStatus};
 use queuematch_handlers::Service;
@@ -55,14 +54,7 @@ async fn a_matched_pair_is_placed_on_a_real_server_that_lets_each_player_in_with
     workflows.connect(Arc::new(ServiceTasks::new(&service, fleet))).unwrap();
 
     // WHEN two close players are admitted a moment ago and their pool's round runs
-    let admission = Admission {
-        store: &service.store,
-        events: &service.events,
-        clock: &service.clock,
-        party_tokens: &service.party_tokens,
-        queues: &service.queues,
-        settings: &service.settings,
-    };
+    let admission = service.admission();
     let received = service.clock.now().as_millis() - 1_000;
     for (ticket, player, skill) in [("t-1", "p-1", 1500), ("t-2", "p-2", 1505)] {
         let message = TicketMessage {
@@ -73,15 +65,7 @@ async fn a_matched_pair_is_placed_on_a_real_server_that_lets_each_player_in_with
         };
         assert!(matches!(admission.admit(&message).await, Ok(Admitted::Searching(_))));
     }
-    let rounds = Rounds {
-        store: &service.store,
-        queue: &service.queue,
-        workflows: &service.workflows,
-        events: &service.events,
-        clock: &service.clock,
-        queues: &service.queues,
-        settings: &service.settings,
-    };
+    let rounds = service.rounds();
     let pool = pool_of(&[queuematch_core::Player::new("p-1")], &rule_set).unwrap();
     let report = rounds.run(&pool, "test").await.unwrap();
     assert_eq!(report.matches.len(), 1, "{report:#?}");
