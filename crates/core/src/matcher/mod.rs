@@ -100,10 +100,14 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 
     // Age order: created_at, then id, so ties never depend on the pool's order. Sorting plain
     // integers first and comparing ids only within runs of equal times keeps the sort cache-friendly.
-    let mut keyed: Vec<(u64, u32)> = (0..n).map(|e| (pool.entries[e].created_at, u32_of(e))).collect();
+    // Each (time, entry) pair is packed into one integer of the same order: comparing one u128 is
+    // branch-free where a tuple compares field by field.
+    let mut keyed: Vec<u128> = (0..n)
+        .map(|e| (u128::from(pool.entries[e].created_at) << 32) | u128::from(u32_of(e)))
+        .collect();
     keyed.sort_unstable();
-    let mut by_age: Vec<u32> = keyed.iter().map(|&(_, e)| e).collect();
-    for run in keyed.chunk_by(|a, b| a.0 == b.0).scan(0, |start, run| {
+    let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
+    for run in keyed.chunk_by(|a, b| (a >> 32) == (b >> 32)).scan(0, |start, run| {
         let range = *start..*start + run.len();
         *start += run.len();
         Some(range)
@@ -125,17 +129,16 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
         .filter(|&(_, &e)| fate[e as usize] == Fate::Waiting && pool.entries[e as usize].matchable);
     let mut chain = match pairing {
         Pairing::ClosestSkill => {
-            let mut order: Vec<(u32, u64, u32)> = candidates
+            // (partition, skill, age rank) packed into one integer of the same order, as above.
+            let mut order: Vec<u128> = candidates
                 .map(|(rank, &e)| {
-                    (
-                        pool.entries[e as usize].partition,
-                        sortable(pool.sort_key(e as usize)),
-                        u32_of(rank),
-                    )
+                    (u128::from(pool.entries[e as usize].partition) << 96)
+                        | (u128::from(sortable(pool.sort_key(e as usize))) << 32)
+                        | u128::from(u32_of(rank))
                 })
                 .collect();
             order.sort_unstable();
-            Chain::new(n, order.iter().map(|&(_, _, rank)| by_age[rank as usize]))
+            Chain::new(n, order.iter().map(|&k| by_age[k as u32 as usize]))
         }
         Pairing::ArrivalOrder => {
             let mut order: Vec<(u32, u32)> = candidates
@@ -186,9 +189,21 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
     // Every decision is made: move the ids into the outcome instead of cloning them.
     let mut ids = pool.take_ids();
     let id_prefix = format!("m-{now_ms}-");
+    let mut id_buffer = String::new();
     let matches = formed
         .iter()
-        .map(|f| build_match(f, &formed_members, &plan, &pool, &mut ids, now, &id_prefix))
+        .map(|f| {
+            build_match(
+                f,
+                &formed_members,
+                &plan,
+                &pool,
+                &mut ids,
+                now,
+                &id_prefix,
+                &mut id_buffer,
+            )
+        })
         .collect();
 
     let mut timed_out = Vec::new();
@@ -485,6 +500,7 @@ fn decide(
 }
 
 /// Builds the match the round reports from what was decided.
+#[allow(clippy::too_many_arguments)]
 fn build_match(
     formed: &Formed,
     formed_members: &[(u32, u32)],
@@ -493,15 +509,17 @@ fn build_match(
     ids: &mut prepare::Ids,
     now: Timestamp,
     id_prefix: &str,
+    id_buffer: &mut String,
 ) -> Match {
     let members = &formed_members[formed.members.clone()];
     let oldest = members.first().map_or(0, |&(e, _)| e as usize);
     // `m-<now>-<oldest ticket>`, without the formatting machinery: this runs once per match.
-    let oldest_id = pool.ticket_id(oldest).as_str();
-    let mut match_id = String::with_capacity(id_prefix.len() + oldest_id.len());
-    match_id.push_str(id_prefix);
-    match_id.push_str(oldest_id);
-    let match_id = MatchId::new(match_id);
+    // Written into a reused buffer: the id is a shared string, so building an owned `String` first
+    // would allocate twice.
+    id_buffer.clear();
+    id_buffer.push_str(id_prefix);
+    id_buffer.push_str(pool.ticket_id(oldest).as_str());
+    let match_id = MatchId::from(id_buffer.as_str());
     let mut waits_ms = Vec::with_capacity(members.len());
     let teams = plan
         .slots

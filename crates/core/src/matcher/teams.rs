@@ -200,7 +200,10 @@ impl Splitter {
             self.best.clear();
             self.best.extend(0..members.len());
             let valid = problem.valid(&mut self.scratch, &self.best);
-            return valid.then(|| problem.imbalance(&mut self.scratch, &self.best, 0));
+            let found = valid.then(|| problem.imbalance(&mut self.scratch, &self.best, 0));
+            // Hand the buffer back, or every 1v1 match would allocate a fresh one.
+            self.sizes = sizes;
+            return found;
         } else if members.len() <= EXHAUSTIVE_TICKETS {
             self.exhaustive(problem)
         } else {
