@@ -309,14 +309,22 @@ impl<'a> Pool<'a> {
                 // Both the player's measurements and the known regions are sorted by name: merge them.
                 let mut r = 0;
                 for (region, &ms) in &player.latencies {
-                    while r < pool.regions.len() && pool.regions[r] < region.as_str() {
-                        let at = row(&pool) + r;
-                        pool.latency[at] = UNMEASURED;
-                        r += 1;
-                    }
-                    if pool.regions.get(r) != Some(&region.as_str()) {
-                        // Earlier members of the party did not measure the new region.
-                        pool.add_region(r, region, if i == 0 { 0 } else { UNMEASURED });
+                    // One comparison per step: comparing names is most of the cost of reading a
+                    // ticket's latencies, and a known region is usually the very next one.
+                    loop {
+                        match pool.regions.get(r).map(|known| (*known).cmp(region.as_str())) {
+                            Some(std::cmp::Ordering::Less) => {
+                                let at = row(&pool) + r;
+                                pool.latency[at] = UNMEASURED;
+                                r += 1;
+                            }
+                            Some(std::cmp::Ordering::Equal) => break,
+                            _ => {
+                                // Earlier members of the party did not measure the new region.
+                                pool.add_region(r, region, if i == 0 { 0 } else { UNMEASURED });
+                                break;
+                            }
+                        }
                     }
                     let at = row(&pool) + r;
                     if pool.latency[at] != UNMEASURED {
