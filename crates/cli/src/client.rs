@@ -87,24 +87,20 @@ impl Connection {
         if let Some(token) = &self.token {
             return Ok(token.clone());
         }
-        let home = dev_home::resolve(self.home.clone())?;
-        let tokens = DevTokens::new(&dev_home::load_or_create_secret(&home)?);
-        let now = Timestamp::from_millis(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64);
-        Ok(tokens.mint(
-            self.player()?,
-            Audience::Api,
-            Role::Player,
-            now,
-            Duration::from_secs(3600),
-        )?)
+        self.mint(self.player()?, Audience::Api, Duration::from_secs(3600))
     }
 
     /// A party token of `member`, minted from the dev secret.
     fn party_token(&self, member: &str) -> anyhow::Result<String> {
+        self.mint(member, Audience::Party, PARTY_TOKEN_TTL)
+    }
+
+    /// A dev token of `subject` for `audience`, signed with the dev secret, valid for `ttl` from now.
+    fn mint(&self, subject: &str, audience: Audience, ttl: Duration) -> anyhow::Result<String> {
         let home = dev_home::resolve(self.home.clone())?;
         let tokens = DevTokens::new(&dev_home::load_or_create_secret(&home)?);
         let now = Timestamp::from_millis(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64);
-        Ok(tokens.mint(member, Audience::Party, Role::Player, now, PARTY_TOKEN_TTL)?)
+        Ok(tokens.mint(subject, audience, Role::Player, now, ttl)?)
     }
 
     fn base(&self) -> &str {

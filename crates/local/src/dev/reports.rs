@@ -7,9 +7,8 @@ use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use queuematch_handlers::problem::Problem;
 use queuematch_handlers::session_reports;
 
 pub async fn report(
@@ -18,12 +17,9 @@ pub async fn report(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match super::routes::read_body(body) {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return super::routes::problem(Problem::too_large(session_reports::MAX_BODY_BYTES))
-        }
-        Err(rejection) => return super::routes::problem(Problem::bad_request(rejection.body_text(), Vec::new())),
+        Err(rejected) => return super::routes::problem(*rejected),
     };
     let mut request = ApiGatewayProxyRequest::default();
     request.http_method = Method::POST;

@@ -102,6 +102,18 @@ pub(super) fn verify(state: &DevState, token: &str) -> Result<Claims, Box<Proble
         .map_err(|e| Box::new(Problem::unauthorized(e.to_string())))
 }
 
+/// The body of a request, or the problem+json to answer: 413 over the limit, whether axum's layer or
+/// the length says so, and 400 when it could not be read.
+pub(super) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Box<Problem>> {
+    let too_large = || Box::new(Problem::too_large(super::MAX_BODY_BYTES));
+    match body {
+        Ok(body) if body.len() <= super::MAX_BODY_BYTES => Ok(body),
+        Ok(_) => Err(too_large()),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
+        Err(rejection) => Err(Box::new(Problem::bad_request(rejection.body_text(), Vec::new()))),
+    }
+}
+
 async fn create_ticket(
     State(state): State<DevState>,
     headers: HeaderMap,
@@ -111,13 +123,9 @@ async fn create_ticket(
         Ok(claims) => claims,
         Err(unauthorized) => return problem(*unauthorized),
     };
-    let body = match body {
-        Ok(body) if body.len() > super::MAX_BODY_BYTES => return problem(Problem::too_large(super::MAX_BODY_BYTES)),
+    let body = match read_body(body) {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return problem(Problem::too_large(super::MAX_BODY_BYTES))
-        }
-        Err(rejection) => return problem(Problem::bad_request(rejection.body_text(), Vec::new())),
+        Err(rejected) => return problem(*rejected),
     };
     let json: Value = match serde_json::from_slice(&body) {
         Ok(json) => json,
