@@ -1,4 +1,5 @@
-//! The `tickets-api` function: `GET` and `DELETE /v1/tickets/{ticketId}` behind API Gateway.
+//! The `tickets-api` function: `GET` and `DELETE /v1/tickets/{ticketId}`, and
+//! `POST /v1/tickets/{ticketId}/acceptance`, behind API Gateway.
 //!
 //! `POST /v1/tickets` never reaches a function on AWS: API Gateway validates it and sends it to SQS
 //! itself. The caller is the subject of the JWT the authorizer checked, which API Gateway hands over
@@ -11,7 +12,46 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use http::Method;
 use queuematch_core::ids::{PlayerId, TicketId};
 use queuematch_core::ports::{Clock, Events, Store};
-use queuematch_core::usecases::tickets;
+use queuematch_core::ticket_request::FieldError;
+use queuematch_core::usecases::{acceptance, tickets};
+use queuematch_core::AcceptanceType;
+use serde_json::Value;
+
+/// The resource of the acceptance route, as API Gateway names it in the proxy event.
+pub const ACCEPTANCE_RESOURCE: &str = "/v1/tickets/{ticketId}/acceptance";
+
+/// Reads `{"acceptanceType": "ACCEPT" | "REJECT"}`, naming every problem at its pointer.
+pub fn acceptance_type(body: Option<&str>) -> Result<AcceptanceType, Box<Problem>> {
+    let refuse = |pointer: &str, message: String| {
+        Box::new(Problem::bad_request(
+            "the body is not an acceptance",
+            vec![FieldError {
+                pointer: pointer.to_owned(),
+                message,
+            }],
+        ))
+    };
+    let text = body.unwrap_or_default();
+    let json: Value = serde_json::from_str(text).map_err(|e| refuse("", format!("not valid JSON: {e}")))?;
+    let Some(object) = json.as_object() else {
+        return Err(refuse(
+            "",
+            "must be an object: {\"acceptanceType\": \"ACCEPT\" | \"REJECT\"}".into(),
+        ));
+    };
+    if let Some(unknown) = object.keys().find(|k| k.as_str() != "acceptanceType") {
+        return Err(refuse(&format!("/{unknown}"), format!("unknown field `{unknown}`")));
+    }
+    match object.get("acceptanceType") {
+        None => Err(refuse("/acceptanceType", "is required: ACCEPT or REJECT".into())),
+        Some(Value::String(s)) if s == "ACCEPT" => Ok(AcceptanceType::Accept),
+        Some(Value::String(s)) if s == "REJECT" => Ok(AcceptanceType::Reject),
+        Some(other) => Err(refuse(
+            "/acceptanceType",
+            format!("must be ACCEPT or REJECT, not {other}"),
+        )),
+    }
+}
 
 /// Ticket ids are opaque but bounded; anything else is refused before it reaches the store.
 fn valid_ticket_id(id: &str) -> bool {
@@ -52,6 +92,31 @@ where
         .into_response();
     }
     let id = TicketId::new(id);
+    if request.resource.as_deref() == Some(ACCEPTANCE_RESOURCE) {
+        if request.http_method != Method::POST {
+            return Problem::method_not_allowed(format!(
+                "{} is not allowed on {ACCEPTANCE_RESOURCE}; use POST",
+                request.http_method
+            ))
+            .into_response();
+        }
+        let answer = match acceptance_type(request.body.as_deref()) {
+            Ok(answer) => answer,
+            Err(problem) => return problem.into_response(),
+        };
+        let acceptances = acceptance::Acceptances {
+            store: &service.store,
+            events: &service.events,
+            clock: &service.clock,
+            queues: &service.queues,
+            settings: &service.settings,
+        };
+        let result = acceptances.respond(&caller, &id, answer).await;
+        return match result {
+            Ok(view) => json_response(200, &view),
+            Err(e) => Problem::from(&e).into_response(),
+        };
+    }
     let result = match request.http_method {
         Method::GET => tickets::get(&service.store, &service.clock, &caller, &id).await,
         Method::DELETE => tickets::cancel(&service.store, &service.events, &service.settings, &caller, &id).await,

@@ -5,6 +5,7 @@
 //! payload naming the task, the ids it needs, and the state running it:
 //!
 //! ```json
+//! {"task": "pollAcceptance", "matchId": "m-1", "execution": {"id": "arn:…:execution:…", "state": "PollAcceptance"}}
 //! {"task": "createSession", "matchId": "m-1", "execution": {"id": "arn:…:execution:…", "state": "CreateSession"}}
 //! {"task": "place" | "poll" | "activate", "matchId": "m-1", "sessionId": "s-m-1", "execution": {…}}
 //! {"task": "fail", "matchId": "m-1", "error": {"Error": "PlacementUnavailable", "Cause": "…"}, "execution": {…}}
@@ -23,6 +24,7 @@ use crate::Service;
 use queuematch_core::identity::{SessionSecret, SESSION_SECRET_BYTES};
 use queuematch_core::ids::{MatchId, SessionId};
 use queuematch_core::ports::{Clock, ErrorType, Events, Fleet, PortError, Store, TicketQueue};
+use queuematch_core::usecases::acceptance::{AcceptanceProgress, AcceptanceState};
 use queuematch_core::usecases::placement::{Placements, SessionProgress, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -32,6 +34,11 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "task", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum TaskRequest {
+    /// Where the acceptance of a match that requires it is.
+    PollAcceptance {
+        match_id: MatchId,
+        execution: Step,
+    },
     CreateSession {
         match_id: MatchId,
         execution: Step,
@@ -144,6 +151,7 @@ where
         settings: &service.settings,
     };
     let output = match request {
+        TaskRequest::PollAcceptance { match_id, .. } => acceptance(placements.poll_acceptance(&match_id).await?),
         TaskRequest::CreateSession { match_id, execution } => {
             let secret = SessionSecret::from_random_bytes(&rand::random::<[u8; SESSION_SECRET_BYTES]>());
             progress(
@@ -176,10 +184,33 @@ where
         } => {
             let cause = error.map_or_else(|| "placement failed".to_owned(), |e| e.reason());
             let failed = placements.fail(&match_id, &cause, &execution).await?;
-            json!({"matchId": match_id, "sessionId": failed.session_id, "status": failed.status, "requeued": failed.requeued})
+            json!({
+                "matchId": match_id,
+                "sessionId": failed.session_id,
+                "status": failed.status,
+                "requeued": failed.requeued,
+                "cancelled": failed.cancelled,
+            })
         }
     };
     Ok(output)
+}
+
+/// What `pollAcceptance` answers: `{"matchId", "acceptance"}`, and for a match that will not be
+/// placed, the `error` its Catch path reads, shaped as a Catch hands one on
+/// (`MatchRejected` or `AcceptanceTimedOut`, with the reason as `Cause`).
+fn acceptance(progress: AcceptanceProgress) -> Value {
+    let mut output = json!({"matchId": progress.match_id, "acceptance": progress.acceptance});
+    let error = match progress.acceptance {
+        AcceptanceState::Rejected => Some("MatchRejected"),
+        AcceptanceState::TimedOut => Some("AcceptanceTimedOut"),
+        AcceptanceState::Pending | AcceptanceState::Accepted => None,
+    };
+    if let Some(error) = error {
+        output["reason"] = json!(progress.reason);
+        output["error"] = json!({"Error": error, "Cause": progress.reason});
+    }
+    output
 }
 
 /// What `createSession`, `place` and `poll` answer: where the session is, for the Choice that reads

@@ -169,7 +169,7 @@ async fn two_admitted_duellists_are_matched_committed_and_sent_to_placement() {
         [(
             PLACEMENT_WORKFLOW.to_owned(),
             matched.id.to_string(),
-            json!({"matchId": matched.id, "queue": "ranked-1v1"})
+            json!({"matchId": matched.id, "queue": "ranked-1v1", "acceptanceRequired": false})
         )]
     );
     let first = p1_events.next().await;

@@ -1,5 +1,5 @@
-//! Client commands: what a game client does, from a terminal. `submit`, `status`, `cancel` and
-//! `watch` talk to a running service (`queuematch dev`, or API Gateway) with a player's token,
+//! Client commands: what a game client does, from a terminal. `submit`, `status`, `cancel`,
+//! `accept`, `decline` and `watch` talk to a running service (`queuematch dev`, or API Gateway) with a player's token,
 //! minted from the dev secret unless `--token` is given.
 
 use crate::dev_home;
@@ -181,6 +181,13 @@ fn print_ticket(ticket: &Value, json: bool) {
     if let Some(reason) = ticket["reason"].as_str() {
         line.push_str(&format!(" ({reason})"));
     }
+    if let Some(answers) = ticket["acceptances"].as_object().filter(|a| !a.is_empty()) {
+        let answers: Vec<String> = answers
+            .iter()
+            .map(|(player, answer)| format!("{player} {}", answer.as_str().unwrap_or("?")))
+            .collect();
+        line.push_str(&format!(" [{}]", answers.join(", ")));
+    }
     if let Some(connection) = ticket.get("connection").filter(|c| c.is_object()) {
         line.push_str(&format!(
             " -> {}:{} token {}",
@@ -269,6 +276,12 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             if event["ticketId"].as_str() != Some(ticket_id.as_str()) {
                 continue;
             }
+            if event["type"] == "PotentialMatchCreated" && event["acceptanceRequired"] == true {
+                // The wait goes on until every player answers; tell this one how to.
+                eprintln!(
+                    "match found for {ticket_id}: accept it with `queuematch accept {ticket_id} --player {player}` (or decline)"
+                );
+            }
             let finished = matches!(
                 event["type"].as_str(),
                 Some("MatchmakingSucceeded" | "MatchmakingCancelled" | "MatchmakingTimedOut" | "MatchmakingFailed")
@@ -301,6 +314,35 @@ pub fn status(args: TicketArgs) -> anyhow::Result<ExitCode> {
 
 pub fn cancel(args: TicketArgs) -> anyhow::Result<ExitCode> {
     ticket_request(args, reqwest::Method::DELETE)
+}
+
+/// Accepts the match of a ticket that requires acceptance, for the caller.
+pub fn accept(args: TicketArgs) -> anyhow::Result<ExitCode> {
+    respond(args, "ACCEPT")
+}
+
+/// Rejects the match of a ticket that requires acceptance, for the caller.
+pub fn decline(args: TicketArgs) -> anyhow::Result<ExitCode> {
+    respond(args, "REJECT")
+}
+
+fn respond(args: TicketArgs, acceptance_type: &str) -> anyhow::Result<ExitCode> {
+    let connection = &args.connection;
+    let token = connection.token()?;
+    runtime()?.block_on(async {
+        let url = format!("{}/v1/tickets/{}/acceptance", connection.base(), args.ticket);
+        let ticket = answer(
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(&token)
+                .json(&json!({"acceptanceType": acceptance_type}))
+                .send()
+                .await?,
+        )
+        .await?;
+        print_ticket(&ticket, connection.json);
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn ticket_request(args: TicketArgs, method: reqwest::Method) -> anyhow::Result<ExitCode> {

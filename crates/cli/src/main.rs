@@ -41,6 +41,10 @@ enum Command {
     Status(client::TicketArgs),
     /// Cancel a ticket.
     Cancel(client::TicketArgs),
+    /// Accept the match of a ticket that requires acceptance (for the caller only).
+    Accept(client::TicketArgs),
+    /// Reject the match of a ticket that requires acceptance; the ticket is then cancelled.
+    Decline(client::TicketArgs),
     /// Print every event of a player as it is pushed.
     Watch(client::WatchArgs),
     /// Mint a dev token: for a player, a party member, or an operator.
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
         Command::Submit(args) => client::submit(args),
         Command::Status(args) => client::status(args),
         Command::Cancel(args) => client::cancel(args),
+        Command::Accept(args) => client::accept(args),
+        Command::Decline(args) => client::decline(args),
         Command::Watch(args) => client::watch(args),
         Command::Workflow { command } => workflow::run(command),
     };

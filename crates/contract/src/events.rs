@@ -58,6 +58,13 @@ pub fn every_kind() -> Vec<DomainEvent> {
             match_id: "m-1".into(),
             player_id: "p-1".into(),
             accepted: false,
+            player_ids: p(),
+        },
+        DomainEvent::AcceptMatchCompleted {
+            match_id: "m-1".into(),
+            acceptance: queuematch_core::event::AcceptanceOutcome::Rejected,
+            player_ids: p(),
+            reason: Some("p-1 declined".into()),
         },
         DomainEvent::MatchmakingSucceeded {
             ticket_id: t(),

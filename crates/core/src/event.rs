@@ -23,12 +23,26 @@ pub enum DomainEvent {
         player_ids: Vec<PlayerId>,
         acceptance_required: bool,
     },
-    /// A player accepted or declined a match that requires acceptance.
+    /// A player accepted or declined a match that requires acceptance. Every player of the match
+    /// is told, so each game client can show who is still to answer.
     AcceptMatch {
         ticket_id: TicketId,
         match_id: MatchId,
+        /// Who answered.
         player_id: PlayerId,
         accepted: bool,
+        /// Every player of the match.
+        player_ids: Vec<PlayerId>,
+    },
+    /// The acceptance of a match is decided: every player accepted, someone declined, or the
+    /// acceptance timed out.
+    AcceptMatchCompleted {
+        match_id: MatchId,
+        acceptance: AcceptanceOutcome,
+        /// Every player of the match.
+        player_ids: Vec<PlayerId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// A ticket was placed: its players can connect.
     MatchmakingSucceeded {
@@ -58,6 +72,25 @@ pub enum DomainEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+}
+
+/// How the acceptance of a match ended, as FlexMatch's `AcceptMatchCompleted` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AcceptanceOutcome {
+    Accepted,
+    Rejected,
+    TimedOut,
+}
+
+impl AcceptanceOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcceptanceOutcome::Accepted => "ACCEPTED",
+            AcceptanceOutcome::Rejected => "REJECTED",
+            AcceptanceOutcome::TimedOut => "TIMED_OUT",
+        }
+    }
 }
 
 impl DomainEvent {
@@ -105,6 +138,7 @@ impl DomainEvent {
             DomainEvent::MatchmakingSearching { .. } => "MatchmakingSearching",
             DomainEvent::PotentialMatchCreated { .. } => "PotentialMatchCreated",
             DomainEvent::AcceptMatch { .. } => "AcceptMatch",
+            DomainEvent::AcceptMatchCompleted { .. } => "AcceptMatchCompleted",
             DomainEvent::MatchmakingSucceeded { .. } => "MatchmakingSucceeded",
             DomainEvent::MatchmakingCancelled { .. } => "MatchmakingCancelled",
             DomainEvent::MatchmakingTimedOut { .. } => "MatchmakingTimedOut",
@@ -116,8 +150,9 @@ impl DomainEvent {
     /// The players who should be pushed this event.
     pub fn player_ids(&self) -> &[PlayerId] {
         match self {
-            DomainEvent::AcceptMatch { player_id, .. } => std::slice::from_ref(player_id),
             DomainEvent::MatchmakingSearching { player_ids, .. }
+            | DomainEvent::AcceptMatch { player_ids, .. }
+            | DomainEvent::AcceptMatchCompleted { player_ids, .. }
             | DomainEvent::PotentialMatchCreated { player_ids, .. }
             | DomainEvent::MatchmakingSucceeded { player_ids, .. }
             | DomainEvent::MatchmakingCancelled { player_ids, .. }

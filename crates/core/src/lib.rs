@@ -22,5 +22,5 @@ pub use event::DomainEvent;
 pub use ids::{MatchId, PlayerId, SessionId, TicketId};
 pub use ruleset::RuleSet;
 pub use status::{SessionStatus, TicketStatus, TransitionError};
-pub use ticket::{Party, Player, Ticket};
+pub use ticket::{AcceptanceType, Party, Player, Ticket};
 pub use time::Timestamp;

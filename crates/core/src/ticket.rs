@@ -41,6 +41,23 @@ impl Player {
     }
 }
 
+/// A player's answer to a match that requires acceptance, as FlexMatch's `AcceptMatch` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AcceptanceType {
+    Accept,
+    Reject,
+}
+
+impl AcceptanceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcceptanceType::Accept => "ACCEPT",
+            AcceptanceType::Reject => "REJECT",
+        }
+    }
+}
+
 /// All the players of one ticket. A party is matched whole, into one team, or not at all.
 pub type Party = Vec<Player>;
 

@@ -1,4 +1,5 @@
-//! Clocks: the system clock for the dev server, a manual one for tests.
+//! Clocks: the system clock for the dev server; a manual one, and one on tokio's (paused) clock, for
+//! tests.
 //!
 //! Adapters that wait (the queue's batching window) need more than `now()`: they need to sleep until
 //! a time *on their clock*. [`Timer`] adds that, so a test on a [`ManualClock`] wakes a waiting
@@ -94,6 +95,41 @@ impl Timer for ManualClock {
     }
 }
 
+/// Domain time that follows tokio's clock from `start`: virtual under a paused runtime, where tokio
+/// advances time whenever every task waits. The embedded workflow engine's virtual clock follows the
+/// same tokio clock, so a test on this clock sees a workflow's Wait states and retry delays pass on
+/// the domain clock too (acceptance and placement timeouts, the sweeper's thresholds), with no real
+/// sleep. Copies share the origin.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start: Timestamp,
+    origin: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock reading `start` now. Must be called inside a tokio runtime with time enabled.
+    pub fn new(start: Timestamp) -> Self {
+        Self {
+            start,
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        self.start.plus(self.origin.elapsed())
+    }
+}
+
+#[async_trait::async_trait]
+impl Timer for TokioClock {
+    async fn sleep_until(&self, at: Timestamp) {
+        let left = at.since(self.start);
+        tokio::time::sleep_until(self.origin + left).await;
+    }
+}
+
 #[async_trait::async_trait]
 impl<T: Timer + ?Sized> Timer for Arc<T> {
     async fn sleep_until(&self, at: Timestamp) {
@@ -125,6 +161,20 @@ mod tests {
         let clock = ManualClock::new(Timestamp(1_000));
         clock.sleep_until(Timestamp(10)).await;
         SystemClock.sleep_until(Timestamp(10)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tokio_clock_follows_paused_time() {
+        let clock = TokioClock::new(Timestamp(1_000));
+        assert_eq!(clock.now(), Timestamp(1_000));
+        clock.sleep_until(Timestamp(31_000)).await;
+        assert_eq!(
+            clock.now(),
+            Timestamp(31_000),
+            "the runtime advanced time to the sleeper's deadline"
+        );
+        tokio::time::advance(Duration::from_millis(250)).await;
+        assert_eq!(clock.now(), Timestamp(31_250));
     }
 
     #[test]

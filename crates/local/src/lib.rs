@@ -16,7 +16,7 @@ pub mod queue;
 pub mod store;
 pub mod workflows;
 
-pub use clock::{ManualClock, SystemClock, Timer};
+pub use clock::{ManualClock, SystemClock, Timer, TokioClock};
 pub use events::EventBus;
 pub use fleet::{ProcessFleet, ProcessFleetConfig};
 pub use queue::{MemoryQueue, QueueConfig};

@@ -5,8 +5,11 @@
 //! The fleet here is a small in-test implementation of the port, so that readiness and capacity are
 //! the test's to choose; the process fleet has its own contract suite.
 
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
+use aws_lambda_events::encodings::Body;
 use aws_lambda_events::sqs::SqsEvent;
 use queuematch_asl::{Clock, HistoryEvent};
+use queuematch_core::event::AcceptanceOutcome;
 use queuematch_core::identity::jwt::DevTokens;
 use queuematch_core::identity::{player_token, SessionSecret};
 use queuematch_core::ids::{MatchId, PlayerId, SessionId, TicketId};
@@ -20,11 +23,12 @@ use queuematch_core::usecases::placement::session_id_for;
 use queuematch_core::usecases::tickets;
 use queuematch_core::usecases::{Queues, Settings};
 use queuematch_core::{DomainEvent, RuleSet, SessionStatus, TicketStatus, Timestamp};
-use queuematch_handlers::{matcher, Service};
+use queuematch_handlers::{matcher, tickets_api, Service};
 use queuematch_local::events::Delivery;
 use queuematch_local::workflows::{workflow_tasks_arn, ExecutionRecord, ExecutionStatus};
 use queuematch_local::{
-    EventBus, LocalWorkflows, ManualClock, MemoryQueue, MemoryStore, QueueConfig, ServiceTasks, WorkflowsConfig,
+    EventBus, LocalWorkflows, ManualClock, MemoryQueue, MemoryStore, QueueConfig, ServiceTasks, Timer, TokioClock,
+    WorkflowsConfig,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -110,10 +114,10 @@ impl Fleet for TestFleet {
     }
 }
 
-type TestService = Service<MemoryStore, MemoryQueue, Arc<LocalWorkflows>, EventBus, Arc<ManualClock>, DevTokens>;
+type TestService<C> = Service<MemoryStore, MemoryQueue, Arc<LocalWorkflows>, EventBus, Arc<C>, DevTokens>;
 
-struct Stack {
-    service: Arc<TestService>,
+struct Stack<C> {
+    service: Arc<TestService<C>>,
     workflows: Arc<LocalWorkflows>,
     fleet: Arc<TestFleet>,
 }
@@ -128,9 +132,23 @@ fn rule_set(name: &str) -> RuleSet {
     RuleSet::from_json_str(&text).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `ranked-1v1` with acceptance required, within `timeout_seconds`.
+fn ranked_1v1_with_acceptance(timeout_seconds: u32) -> RuleSet {
+    let path = repo().join("examples/rulesets/ranked-1v1.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    json["queue"]["acceptance"] = json!({"required": true, "timeoutSeconds": timeout_seconds});
+    RuleSet::from_json_str(&json.to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The local stack as `queuematch dev` wires it, on a manual domain clock and virtual engine time.
-fn stack(fleet: Arc<TestFleet>) -> Stack {
-    let clock = Arc::new(ManualClock::default());
+fn stack(fleet: Arc<TestFleet>) -> Stack<ManualClock> {
+    stack_with(fleet, ManualClock::default(), rule_set("ranked-1v1"))
+}
+
+/// The local stack serving `rule_set` on domain clock `clock`.
+fn stack_with<C: Timer + 'static>(fleet: Arc<TestFleet>, clock: C, rule_set: RuleSet) -> Stack<C> {
+    let clock = Arc::new(clock);
     let config = WorkflowsConfig {
         clock: Clock::virtual_from_now(),
         seed: Some(7),
@@ -140,12 +158,12 @@ fn stack(fleet: Arc<TestFleet>) -> Stack {
     );
     let service = Arc::new(Service {
         store: MemoryStore::new(clock.clone()),
-        queue: MemoryQueue::new(clock.as_ref().clone(), QueueConfig::default()),
+        queue: MemoryQueue::new(clock.clone(), QueueConfig::default()),
         workflows: workflows.clone(),
         events: EventBus::new(256),
         clock,
         party_tokens: DevTokens::new(b"placement test secret"),
-        queues: Arc::new(Queues::new([rule_set("ranked-1v1")])),
+        queues: Arc::new(Queues::new([rule_set])),
         settings: Arc::new(Settings::default()),
     });
     workflows
@@ -159,7 +177,7 @@ fn stack(fleet: Arc<TestFleet>) -> Stack {
 }
 
 /// An SQS batch of solo tickets `(ticket, player, skill)`, received a second ago.
-fn tickets_batch(stack: &Stack, tickets: &[(&str, &str, u32)]) -> SqsEvent {
+fn tickets_batch(stack: &Stack<impl Timer>, tickets: &[(&str, &str, u32)]) -> SqsEvent {
     let received = stack.service.clock.now().as_millis().saturating_sub(1_000);
     let records: Vec<Value> = tickets
         .iter()
@@ -175,7 +193,7 @@ fn tickets_batch(stack: &Stack, tickets: &[(&str, &str, u32)]) -> SqsEvent {
 }
 
 /// Admits `tickets` and runs their round; the one match formed, and its placement execution.
-async fn matched(stack: &Stack, tickets: &[(&str, &str, u32)]) -> (MatchId, ExecutionId) {
+async fn matched(stack: &Stack<impl Timer>, tickets: &[(&str, &str, u32)]) -> (MatchId, ExecutionId) {
     let outcome = matcher::handle(&stack.service, tickets_batch(stack, tickets), "test").await;
     assert!(outcome.response.batch_item_failures.is_empty(), "{outcome:#?}");
     let matches: Vec<&Match> = outcome.rounds.iter().flat_map(|(_, r)| &r.matches).collect();
@@ -186,7 +204,7 @@ async fn matched(stack: &Stack, tickets: &[(&str, &str, u32)]) -> (MatchId, Exec
     (matches[0].id.clone(), executions[0].id.clone())
 }
 
-async fn finished(stack: &Stack, id: &ExecutionId) -> ExecutionRecord {
+async fn finished(stack: &Stack<impl Timer>, id: &ExecutionId) -> ExecutionRecord {
     stack
         .workflows
         .finished(id)
@@ -194,7 +212,7 @@ async fn finished(stack: &Stack, id: &ExecutionId) -> ExecutionRecord {
         .unwrap_or_else(|| panic!("no execution {id}"))
 }
 
-async fn session(stack: &Stack, matched: &MatchId) -> SessionRecord {
+async fn session(stack: &Stack<impl Timer>, matched: &MatchId) -> SessionRecord {
     let key = items::session_key(&session_id_for(matched));
     let stored = stack
         .service
@@ -207,7 +225,7 @@ async fn session(stack: &Stack, matched: &MatchId) -> SessionRecord {
     record.value
 }
 
-async fn timeline(stack: &Stack, session: &SessionId) -> Vec<TimelineEntry> {
+async fn timeline(stack: &Stack<impl Timer>, session: &SessionId) -> Vec<TimelineEntry> {
     let query = Query::new(Index::Table, format!("SESSION#{session}"), 100).with_prefix(items::TIMELINE_PREFIX);
     let page = stack.service.store.query(query).await.unwrap_or_else(|e| panic!("{e}"));
     page.items
@@ -220,7 +238,7 @@ async fn timeline(stack: &Stack, session: &SessionId) -> Vec<TimelineEntry> {
         .collect()
 }
 
-async fn guard(stack: &Stack, player: &str) -> Option<GuardHolder> {
+async fn guard(stack: &Stack<impl Timer>, player: &str) -> Option<GuardHolder> {
     let stored = stack
         .service
         .store
@@ -355,7 +373,7 @@ async fn a_duplicate_start_changes_nothing_and_another_input_is_a_conflict() {
     let timeline_before = timeline(&stack, &session_before.session_id).await;
 
     // WHEN the round's start is delivered again (the matcher crashed after starting it)
-    let input = json!({"matchId": match_id, "queue": "ranked-1v1"});
+    let input = json!({"matchId": match_id, "queue": "ranked-1v1", "acceptanceRequired": false});
     let again = stack
         .service
         .workflows
@@ -371,7 +389,7 @@ async fn a_duplicate_start_changes_nothing_and_another_input_is_a_conflict() {
     assert_eq!(timeline(&stack, &session_before.session_id).await, timeline_before);
 
     // AND the same name with another input is refused
-    let other = json!({"matchId": "m-other", "queue": "ranked-1v1"});
+    let other = json!({"matchId": "m-other", "queue": "ranked-1v1", "acceptanceRequired": false});
     let conflict = stack.service.workflows.start(WORKFLOW, match_id.as_str(), other).await;
     assert!(matches!(conflict, Err(PortError::Conflict(_))), "{conflict:?}");
 }
@@ -462,4 +480,305 @@ async fn an_unavailable_fleet_is_retried_with_backoff_then_the_tickets_go_back_t
     assert_eq!(rematched.len(), 1, "{outcome:#?}");
     assert_ne!(rematched[0].id, match_id);
     assert_eq!(stack.workflows.executions().len(), 2);
+}
+
+// ---- acceptance --------------------------------------------------------------------------------
+
+/// `POST /v1/tickets/{ticket}/acceptance` by `player`, as API Gateway hands it to the tickets-api
+/// function after its Cognito authorizer: the status and the JSON body answered.
+async fn answer(stack: &Stack<impl Timer>, player: &str, ticket: &str, body: &str) -> (i64, Value) {
+    let event = json!({
+        "resource": "/v1/tickets/{ticketId}/acceptance",
+        "path": format!("/v1/tickets/{ticket}/acceptance"),
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json"},
+        "pathParameters": {"ticketId": ticket},
+        "requestContext": {
+            "accountId": "123456789012", "stage": "prod", "requestId": "r-1", "apiId": "a1b2c3d4e5",
+            "resourcePath": "/v1/tickets/{ticketId}/acceptance", "httpMethod": "POST",
+            "authorizer": {"claims": {"sub": player, "token_use": "id"}}
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    let request: ApiGatewayProxyRequest = serde_json::from_value(event).unwrap_or_else(|e| panic!("{e}"));
+    let response = tickets_api::handle(&stack.service, request).await;
+    let body = match response.body {
+        Some(Body::Text(text)) => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}")),
+        other => panic!("no text body: {other:?}"),
+    };
+    (response.status_code, body)
+}
+
+async fn ticket_record(stack: &Stack<impl Timer>, ticket: &str) -> items::TicketRecord {
+    let stored = stack
+        .service
+        .store
+        .get(&items::ticket_key(&ticket.into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no {ticket}"));
+    items::read::<items::TicketRecord>(&stored)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .value
+}
+
+fn acceptance_completed(events: &[DomainEvent]) -> Vec<(AcceptanceOutcome, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DomainEvent::AcceptMatchCompleted { acceptance, reason, .. } => Some((*acceptance, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The states an execution entered, in order.
+fn states_entered(history: &[HistoryEvent]) -> Vec<String> {
+    history
+        .iter()
+        .filter(|e| e.kind.ends_with("StateEntered"))
+        .filter_map(|e| {
+            e.details
+                .as_ref()
+                .and_then(|(_, d)| d["name"].as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_match_every_player_accepts_is_placed() {
+    // GIVEN a queue that requires acceptance within 20 s, and a watcher of p-2's events
+    let clock = TokioClock::new(Timestamp(1_800_000_000_000));
+    let stack = stack_with(TestFleet::new(Some(1)), clock, ranked_1v1_with_acceptance(20));
+    let mut p2_events = stack.service.events.subscribe_player("p-2".into());
+
+    // WHEN two players are matched, their tickets wait for acceptance
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    for ticket in ["t-1", "t-2"] {
+        assert_eq!(
+            ticket_record(&stack, ticket).await.ticket.status,
+            TicketStatus::RequiresAcceptance
+        );
+    }
+
+    // AND both accept, through the tickets-api function; p-1 says so twice (a retried request)
+    let (status, view) = answer(&stack, "p-1", "t-1", r#"{"acceptanceType": "ACCEPT"}"#).await;
+    assert_eq!(
+        (status, &view["status"], &view["acceptances"]),
+        (200, &json!("REQUIRES_ACCEPTANCE"), &json!({"p-1": "ACCEPT"}))
+    );
+    let (again, _) = answer(&stack, "p-1", "t-1", r#"{"acceptanceType": "ACCEPT"}"#).await;
+    assert_eq!(again, 200);
+    // Five seconds pass, in which the workflow polls and finds p-2 still to answer.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (status, _) = answer(&stack, "p-2", "t-2", r#"{"acceptanceType":"ACCEPT"}"#).await;
+    assert_eq!(status, 200);
+    let record = finished(&stack, &execution).await;
+
+    // THEN the workflow polled acceptance until both had answered, then placed the match
+    assert!(
+        matches!(record.status, ExecutionStatus::Succeeded { .. }),
+        "{:#?}",
+        record.history_json()
+    );
+    let tasks: Vec<String> = dispatched(&record.history).into_iter().map(|(task, ..)| task).collect();
+    let polls = tasks.iter().filter(|t| *t == "pollAcceptance").count();
+    assert!(polls >= 2, "it waited for p-2: {tasks:?}");
+    assert_eq!(
+        tasks[polls..],
+        ["createSession", "place", "poll", "activate"],
+        "acceptance comes before the session: {tasks:?}"
+    );
+    let states = states_entered(&record.history);
+    assert_eq!(states[..3], ["NeedsAcceptance", "WaitForAcceptance", "PollAcceptance"]);
+
+    // AND both tickets are COMPLETED, their answers kept, the session ACTIVE
+    for ticket in ["t-1", "t-2"] {
+        let t = ticket_record(&stack, ticket).await;
+        assert_eq!(t.ticket.status, TicketStatus::Completed, "{ticket}");
+        assert!(t.all_accepted(), "{ticket}");
+    }
+    let session = session(&stack, &match_id).await;
+    assert_eq!(session.status, SessionStatus::Active);
+
+    // AND p-2 was told of each answer and of the acceptance's end
+    let events = drain(&mut p2_events).await;
+    let answers: Vec<(String, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            DomainEvent::AcceptMatch {
+                player_id, accepted, ..
+            } => Some((player_id.to_string(), *accepted)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers, [("p-1".to_owned(), true), ("p-2".to_owned(), true)]);
+    assert_eq!(acceptance_completed(&events), [(AcceptanceOutcome::Accepted, None)]);
+    let names: Vec<&str> = events.iter().map(DomainEvent::name).collect();
+    assert!(names.contains(&"MatchmakingSucceeded"), "{names:?}");
+
+    // AND an answer after the match was decided is refused: an answer is final
+    let (late, problem) = answer(&stack, "p-2", "t-2", r#"{"acceptanceType": "REJECT"}"#).await;
+    assert_eq!(late, 409, "{problem}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_cancels_the_rejecting_ticket_and_requeues_the_other_at_the_front() {
+    let clock = TokioClock::new(Timestamp(1_800_000_000_000));
+    let stack = stack_with(TestFleet::new(Some(1)), clock, ranked_1v1_with_acceptance(20));
+    let mut p1_events = stack.service.events.subscribe_player("p-1".into());
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    let created = ticket_record(&stack, "t-1").await.ticket.created_at;
+
+    // WHEN p-1 accepts and p-2 rejects
+    assert_eq!(
+        answer(&stack, "p-1", "t-1", r#"{"acceptanceType": "ACCEPT"}"#).await.0,
+        200
+    );
+    let (status, view) = answer(&stack, "p-2", "t-2", r#"{"acceptanceType": "REJECT"}"#).await;
+    assert_eq!((status, &view["acceptances"]["p-2"]), (200, &json!("REJECT")));
+    let record = finished(&stack, &execution).await;
+
+    // THEN the execution failed as MatchRejected, without creating a session or placing anything
+    let ExecutionStatus::Failed { error, cause } = &record.status else {
+        panic!("{:#?}", record.status)
+    };
+    assert_eq!(error, "MatchRejected");
+    assert_eq!(
+        cause.as_deref(),
+        Some(format!("p-2 rejected match {match_id}").as_str())
+    );
+    let tasks: Vec<String> = dispatched(&record.history).into_iter().map(|(task, ..)| task).collect();
+    assert_eq!(tasks, ["pollAcceptance", "fail"]);
+    assert_eq!(stack.fleet.calls().places, 0);
+    let no_session = stack
+        .service
+        .store
+        .get(&items::session_key(&session_id_for(&match_id)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(no_session.is_none());
+
+    // AND t-2 is CANCELLED with the reason, its player free; t-1 is SEARCHING again, as old as it was
+    let rejected = ticket_record(&stack, "t-2").await;
+    assert_eq!(rejected.ticket.status, TicketStatus::Cancelled);
+    assert_eq!(rejected.ticket.reason, Some(format!("p-2 rejected match {match_id}")));
+    assert_eq!(guard(&stack, "p-2").await, None);
+    let requeued = ticket_record(&stack, "t-1").await;
+    assert_eq!(requeued.ticket.status, TicketStatus::Searching);
+    assert_eq!((requeued.match_id, requeued.acceptances.len()), (None, 0));
+    assert_eq!(
+        requeued.ticket.created_at, created,
+        "it keeps its age, so it is first in line"
+    );
+    assert_eq!(guard(&stack, "p-1").await, Some(GuardHolder::Ticket("t-1".into())));
+
+    // AND p-1 heard why the match fell through, and that they are searching again
+    let events = drain(&mut p1_events).await;
+    assert_eq!(
+        acceptance_completed(&events),
+        [(
+            AcceptanceOutcome::Rejected,
+            Some(format!("p-2 rejected match {match_id}"))
+        )]
+    );
+    assert!(
+        matches!(events.last(), Some(DomainEvent::MatchmakingSearching { .. })),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_acceptance_that_times_out_cancels_the_silent_and_requeues_who_accepted() {
+    let clock = TokioClock::new(Timestamp(1_800_000_000_000));
+    let stack = stack_with(TestFleet::new(Some(1)), clock, ranked_1v1_with_acceptance(10));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+
+    // WHEN only p-1 answers, and p-2 stays silent past the 10 s window
+    assert_eq!(
+        answer(&stack, "p-1", "t-1", r#"{"acceptanceType": "ACCEPT"}"#).await.0,
+        200
+    );
+    let record = finished(&stack, &execution).await;
+
+    // THEN the workflow waited out the window on virtual time, then timed the acceptance out
+    let ExecutionStatus::Failed { error, .. } = &record.status else {
+        panic!("{:#?}", record.status)
+    };
+    assert_eq!(error, "AcceptanceTimedOut");
+    let polls: Vec<i64> = dispatched(&record.history)
+        .iter()
+        .filter(|(task, ..)| task == "pollAcceptance")
+        .map(|(_, at, _)| *at)
+        .collect();
+    assert!(polls.len() >= 5, "a poll every 2 s for 10 s: {polls:?}");
+    let waited = polls.last().copied().unwrap_or_default() - polls[0];
+    assert!((8_000..=12_000).contains(&waited), "polled for {waited} ms");
+
+    // AND the silent player's ticket is CANCELLED, the one who accepted is SEARCHING again
+    let silent = ticket_record(&stack, "t-2").await;
+    assert_eq!(silent.ticket.status, TicketStatus::Cancelled);
+    assert_eq!(
+        silent.ticket.reason,
+        Some(format!("p-2 did not accept match {match_id} in time"))
+    );
+    assert_eq!(
+        ticket_record(&stack, "t-1").await.ticket.status,
+        TicketStatus::Searching
+    );
+
+    // AND an answer after the window is refused
+    let (late, problem) = answer(&stack, "p-1", "t-1", r#"{"acceptanceType": "ACCEPT"}"#).await;
+    assert_eq!(late, 409, "t-1 is SEARCHING now: {problem}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_are_checked_before_anything_is_written() {
+    let clock = TokioClock::new(Timestamp(1_800_000_000_000));
+    let stack = stack_with(TestFleet::new(Some(1)), clock, ranked_1v1_with_acceptance(20));
+    matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    let before = ticket_record(&stack, "t-1").await;
+
+    for (player, ticket, body, status, pointer) in [
+        ("p-1", "t-1", "{", 400, Some("")),
+        ("p-1", "t-1", "[]", 400, Some("")),
+        ("p-1", "t-1", "{}", 400, Some("/acceptanceType")),
+        (
+            "p-1",
+            "t-1",
+            r#"{"acceptanceType": "MAYBE"}"#,
+            400,
+            Some("/acceptanceType"),
+        ),
+        (
+            "p-1",
+            "t-1",
+            r#"{"acceptanceType": true}"#,
+            400,
+            Some("/acceptanceType"),
+        ),
+        (
+            "p-1",
+            "t-1",
+            r#"{"acceptanceType": "ACCEPT", "for": "p-2"}"#,
+            400,
+            Some("/for"),
+        ),
+        // Another player's ticket, and one that does not exist, look the same.
+        ("p-2", "t-1", r#"{"acceptanceType": "ACCEPT"}"#, 404, None),
+        ("p-1", "t-404", r#"{"acceptanceType": "ACCEPT"}"#, 404, None),
+        ("p-1", "../t-1", r#"{"acceptanceType": "ACCEPT"}"#, 404, None),
+    ] {
+        let (got, problem) = answer(&stack, player, ticket, body).await;
+        assert_eq!(got, status, "{player} {ticket} {body}: {problem}");
+        assert_eq!(problem["status"], status, "{problem}");
+        assert!(problem["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("urn:queuematch:problem:")));
+        if let Some(pointer) = pointer {
+            assert_eq!(problem["errors"][0]["pointer"], pointer, "{body}: {problem}");
+        }
+    }
+    assert_eq!(ticket_record(&stack, "t-1").await, before, "nothing was written");
 }

@@ -116,11 +116,7 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
         ticket
             .move_to(TicketStatus::Searching, None)
             .map_err(|e| e.to_string())?;
-        Ok(TicketRecord {
-            ticket,
-            partition,
-            match_id: None,
-        })
+        Ok(TicketRecord::unmatched(ticket, partition))
     }
 
     /// Records the ticket as FAILED with `reason`, unless an earlier delivery recorded it already.
@@ -135,11 +131,7 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
         if let Err(e) = ticket.move_to(TicketStatus::Failed, Some(reason.clone())) {
             return Err(PortError::invalid(e.to_string()));
         }
-        let record = TicketRecord {
-            ticket,
-            partition: String::new(),
-            match_id: None,
-        };
+        let record = TicketRecord::unmatched(ticket, String::new());
         let item = items::ticket_item(&record, self.settings.pool_shards)?;
         match self
             .store

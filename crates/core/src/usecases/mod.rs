@@ -1,10 +1,12 @@
 //! Use cases: what the service does, written once over the ports, so the Lambda functions on AWS
 //! and the local stack run the same code.
 //!
+//! - [`acceptance`]: players accept or reject a match that requires it.
 //! - [`admission`]: a queued ticket enters its pool, or fails with a reason.
 //! - [`round`]: one matchmaking round of a pool, under its lease.
 //! - [`tickets`]: a player reads or cancels a ticket.
 
+pub mod acceptance;
 pub mod admission;
 pub mod messages;
 pub mod placement;

@@ -20,6 +20,7 @@
 //! through the fleet); player tokens are minted when a player reads their ticket (see
 //! [`super::tickets::get`]), never here.
 
+use super::acceptance::{acceptance_deadline, cancellation_reason};
 use super::messages::{Message, PoolTick};
 use super::{Queues, Settings};
 use crate::event::DomainEvent;
@@ -93,6 +94,9 @@ pub struct Failed {
     pub status: Option<SessionStatus>,
     /// The tickets put back into their pools by this call.
     pub requeued: Vec<TicketId>,
+    /// The tickets cancelled by this call: those whose players rejected the match, or did not
+    /// answer before its acceptance closed.
+    pub cancelled: Vec<TicketId>,
 }
 
 /// Runs the placement tasks.
@@ -314,12 +318,18 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
         }
 
         let matched = self.read_match(match_id).await?;
+        let window_closed = self.clock.now() >= acceptance_deadline(&matched, self.rule_set_of(&matched)?);
         let mut requeued = Vec::new();
+        let mut cancelled = Vec::new();
         let mut pools: BTreeMap<(String, String), PoolRef> = BTreeMap::new();
         for ticket_id in matched.ticket_ids() {
-            if let Some(pool) = self.requeue(ticket_id, match_id).await? {
-                requeued.push(ticket_id.clone());
-                pools.insert((pool.queue.clone(), pool.partition.clone()), pool);
+            match self.requeue(ticket_id, match_id, window_closed).await? {
+                Some(Requeue::Requeued(pool)) => {
+                    requeued.push(ticket_id.clone());
+                    pools.insert((pool.queue.clone(), pool.partition.clone()), pool);
+                }
+                Some(Requeue::Cancelled) => cancelled.push(ticket_id.clone()),
+                None => {}
             }
         }
         let now = self.clock.now();
@@ -338,6 +348,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
             session_id,
             status: session.map(|s| s.status),
             requeued,
+            cancelled,
         })
     }
 
@@ -406,8 +417,15 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
     }
 
     /// Puts a ticket of `match_id` that is still being placed back into its pool, SEARCHING, with
-    /// its players' guards still held by it. Its pool if it was requeued by this call.
-    async fn requeue(&self, ticket_id: &TicketId, match_id: &MatchId) -> Result<Option<PoolRef>, PortError> {
+    /// its players' guards still held by it; or, when one of its players rejected the match or did
+    /// not answer before the acceptance closed, cancels it and frees its players. What this call
+    /// did, if anything.
+    async fn requeue(
+        &self,
+        ticket_id: &TicketId,
+        match_id: &MatchId,
+        window_closed: bool,
+    ) -> Result<Option<Requeue>, PortError> {
         for _ in 0..ATTEMPTS {
             let current = self.read_ticket(ticket_id).await?;
             let record = &current.value;
@@ -419,18 +437,28 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
                 // Requeued already (perhaps matched again since), or finished: not ours to move.
                 return Ok(None);
             }
+            if record.ticket.status == TicketStatus::RequiresAcceptance {
+                if let Some(reason) = cancellation_reason(record, match_id, window_closed) {
+                    let to = TicketStatus::Cancelled;
+                    if super::tickets::finish(self.store, self.events, &current, to, reason, self.settings).await? {
+                        return Ok(Some(Requeue::Cancelled));
+                    }
+                    continue;
+                }
+            }
             let mut next = record.clone();
             next.ticket
                 .move_to(TicketStatus::Searching, None)
                 .map_err(|e| PortError::invalid(format!("{ticket_id}: {e}")))?;
             next.match_id = None;
+            next.acceptances.clear();
             let write = items::update_ticket(&current, &next, self.settings.pool_shards)?;
             match self.store.transact_write(vec![write], None).await {
                 Ok(()) => {
                     if let Some(event) = DomainEvent::for_ticket_status(&next.ticket) {
                         self.events.publish(event).await?;
                     }
-                    return Ok(Some(next.pool()));
+                    return Ok(Some(Requeue::Requeued(next.pool())));
                 }
                 Err(PortError::ConditionFailed { .. }) => continue,
                 Err(e) => return Err(e),
@@ -543,7 +571,16 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
             .ok_or_else(|| PortError::NotFound(format!("no session {id}")))
     }
 
-    async fn read_match(&self, id: &MatchId) -> Result<Match, PortError> {
+    pub(super) fn rule_set_of(&self, matched: &Match) -> Result<&crate::RuleSet, PortError> {
+        self.queues.get(&matched.queue).ok_or_else(|| {
+            PortError::invalid(format!(
+                "match {} is of queue `{}`, not served here",
+                matched.id, matched.queue
+            ))
+        })
+    }
+
+    pub(super) async fn read_match(&self, id: &MatchId) -> Result<Match, PortError> {
         let stored = self
             .store
             .get(&items::match_key(id))
@@ -553,7 +590,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
         Ok(record.value.matched)
     }
 
-    async fn read_ticket(&self, id: &TicketId) -> Result<Versioned<TicketRecord>, PortError> {
+    pub(super) async fn read_ticket(&self, id: &TicketId) -> Result<Versioned<TicketRecord>, PortError> {
         let stored = self
             .store
             .get(&items::ticket_key(id))
@@ -561,6 +598,12 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
             .ok_or_else(|| PortError::NotFound(format!("no ticket {id}")))?;
         items::read(&stored)
     }
+}
+
+/// What [`Placements::requeue`] did with a ticket.
+enum Requeue {
+    Requeued(PoolRef),
+    Cancelled,
 }
 
 /// Whether a session is still to be placed (an ACTIVE one was placed already); an error for one that

@@ -29,6 +29,17 @@ use std::time::Duration;
 /// The workflow each committed match starts.
 pub const PLACEMENT_WORKFLOW: &str = "session-placement";
 
+/// The input of a match's `session-placement` execution, named after the match: ids and what the
+/// workflow's Choices read, never secrets. The sweeper restarts a placement with this same input, so
+/// that a start that did happen after all is recognised as the same execution.
+pub fn placement_input(matched: &Match, rule_set: &crate::RuleSet) -> serde_json::Value {
+    serde_json::json!({
+        "matchId": matched.id,
+        "queue": matched.queue,
+        "acceptanceRequired": rule_set.queue.acceptance.required,
+    })
+}
+
 /// What a round did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RoundReport {
@@ -136,9 +147,12 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
                         self.events.publish(event).await?;
                     }
                 }
-                let input = serde_json::json!({"matchId": matched.id, "queue": matched.queue});
                 self.workflows
-                    .start(PLACEMENT_WORKFLOW, matched.id.as_str(), input)
+                    .start(
+                        PLACEMENT_WORKFLOW,
+                        matched.id.as_str(),
+                        placement_input(&matched, rule_set),
+                    )
                     .await?;
                 report.matches.push(matched);
             } else {

@@ -13,7 +13,9 @@ use crate::ports::store::items::{self, SessionRecord, TicketRecord, Versioned};
 use crate::ports::store::{Condition, Write};
 use crate::ports::{Clock, Events, PortError, Store};
 use crate::status::{SessionStatus, TicketStatus};
+use crate::ticket::AcceptanceType;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How long a player token read from a ticket stays valid: long enough to connect, short enough
@@ -32,6 +34,9 @@ pub struct TicketView {
     pub reason: Option<String>,
     #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
     pub matched: Option<MatchView>,
+    /// The answers of the ticket's players to its match, while it requires acceptance.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub acceptances: BTreeMap<PlayerId, AcceptanceType>,
     /// Where the caller connects, once the ticket is COMPLETED and its session ACTIVE.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection: Option<ConnectionView>,
@@ -62,6 +67,7 @@ impl From<&TicketRecord> for TicketView {
             players: t.player_ids().cloned().collect(),
             reason: t.reason.clone(),
             matched: record.match_id.clone().map(|match_id| MatchView { match_id }),
+            acceptances: record.acceptances.clone(),
             connection: None,
         }
     }
@@ -111,7 +117,7 @@ async fn connection<S: Store, C: Clock>(
     }))
 }
 
-async fn read_for<S: Store>(
+pub(crate) async fn read_for<S: Store>(
     store: &S,
     caller: &PlayerId,
     id: &TicketId,

@@ -4,7 +4,8 @@
 //! - `POST /v1/tickets` validates the body against the ticket-request schema (generated from the
 //!   rule sets, as API Gateway's model is), answers 202 and queues the ticket. Admission happens
 //!   behind the queue, as on AWS.
-//! - `GET`/`DELETE /v1/tickets/{id}` become API Gateway proxy events for the `tickets-api` handler.
+//! - `GET`/`DELETE /v1/tickets/{id}` and `POST /v1/tickets/{id}/acceptance` become API Gateway proxy
+//!   events for the `tickets-api` handler.
 //! - `GET /v1/events?token=` is the WebSocket push: every event of the caller's tickets.
 //! - `POST /v1/sessions/{id}/events` takes game servers' signed reports.
 //! - The matcher loop receives SQS-shaped batches (1 s window, up to 1,000) and hands them to the

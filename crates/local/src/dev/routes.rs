@@ -28,6 +28,10 @@ pub fn router(state: DevState) -> Router {
             "/v1/tickets/{ticket_id}",
             get(ticket).delete(ticket).fallback(method_not_allowed),
         )
+        .route(
+            "/v1/tickets/{ticket_id}/acceptance",
+            post(acceptance).fallback(method_not_allowed),
+        )
         .route("/v1/events", get(push::events))
         .route(
             "/v1/sessions/{session_id}/events",
@@ -192,15 +196,60 @@ async fn ticket(
         Ok(claims) => claims,
         Err(unauthorized) => return problem(*unauthorized),
     };
+    let request = proxy_request(method, "/v1/tickets/{ticketId}", &ticket_id, &claims, None);
+    lambda_response(tickets_api::handle(&state.service, request).await)
+}
+
+async fn acceptance(
+    State(state): State<DevState>,
+    headers: HeaderMap,
+    Path(ticket_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let claims = match authenticate(&state, &headers) {
+        Ok(claims) => claims,
+        Err(unauthorized) => return problem(*unauthorized),
+    };
+    let body = match read_body(body) {
+        Ok(body) => body,
+        Err(rejected) => return problem(*rejected),
+    };
+    let Ok(body) = String::from_utf8(body.to_vec()) else {
+        let error = FieldError {
+            pointer: String::new(),
+            message: "not UTF-8 text".into(),
+        };
+        return problem(Problem::bad_request("the body is not JSON", vec![error]));
+    };
+    let request = proxy_request(
+        Method::POST,
+        tickets_api::ACCEPTANCE_RESOURCE,
+        &ticket_id,
+        &claims,
+        Some(body),
+    );
+    lambda_response(tickets_api::handle(&state.service, request).await)
+}
+
+/// The API Gateway proxy event of a ticket route, with the caller's claims as the authorizer puts
+/// them.
+fn proxy_request(
+    method: Method,
+    resource: &str,
+    ticket_id: &str,
+    claims: &Claims,
+    body: Option<String>,
+) -> ApiGatewayProxyRequest {
     let mut request = ApiGatewayProxyRequest::default();
     request.http_method = method;
-    request.resource = Some("/v1/tickets/{ticketId}".into());
-    request.path = Some(format!("/v1/tickets/{ticket_id}"));
-    request.path_parameters.insert("ticketId".into(), ticket_id);
+    request.resource = Some(resource.into());
+    request.path = Some(resource.replace("{ticketId}", ticket_id));
+    request.path_parameters.insert("ticketId".into(), ticket_id.to_owned());
+    request.body = body;
     request
         .request_context
         .authorizer
         .fields
         .insert("claims".into(), json!({"sub": claims.sub, "role": claims.role}));
-    lambda_response(tickets_api::handle(&state.service, request).await)
+    request
 }

@@ -12,10 +12,11 @@ use crate::matcher::Match;
 use crate::ports::error::PortError;
 use crate::ports::fleet::{Endpoint, PlacementId};
 use crate::status::{SessionStatus, TicketStatus};
-use crate::ticket::Ticket;
+use crate::ticket::{AcceptanceType, Ticket};
 use crate::time::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How many shards a pool is spread over by default (DESIGN.md: S = 4).
@@ -144,9 +145,37 @@ pub struct TicketRecord {
     pub partition: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_id: Option<MatchId>,
+    /// While REQUIRES_ACCEPTANCE: the answers of the ticket's players so far, each written by the
+    /// player themselves. Emptied whenever the ticket leaves its match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acceptances: BTreeMap<PlayerId, AcceptanceType>,
 }
 
 impl TicketRecord {
+    /// A ticket not in any match.
+    pub fn unmatched(ticket: Ticket, partition: impl Into<String>) -> Self {
+        Self {
+            ticket,
+            partition: partition.into(),
+            match_id: None,
+            acceptances: BTreeMap::new(),
+        }
+    }
+
+    /// Whether every player of the ticket has accepted its match.
+    pub fn all_accepted(&self) -> bool {
+        self.ticket
+            .player_ids()
+            .all(|p| self.acceptances.get(p) == Some(&AcceptanceType::Accept))
+    }
+
+    /// The first player of the ticket who rejected its match, if any.
+    pub fn rejected_by(&self) -> Option<&PlayerId> {
+        self.ticket
+            .player_ids()
+            .find(|p| self.acceptances.get(*p) == Some(&AcceptanceType::Reject))
+    }
+
     pub fn pool(&self) -> PoolRef {
         PoolRef::new(self.ticket.queue.clone(), self.partition.clone())
     }
@@ -274,6 +303,7 @@ pub fn commit_match(
             .move_to(to, None)
             .map_err(|e| PortError::invalid(format!("{}: {e}", next.ticket.id)))?;
         next.match_id = Some(matched.id.clone());
+        next.acceptances.clear();
         writes.push(update_ticket(current, &next, shards)?);
     }
     let key = match_key(&matched.id);
@@ -397,11 +427,7 @@ mod tests {
             Timestamp(at),
         );
         ticket.status = TicketStatus::Searching;
-        TicketRecord {
-            ticket,
-            partition: "ranked".into(),
-            match_id: None,
-        }
+        TicketRecord::unmatched(ticket, "ranked")
     }
 
     fn stored(item: Item, version: u64) -> Stored {
