@@ -9,10 +9,12 @@
 //! - [`tickets_api`]: API Gateway proxy requests for reading and cancelling tickets.
 //! - [`workflow_tasks`]: the Task states of the `session-placement` workflow.
 //! - [`session_reports`]: game servers' signed reports on their sessions.
+//! - [`sweeper`]: the scheduled safety net: timed-out tickets, stuck sessions, lost placements.
 
 pub mod matcher;
 pub mod problem;
 pub mod session_reports;
+pub mod sweeper;
 pub mod tickets_api;
 pub mod workflow_tasks;
 

@@ -1,12 +1,13 @@
 //! Every fixture under `tests/fixtures/<function>/` replays through its handler to its expected
 //! response. A fixture is an AWS event in its exact shape (`<case>.event.json`), the state to seed
 //! first (`<case>.given.json`: the clock, ticket messages admitted beforehand, pool rounds run, and
-//! for `workflow-tasks` the fleet's answer, the tasks run before and the time that passes after
+//! for `workflow-tasks` and `sweeper` the fleet's answer, the tasks run before and the time that passes after
 //! them, `elapsedMs`), and the response
 //! (`<case>.expected.json`; for a task that fails, its `{"errorType", "errorMessage"}`).
 
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use queuematch_core::identity::jwt::DevTokens;
 use queuematch_core::identity::SessionSecret;
@@ -20,7 +21,7 @@ use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::messages::Message;
 use queuematch_core::usecases::{Queues, Settings};
 use queuematch_core::RuleSet;
-use queuematch_handlers::{matcher, tickets_api, workflow_tasks, Service};
+use queuematch_handlers::{matcher, sweeper, tickets_api, workflow_tasks, Service};
 use queuematch_local::{EventBus, ManualClock, MemoryQueue, MemoryStore, QueueConfig};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -235,6 +236,18 @@ async fn every_workflow_tasks_fixture_replays_to_its_expected_response() {
             given["elapsedMs"].as_u64().unwrap_or(0),
         ));
         let result = workflow_tasks::handle(&service, &fleet, event).await;
+        assert_eq!(task_result(result), expected, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn every_sweeper_fixture_replays_to_its_expected_response() {
+    for (name, event, given, expected) in cases("sweeper") {
+        let service = seeded(&given).await;
+        let fleet = FixtureFleet::from_given(&given);
+        let event: EventBridgeEvent =
+            serde_json::from_value(event).unwrap_or_else(|e| panic!("{name}: not an EventBridge event: {e}"));
+        let result = sweeper::handle(&service, &fleet, event).await;
         assert_eq!(task_result(result), expected, "{name}");
     }
 }

@@ -1,8 +1,8 @@
 //! `queuematch dev`: the whole service on 127.0.0.1, on embedded components.
 //!
 //! The same handlers, rule sets and workflow files as on AWS: the API and push of the dev server,
-//! the matcher loop over the embedded queue, `workflows/*.asl.json` on the embedded engine, and
-//! real game-server processes on loopback ports.
+//! the matcher loop over the embedded queue, the sweeper every minute, `workflows/*.asl.json` on the
+//! embedded engine, and real game-server processes on loopback ports.
 
 use crate::{dev_home, rulesets};
 use anyhow::Context;
@@ -96,7 +96,7 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
         }),
     });
     workflows.connect(Arc::new(ServiceTasks::new(&service, fleet.clone())))?;
-    let state = DevState::new(service.clone(), tokens.clone(), fleet).map_err(anyhow::Error::msg)?;
+    let state = DevState::new(service.clone(), tokens.clone(), fleet.clone()).map_err(anyhow::Error::msg)?;
 
     let now = queuematch_core::ports::Clock::now(&SystemClock);
     let sample = tokens.mint(
@@ -119,6 +119,12 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
     drop(out);
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(dev::run_sweeper(service.clone(), fleet, dev::SWEEP_EVERY, {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    }));
     let matcher = tokio::spawn(dev::run_matcher(service, {
         let mut stopped = stopped.clone();
         async move {
@@ -132,5 +138,6 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
     };
     dev::serve(listener, state, shutdown).await?;
     let _ = matcher.await;
+    let _ = sweeper.await;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use aws_lambda_events::encodings::Body;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use queuematch_asl::{Clock, HistoryEvent};
 use queuematch_core::event::AcceptanceOutcome;
@@ -19,11 +20,14 @@ use queuematch_core::ports::store::items::{self, GuardHolder, SessionRecord, Tim
 use queuematch_core::ports::store::{Index, Query};
 use queuematch_core::ports::workflows::ExecutionId;
 use queuematch_core::ports::{Clock as _, Fleet, PortError, Store, TicketQueue, Workflows};
+use queuematch_core::usecases::admission::Admitted;
+use queuematch_core::usecases::messages::Message;
 use queuematch_core::usecases::placement::session_id_for;
+use queuematch_core::usecases::round::Rounds;
 use queuematch_core::usecases::tickets;
 use queuematch_core::usecases::{Queues, Settings};
 use queuematch_core::{DomainEvent, RuleSet, SessionStatus, TicketStatus, Timestamp};
-use queuematch_handlers::{matcher, tickets_api, Service};
+use queuematch_handlers::{matcher, sweeper, tickets_api, Service};
 use queuematch_local::events::Delivery;
 use queuematch_local::workflows::{workflow_tasks_arn, ExecutionRecord, ExecutionStatus};
 use queuematch_local::{
@@ -781,4 +785,194 @@ async fn answers_are_checked_before_anything_is_written() {
         }
     }
     assert_eq!(ticket_record(&stack, "t-1").await, before, "nothing was written");
+}
+
+// ---- the sweeper -------------------------------------------------------------------------------
+
+/// A scheduled event as EventBridge Scheduler delivers it to the sweeper function.
+fn scheduled_event(id: &str) -> EventBridgeEvent {
+    serde_json::from_value(json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": "2026-01-01T00:05:00Z",
+        "region": "eu-west-1",
+        "resources": ["arn:aws:scheduler:eu-west-1:123456789012:schedule/default/queuematch-sweeper"],
+        "detail": {}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn sweep(stack: &Stack<impl Timer>, id: &str) -> Value {
+    sweeper::handle(&stack.service, &stack.fleet, scheduled_event(id))
+        .await
+        .unwrap_or_else(|e| panic!("sweep {id}: {e}"))
+}
+
+/// A Workflows port whose every start fails, as a matcher that crashed between its commit and
+/// StartExecution would have left things.
+#[derive(Debug)]
+struct CrashingWorkflows;
+
+#[async_trait::async_trait]
+impl Workflows for CrashingWorkflows {
+    async fn start(&self, _: &str, _: &str, _: Value) -> Result<ExecutionId, PortError> {
+        Err(PortError::transient("the matcher died before StartExecution"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweeper_times_out_tickets_that_no_round_visits() {
+    let stack = stack(TestFleet::new(Some(1)));
+    let mut events = stack.service.events.subscribe_player("p-1".into());
+    let outcome = matcher::handle(&stack.service, tickets_batch(&stack, &[("t-1", "p-1", 1500)]), "test").await;
+    assert_eq!(outcome.admitted, 1);
+
+    // GIVEN nothing delivers the pool's ticks, WHEN the queue's 120 s timeout passes
+    stack.service.clock.advance(Duration::from_secs(60));
+    assert_eq!(sweep(&stack, "sweep-1").await["timedOut"], json!([]), "not yet");
+    stack.service.clock.advance(Duration::from_secs(61));
+    let summary = sweep(&stack, "sweep-2").await;
+
+    // THEN the sweeper times the ticket out, with the reason, and frees its player
+    assert_eq!(summary["timedOut"], json!(["t-1"]));
+    let t = ticket_record(&stack, "t-1").await;
+    assert_eq!(t.ticket.status, TicketStatus::TimedOut);
+    assert_eq!(
+        t.ticket.reason.as_deref(),
+        Some("no match found within 120 s (waited 122 s)")
+    );
+    assert_eq!(guard(&stack, "p-1").await, None);
+    let events = drain(&mut events).await;
+    let names: Vec<&str> = events.iter().map(DomainEvent::name).collect();
+    assert_eq!(names.last(), Some(&"MatchmakingTimedOut"), "{names:?}");
+
+    // AND a second sweep changes nothing
+    assert_eq!(
+        sweep(&stack, "sweep-3").await,
+        json!({"timedOut": [], "failedSessions": [], "restarted": [], "resumed": []})
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_whose_workflow_died_in_placing_is_failed_by_the_sweeper_and_its_players_requeued() {
+    // GIVEN a server that never becomes ready, and a domain clock that stands still, so the
+    // placement timeout never fires and the Express execution dies at its five-minute limit instead,
+    // without running its Catch
+    let stack = stack(TestFleet::new(Some(u32::MAX)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    let record = finished(&stack, &execution).await;
+    assert!(
+        matches!(record.status, ExecutionStatus::TimedOut { .. }),
+        "{:?}",
+        record.status
+    );
+    let stuck = session(&stack, &match_id).await;
+    assert_eq!(stuck.status, SessionStatus::Placing);
+    assert_eq!(ticket_record(&stack, "t-1").await.ticket.status, TicketStatus::Placing);
+
+    // WHEN the sweeper runs before and after the session has been PLACING for 300 s
+    stack.service.clock.advance(Duration::from_secs(299));
+    assert_eq!(sweep(&stack, "early").await["failedSessions"], json!([]));
+    stack.service.clock.advance(Duration::from_secs(2));
+    let summary = sweep(&stack, "late").await;
+
+    // THEN the session is FAILED with its cause, recorded on its timeline as the sweeper's step
+    assert_eq!(summary["failedSessions"], json!([stuck.session_id]));
+    let failed = session(&stack, &match_id).await;
+    assert_eq!(failed.status, SessionStatus::Failed);
+    assert_eq!(
+        failed.reason.as_deref(),
+        Some("Sweeper: the session was still PLACING after 301 s; its placement was given up")
+    );
+    let entries = timeline(&stack, &stuck.session_id).await;
+    let last = entries.last().unwrap_or_else(|| panic!("an empty timeline"));
+    assert_eq!(
+        (last.state.as_str(), last.execution_id.as_str(), last.status),
+        ("Sweep", "sweeper:late", SessionStatus::Failed)
+    );
+
+    // AND its server is released once, and both tickets are SEARCHING again, guarded by themselves
+    assert_eq!(stack.fleet.calls().released.len(), 1);
+    for (ticket, player) in [("t-1", "p-1"), ("t-2", "p-2")] {
+        let t = ticket_record(&stack, ticket).await;
+        assert_eq!(
+            (t.ticket.status, t.match_id),
+            (TicketStatus::Searching, None),
+            "{ticket}"
+        );
+        assert_eq!(guard(&stack, player).await, Some(GuardHolder::Ticket(ticket.into())));
+    }
+
+    // AND sweeping again changes nothing
+    sweep(&stack, "again").await;
+    assert_eq!(stack.fleet.calls().released.len(), 1);
+    assert_eq!(timeline(&stack, &stuck.session_id).await, entries);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_match_whose_placement_never_started_is_started_again_under_the_same_name() {
+    let stack = stack(TestFleet::new(Some(1)));
+    // GIVEN two admitted tickets, and a round that committed their match and then died before
+    // StartExecution
+    for record in tickets_batch(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1500)]).records {
+        let Ok(Message::Ticket(message)) = Message::parse(record.body.as_deref().unwrap_or_default()) else {
+            panic!("a ticket message")
+        };
+        let admitted = stack.service.admission().admit(&message).await;
+        assert!(matches!(admitted, Ok(Admitted::Searching(_))), "{admitted:?}");
+    }
+    let crashed = Rounds {
+        store: &stack.service.store,
+        queue: &stack.service.queue,
+        workflows: &CrashingWorkflows,
+        events: &stack.service.events,
+        clock: &stack.service.clock,
+        queues: &stack.service.queues,
+        settings: &stack.service.settings,
+    };
+    let pool = items::PoolRef::new("ranked-1v1", "all");
+    let Err(crash) = crashed.run(&pool, "doomed").await else {
+        panic!("the round was meant to crash")
+    };
+    assert!(crash.to_string().contains("before StartExecution"), "{crash}");
+    let match_id = ticket_record(&stack, "t-1")
+        .await
+        .match_id
+        .unwrap_or_else(|| panic!("t-1 was committed into a match"));
+    assert!(stack.workflows.executions().is_empty());
+
+    // WHEN the sweeper runs within the grace a workflow has to create its session, nothing starts
+    stack.service.clock.advance(Duration::from_secs(30));
+    assert_eq!(sweep(&stack, "early").await["restarted"], json!([]));
+
+    // AND after it, the placement is started under the match's name, and runs to the end
+    stack.service.clock.advance(Duration::from_secs(31));
+    assert_eq!(sweep(&stack, "late").await["restarted"], json!([match_id]));
+    let executions = stack.workflows.executions();
+    assert_eq!(executions.len(), 1);
+    assert_eq!(executions[0].name, match_id.as_str());
+    assert_eq!(
+        executions[0].input,
+        json!({"matchId": match_id, "queue": "ranked-1v1", "acceptanceRequired": false})
+    );
+    let record = finished(&stack, &executions[0].id).await;
+    assert!(
+        matches!(record.status, ExecutionStatus::Succeeded { .. }),
+        "{:?}",
+        record.status
+    );
+    for ticket in ["t-1", "t-2"] {
+        assert_eq!(
+            ticket_record(&stack, ticket).await.ticket.status,
+            TicketStatus::Completed
+        );
+    }
+    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Active);
+
+    // AND a later sweep finds nothing in flight
+    assert_eq!(sweep(&stack, "after").await["restarted"], json!([]));
+    assert_eq!(stack.workflows.executions().len(), 1);
 }

@@ -4,6 +4,8 @@
 //! - [`acceptance`]: players accept or reject a match that requires it.
 //! - [`admission`]: a queued ticket enters its pool, or fails with a reason.
 //! - [`round`]: one matchmaking round of a pool, under its lease.
+//! - [`placement`]: the tasks of the `session-placement` workflow.
+//! - [`sweeper`]: the safety net: timed-out tickets, stuck sessions, lost placements.
 //! - [`tickets`]: a player reads or cancels a ticket.
 
 pub mod acceptance;
@@ -12,6 +14,7 @@ pub mod messages;
 pub mod placement;
 pub mod reports;
 pub mod round;
+pub mod sweeper;
 pub mod tickets;
 
 use crate::identity::jwt::{Audience, DevTokens};
@@ -40,6 +43,13 @@ impl Queues {
 
     pub fn names(&self) -> Vec<&str> {
         self.0.keys().map(String::as_str).collect()
+    }
+
+    /// Each queue's ticket timeout.
+    pub fn timeouts(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.0
+            .values()
+            .map(|r| Duration::from_secs(u64::from(r.queue.timeout_seconds)))
     }
 }
 

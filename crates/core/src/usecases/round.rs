@@ -40,6 +40,15 @@ pub fn placement_input(matched: &Match, rule_set: &crate::RuleSet) -> serde_json
     })
 }
 
+/// Why a ticket that waited `waited` in `rule_set`'s queue timed out.
+pub fn timeout_reason(rule_set: &crate::RuleSet, waited: Duration) -> String {
+    format!(
+        "no match found within {} s (waited {} s)",
+        rule_set.queue.timeout_seconds,
+        waited.as_secs()
+    )
+}
+
 /// What a round did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RoundReport {
@@ -162,11 +171,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         }
         for id in outcome.timed_out {
             if let Some(current) = waiting.get(&id) {
-                let waited = now.since(current.value.ticket.created_at).as_secs();
-                let reason = format!(
-                    "no match found within {} s (waited {waited} s)",
-                    rule_set.queue.timeout_seconds
-                );
+                let reason = timeout_reason(rule_set, now.since(current.value.ticket.created_at));
                 if super::tickets::finish(
                     self.store,
                     self.events,

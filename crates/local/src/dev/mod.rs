@@ -11,6 +11,7 @@
 //! - The matcher loop receives SQS-shaped batches (1 s window, up to 1,000) and hands them to the
 //!   `matcher` handler, deleting what it acknowledged; the rest comes back after its visibility
 //!   timeout, as on SQS.
+//! - The sweeper loop runs the `sweeper` handler every minute, as EventBridge Scheduler does.
 //!
 //! [`serve`] takes its listener and a shutdown future, so tests bind `127.0.0.1:0` and stop it.
 
@@ -18,8 +19,10 @@ mod matcher_loop;
 mod push;
 mod reports;
 mod routes;
+mod sweeper_loop;
 
 pub use matcher_loop::run_matcher;
+pub use sweeper_loop::{run_sweeper, SWEEP_EVERY};
 
 use crate::EventBus;
 use queuematch_core::identity::jwt::DevTokens;

@@ -1,0 +1,246 @@
+//! The sweeper: the safety net behind the rounds and the workflows (DESIGN.md "Flow on AWS", 7).
+//!
+//! Every pass (EventBridge Scheduler every minute on AWS; a loop on the dev server's clock locally)
+//! reads the operator listings of GSI1, oldest first, and finishes what nothing else will:
+//!
+//! 1. **Tickets past their queue's timeout** become TIMED_OUT, their players freed. Rounds do this
+//!    for the pools they run; the sweeper catches pools no round visits any more.
+//! 2. **Sessions stuck in PLACING** past [`STUCK_PLACING`] are failed as the workflow's Catch would
+//!    fail them: the server released, the tickets requeued, the session FAILED with its cause. An
+//!    Express execution lives at most five minutes, so such a session has no workflow left.
+//! 3. **Matches whose placement never started** (the matcher crashed between the commit and
+//!    StartExecution, or a start was lost) get their `session-placement` execution started again,
+//!    under the same name and input, so a start that did happen is the same execution; every task
+//!    is idempotent on the match and session ids. A match whose compensation stopped half-way (the
+//!    session FAILED, some tickets still PLACING) is compensated again; one whose activation stopped
+//!    half-way (the session ACTIVE, some tickets still PLACING) is activated again.
+//!
+//! Every write is conditional on what was read, so a sweep racing a round or a workflow changes
+//! only what is still stuck, and a repeated sweep changes nothing more.
+
+use super::placement::{session_id_for, Placements, Step};
+use super::round::{placement_input, timeout_reason, PLACEMENT_WORKFLOW};
+use super::{tickets, Queues, Settings};
+use crate::ids::{MatchId, SessionId, TicketId};
+use crate::ports::store::items::{self, MatchRecord, SessionRecord, TicketRecord, Versioned};
+use crate::ports::store::{Index, Query, Stored, MAX_PAGE_ITEMS};
+use crate::ports::{Clock, Events, Fleet, PortError, Store, TicketQueue, Workflows};
+use crate::status::{SessionStatus, TicketStatus};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// A session still PLACING after this long has no workflow left (Express runs at most 5 minutes).
+pub const STUCK_PLACING: Duration = Duration::from_secs(300);
+/// How long a committed match may wait for its workflow to create its session, on top of the
+/// acceptance window when its rule set requires acceptance, before its placement is started again.
+pub const START_GRACE: Duration = Duration::from_secs(60);
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Tickets moved to TIMED_OUT.
+    pub timed_out: Vec<TicketId>,
+    /// Sessions failed for being stuck in PLACING.
+    pub failed_sessions: Vec<SessionId>,
+    /// Matches whose placement was started again.
+    pub restarted: Vec<MatchId>,
+    /// Matches whose interrupted compensation or activation was run again.
+    pub resumed: Vec<MatchId>,
+}
+
+/// Runs sweeps.
+#[derive(Debug)]
+pub struct Sweeper<'a, S, Q, W, F, E, C> {
+    pub store: &'a S,
+    pub queue: &'a Q,
+    pub workflows: &'a W,
+    pub fleet: &'a F,
+    pub events: &'a E,
+    pub clock: &'a C,
+    pub queues: &'a Queues,
+    pub settings: &'a Settings,
+}
+
+impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Sweeper<'_, S, Q, W, F, E, C> {
+    /// One pass. `run` names it in the timelines it writes (the scheduler's event id on AWS).
+    pub async fn sweep(&self, run: &str) -> Result<SweepReport, PortError> {
+        let step = Step {
+            execution_id: format!("sweeper:{run}"),
+            state: "Sweep".to_owned(),
+        };
+        let mut report = SweepReport::default();
+        self.time_out_tickets(&mut report).await?;
+        self.fail_stuck_sessions(&step, &mut report).await?;
+        self.restart_lost_placements(&step, &mut report).await?;
+        Ok(report)
+    }
+
+    fn placements(&self) -> Placements<'_, S, Q, F, E, C> {
+        Placements {
+            store: self.store,
+            queue: self.queue,
+            fleet: self.fleet,
+            events: self.events,
+            clock: self.clock,
+            queues: self.queues,
+            settings: self.settings,
+        }
+    }
+
+    /// Every item of a GSI1 listing, oldest first, until `keep_going` says the rest are too young.
+    async fn listing(
+        &self,
+        partition: String,
+        mut keep_going: impl FnMut(&Stored) -> Result<bool, PortError>,
+    ) -> Result<Vec<Stored>, PortError> {
+        let mut items = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .query(Query::new(Index::Gsi1, partition.clone(), MAX_PAGE_ITEMS).after(after))
+                .await?;
+            for stored in page.items {
+                if !keep_going(&stored)? {
+                    return Ok(items);
+                }
+                items.push(stored);
+            }
+            match page.next {
+                Some(cursor) => after = Some(cursor),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    async fn time_out_tickets(&self, report: &mut SweepReport) -> Result<(), PortError> {
+        let now = self.clock.now();
+        let Some(shortest) = self.queues.timeouts().min() else {
+            return Ok(());
+        };
+        // Oldest first: once a ticket is younger than the shortest timeout, so are all after it.
+        let searching = self
+            .listing(format!("TICKETS#{}", TicketStatus::Searching), |stored| {
+                let record: Versioned<TicketRecord> = items::read(stored)?;
+                Ok(now.since(record.value.ticket.created_at) >= shortest)
+            })
+            .await?;
+        for stored in searching {
+            // The index may lag: `finish` is conditional on the version read, and a stale item
+            // (moved since) fails it harmlessly.
+            let current: Versioned<TicketRecord> = items::read(&stored)?;
+            let ticket = &current.value.ticket;
+            let Some(rule_set) = self.queues.get(&ticket.queue) else {
+                continue;
+            };
+            let waited = now.since(ticket.created_at);
+            if ticket.status != TicketStatus::Searching
+                || waited < Duration::from_secs(u64::from(rule_set.queue.timeout_seconds))
+            {
+                continue;
+            }
+            let reason = timeout_reason(rule_set, waited);
+            if tickets::finish(
+                self.store,
+                self.events,
+                &current,
+                TicketStatus::TimedOut,
+                reason,
+                self.settings,
+            )
+            .await?
+            {
+                report.timed_out.push(ticket.id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_stuck_sessions(&self, step: &Step, report: &mut SweepReport) -> Result<(), PortError> {
+        let now = self.clock.now();
+        let stuck = self
+            .listing(format!("SESSIONS#{}", SessionStatus::Placing), |stored| {
+                let record: Versioned<SessionRecord> = items::read(stored)?;
+                Ok(now.since(record.value.created_at) >= STUCK_PLACING)
+            })
+            .await?;
+        for stored in stuck {
+            // The index may lag behind a session that became ACTIVE a moment ago: read it again,
+            // and give up only on one that is still PLACING.
+            let listed: Versioned<SessionRecord> = items::read(&stored)?;
+            let Some(fresh) = self.store.get(&items::session_key(&listed.value.session_id)).await? else {
+                continue;
+            };
+            let session = items::read::<SessionRecord>(&fresh)?.value;
+            if session.status != SessionStatus::Placing {
+                continue;
+            }
+            let cause = format!(
+                "Sweeper: the session was still PLACING after {} s; its placement was given up",
+                now.since(session.created_at).as_secs()
+            );
+            let failed = self.placements().fail(&session.match_id, &cause, step).await?;
+            if failed.status == Some(SessionStatus::Failed) {
+                report.failed_sessions.push(session.session_id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn restart_lost_placements(&self, step: &Step, report: &mut SweepReport) -> Result<(), PortError> {
+        let now = self.clock.now();
+        let mut in_flight: BTreeSet<MatchId> = BTreeSet::new();
+        for status in [TicketStatus::RequiresAcceptance, TicketStatus::Placing] {
+            for stored in self.listing(format!("TICKETS#{status}"), |_| Ok(true)).await? {
+                let record: Versioned<TicketRecord> = items::read(&stored)?;
+                in_flight.extend(record.value.match_id);
+            }
+        }
+        let placements = self.placements();
+        for match_id in in_flight {
+            let Some(stored) = self.store.get(&items::match_key(&match_id)).await? else {
+                continue;
+            };
+            let matched = items::read::<MatchRecord>(&stored)?.value.matched;
+            let Some(rule_set) = self.queues.get(&matched.queue) else {
+                continue;
+            };
+            let session = self.store.get(&items::session_key(&session_id_for(&match_id))).await?;
+            let session = match session {
+                Some(stored) => Some(items::read::<SessionRecord>(&stored)?.value),
+                None => None,
+            };
+            match session.map(|s| s.status) {
+                None => {
+                    let mut grace = START_GRACE;
+                    if rule_set.queue.acceptance.required {
+                        grace += Duration::from_secs(u64::from(rule_set.queue.acceptance.timeout_seconds));
+                    }
+                    if now.since(matched.created_at) < grace {
+                        continue;
+                    }
+                    self.workflows
+                        .start(
+                            PLACEMENT_WORKFLOW,
+                            match_id.as_str(),
+                            placement_input(&matched, rule_set),
+                        )
+                        .await?;
+                    report.restarted.push(match_id);
+                }
+                Some(SessionStatus::Failed) => {
+                    let cause = "Sweeper: the placement's compensation was interrupted; finished it";
+                    placements.fail(&match_id, cause, step).await?;
+                    report.resumed.push(match_id);
+                }
+                Some(SessionStatus::Active) => {
+                    placements.activate(&session_id_for(&match_id), step).await?;
+                    report.resumed.push(match_id);
+                }
+                // PLACING: its workflow may still run; past STUCK_PLACING the pass above failed it.
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
