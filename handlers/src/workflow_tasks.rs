@@ -7,7 +7,7 @@
 //! ```json
 //! {"task": "pollAcceptance", "matchId": "m-1", "execution": {"id": "arn:…:execution:…", "state": "PollAcceptance"}}
 //! {"task": "createSession", "matchId": "m-1", "execution": {"id": "arn:…:execution:…", "state": "CreateSession"}}
-//! {"task": "place" | "poll" | "activate", "matchId": "m-1", "sessionId": "s-m-1", "execution": {…}}
+//! {"task": "place" | "poll" | "activate", "matchId": "m-1", "sessionId": "s-m-1", "attempt": 0, "execution": {…}}
 //! {"task": "fail", "matchId": "m-1", "error": {"Error": "PlacementUnavailable", "Cause": "…"}, "execution": {…}}
 //! ```
 //!
@@ -15,7 +15,9 @@
 //! "ready"}` (plus `completed` or `requeued` ticket ids for `activate` and `fail`). A failure is a
 //! [`TaskFailure`] whose `errorType` is one of DESIGN.md's stable names, so that the workflow's
 //! Retry and Catch match on it: `Transient`, `Throttled` and `PlacementUnavailable` are retried with
-//! backoff, the rest go to the Catch.
+//! backoff, the rest go to the Catch. `attempt` is `$$.State.RetryCount`: a failed attempt of
+//! `place`, `poll` or `activate` is written on the session's timeline before the error goes back,
+//! so the retries and their backoff are visible there.
 //!
 //! The session's secret is drawn here, from the operating system's generator: the core has no
 //! entropy of its own, and the secret goes straight to the store.
@@ -46,16 +48,25 @@ pub enum TaskRequest {
     Place {
         match_id: MatchId,
         session_id: SessionId,
+        /// `$$.State.RetryCount`: 0 on the first attempt.
+        #[serde(default)]
+        attempt: u32,
         execution: Step,
     },
     Poll {
         match_id: MatchId,
         session_id: SessionId,
+        /// `$$.State.RetryCount`: 0 on the first attempt.
+        #[serde(default)]
+        attempt: u32,
         execution: Step,
     },
     Activate {
         match_id: MatchId,
         session_id: SessionId,
+        /// `$$.State.RetryCount`: 0 on the first attempt.
+        #[serde(default)]
+        attempt: u32,
         execution: Step,
     },
     /// The Catch: `error` is what Step Functions caught (`{"Error", "Cause"}`).
@@ -162,19 +173,35 @@ where
         TaskRequest::Place {
             match_id,
             session_id,
+            attempt,
             execution,
-        } => progress(&match_id, placements.place(&session_id, &execution).await?),
+        } => {
+            let placed = placements.place(&session_id, &execution).await;
+            progress(
+                &match_id,
+                on_timeline(&placements, &session_id, &execution, attempt, placed).await?,
+            )
+        }
         TaskRequest::Poll {
             match_id,
             session_id,
+            attempt,
             execution,
-        } => progress(&match_id, placements.poll(&session_id, &execution).await?),
+        } => {
+            let polled = placements.poll(&session_id, &execution).await;
+            progress(
+                &match_id,
+                on_timeline(&placements, &session_id, &execution, attempt, polled).await?,
+            )
+        }
         TaskRequest::Activate {
             match_id,
             session_id,
+            attempt,
             execution,
         } => {
-            let activated = placements.activate(&session_id, &execution).await?;
+            let activated = placements.activate(&session_id, &execution).await;
+            let activated = on_timeline(&placements, &session_id, &execution, attempt, activated).await?;
             json!({"matchId": match_id, "sessionId": activated.session_id, "status": activated.status, "completed": activated.completed})
         }
         TaskRequest::Fail {
@@ -194,6 +221,29 @@ where
         }
     };
     Ok(output)
+}
+
+/// Passes a task's result on; a failure is first recorded on the session's timeline as a failed
+/// attempt, so that an operator sees each retry, with its time and error, where Express keeps no
+/// history. Recording is best effort: the task's own error is what the workflow must see.
+async fn on_timeline<T, S, Q, F, E, C>(
+    placements: &Placements<'_, S, Q, F, E, C>,
+    session_id: &SessionId,
+    step: &Step,
+    attempt: u32,
+    result: Result<T, PortError>,
+) -> Result<T, PortError>
+where
+    S: Store,
+    Q: TicketQueue,
+    F: Fleet,
+    E: Events,
+    C: Clock,
+{
+    if let Err(error) = &result {
+        let _ = placements.record_failed_attempt(session_id, step, attempt, error).await;
+    }
+    result
 }
 
 /// What `pollAcceptance` answers: `{"matchId", "acceptance"}`, and for a match that will not be

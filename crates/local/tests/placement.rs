@@ -429,7 +429,7 @@ async fn an_unavailable_fleet_is_retried_with_backoff_then_the_tickets_go_back_t
     let last = dispatched.last().map(|(task, ..)| task.as_str());
     assert_eq!(last, Some("fail"), "the Catch ran ReleaseAndRequeue");
 
-    // AND the session is FAILED with its cause, the step recorded on its timeline
+    // AND the session is FAILED with its cause; its timeline shows every attempt, then the Catch
     let session = session(&stack, &match_id).await;
     assert_eq!(session.status, SessionStatus::Failed);
     assert_eq!(
@@ -437,12 +437,30 @@ async fn an_unavailable_fleet_is_retried_with_backoff_then_the_tickets_go_back_t
         Some("PlacementUnavailable: placement unavailable: fleet is full")
     );
     let entries = timeline(&stack, &session.session_id).await;
-    let steps: Vec<(&str, SessionStatus)> = entries.iter().map(|e| (e.state.as_str(), e.status)).collect();
+    let steps: Vec<(&str, SessionStatus, &str)> = entries
+        .iter()
+        .map(|e| (e.state.as_str(), e.status, e.detail.as_deref().unwrap_or_default()))
+        .collect();
+    let attempt = |n: u32| format!("attempt {n} failed: PlacementUnavailable: placement unavailable: fleet is full");
+    let (a1, a2, a3, a4, a5) = (attempt(1), attempt(2), attempt(3), attempt(4), attempt(5));
     assert_eq!(
         steps,
         [
-            ("CreateSession", SessionStatus::Placing),
-            ("ReleaseAndRequeue", SessionStatus::Failed)
+            (
+                "CreateSession",
+                SessionStatus::Placing,
+                format!("created for match {match_id}").as_str()
+            ),
+            ("Place", SessionStatus::Placing, a1.as_str()),
+            ("Place", SessionStatus::Placing, a2.as_str()),
+            ("Place", SessionStatus::Placing, a3.as_str()),
+            ("Place", SessionStatus::Placing, a4.as_str()),
+            ("Place", SessionStatus::Placing, a5.as_str()),
+            (
+                "ReleaseAndRequeue",
+                SessionStatus::Failed,
+                "PlacementUnavailable: placement unavailable: fleet is full"
+            ),
         ]
     );
 
@@ -975,4 +993,178 @@ async fn a_match_whose_placement_never_started_is_started_again_under_the_same_n
     // AND a later sweep finds nothing in flight
     assert_eq!(sweep(&stack, "after").await["restarted"], json!([]));
     assert_eq!(stack.workflows.executions().len(), 1);
+}
+
+// ---- compensation ------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_placement_that_times_out_releases_its_server_and_requeues_after_backed_off_retries() {
+    // GIVEN a fleet that claims a server at once but never gets it ready, on a domain clock that
+    // follows the engine's virtual time (so the 60 s placement timeout passes as the workflow waits)
+    let clock = TokioClock::new(Timestamp(1_800_000_000_000));
+    let stack = stack_with(TestFleet::new(Some(u32::MAX)), clock, rule_set("ranked-1v1"));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    let created = ticket_record(&stack, "t-1").await.ticket.created_at;
+    let record = finished(&stack, &execution).await;
+
+    // THEN the execution failed on the poll past the placement timeout, and the Catch ran
+    let ExecutionStatus::Failed { error, .. } = &record.status else {
+        panic!("{:#?}", record.status)
+    };
+    assert_eq!(error, "PlacementUnavailable");
+    let tasks: Vec<String> = dispatched(&record.history).into_iter().map(|(task, ..)| task).collect();
+    assert_eq!(tasks.first().map(String::as_str), Some("createSession"));
+    assert_eq!(tasks.last().map(String::as_str), Some("fail"));
+
+    // AND the server it claimed is released, exactly once
+    let calls = stack.fleet.calls();
+    assert_eq!(calls.places, 1);
+    assert_eq!(
+        calls.released,
+        [PlacementId(format!("pl-{}", session_id_for(&match_id)))]
+    );
+
+    // AND the session is FAILED with the cause, after about a minute of polls on its timeline
+    let session = session(&stack, &match_id).await;
+    assert_eq!(session.status, SessionStatus::Failed);
+    let reason = session.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("PlacementUnavailable: placement unavailable: no server was ready for session"),
+        "{reason}"
+    );
+    let entries = timeline(&stack, &session.session_id).await;
+    let states: Vec<&str> = entries.iter().map(|e| e.state.as_str()).collect();
+    assert_eq!(
+        states,
+        ["CreateSession", "Place", "Poll", "ReleaseAndRequeue"],
+        "{entries:#?}"
+    );
+    let poll = &entries[2];
+    assert!(poll
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.starts_with("attempt 1 failed: PlacementUnavailable")));
+    let placing_for = entries[3].at.since(entries[0].at);
+    assert!(
+        (60..=64).contains(&placing_for.as_secs()),
+        "failed {placing_for:?} after it was created"
+    );
+
+    // AND both tickets are back in the pool, as old as they were, guarded by themselves
+    for (ticket, player) in [("t-1", "p-1"), ("t-2", "p-2")] {
+        let t = ticket_record(&stack, ticket).await;
+        assert_eq!(
+            (t.ticket.status, t.match_id),
+            (TicketStatus::Searching, None),
+            "{ticket}"
+        );
+        assert_eq!(guard(&stack, player).await, Some(GuardHolder::Ticket(ticket.into())));
+    }
+    assert_eq!(ticket_record(&stack, "t-1").await.ticket.created_at, created);
+}
+
+/// A fleet that is full for its first `full_for` placements, then places at once.
+#[derive(Debug)]
+struct RecoveringFleet {
+    full_for: u32,
+    calls: Mutex<u32>,
+}
+
+#[async_trait::async_trait]
+impl Fleet for RecoveringFleet {
+    async fn place(&self, session: &SessionId, _: &Match, _: &SessionSecret) -> Result<Placement, PortError> {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| panic!("{e}"));
+        *calls += 1;
+        if *calls <= self.full_for {
+            return Err(PortError::PlacementUnavailable(format!("fleet is full (call {calls})")));
+        }
+        Ok(Placement::Ready {
+            placement: PlacementId(format!("pl-{session}")),
+            endpoint: TestFleet::endpoint(),
+        })
+    }
+
+    async fn poll(&self, placement: &PlacementId) -> Result<Placement, PortError> {
+        Ok(Placement::Ready {
+            placement: placement.clone(),
+            endpoint: TestFleet::endpoint(),
+        })
+    }
+
+    async fn release(&self, _: &PlacementId) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_that_recovers_within_the_retries_places_the_match_with_each_retry_on_the_timeline() {
+    // GIVEN a fleet full for two placements, on a domain clock following the engine's time
+    let clock = Arc::new(TokioClock::new(Timestamp(1_800_000_000_000)));
+    let config = WorkflowsConfig {
+        clock: Clock::virtual_from_now(),
+        seed: Some(11),
+    };
+    let workflows = Arc::new(LocalWorkflows::load(&repo().join("workflows"), config).unwrap_or_else(|e| panic!("{e}")));
+    let service = Arc::new(Service {
+        store: MemoryStore::new(clock.clone()),
+        queue: MemoryQueue::new(clock.clone(), QueueConfig::default()),
+        workflows: workflows.clone(),
+        events: EventBus::new(256),
+        clock,
+        party_tokens: DevTokens::new(b"placement test secret"),
+        queues: Arc::new(Queues::new([rule_set("ranked-1v1")])),
+        settings: Arc::new(Settings::default()),
+    });
+    let fleet = Arc::new(RecoveringFleet {
+        full_for: 2,
+        calls: Mutex::new(0),
+    });
+    workflows
+        .connect(Arc::new(ServiceTasks::new(&service, fleet.clone())))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stack = Stack {
+        service,
+        workflows,
+        fleet: TestFleet::new(None),
+    };
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    let record = finished(&stack, &execution).await;
+
+    // THEN the third attempt placed it
+    assert!(
+        matches!(record.status, ExecutionStatus::Succeeded { .. }),
+        "{:?}",
+        record.status
+    );
+    assert_eq!(*fleet.calls.lock().unwrap_or_else(|e| panic!("{e}")), 3);
+
+    // AND the timeline shows the two failed attempts, each waited for with backoff and full jitter:
+    // at most 2 s before the first retry, 4 s before the second (IntervalSeconds 2, BackoffRate 2)
+    let entries = timeline(&stack, &session_id_for(&match_id)).await;
+    let steps: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.state.as_str(), e.detail.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        steps[1],
+        (
+            "Place",
+            "attempt 1 failed: PlacementUnavailable: placement unavailable: fleet is full (call 1)"
+        )
+    );
+    assert_eq!(
+        steps[2],
+        (
+            "Place",
+            "attempt 2 failed: PlacementUnavailable: placement unavailable: fleet is full (call 2)"
+        )
+    );
+    assert!(steps[3].1.starts_with("placement pl-"), "{steps:?}");
+    assert_eq!(steps.last().map(|s| s.0), Some("Activate"));
+    let first_wait = entries[2].at.since(entries[1].at);
+    let second_wait = entries[3].at.since(entries[2].at);
+    assert!(first_wait <= Duration::from_secs(2), "{first_wait:?}");
+    assert!(second_wait <= Duration::from_secs(4), "{second_wait:?}");
+    assert!(entries.windows(2).all(|w| w[0].at <= w[1].at), "{entries:#?}");
+    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Active);
 }

@@ -352,6 +352,38 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
         })
     }
 
+    /// Appends "attempt N failed" to a session still PLACING, for a task that is about to fail
+    /// with `error`: the workflow's Retry may run it again after a backoff, or its Catch fail the
+    /// session. A session that ended, failed or does not exist is left as it is.
+    pub async fn record_failed_attempt(
+        &self,
+        session_id: &SessionId,
+        step: &Step,
+        attempt: u32,
+        error: &PortError,
+    ) -> Result<(), PortError> {
+        for _ in 0..ATTEMPTS {
+            let Some(current) = self.find_session(session_id).await? else {
+                return Ok(());
+            };
+            if current.value.status != SessionStatus::Placing {
+                return Ok(());
+            }
+            let detail = format!(
+                "attempt {} failed: {}: {error}",
+                attempt.saturating_add(1),
+                error.error_type()
+            );
+            if self
+                .write_session(&current, current.value.clone(), step, detail)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(kept_changing(session_id))
+    }
+
     // ---- steps --------------------------------------------------------------------------------
 
     async fn make_active(&self, session_id: &SessionId, step: &Step) -> Result<SessionRecord, PortError> {
