@@ -29,7 +29,7 @@ use crate::ids::{MatchId, SessionId, TicketId};
 use crate::matcher::Match;
 use crate::ports::fleet::Placement;
 use crate::ports::store::items::{
-    self, GuardHolder, MatchRecord, PoolRef, SessionRecord, TicketRecord, TimelineEntry, Versioned,
+    self, GuardHolder, MatchRecord, MatchStatus, PoolRef, SessionRecord, TicketRecord, TimelineEntry, Versioned,
 };
 use crate::ports::store::{Condition, Write, MAX_TRANSACTION_OPERATIONS};
 use crate::ports::{Clock, Events, Fleet, PortError, Store, TicketQueue};
@@ -317,8 +317,11 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
             self.fleet.release(placement).await?;
         }
 
-        let matched = self.read_match(match_id).await?;
-        let window_closed = self.clock.now() >= acceptance_deadline(&matched, self.rule_set_of(&matched)?);
+        let record = self.read_match_record(match_id).await?;
+        let matched = record.matched;
+        // The players of a match whose commit never finished were never asked: none is cancelled.
+        let window_closed = record.status == MatchStatus::Committed
+            && self.clock.now() >= acceptance_deadline(&matched, self.rule_set_of(&matched)?);
         let mut requeued = Vec::new();
         let mut cancelled = Vec::new();
         let mut pools: BTreeMap<(String, String), PoolRef> = BTreeMap::new();
@@ -613,13 +616,17 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
     }
 
     pub(super) async fn read_match(&self, id: &MatchId) -> Result<Match, PortError> {
+        Ok(self.read_match_record(id).await?.matched)
+    }
+
+    async fn read_match_record(&self, id: &MatchId) -> Result<MatchRecord, PortError> {
         let stored = self
             .store
             .get(&items::match_key(id))
             .await?
             .ok_or_else(|| PortError::NotFound(format!("no match {id}")))?;
         let record: Versioned<MatchRecord> = items::read(&stored)?;
-        Ok(record.value.matched)
+        Ok(record.value)
     }
 
     pub(super) async fn read_ticket(&self, id: &TicketId) -> Result<Versioned<TicketRecord>, PortError> {

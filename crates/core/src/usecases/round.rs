@@ -6,7 +6,9 @@
 //! 3. Run the matcher.
 //! 4. Commit each match: its tickets SEARCHING → PLACING (or REQUIRES_ACCEPTANCE), conditional on
 //!    the versions read, with the match item, in one transaction. A ticket that moved meanwhile (a
-//!    cancel) makes the commit fail whole, and its partners stay in the pool for the next round.
+//!    cancel) makes the commit fail whole, and its partners stay in the pool for the next round. A
+//!    match over 99 tickets is committed in chunks behind a PENDING match item, its saga record;
+//!    a conflict reverts the chunks already written.
 //! 5. Start one `session-placement` execution per committed match, named after the match.
 //! 6. Time tickets out, releasing their players.
 //! 7. Schedule the next tick for the pool's next expansion step or timeout.
@@ -18,7 +20,9 @@ use crate::ids::TicketId;
 use crate::matcher::{self, Match};
 use crate::ports::queue::MAX_DELAY;
 use crate::ports::store::items::{self, PoolRef, TicketRecord, Versioned};
-use crate::ports::store::{Condition, IdempotencyToken, Index, Item, Key, Query, Write, MAX_PAGE_ITEMS};
+use crate::ports::store::{
+    Condition, IdempotencyToken, Index, Item, Key, Query, Write, MAX_PAGE_ITEMS, MAX_TRANSACTION_OPERATIONS,
+};
 use crate::ports::{Clock, Events, PortError, Store, TicketQueue, Workflows};
 use crate::status::TicketStatus;
 use crate::time::Timestamp;
@@ -237,6 +241,9 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         read: &[Versioned<TicketRecord>],
         to: TicketStatus,
     ) -> Result<bool, PortError> {
+        if read.len() + 1 > MAX_TRANSACTION_OPERATIONS {
+            return self.commit_in_chunks(matched, read, to).await;
+        }
         let writes = items::commit_match(matched, read, to, self.settings.pool_shards)?;
         // The match id makes a retried commit (after a timeout whose outcome is unknown) harmless.
         let token = IdempotencyToken::new(matched.id.as_str()).ok();
@@ -245,6 +252,84 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
             Err(PortError::ConditionFailed { .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Commits a match too large for one transaction as a saga: the PENDING match item first, then
+    /// the ticket moves in transactions of at most 100, then the match COMMITTED. A chunk that
+    /// meets a ticket that moved since it was read reverts the chunks already written, each ticket
+    /// back to SEARCHING as old as it was, and deletes the PENDING item: false, as for a small match
+    /// whose commit failed. Should this stop half-way (a crash), the PENDING item stays, and the
+    /// sweeper puts the tickets back.
+    async fn commit_in_chunks(
+        &self,
+        matched: &Match,
+        read: &[Versioned<TicketRecord>],
+        to: TicketStatus,
+    ) -> Result<bool, PortError> {
+        let shards = self.settings.pool_shards;
+        let moves = items::move_into_match(matched, read, to, shards)?;
+        let Write::Put { item, condition } = items::pending_match(matched)? else {
+            return Err(PortError::invalid("a match is created with a put"));
+        };
+        let pending_version = match self.store.put(item, condition).await {
+            Ok(version) => version,
+            // A replayed round: this match was committed (or is being) already.
+            Err(PortError::ConditionFailed { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut written: Vec<(&Versioned<TicketRecord>, &TicketRecord)> = Vec::new();
+        for (chunk, originals) in moves
+            .chunks(MAX_TRANSACTION_OPERATIONS)
+            .zip(read.chunks(MAX_TRANSACTION_OPERATIONS))
+        {
+            let writes: Vec<Write> = chunk.iter().map(|(write, _)| write.clone()).collect();
+            match self.store.transact_write(writes, None).await {
+                Ok(()) => written.extend(originals.iter().zip(chunk.iter().map(|(_, next)| next))),
+                Err(PortError::ConditionFailed { .. }) => {
+                    self.revert_chunks(matched, &written).await?;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.store
+            .transact_write(vec![items::settle_match(matched, pending_version)?], None)
+            .await?;
+        Ok(true)
+    }
+
+    /// Puts back every ticket a failed chunked commit moved, then deletes its PENDING match item.
+    async fn revert_chunks(
+        &self,
+        matched: &Match,
+        written: &[(&Versioned<TicketRecord>, &TicketRecord)],
+    ) -> Result<(), PortError> {
+        let shards = self.settings.pool_shards;
+        let mut reverts = Vec::with_capacity(written.len());
+        for (original, moved) in written {
+            // Every write bumps an item's version by one: the move wrote the version after the one read.
+            let version = original.version.saturating_add(1);
+            reverts.push(items::revert_move(moved, version, &original.value, shards)?);
+        }
+        for chunk in reverts.chunks(MAX_TRANSACTION_OPERATIONS) {
+            match self.store.transact_write(chunk.to_vec(), None).await {
+                Ok(()) => {}
+                // Nothing moves a PLACING or REQUIRES_ACCEPTANCE ticket of an uncommitted match but
+                // a cancel; one at a time, then, so the others still go back.
+                Err(PortError::ConditionFailed { .. }) => {
+                    for write in chunk {
+                        match self.store.transact_write(vec![write.clone()], None).await {
+                            Ok(()) | Err(PortError::ConditionFailed { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.store
+            .delete(&items::match_key(&matched.id), Condition::Exists)
+            .await
     }
 
     /// Makes sure a tick of `pool` is due by `at` (within SQS's 15-minute delay), unless one is due

@@ -11,7 +11,8 @@
 //! 3. **Matches whose placement never started** (the matcher crashed between the commit and
 //!    StartExecution, or a start was lost) get their `session-placement` execution started again,
 //!    under the same name and input, so a start that did happen is the same execution; every task
-//!    is idempotent on the match and session ids. A match whose compensation stopped half-way (the
+//!    is idempotent on the match and session ids. A match whose chunked commit stopped half-way (its
+//!    item still PENDING) has its tickets put back. A match whose compensation stopped half-way (the
 //!    session FAILED, some tickets still PLACING) is compensated again; one whose activation stopped
 //!    half-way (the session ACTIVE, some tickets still PLACING) is activated again.
 //!
@@ -22,7 +23,7 @@ use super::placement::{session_id_for, Placements, Step};
 use super::round::{placement_input, timeout_reason, PLACEMENT_WORKFLOW};
 use super::{tickets, Queues, Settings};
 use crate::ids::{MatchId, SessionId, TicketId};
-use crate::ports::store::items::{self, MatchRecord, SessionRecord, TicketRecord, Versioned};
+use crate::ports::store::items::{self, MatchRecord, MatchStatus, SessionRecord, TicketRecord, Versioned};
 use crate::ports::store::{Index, Query, Stored, MAX_PAGE_ITEMS};
 use crate::ports::{Clock, Events, Fleet, PortError, Store, TicketQueue, Workflows};
 use crate::status::{SessionStatus, TicketStatus};
@@ -201,10 +202,21 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
             let Some(stored) = self.store.get(&items::match_key(&match_id)).await? else {
                 continue;
             };
-            let matched = items::read::<MatchRecord>(&stored)?.value.matched;
+            let record = items::read::<MatchRecord>(&stored)?.value;
+            let matched = record.matched;
             let Some(rule_set) = self.queues.get(&matched.queue) else {
                 continue;
             };
+            if record.status == MatchStatus::Pending {
+                // A chunked commit that stopped half-way: no workflow was started for it, and none
+                // will be. Put its tickets back, once its round is surely over.
+                if now.since(matched.created_at) >= START_GRACE {
+                    let cause = "Sweeper: the match's chunked commit was interrupted; its tickets go back";
+                    placements.fail(&match_id, cause, step).await?;
+                    report.resumed.push(match_id);
+                }
+                continue;
+            }
             let session = self.store.get(&items::session_key(&session_id_for(&match_id))).await?;
             let session = match session {
                 Some(stored) => Some(items::read::<SessionRecord>(&stored)?.value),

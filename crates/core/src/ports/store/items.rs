@@ -275,7 +275,8 @@ pub fn match_key(id: &MatchId) -> Key {
 /// Commits a match in one transaction: each of its tickets, read SEARCHING at `tickets`' versions,
 /// becomes `to` (PLACING, or REQUIRES_ACCEPTANCE) and leaves the pool index, and the match item is
 /// created. Committing the same match twice fails on the match item or a ticket version, so a
-/// replayed round writes nothing.
+/// replayed round writes nothing. A match of more tickets than one transaction holds is committed
+/// in chunks instead: see [`pending_match`].
 pub fn commit_match(
     matched: &Match,
     tickets: &[Versioned<TicketRecord>],
@@ -288,6 +289,22 @@ pub fn commit_match(
             tickets.len()
         )));
     }
+    let mut writes: Vec<Write> = move_into_match(matched, tickets, to, shards)?
+        .into_iter()
+        .map(|(write, _)| write)
+        .collect();
+    writes.push(match_write(matched, MatchStatus::Committed, Condition::Absent)?);
+    Ok(writes)
+}
+
+/// Each ticket of `matched`, read SEARCHING at `tickets`' versions, moved to `to` and out of the
+/// pool index: its conditional write, and the record it writes.
+pub fn move_into_match(
+    matched: &Match,
+    tickets: &[Versioned<TicketRecord>],
+    to: TicketStatus,
+    shards: u32,
+) -> Result<Vec<(Write, TicketRecord)>, PortError> {
     let wanted: std::collections::BTreeSet<&TicketId> = matched.ticket_ids().collect();
     let given: std::collections::BTreeSet<&TicketId> = tickets.iter().map(|t| &t.value.ticket.id).collect();
     if wanted != given || wanted.len() != tickets.len() {
@@ -296,7 +313,7 @@ pub fn commit_match(
             matched.id
         )));
     }
-    let mut writes = Vec::with_capacity(tickets.len() + 1);
+    let mut moves = Vec::with_capacity(tickets.len());
     for current in tickets {
         let mut next = current.value.clone();
         next.ticket
@@ -304,18 +321,47 @@ pub fn commit_match(
             .map_err(|e| PortError::invalid(format!("{}: {e}", next.ticket.id)))?;
         next.match_id = Some(matched.id.clone());
         next.acceptances.clear();
-        writes.push(update_ticket(current, &next, shards)?);
+        moves.push((update_ticket(current, &next, shards)?, next));
     }
+    Ok(moves)
+}
+
+/// The saga record of a match too large for one transaction: the match item, PENDING, created
+/// before any of its tickets is moved. Its chunks of ticket moves follow, each one transaction;
+/// [`settle_match`] then makes it COMMITTED. A conflict in a chunk reverts the chunks already
+/// written ([`revert_move`]) and deletes the record; a commit that stopped half-way leaves the
+/// record PENDING, which tells the sweeper to put its tickets back.
+pub fn pending_match(matched: &Match) -> Result<Write, PortError> {
+    match_write(matched, MatchStatus::Pending, Condition::Absent)
+}
+
+/// Makes a PENDING match, still at `version`, COMMITTED: every chunk of it is written.
+pub fn settle_match(matched: &Match, version: u64) -> Result<Write, PortError> {
+    match_write(matched, MatchStatus::Committed, Condition::Version(version))
+}
+
+/// Undoes one ticket move of a chunked commit: `moved`, written at `version`, goes back to
+/// `original` (SEARCHING, in the pool index, as old as it was), unless it changed since.
+pub fn revert_move(
+    moved: &TicketRecord,
+    version: u64,
+    original: &TicketRecord,
+    shards: u32,
+) -> Result<Write, PortError> {
+    let current = Versioned {
+        value: moved.clone(),
+        version,
+    };
+    update_ticket(&current, original, shards)
+}
+
+fn match_write(matched: &Match, status: MatchStatus, condition: Condition) -> Result<Write, PortError> {
     let key = match_key(&matched.id);
     let record = MatchRecord {
         matched: matched.clone(),
-        status: MatchStatus::Committed,
+        status,
     };
-    writes.push(Write::put(
-        Item::new(key.clone(), body(&key, &record)?),
-        Condition::Absent,
-    ));
-    Ok(writes)
+    Ok(Write::put(Item::new(key.clone(), body(&key, &record)?), condition))
 }
 
 // ---- sessions ----------------------------------------------------------------------------------
