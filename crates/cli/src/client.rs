@@ -384,8 +384,13 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 let subject = event["ticketId"]
                     .as_str()
                     .or(event["sessionId"].as_str())
+                    .or(event["matchId"].as_str())
                     .unwrap_or("?");
-                let status = event["status"].as_str().unwrap_or_default();
+                // A session's status, or how an acceptance ended.
+                let status = event["status"]
+                    .as_str()
+                    .or(event["acceptance"].as_str())
+                    .unwrap_or_default();
                 println!("{} {subject} {status}", event["type"].as_str().unwrap_or("?"));
             }
             seen += 1;

@@ -1168,3 +1168,47 @@ async fn a_fleet_that_recovers_within_the_retries_places_the_match_with_each_ret
     assert!(entries.windows(2).all(|w| w[0].at <= w[1].at), "{entries:#?}");
     assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Active);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_player_who_cancels_during_acceptance_drops_the_match_and_the_other_is_requeued() {
+    let clock = TokioClock::new(Timestamp(1_800_000_000_000));
+    let stack = stack_with(TestFleet::new(Some(1)), clock, ranked_1v1_with_acceptance(20));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+
+    // WHEN p-1 accepts and p-2 cancels their ticket instead of answering
+    assert_eq!(
+        answer(&stack, "p-1", "t-1", r#"{"acceptanceType": "ACCEPT"}"#).await.0,
+        200
+    );
+    let cancelled = tickets::cancel(
+        &stack.service.store,
+        &stack.service.events,
+        &stack.service.settings,
+        &PlayerId::from("p-2"),
+        &TicketId::from("t-2"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cancelled.status, TicketStatus::Cancelled);
+    let record = finished(&stack, &execution).await;
+
+    // THEN the match is dropped as rejected, and p-1's ticket searches again
+    let ExecutionStatus::Failed { error, cause } = &record.status else {
+        panic!("{:#?}", record.status)
+    };
+    assert_eq!(error, "MatchRejected");
+    assert_eq!(
+        cause.as_deref(),
+        Some(format!("ticket t-2 left match {match_id}: it is CANCELLED").as_str())
+    );
+    assert_eq!(
+        ticket_record(&stack, "t-1").await.ticket.status,
+        TicketStatus::Searching
+    );
+    let t2 = ticket_record(&stack, "t-2").await;
+    assert_eq!(
+        (t2.ticket.status, t2.ticket.reason.as_deref()),
+        (TicketStatus::Cancelled, Some("cancelled by p-2"))
+    );
+    assert_eq!(stack.fleet.calls().places, 0);
+}
