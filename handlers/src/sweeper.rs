@@ -44,12 +44,14 @@ where
     Ok(summary(&report))
 }
 
-/// A sweep's report as the function's result: `{"timedOut", "failedSessions", "restarted", "resumed"}`.
+/// A sweep's report as the function's result: `{"timedOut", "failedSessions", "restarted", "resumed",
+/// "abandoned"}`.
 pub fn summary(report: &SweepReport) -> Value {
     json!({
         "timedOut": report.timed_out,
         "failedSessions": report.failed_sessions,
         "restarted": report.restarted,
         "resumed": report.resumed,
+        "abandoned": report.abandoned,
     })
 }

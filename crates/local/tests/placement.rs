@@ -12,6 +12,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use queuematch_asl::{Clock, HistoryEvent};
 use queuematch_core::event::AcceptanceOutcome;
 use queuematch_core::identity::jwt::DevTokens;
+use queuematch_core::identity::report;
 use queuematch_core::identity::{player_token, SessionSecret};
 use queuematch_core::ids::{MatchId, PlayerId, SessionId, TicketId};
 use queuematch_core::matcher::Match;
@@ -23,6 +24,7 @@ use queuematch_core::ports::{Clock as _, Fleet, PortError, Store, TicketQueue, W
 use queuematch_core::usecases::admission::Admitted;
 use queuematch_core::usecases::messages::Message;
 use queuematch_core::usecases::placement::session_id_for;
+use queuematch_core::usecases::reports::{Reports, SignedReport};
 use queuematch_core::usecases::round::Rounds;
 use queuematch_core::usecases::tickets;
 use queuematch_core::usecases::{Queues, Settings};
@@ -870,7 +872,7 @@ async fn the_sweeper_times_out_tickets_that_no_round_visits() {
     // AND a second sweep changes nothing
     assert_eq!(
         sweep(&stack, "sweep-3").await,
-        json!({"timedOut": [], "failedSessions": [], "restarted": [], "resumed": []})
+        json!({"timedOut": [], "failedSessions": [], "restarted": [], "resumed": [], "abandoned": []})
     );
 }
 
@@ -1211,4 +1213,70 @@ async fn a_player_who_cancels_during_acceptance_drops_the_match_and_the_other_is
         (TicketStatus::Cancelled, Some("cancelled by p-2"))
     );
     assert_eq!(stack.fleet.calls().places, 0);
+}
+
+/// A signed `heartbeat` from the session's server, as the game server sends it.
+async fn heartbeat(stack: &Stack<impl Timer>, session: &SessionRecord, nonce: &str) {
+    let now = stack.service.clock.now();
+    let body = br#"{"type":"heartbeat"}"#;
+    let signature = report::sign(&session.secret, now, nonce, body);
+    let reports = Reports {
+        store: &stack.service.store,
+        fleet: &stack.fleet,
+        events: &stack.service.events,
+        clock: &stack.service.clock,
+        settings: &stack.service.settings,
+    };
+    let signed = SignedReport {
+        timestamp: now,
+        nonce,
+        signature: &signature,
+        body,
+    };
+    reports
+        .record(&session.session_id, signed)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_active_session_whose_server_goes_silent_is_abandoned_by_the_sweeper() {
+    // GIVEN a placed session whose server heartbeats for a while, then goes silent
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    assert_eq!(active.status, SessionStatus::Active);
+    stack.service.clock.advance(Duration::from_secs(90));
+    heartbeat(&stack, &active, "beat-0001").await;
+
+    // WHEN the sweeper runs 59 s after the last heartbeat, the session is left alone
+    stack.service.clock.advance(Duration::from_secs(59));
+    assert_eq!(sweep(&stack, "quiet").await["abandoned"], json!([]));
+
+    // THEN once 60 s have passed without one, it is ABANDONED, the step on its timeline
+    stack.service.clock.advance(Duration::from_secs(1));
+    let summary = sweep(&stack, "silent").await;
+    assert_eq!(summary["abandoned"], json!([active.session_id]));
+    let abandoned = session(&stack, &match_id).await;
+    assert_eq!(abandoned.status, SessionStatus::Abandoned);
+    assert_eq!(
+        abandoned.reason.as_deref(),
+        Some("no heartbeat for 60 s: the server is given up")
+    );
+    let entries = timeline(&stack, &active.session_id).await;
+    let last = entries.last().unwrap_or_else(|| panic!("an empty timeline"));
+    assert_eq!(
+        (last.state.as_str(), last.execution_id.as_str(), last.status),
+        ("Sweep", "sweeper:silent", SessionStatus::Abandoned)
+    );
+
+    // AND its server is released, once, and its players may queue again
+    assert_eq!(stack.fleet.calls().released.len(), 1);
+    for player in ["p-1", "p-2"] {
+        assert_eq!(guard(&stack, player).await, None, "{player}");
+    }
+    sweep(&stack, "again").await;
+    assert_eq!(stack.fleet.calls().released.len(), 1);
+    assert_eq!(timeline(&stack, &active.session_id).await, entries);
 }

@@ -16,22 +16,33 @@
 //!    session FAILED, some tickets still PLACING) is compensated again; one whose activation stopped
 //!    half-way (the session ACTIVE, some tickets still PLACING) is activated again.
 //!
+//! 4. **ACTIVE sessions whose server went silent** for [`HEARTBEAT_TIMEOUT`] become ABANDONED: the
+//!    step on their timeline, their players' guards freed, their server released.
+//!
 //! Every write is conditional on what was read, so a sweep racing a round or a workflow changes
 //! only what is still stuck, and a repeated sweep changes nothing more.
 
 use super::placement::{session_id_for, Placements, Step};
+use super::reports::{reports_key, SessionReports};
 use super::round::{placement_input, timeout_reason, PLACEMENT_WORKFLOW};
 use super::{tickets, Queues, Settings};
+use crate::event::DomainEvent;
 use crate::ids::{MatchId, SessionId, TicketId};
-use crate::ports::store::items::{self, MatchRecord, MatchStatus, SessionRecord, TicketRecord, Versioned};
-use crate::ports::store::{Index, Query, Stored, MAX_PAGE_ITEMS};
+use crate::ports::store::items::{
+    self, GuardHolder, MatchRecord, MatchStatus, SessionRecord, TicketRecord, TimelineEntry, Versioned,
+};
+use crate::ports::store::{Condition, Index, Query, Stored, Write, MAX_PAGE_ITEMS};
 use crate::ports::{Clock, Events, Fleet, PortError, Store, TicketQueue, Workflows};
 use crate::status::{SessionStatus, TicketStatus};
+use crate::time::Timestamp;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// A session still PLACING after this long has no workflow left (Express runs at most 5 minutes).
 pub const STUCK_PLACING: Duration = Duration::from_secs(300);
+/// An ACTIVE session whose server has not reported (ready or heartbeat) for this long is ABANDONED.
+/// Servers heartbeat every few seconds (the example server every 5 s), so this is many missed beats.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a committed match may wait for its workflow to create its session, on top of the
 /// acceptance window when its rule set requires acceptance, before its placement is started again.
 pub const START_GRACE: Duration = Duration::from_secs(60);
@@ -47,6 +58,8 @@ pub struct SweepReport {
     pub restarted: Vec<MatchId>,
     /// Matches whose interrupted compensation or activation was run again.
     pub resumed: Vec<MatchId>,
+    /// Sessions ABANDONED for want of heartbeats.
+    pub abandoned: Vec<SessionId>,
 }
 
 /// Runs sweeps.
@@ -73,6 +86,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
         self.time_out_tickets(&mut report).await?;
         self.fail_stuck_sessions(&step, &mut report).await?;
         self.restart_lost_placements(&step, &mut report).await?;
+        self.abandon_silent_sessions(&step, &mut report).await?;
         Ok(report)
     }
 
@@ -254,5 +268,91 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
             }
         }
         Ok(())
+    }
+
+    async fn abandon_silent_sessions(&self, step: &Step, report: &mut SweepReport) -> Result<(), PortError> {
+        let now = self.clock.now();
+        // Every ACTIVE session: silence is in the reports item, not in the listing's sort key.
+        for stored in self
+            .listing(format!("SESSIONS#{}", SessionStatus::Active), |_| Ok(true))
+            .await?
+        {
+            let listed: Versioned<SessionRecord> = items::read(&stored)?;
+            let session_id = listed.value.session_id.clone();
+            let reports: SessionReports = match self.store.get(&reports_key(&session_id)).await? {
+                Some(stored) => items::read::<SessionReports>(&stored)?.value,
+                None => SessionReports::default(),
+            };
+            // A session is activated before its placement deadline, so that is the latest it can
+            // have started being silent without a report.
+            let last_sign = [reports.last_heartbeat_at, reports.ready_at]
+                .into_iter()
+                .flatten()
+                .fold(listed.value.placement_deadline, Timestamp::max);
+            let silent = now.since(last_sign);
+            if silent < HEARTBEAT_TIMEOUT {
+                continue;
+            }
+            let detail = format!("no heartbeat for {} s: the server is given up", silent.as_secs());
+            if self.abandon(&session_id, step, detail).await? {
+                report.abandoned.push(session_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// ACTIVE → ABANDONED with its timeline entry and its guards freed, in one transaction; then the
+    /// server released and the change published. False when the session moved meanwhile.
+    async fn abandon(&self, session_id: &SessionId, step: &Step, detail: String) -> Result<bool, PortError> {
+        let Some(stored) = self.store.get(&items::session_key(session_id)).await? else {
+            return Ok(false);
+        };
+        let current: Versioned<SessionRecord> = items::read(&stored)?;
+        if current.value.status != SessionStatus::Active {
+            return Ok(false);
+        }
+        let mut next = current.value.clone();
+        next.status = SessionStatus::Abandoned;
+        next.reason = Some(detail.clone());
+        next.timeline_len = current.value.timeline_len.saturating_add(1);
+        let entry = TimelineEntry {
+            at: self.clock.now(),
+            seq: current.value.timeline_len,
+            status: SessionStatus::Abandoned,
+            execution_id: step.execution_id.clone(),
+            state: step.state.clone(),
+            detail: Some(detail.clone()),
+        };
+        let mut writes = vec![
+            items::update_session(&current, &next)?,
+            items::timeline_write(session_id, &entry)?,
+        ];
+        let ours = GuardHolder::Session(session_id.clone());
+        for player in &next.player_ids {
+            let key = items::player_guard_key(player);
+            // Free only a guard this session holds: the player may be queued again already.
+            if let Some(guard) = self.store.get(&key).await? {
+                if items::read::<GuardHolder>(&guard)?.value == ours {
+                    writes.push(Write::delete(key, Condition::Version(guard.version)));
+                }
+            }
+        }
+        match self.store.transact_write(writes, None).await {
+            Ok(()) => {}
+            Err(PortError::ConditionFailed { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        if let Some(placement) = &next.placement {
+            self.fleet.release(placement).await?;
+        }
+        self.events
+            .publish(DomainEvent::SessionStatusChanged {
+                session_id: session_id.clone(),
+                player_ids: next.player_ids.clone(),
+                status: SessionStatus::Abandoned,
+                reason: Some(detail),
+            })
+            .await?;
+        Ok(true)
     }
 }
