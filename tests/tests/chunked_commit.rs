@@ -11,7 +11,7 @@ use queuematch_core::ports::fleet::{Placement, PlacementId};
 use queuematch_core::ports::store::items::{self, MatchRecord, MatchStatus, PoolRef, TicketRecord, Versioned};
 use queuematch_core::ports::store::{Condition, IdempotencyToken, Item, Key, Page, Query, Stored, Write};
 use queuematch_core::ports::workflows::ExecutionId;
-use queuematch_core::ports::{Fleet, PortError, Store, Workflows};
+use queuematch_core::ports::{Fleet, PortError, Store, TicketQueue, Workflows};
 use queuematch_core::status::TicketStatus;
 use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::admission::{Admission, Admitted};
@@ -283,6 +283,10 @@ async fn a_conflict_in_a_later_chunk_reverts_the_chunks_already_written() {
     assert!(report.matches.is_empty(), "{report:?}");
     assert_eq!(report.conflicts, 1);
     assert!(world.started().is_empty());
+    // AND the partners are looked at again within the batching window, on a tick
+    assert_eq!(report.next_tick, Some(START.plus(Duration::from_secs(1))));
+    let depth = world.queue.depth().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(depth.delayed, 1, "{depth:?}");
 
     // AND the cancelled ticket stays CANCELLED; every other is SEARCHING again, in the pool index,
     // as old as it was, with no match

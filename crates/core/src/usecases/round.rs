@@ -190,7 +190,14 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
                 }
             }
         }
-        if let Some(at) = outcome.next_change_at {
+        // The matcher counts matched tickets as settled; the partners of a match whose commit
+        // failed are not, and nothing else would bring them back before their next step.
+        let mut next = outcome.next_change_at;
+        if report.conflicts > 0 {
+            let soon = now.plus(self.settings.tick_window);
+            next = Some(next.map_or(soon, |at| at.min(soon)));
+        }
+        if let Some(at) = next {
             report.next_tick = self.schedule_tick(pool, at, now).await?;
         }
         Ok(report)
