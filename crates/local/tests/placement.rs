@@ -48,6 +48,8 @@ const WORKFLOW: &str = "session-placement";
 struct TestFleet {
     /// `None`: every placement is `PlacementUnavailable`.
     polls_to_ready: Option<u32>,
+    /// How many releases fail (as `Transient`) before one succeeds.
+    failing_releases: u32,
     calls: Mutex<FleetCalls>,
 }
 
@@ -56,14 +58,22 @@ struct FleetCalls {
     places: u32,
     polls: u32,
     released: Vec<PlacementId>,
+    /// Releases that failed.
+    release_failures: u32,
     /// The secrets handed over, by session: only the server should learn one.
     secrets: Vec<(SessionId, SessionSecret)>,
 }
 
 impl TestFleet {
     fn new(polls_to_ready: Option<u32>) -> Arc<Self> {
+        Self::releasing_after(polls_to_ready, 0)
+    }
+
+    /// A fleet whose first `failing_releases` releases fail.
+    fn releasing_after(polls_to_ready: Option<u32>, failing_releases: u32) -> Arc<Self> {
         Arc::new(Self {
             polls_to_ready,
+            failing_releases,
             calls: Mutex::default(),
         })
     }
@@ -115,6 +125,10 @@ impl Fleet for TestFleet {
 
     async fn release(&self, placement: &PlacementId) -> Result<(), PortError> {
         let mut calls = self.calls.lock().unwrap_or_else(|e| panic!("{e}"));
+        if calls.release_failures < self.failing_releases {
+            calls.release_failures += 1;
+            return Err(PortError::transient("the fleet's API is down"));
+        }
         calls.released.push(placement.clone());
         Ok(())
     }
@@ -1279,4 +1293,55 @@ async fn an_active_session_whose_server_goes_silent_is_abandoned_by_the_sweeper(
     sweep(&stack, "again").await;
     assert_eq!(stack.fleet.calls().released.len(), 1);
     assert_eq!(timeline(&stack, &active.session_id).await, entries);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compensation_that_could_not_finish_is_finished_by_the_sweeper() {
+    // GIVEN a server that never gets ready and a fleet whose API fails every release the workflow
+    // tries (one attempt and six retries)
+    let clock = TokioClock::new(Timestamp(1_800_000_000_000));
+    let stack = stack_with(
+        TestFleet::releasing_after(Some(u32::MAX), 7),
+        clock,
+        rule_set("ranked-1v1"),
+    );
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    let record = finished(&stack, &execution).await;
+
+    // THEN the execution failed in ReleaseAndRequeue: the session is FAILED, but its server is not
+    // released and its tickets are still PLACING
+    let ExecutionStatus::Failed { error, .. } = &record.status else {
+        panic!("{:#?}", record.status)
+    };
+    assert_eq!(error, "Transient");
+    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Failed);
+    assert_eq!(stack.fleet.calls().release_failures, 7);
+    assert!(stack.fleet.calls().released.is_empty());
+    assert_eq!(ticket_record(&stack, "t-1").await.ticket.status, TicketStatus::Placing);
+
+    // WHEN the sweeper runs, with the fleet back
+    let summary = sweep(&stack, "after-outage").await;
+
+    // THEN it finishes the compensation: the server released, the tickets SEARCHING again
+    assert_eq!(summary["resumed"], json!([match_id]));
+    assert_eq!(stack.fleet.calls().released.len(), 1);
+    for ticket in ["t-1", "t-2"] {
+        let t = ticket_record(&stack, ticket).await;
+        assert_eq!(
+            (t.ticket.status, t.match_id),
+            (TicketStatus::Searching, None),
+            "{ticket}"
+        );
+    }
+    // AND the session keeps the cause it failed with
+    let failed = session(&stack, &match_id).await;
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("PlacementUnavailable")),
+        "{:?}",
+        failed.reason
+    );
+    assert_eq!(sweep(&stack, "again").await["resumed"], json!([]));
 }
