@@ -106,7 +106,7 @@ where
             ReportError::NotFound(_) => Problem::not_found(e.to_string()),
             ReportError::Unauthorized(_) => Problem::unauthorized(e.to_string()),
             ReportError::Replayed(_) | ReportError::Conflict(_) => Problem::conflict(e.to_string()),
-            ReportError::Invalid(_) => Problem::bad_request(e.to_string(), Vec::new()),
+            ReportError::Invalid(field) => Problem::bad_request(e.to_string(), vec![field.clone()]),
             ReportError::Port(port) => Problem::unavailable(port),
         }
         .into_response(),

@@ -2,7 +2,9 @@
 //!
 //! The same handlers, rule sets and workflow files as on AWS: the API and push of the dev server,
 //! the matcher loop over the embedded queue, the sweeper every minute, `workflows/*.asl.json` on the
-//! embedded engine, and real game-server processes on loopback ports.
+//! embedded engine, and real game-server processes on loopback ports. The store and the queue live in
+//! memory, or on disk with `--data-dir`; the dev secret always lives in the home directory, so tokens
+//! survive restarts.
 
 use crate::{dev_home, rulesets};
 use anyhow::Context;
@@ -15,11 +17,12 @@ use queuematch_local::dev::{self, DevState};
 use queuematch_local::fleet::{gameserver_beside_current_exe, REGION};
 use queuematch_local::workflows::{LocalWorkflows, ServiceTasks, WorkflowsConfig};
 use queuematch_local::{
-    EventBus, MemoryQueue, MemoryStore, ProcessFleet, ProcessFleetConfig, QueueConfig, SystemClock,
+    DiskQueue, DiskStore, EventBus, MemoryQueue, MemoryStore, ProcessFleet, ProcessFleetConfig, QueueConfig,
+    SystemClock,
 };
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +47,25 @@ pub struct DevArgs {
     /// Where the dev secret lives (default: $QUEUEMATCH_HOME or ~/.queuematch).
     #[arg(long, env = "QUEUEMATCH_HOME")]
     home: Option<PathBuf>,
+    /// Keep the store and the tickets queue on disk in DIR (created if missing), so that a restart,
+    /// kill -9 included, loses nothing accepted. Without it, state lives in memory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// The store and the queue: in memory, or on disk under `--data-dir`.
+fn state_ports(data_dir: Option<&Path>) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn TicketQueue>)> {
+    let Some(dir) = data_dir else {
+        return Ok((
+            Arc::new(MemoryStore::new(SystemClock)),
+            Arc::new(MemoryQueue::new(SystemClock, QueueConfig::default())),
+        ));
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let store = DiskStore::open(SystemClock, &dir.join("store.redb")).context("cannot open the store")?;
+    let queue = DiskQueue::open(SystemClock, QueueConfig::default(), &dir.join("queue.redb"))
+        .context("cannot open the tickets queue")?;
+    Ok((Arc::new(store), Arc::new(queue)))
 }
 
 pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
@@ -81,9 +103,10 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot load the workflows in {}", args.workflows.display()))?,
     );
     let queues: Vec<String> = rule_sets.iter().map(|r| r.name.clone()).collect();
+    let (store, queue) = state_ports(args.data_dir.as_deref())?;
     let service = Arc::new(Service {
-        store: Arc::new(MemoryStore::new(SystemClock)) as Arc<dyn Store>,
-        queue: Arc::new(MemoryQueue::new(SystemClock, QueueConfig::default())) as Arc<dyn TicketQueue>,
+        store,
+        queue,
         workflows: workflows.clone() as Arc<dyn Workflows>,
         events: Arc::new(EventBus::default()),
         clock,
@@ -111,6 +134,11 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "queuematch dev: listening on {url}");
     let _ = writeln!(out, "queues: {}", queues.join(", "));
+    match &args.data_dir {
+        Some(dir) => writeln!(out, "state: on disk in {}", dir.display()),
+        None => writeln!(out, "state: in memory (--data-dir DIR keeps it across restarts)"),
+    }
+    .ok();
     let _ = writeln!(
         out,
         "a token for player-1 (or mint one: queuematch token --player ID):\n{sample}"

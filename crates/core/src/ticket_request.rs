@@ -28,7 +28,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             pointer: pointer.into(),
             message: message.into(),

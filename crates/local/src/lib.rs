@@ -1,4 +1,5 @@
-//! queuematch-local: the ports of `queuematch-core` on one machine, in memory.
+//! queuematch-local: the ports of `queuematch-core` on one machine, in memory or, for the store and
+//! the queue, on disk ([`disk`]).
 //!
 //! Each adapter has the semantics of the AWS service it stands in for (SQS, DynamoDB, EventBridge),
 //! checked by the same contract suites (`queuematch-contract`) the AWS adapters run, so that what
@@ -10,6 +11,7 @@
 
 pub mod clock;
 pub mod dev;
+pub mod disk;
 pub mod events;
 pub mod fleet;
 pub mod queue;
@@ -19,8 +21,8 @@ pub mod workflows;
 pub use clock::{ManualClock, SystemClock, Timer, TokioClock};
 pub use events::EventBus;
 pub use fleet::{ProcessFleet, ProcessFleetConfig};
-pub use queue::{MemoryQueue, QueueConfig};
-pub use store::MemoryStore;
+pub use queue::{DiskQueue, LocalQueue, MemoryQueue, QueueConfig};
+pub use store::{DiskStore, LocalStore, MemoryStore};
 pub use workflows::{LocalWorkflows, ServiceTasks, WorkflowsConfig};
 
 use std::sync::{Mutex, MutexGuard};

@@ -1,11 +1,14 @@
-//! The port contract suites of `queuematch-contract`, run against the local adapters on virtual time.
+//! The port contract suites of `queuematch-contract`, run against the local adapters on virtual time:
+//! the store and the queue both in memory and on disk (`--data-dir`).
 
 use queuematch_contract::events::{EventTap, EventsSubject};
 use queuematch_contract::{Subject, Time};
 use queuematch_core::ports::{Clock, Events, Store, TicketQueue};
 use queuematch_core::{DomainEvent, Timestamp};
 use queuematch_local::events::{Delivery, Subscription};
-use queuematch_local::{EventBus, ManualClock, MemoryQueue, MemoryStore, QueueConfig, SystemClock};
+use queuematch_local::{
+    DiskQueue, DiskStore, EventBus, ManualClock, MemoryQueue, MemoryStore, QueueConfig, SystemClock,
+};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +45,52 @@ impl Clock for Real {
 impl Time for Real {
     fn advance(&self, by: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(by)
+    }
+}
+
+/// Virtual time for an adapter on disk, holding the adapter's scratch directory: it is removed when
+/// the case ends, after the adapter is done with it.
+#[derive(Debug)]
+struct VirtualOnDisk {
+    time: Virtual,
+    _dir: tempfile::TempDir,
+}
+
+impl Clock for VirtualOnDisk {
+    fn now(&self) -> Timestamp {
+        self.time.now()
+    }
+}
+
+impl Time for VirtualOnDisk {
+    async fn advance(&self, by: Duration) {
+        self.time.advance(by).await
+    }
+}
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("a scratch directory: {e}"))
+}
+
+async fn fresh_disk_store() -> Subject<DiskStore, VirtualOnDisk> {
+    let time = virtual_time();
+    let dir = scratch();
+    let port = DiskStore::open(time.0.clone(), &dir.path().join("store.redb"))
+        .unwrap_or_else(|e| panic!("opening a disk store: {e}"));
+    Subject {
+        port,
+        time: VirtualOnDisk { time, _dir: dir },
+    }
+}
+
+async fn fresh_disk_queue() -> Subject<DiskQueue, VirtualOnDisk> {
+    let time = virtual_time();
+    let dir = scratch();
+    let port = DiskQueue::open(time.0.clone(), QueueConfig::default(), &dir.path().join("queue.redb"))
+        .unwrap_or_else(|e| panic!("opening a disk queue: {e}"));
+    Subject {
+        port,
+        time: VirtualOnDisk { time, _dir: dir },
     }
 }
 
@@ -131,6 +180,14 @@ mod store {
 
 mod queue {
     queuematch_contract::queue_contract!(super::fresh_queue);
+}
+
+mod disk_store {
+    queuematch_contract::store_contract!(super::fresh_disk_store);
+}
+
+mod disk_queue {
+    queuematch_contract::queue_contract!(super::fresh_disk_queue);
 }
 
 mod manual_clock {

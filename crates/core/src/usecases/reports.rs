@@ -1,11 +1,12 @@
 //! Game-server reports: `ready`, `heartbeat`, `result` and `end`, signed with the session's secret.
 //!
-//! Each report is checked in this order, so that nothing unauthenticated is parsed or stored:
+//! Each report is checked in this order, so that nothing unauthenticated is parsed, and nothing
+//! refused is stored:
 //! 1. the session exists;
 //! 2. the signature holds over timestamp, nonce and body, within 60 s of the service's clock;
-//! 3. the nonce was never seen (it is stored, conditional on absence, until the window has passed):
-//!    a replayed report is refused;
-//! 4. the body is a report, legal in the session's status.
+//! 3. the body is a report (each problem named at its JSON pointer), legal in the session's status;
+//! 4. the nonce was never seen (it is stored, conditional on absence, until the window has passed):
+//!    a replayed report is refused. Only then does the report change anything.
 //!
 //! `end` finishes the session: ENDED, with a timeline entry; its players freed to queue again; its
 //! server released. Ratings and the `session-completion` workflow build on this later.
@@ -19,8 +20,10 @@ use crate::ports::store::items::{self, GuardHolder, SessionRecord, TimelineEntry
 use crate::ports::store::{Condition, Item, Key, Write};
 use crate::ports::{Clock, Events, PortError, Store};
 use crate::status::SessionStatus;
+use crate::ticket_request::FieldError;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// What a game server reports.
@@ -36,36 +39,123 @@ pub enum Report {
     End { reason: Option<String> },
 }
 
-/// The wire shape: `{"type", "result"?, "reason"?}`. Read flat, with unknown fields refused, and
-/// then checked, because serde's tagged enums let unknown fields of unit variants through.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireReport {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    result: Option<GameResult>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 impl Report {
-    /// Reads a report body.
-    pub fn parse(body: &[u8]) -> Result<Report, String> {
-        let wire: WireReport = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        let extra = |field: &str| Err(format!("a `{}` report has no `{field}`", wire.kind));
-        match (wire.kind.as_str(), wire.result, wire.reason) {
+    /// Reads a report body, `{"type", "result"?, "reason"?}`, naming what is wrong at its JSON
+    /// pointer. Read by hand rather than by serde, which names no field for a wrong type and lets
+    /// unknown fields of unit variants through.
+    pub fn parse(body: &[u8]) -> Result<Report, FieldError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| FieldError::new("", format!("not valid JSON: {e}")))?;
+        let Value::Object(map) = value else {
+            return Err(FieldError::new(
+                "",
+                format!("a report is a JSON object, not {}", json_kind(&value)),
+            ));
+        };
+        if let Some(key) = map.keys().find(|k| !matches!(k.as_str(), "type" | "result" | "reason")) {
+            return Err(FieldError::new(
+                pointer(&[key]),
+                format!("unknown field `{key}`; a report has `type`, `result` and `reason`"),
+            ));
+        }
+        let kind = match map.get("type") {
+            Some(Value::String(kind)) => kind.as_str(),
+            Some(other) => {
+                return Err(FieldError::new(
+                    "/type",
+                    format!("`type` is a string, not {}", json_kind(other)),
+                ))
+            }
+            None => return Err(FieldError::new("/type", "missing required field `type`")),
+        };
+        let reason = match map.get("reason") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(reason)) => Some(reason.clone()),
+            Some(other) => {
+                return Err(FieldError::new(
+                    "/reason",
+                    format!("`reason` is a string, not {}", json_kind(other)),
+                ))
+            }
+        };
+        let result = match map.get("result") {
+            None | Some(Value::Null) => None,
+            Some(result) => Some(read_result(result)?),
+        };
+        let extra = |field: &str| {
+            Err(FieldError::new(
+                pointer(&[field]),
+                format!("a `{kind}` report has no `{field}`"),
+            ))
+        };
+        match (kind, result, reason) {
             ("ready" | "heartbeat" | "end", Some(_), _) => extra("result"),
             ("ready" | "heartbeat" | "result", _, Some(_)) => extra("reason"),
             ("ready", None, None) => Ok(Report::Ready),
             ("heartbeat", None, None) => Ok(Report::Heartbeat),
             ("result", Some(result), None) => Ok(Report::Result { result }),
-            ("result", None, _) => Err("a `result` report needs `result`".into()),
+            ("result", None, _) => Err(FieldError::new("/result", "a `result` report needs `result`")),
             ("end", None, reason) => Ok(Report::End { reason }),
-            (other, _, _) => Err(format!(
-                "unknown report type `{other}`; expected ready, heartbeat, result or end"
+            (other, _, _) => Err(FieldError::new(
+                "/type",
+                format!("unknown report type `{other}`; expected ready, heartbeat, result or end"),
             )),
         }
+    }
+}
+
+/// `{"scores": {"<player>": <number>, ...}}`.
+fn read_result(value: &Value) -> Result<GameResult, FieldError> {
+    let Value::Object(map) = value else {
+        return Err(FieldError::new(
+            "/result",
+            format!("`result` is an object with `scores`, not {}", json_kind(value)),
+        ));
+    };
+    if let Some(key) = map.keys().find(|k| k.as_str() != "scores") {
+        return Err(FieldError::new(
+            pointer(&["result", key]),
+            format!("unknown field `{key}`; a result has `scores`"),
+        ));
+    }
+    let scores = match map.get("scores") {
+        Some(Value::Object(scores)) => scores,
+        Some(other) => {
+            return Err(FieldError::new(
+                "/result/scores",
+                format!("`scores` maps each player to a number, not {}", json_kind(other)),
+            ))
+        }
+        None => return Err(FieldError::new("/result/scores", "missing required field `scores`")),
+    };
+    let mut read = BTreeMap::new();
+    for (player, score) in scores {
+        let Some(score) = score.as_f64() else {
+            return Err(FieldError::new(
+                pointer(&["result", "scores", player]),
+                format!("a score is a number, not {}", json_kind(score)),
+            ));
+        };
+        read.insert(PlayerId::from(player.as_str()), score);
+    }
+    Ok(GameResult { scores: read })
+}
+
+/// The RFC 6901 pointer to a path of keys (`~` and `/` escaped).
+fn pointer(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -94,8 +184,9 @@ pub enum ReportError {
     Unauthorized(#[from] report::ReportAuthError),
     #[error("nonce {0} was already used: a report is accepted once")]
     Replayed(String),
+    /// The body is no report, or not one this session takes; at its JSON pointer.
     #[error("not a report: {0}")]
-    Invalid(String),
+    Invalid(FieldError),
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]
@@ -153,6 +244,26 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Reports<'_, S, F, E, C> {
             signed.signature,
             now,
         )?;
+        let report = Report::parse(signed.body).map_err(ReportError::Invalid)?;
+        let status = session.value.status;
+        match &report {
+            Report::End { .. } => {}
+            _ if status.is_terminal() => {
+                return Err(ReportError::Conflict(format!(
+                    "session {session_id} is {status}: it takes no more reports"
+                )))
+            }
+            Report::Result { result } => {
+                let players: Vec<&PlayerId> = session.value.player_ids.iter().collect();
+                if let Some(stranger) = result.scores.keys().find(|p| !players.contains(p)) {
+                    return Err(ReportError::Invalid(FieldError::new(
+                        pointer(&["result", "scores", stranger.as_str()]),
+                        format!("player {stranger} is not in session {session_id}"),
+                    )));
+                }
+            }
+            Report::Ready | Report::Heartbeat => {}
+        }
         // The nonce outlives the window either side of the clock, so a replay is refused for as
         // long as its timestamp would still pass.
         let nonce = Item::new(nonce_key(session_id, signed.nonce), serde_json::json!({"at": now}))
@@ -162,27 +273,14 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Reports<'_, S, F, E, C> {
             Err(PortError::ConditionFailed { .. }) => return Err(ReportError::Replayed(signed.nonce.to_owned())),
             Err(e) => return Err(e.into()),
         }
-        let report = Report::parse(signed.body).map_err(ReportError::Invalid)?;
-        let status = session.value.status;
         match report {
             Report::End { reason } => return self.end(session, reason, now).await,
-            _ if status.is_terminal() => {
-                return Err(ReportError::Conflict(format!(
-                    "session {session_id} is {status}: it takes no more reports"
-                )))
-            }
             Report::Ready => self.update_reports(session_id, |r| r.ready_at = Some(now)).await?,
             Report::Heartbeat => {
                 self.update_reports(session_id, |r| r.last_heartbeat_at = Some(now))
                     .await?
             }
             Report::Result { result } => {
-                let players: Vec<&PlayerId> = session.value.player_ids.iter().collect();
-                if let Some(stranger) = result.scores.keys().find(|p| !players.contains(p)) {
-                    return Err(ReportError::Invalid(format!(
-                        "player {stranger} is not in session {session_id}"
-                    )));
-                }
                 self.update_reports(session_id, |r| r.result = Some(result.clone()))
                     .await?
             }
@@ -323,18 +421,42 @@ mod tests {
     }
 
     #[test]
-    fn anything_else_is_refused_with_why() {
-        let cases: [(&[u8], &str); 6] = [
-            (br#"{"type":"cheat"}"#, "unknown report type `cheat`"),
-            (br#"{"type":"heartbeat","x":1}"#, "unknown field `x`"),
-            (br#"{"type":"result"}"#, "needs `result`"),
-            (br#"{"type":"ready","reason":"x"}"#, "has no `reason`"),
-            (br#"{"type":"end","result":{"scores":{}}}"#, "has no `result`"),
-            (b"7", "invalid type"),
+    fn anything_else_is_refused_with_why_and_where() {
+        let cases: [(&[u8], &str, &str); 13] = [
+            (br#"{"type":"cheat"}"#, "/type", "unknown report type `cheat`"),
+            (br#"{"type":"heartbeat","x/y":1}"#, "/x~1y", "unknown field `x/y`"),
+            (br#"{"type":"result"}"#, "/result", "needs `result`"),
+            (br#"{"type":"ready","reason":"x"}"#, "/reason", "has no `reason`"),
+            (
+                br#"{"type":"end","result":{"scores":{}}}"#,
+                "/result",
+                "has no `result`",
+            ),
+            (b"7", "", "a report is a JSON object, not a number"),
+            (b"{oops", "", "not valid JSON"),
+            (br#"{}"#, "/type", "missing required field `type`"),
+            (br#"{"type":5}"#, "/type", "`type` is a string, not a number"),
+            (br#"{"type":"end","reason":[]}"#, "/reason", "not an array"),
+            (
+                br#"{"type":"result","result":[]}"#,
+                "/result",
+                "an object with `scores`",
+            ),
+            (
+                br#"{"type":"result","result":{"scores":{"p-1":"3"}}}"#,
+                "/result/scores/p-1",
+                "a score is a number",
+            ),
+            (
+                br#"{"type":"result","result":{"score":{}}}"#,
+                "/result/score",
+                "unknown field `score`",
+            ),
         ];
-        for (body, why) in cases {
+        for (body, pointer, why) in cases {
             let err = Report::parse(body).unwrap_err();
-            assert!(err.contains(why), "{err} should say {why}");
+            assert_eq!(err.pointer, pointer, "{err}");
+            assert!(err.message.contains(why), "{err} should say {why}");
         }
     }
 }

@@ -3,7 +3,10 @@
 //! It serves `infra/openapi.yaml` on 127.0.0.1 with the same handlers Lambda runs:
 //! - `POST /v1/tickets` validates the body against the ticket-request schema (generated from the
 //!   rule sets, as API Gateway's model is), answers 202 and queues the ticket. Admission happens
-//!   behind the queue, as on AWS.
+//!   behind the queue, as on AWS; what AWS can only report as a FAILED ticket (party tokens, the
+//!   active-ticket guard, attribute types) is also refused up front here (see `ticket_checks`).
+//! - Every refusal, of every route, is `application/problem+json` with a 4xx status, fields named by
+//!   JSON pointer; what axum's extractors reject is answered the same way, never as plain text.
 //! - `GET`/`DELETE /v1/tickets/{id}` and `POST /v1/tickets/{id}/acceptance` become API Gateway proxy
 //!   events for the `tickets-api` handler.
 //! - `GET /v1/events?token=` is the WebSocket push: every event of the caller's tickets.
@@ -20,6 +23,7 @@ mod push;
 mod reports;
 mod routes;
 mod sweeper_loop;
+mod ticket_checks;
 
 pub use matcher_loop::run_matcher;
 pub use sweeper_loop::{run_sweeper, SWEEP_EVERY};

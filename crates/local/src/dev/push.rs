@@ -3,6 +3,8 @@
 
 use super::routes::verify;
 use super::DevState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -18,17 +20,39 @@ pub struct PushQuery {
     token: Option<String>,
 }
 
+/// The token is checked first (401), then the upgrade (a plain GET is refused with the status axum
+/// gives it, 400 or 426, as problem+json).
 pub async fn events(
     State(state): State<DevState>,
-    Query(query): Query<PushQuery>,
-    upgrade: WebSocketUpgrade,
+    query: Result<Query<PushQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let Some(token) = query.token else {
-        return super::routes::problem(Problem::unauthorized("pass the token as ?token="));
+    let token = match query {
+        Ok(Query(PushQuery { token: Some(token) })) => token,
+        Ok(Query(PushQuery { token: None })) => {
+            return super::routes::problem(Problem::unauthorized("pass the token as ?token="))
+        }
+        Err(rejection) => {
+            return super::routes::problem(Problem::unauthorized(format!(
+                "pass the token once as ?token=: {}",
+                rejection.body_text()
+            )))
+        }
     };
     let claims = match verify(&state, &token) {
         Ok(claims) => claims,
         Err(unauthorized) => return super::routes::problem(*unauthorized),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let status = rejection.status();
+            return super::routes::problem(Problem::new(
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Bad Request"),
+                format!("this route is a WebSocket: {}", rejection.body_text()),
+            ));
+        }
     };
     let player = claims.player_id();
     upgrade.on_upgrade(move |socket| forward(state, player, socket))

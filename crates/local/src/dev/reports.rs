@@ -5,7 +5,7 @@ use super::routes::lambda_response;
 use super::DevState;
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
@@ -13,10 +13,14 @@ use queuematch_handlers::session_reports;
 
 pub async fn report(
     State(state): State<DevState>,
-    Path(session_id): Path<String>,
+    session_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Path(session_id) = match session_id {
+        Ok(id) => id,
+        Err(rejection) => return super::routes::unreadable_path("session", &rejection),
+    };
     let body = match super::routes::read_body(body) {
         Ok(body) => body,
         Err(rejected) => return super::routes::problem(*rejected),

@@ -1,10 +1,10 @@
 //! The HTTP routes of the dev server.
 
-use super::{push, reports, DevState};
+use super::{push, reports, ticket_checks, DevState};
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body as LambdaBody;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,8 +21,8 @@ use std::time::Duration;
 
 pub fn router(state: DevState) -> Router {
     Router::new()
-        .route("/health", get(health))
-        .route("/openapi.yaml", get(openapi))
+        .route("/health", get(health).fallback(method_not_allowed))
+        .route("/openapi.yaml", get(openapi).fallback(method_not_allowed))
         .route("/v1/tickets", post(create_ticket).fallback(method_not_allowed))
         .route(
             "/v1/tickets/{ticket_id}",
@@ -32,7 +32,7 @@ pub fn router(state: DevState) -> Router {
             "/v1/tickets/{ticket_id}/acceptance",
             post(acceptance).fallback(method_not_allowed),
         )
-        .route("/v1/events", get(push::events))
+        .route("/v1/events", get(push::events).fallback(method_not_allowed))
         .route(
             "/v1/sessions/{session_id}/events",
             post(reports::report).fallback(method_not_allowed),
@@ -84,6 +84,15 @@ pub(super) fn lambda_response(response: ApiGatewayProxyResponse) -> Response {
 
 pub(super) fn problem(problem: Problem) -> Response {
     lambda_response(problem.into_response())
+}
+
+/// A path segment axum could not read (percent-encoding that is not UTF-8): nothing by that name
+/// exists, so it is a 404, as for any other id that cannot be one.
+pub(super) fn unreadable_path(what: &str, rejection: &PathRejection) -> Response {
+    problem(Problem::not_found(format!(
+        "no such {what}: its id cannot be read ({})",
+        rejection.body_text()
+    )))
 }
 
 /// The caller of a request with `Authorization: Bearer <dev token>`; the 401 to answer if none.
@@ -167,7 +176,11 @@ async fn create_ticket(
                 schema_errors,
             ))
         }
-        Ok(_) => {}
+        Ok(request) => {
+            if let Some(refused) = ticket_checks::refuse(&state, &claims, &request).await {
+                return problem(refused);
+            }
+        }
     }
     let ticket_id = uuid::Uuid::new_v4().to_string();
     let message = Message::Ticket(TicketMessage {
@@ -190,11 +203,15 @@ async fn ticket(
     State(state): State<DevState>,
     method: Method,
     headers: HeaderMap,
-    Path(ticket_id): Path<String>,
+    ticket_id: Result<Path<String>, PathRejection>,
 ) -> Response {
     let claims = match authenticate(&state, &headers) {
         Ok(claims) => claims,
         Err(unauthorized) => return problem(*unauthorized),
+    };
+    let Path(ticket_id) = match ticket_id {
+        Ok(id) => id,
+        Err(rejection) => return unreadable_path("ticket", &rejection),
     };
     let request = proxy_request(method, "/v1/tickets/{ticketId}", &ticket_id, &claims, None);
     lambda_response(tickets_api::handle(&state.service, request).await)
@@ -203,12 +220,16 @@ async fn ticket(
 async fn acceptance(
     State(state): State<DevState>,
     headers: HeaderMap,
-    Path(ticket_id): Path<String>,
+    ticket_id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let claims = match authenticate(&state, &headers) {
         Ok(claims) => claims,
         Err(unauthorized) => return problem(*unauthorized),
+    };
+    let Path(ticket_id) = match ticket_id {
+        Ok(id) => id,
+        Err(rejection) => return unreadable_path("ticket", &rejection),
     };
     let body = match read_body(body) {
         Ok(body) => body,

@@ -1,10 +1,12 @@
-//! The local `Store`: DynamoDB's single-table semantics in memory.
+//! The local `Store`: DynamoDB's single-table semantics on one machine.
 //!
-//! [`MemoryStore`] holds the rules (conditions, versions, TTL, transactions, idempotency tokens,
-//! pagination); the items live in a [`Table`], the seam where durable storage goes. One mutex
-//! serialises every operation, which makes each call, transactions included, trivially atomic and
-//! isolated; the local stack's load is far below what one lock can serve.
+//! [`LocalStore`] holds the rules (conditions, versions, TTL, transactions, idempotency tokens,
+//! pagination); the items live in a [`Table`], in memory ([`MemoryStore`], the default) or on disk
+//! ([`DiskStore`], `queuematch dev --data-dir`). One mutex serialises every operation, which makes
+//! each call, transactions included, trivially atomic and isolated; the local stack's load is far
+//! below what one lock can serve.
 
+pub mod disk;
 pub mod table;
 
 use crate::lock;
@@ -14,70 +16,160 @@ use queuematch_core::ports::store::{
 use queuematch_core::ports::{Clock, PortError};
 use queuematch_core::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use sha2::{Digest, Sha256};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use table::{Change, MemoryTable, Position, Table};
+use table::{Batch, Change, MemoryTable, Position, Remembered, Table};
 
-/// The single table, in memory.
-pub struct MemoryStore {
+pub use disk::DiskTable;
+
+/// The single table, its items in a `T`.
+pub struct LocalStore<T: Table = MemoryTable> {
     /// TTLs and token windows are judged on this clock: virtual in tests.
     clock: Arc<dyn Clock>,
-    state: Mutex<State>,
+    state: Mutex<State<T>>,
 }
 
-impl std::fmt::Debug for MemoryStore {
+/// The single table in memory: what `queuematch dev` runs on by default, and the fake of tests.
+pub type MemoryStore = LocalStore<MemoryTable>;
+
+/// The single table on disk: every write is durable before it returns, and a reopened store holds
+/// what the last one wrote, tokens included.
+pub type DiskStore = LocalStore<DiskTable>;
+
+impl<T: Table> std::fmt::Debug for LocalStore<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryStore")
+        f.debug_struct("LocalStore")
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
 
 #[derive(Debug)]
-struct State {
-    table: Box<dyn Table>,
-    /// Transactions that succeeded with a token, for as long as DynamoDB would remember them.
-    tokens: HashMap<IdempotencyToken, Remembered>,
-}
-
-#[derive(Debug)]
-struct Remembered {
-    writes: Vec<Write>,
-    until: Timestamp,
+struct State<T> {
+    table: T,
 }
 
 impl MemoryStore {
     /// An empty store in memory.
     pub fn new(clock: impl Clock + 'static) -> Self {
-        Self::with_table(clock, Box::new(MemoryTable::default()))
+        Self::with_table(clock, MemoryTable::default())
     }
+}
 
+impl DiskStore {
+    /// The store kept in the file at `path`, created if missing.
+    pub fn open(clock: impl Clock + 'static, path: &Path) -> Result<Self, crate::disk::DiskError> {
+        Ok(Self::with_table(clock, DiskTable::open(path)?))
+    }
+}
+
+impl<T: Table> LocalStore<T> {
     /// A store over `table`.
-    pub fn with_table(clock: impl Clock + 'static, table: Box<dyn Table>) -> Self {
+    pub fn with_table(clock: impl Clock + 'static, table: T) -> Self {
         Self {
             clock: Arc::new(clock),
-            state: Mutex::new(State {
-                table,
-                tokens: HashMap::new(),
-            }),
+            state: Mutex::new(State { table }),
         }
     }
 }
 
-impl State {
+/// What identifies the operations of a transaction, to tell a repeat under the same token from a
+/// reuse: the SHA-256 of their JSON. Kept instead of the operations, so a token costs the same
+/// whatever the size of its transaction, and reads back from disk exactly.
+pub fn fingerprint(writes: &[Write]) -> String {
+    let records: Vec<WriteRecord<'_>> = writes.iter().map(WriteRecord::from).collect();
+    let json = serde_json::to_vec(&records).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A write as its fingerprint spells it.
+#[derive(Serialize)]
+enum WriteRecord<'a> {
+    Put {
+        key: &'a Key,
+        expires_at: Option<Timestamp>,
+        gsi1: Option<&'a store::IndexKey>,
+        pool: Option<&'a store::IndexKey>,
+        body: &'a serde_json::Value,
+        condition: ConditionRecord,
+    },
+    Delete {
+        key: &'a Key,
+        condition: ConditionRecord,
+    },
+    Check {
+        key: &'a Key,
+        condition: ConditionRecord,
+    },
+}
+
+#[derive(Serialize)]
+enum ConditionRecord {
+    Any,
+    Absent,
+    Exists,
+    Version(u64),
+}
+
+impl From<Condition> for ConditionRecord {
+    fn from(condition: Condition) -> Self {
+        match condition {
+            Condition::Any => ConditionRecord::Any,
+            Condition::Absent => ConditionRecord::Absent,
+            Condition::Exists => ConditionRecord::Exists,
+            Condition::Version(v) => ConditionRecord::Version(v),
+        }
+    }
+}
+
+impl<'a> From<&'a Write> for WriteRecord<'a> {
+    fn from(write: &'a Write) -> Self {
+        match write {
+            Write::Put { item, condition } => WriteRecord::Put {
+                key: &item.key,
+                expires_at: item.expires_at,
+                gsi1: item.gsi1.as_ref(),
+                pool: item.pool.as_ref(),
+                body: &item.body,
+                condition: (*condition).into(),
+            },
+            Write::Delete { key, condition } => WriteRecord::Delete {
+                key,
+                condition: (*condition).into(),
+            },
+            Write::Check { key, condition } => WriteRecord::Check {
+                key,
+                condition: (*condition).into(),
+            },
+        }
+    }
+}
+
+impl<T: Table> State<T> {
     /// The item under `key` unless its TTL has passed.
     fn live(&self, key: &Key, now: Timestamp) -> Option<Stored> {
         self.table.get(key).filter(|s| !s.item.is_expired(now))
     }
 
-    /// Deletes what expired, as DynamoDB's TTL sweeper does (later than the expiry; reads never see
-    /// the difference), and forgets tokens past their window.
-    fn purge(&mut self, now: Timestamp) {
-        let expired = self.table.expired(now);
-        if !expired.is_empty() {
-            self.table.commit(expired.into_iter().map(Change::Delete).collect());
+    /// A batch that deletes what expired, as DynamoDB's TTL sweeper does (later than the expiry;
+    /// reads never see the difference), and forgets tokens past their window. Each write starts its
+    /// batch with it, so the purge costs no commit of its own.
+    fn purge(&self, now: Timestamp) -> Batch {
+        Batch {
+            changes: self.table.expired(now).into_iter().map(Change::Delete).collect(),
+            remember: None,
+            forget: self.table.forgettable(now),
         }
-        self.tokens.retain(|_, r| r.until > now);
+    }
+
+    /// Commits `batch` unless it is empty.
+    fn commit(&mut self, batch: Batch) -> Result<(), PortError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.table.commit(batch)
     }
 
     fn check(&self, key: &Key, condition: Condition, now: Timestamp) -> Result<Option<Stored>, ()> {
@@ -137,7 +229,7 @@ fn decode_cursor(query: &Query, cursor: &Cursor) -> Result<Position, PortError> 
 }
 
 #[async_trait::async_trait]
-impl Store for MemoryStore {
+impl<T: Table> Store for LocalStore<T> {
     async fn get(&self, key: &Key) -> Result<Option<Stored>, PortError> {
         store::validate_key(key)?;
         let now = self.clock.now();
@@ -148,7 +240,6 @@ impl Store for MemoryStore {
         store::validate_item(&item)?;
         let now = self.clock.now();
         let mut state = lock(&self.state);
-        state.purge(now);
         let current = state
             .check(&item.key, condition, now)
             .map_err(|()| PortError::ConditionFailed {
@@ -156,7 +247,9 @@ impl Store for MemoryStore {
                 operation: None,
             })?;
         let version = next_version(current.as_ref());
-        state.table.commit(vec![Change::Put(Stored { item, version })]);
+        let mut batch = state.purge(now);
+        batch.changes.push(Change::Put(Stored { item, version }));
+        state.commit(batch)?;
         Ok(version)
     }
 
@@ -164,26 +257,30 @@ impl Store for MemoryStore {
         store::validate_key(key)?;
         let now = self.clock.now();
         let mut state = lock(&self.state);
-        state.purge(now);
         let current = state
             .check(key, condition, now)
             .map_err(|()| PortError::ConditionFailed {
                 key: key.clone(),
                 operation: None,
             })?;
+        let mut batch = state.purge(now);
         if current.is_some() {
-            state.table.commit(vec![Change::Delete(key.clone())]);
+            batch.changes.push(Change::Delete(key.clone()));
         }
-        Ok(())
+        state.commit(batch)
     }
 
     async fn transact_write(&self, writes: Vec<Write>, token: Option<IdempotencyToken>) -> Result<(), PortError> {
         store::validate_transaction(&writes)?;
         let now = self.clock.now();
         let mut state = lock(&self.state);
-        state.purge(now);
-        if let Some(remembered) = token.as_ref().and_then(|t| state.tokens.get(t)) {
-            return if remembered.writes == writes {
+        let fingerprint = token.as_ref().map(|_| fingerprint(&writes));
+        let remembered = token
+            .as_ref()
+            .and_then(|t| state.table.remembered(t.as_str()))
+            .filter(|r| r.until > now);
+        if let Some(remembered) = remembered {
+            return if Some(&remembered.fingerprint) == fingerprint.as_ref() {
                 Ok(())
             } else {
                 Err(PortError::invalid(
@@ -210,12 +307,16 @@ impl Store for MemoryStore {
                 Write::Delete { .. } | Write::Check { .. } => {}
             }
         }
-        state.table.commit(changes);
-        if let Some(token) = token {
+        let mut batch = state.purge(now);
+        // Expired items are deleted first, so a put on a key that just expired lands after them.
+        batch.changes.extend(changes);
+        if let (Some(token), Some(fingerprint)) = (token, fingerprint) {
             let until = now.plus(std::time::Duration::from_millis(IdempotencyToken::WINDOW_MS));
-            state.tokens.insert(token, Remembered { writes, until });
+            let token = token.as_str().to_owned();
+            batch.forget.retain(|t| *t != token);
+            batch.remember = Some((token, Remembered { fingerprint, until }));
         }
-        Ok(())
+        state.commit(batch)
     }
 
     async fn query(&self, query: Query) -> Result<Page, PortError> {

@@ -1,11 +1,13 @@
 //! Where the local store keeps its items: the seam for durable storage.
 //!
-//! [`MemoryStore`](super::MemoryStore) decides *whether* a write happens (conditions, TTL, tokens,
-//! limits); a [`Table`] only keeps items and their sorted views, and applies a batch of changes
-//! atomically. A redb or SQLite table for `--data-dir` implements the same trait, and the semantics
-//! above it, tested by the contract suite, do not change.
+//! [`LocalStore`](super::LocalStore) decides *whether* a write happens (conditions, TTL, tokens,
+//! limits); a [`Table`] only keeps items, their sorted views and the idempotency tokens it was told
+//! to remember, and applies a [`Batch`] atomically. [`MemoryTable`] keeps them in memory;
+//! [`DiskTable`](super::disk::DiskTable) also writes each batch durably to disk before it applies
+//! it, and the semantics above, tested by the contract suite, do not change.
 
 use queuematch_core::ports::store::{Index, Key, Stored};
+use queuematch_core::ports::PortError;
 use queuematch_core::Timestamp;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -21,13 +23,45 @@ pub enum Change {
     Delete(Key),
 }
 
+/// A transaction that succeeded with an idempotency token, as long as DynamoDB would remember it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered {
+    /// What identifies the transaction's operations: a repeat must bring the same (see
+    /// [`super::fingerprint`]).
+    pub fingerprint: String,
+    /// The token is forgotten from then on.
+    pub until: Timestamp,
+}
+
+/// What one call of the store writes, all or nothing: item changes and the tokens to remember or
+/// forget with them (a transaction and its token are one commit, so a crash cannot keep one of them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub changes: Vec<Change>,
+    pub remember: Option<(String, Remembered)>,
+    pub forget: Vec<String>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.remember.is_none() && self.forget.is_empty()
+    }
+}
+
 /// The storage under the store.
 pub trait Table: Send + std::fmt::Debug {
     /// The item under `key`, expired or not.
     fn get(&self, key: &Key) -> Option<Stored>;
 
-    /// Applies every change, in order, or (on a storage failure) none.
-    fn commit(&mut self, changes: Vec<Change>);
+    /// Applies every change, in order, then remembers and forgets the tokens; or, when the storage
+    /// fails, none of it, and says why as a [`PortError::Transient`].
+    fn commit(&mut self, batch: Batch) -> Result<(), PortError>;
+
+    /// The transaction remembered under `token`, even past its window (the caller judges that).
+    fn remembered(&self, token: &str) -> Option<Remembered>;
+
+    /// Tokens whose window has ended at `now`, so they can be forgotten.
+    fn forgettable(&self, now: Timestamp) -> Vec<String>;
 
     /// Items of `partition` in `index` past `after`, in order (descending when asked), whose sort key
     /// starts with `prefix`, for as long as `take` says to go on.
@@ -64,6 +98,9 @@ pub struct MemoryTable {
     items: HashMap<Key, Stored>,
     indexes: HashMap<(Index, String), BTreeSet<Position>>,
     expiries: BTreeSet<(Timestamp, Key)>,
+    tokens: HashMap<String, Remembered>,
+    /// The tokens by the end of their window, so forgetting them does not scan them all.
+    token_windows: BTreeSet<(Timestamp, String)>,
 }
 
 impl MemoryTable {
@@ -94,15 +131,10 @@ impl MemoryTable {
             self.expiries.insert((at, stored.item.key.clone()));
         }
     }
-}
 
-impl Table for MemoryTable {
-    fn get(&self, key: &Key) -> Option<Stored> {
-        self.items.get(key).cloned()
-    }
-
-    fn commit(&mut self, changes: Vec<Change>) {
-        for change in changes {
+    /// Applies `batch`, which cannot fail in memory.
+    pub(super) fn apply(&mut self, batch: Batch) {
+        for change in batch.changes {
             let key = match &change {
                 Change::Put(stored) => stored.item.key.clone(),
                 Change::Delete(key) => key.clone(),
@@ -115,6 +147,41 @@ impl Table for MemoryTable {
                 self.items.insert(key, stored);
             }
         }
+        for token in batch.forget {
+            if let Some(old) = self.tokens.remove(&token) {
+                self.token_windows.remove(&(old.until, token));
+            }
+        }
+        if let Some((token, remembered)) = batch.remember {
+            if let Some(old) = self.tokens.remove(&token) {
+                self.token_windows.remove(&(old.until, token.clone()));
+            }
+            self.token_windows.insert((remembered.until, token.clone()));
+            self.tokens.insert(token, remembered);
+        }
+    }
+}
+
+impl Table for MemoryTable {
+    fn get(&self, key: &Key) -> Option<Stored> {
+        self.items.get(key).cloned()
+    }
+
+    fn commit(&mut self, batch: Batch) -> Result<(), PortError> {
+        self.apply(batch);
+        Ok(())
+    }
+
+    fn remembered(&self, token: &str) -> Option<Remembered> {
+        self.tokens.get(token).cloned()
+    }
+
+    fn forgettable(&self, now: Timestamp) -> Vec<String> {
+        self.token_windows
+            .iter()
+            .take_while(|(until, _)| *until <= now)
+            .map(|(_, token)| token.clone())
+            .collect()
     }
 
     fn scan(
@@ -169,6 +236,13 @@ mod tests {
         Stored { item, version }
     }
 
+    fn apply(table: &mut MemoryTable, changes: Vec<Change>) {
+        table.apply(Batch {
+            changes,
+            ..Batch::default()
+        });
+    }
+
     fn pool_scan(table: &MemoryTable, prefix: &str, descending: bool) -> Vec<String> {
         let mut seen = Vec::new();
         table.scan(Index::Pool, "POOL", prefix, None, descending, &mut |_, s| {
@@ -181,13 +255,16 @@ mod tests {
     #[test]
     fn a_replaced_item_leaves_its_old_index_positions() {
         let mut table = MemoryTable::default();
-        table.commit(vec![
-            Change::Put(stored("A", Some("1"), 1)),
-            Change::Put(stored("B", Some("2"), 1)),
-        ]);
-        table.commit(vec![Change::Put(stored("A", None, 2))]);
+        apply(
+            &mut table,
+            vec![
+                Change::Put(stored("A", Some("1"), 1)),
+                Change::Put(stored("B", Some("2"), 1)),
+            ],
+        );
+        apply(&mut table, vec![Change::Put(stored("A", None, 2))]);
         assert_eq!(pool_scan(&table, "", false), ["B"]);
-        table.commit(vec![Change::Delete(Key::new("B", "S"))]);
+        apply(&mut table, vec![Change::Delete(Key::new("B", "S"))]);
         assert!(pool_scan(&table, "", false).is_empty());
         assert!(
             table.indexes.keys().all(|(index, _)| *index == Index::Table),
@@ -199,7 +276,8 @@ mod tests {
     fn a_prefix_scan_reads_only_the_prefix_both_ways() {
         let mut table = MemoryTable::default();
         let items = [("A", "a#1"), ("B", "b#1"), ("C", "b#2"), ("D", "c#1")];
-        table.commit(
+        apply(
+            &mut table,
             items
                 .iter()
                 .map(|(pk, sort)| Change::Put(stored(pk, Some(sort), 1)))
@@ -217,8 +295,31 @@ mod tests {
         late.item.expires_at = Some(Timestamp(20));
         let mut early = stored("EARLY", None, 1);
         early.item.expires_at = Some(Timestamp(10));
-        table.commit(vec![Change::Put(late), Change::Put(early)]);
+        apply(&mut table, vec![Change::Put(late), Change::Put(early)]);
         assert_eq!(table.expired(Timestamp(15)), [Key::new("EARLY", "S")]);
         assert_eq!(table.expired(Timestamp(20)).len(), 2);
+    }
+
+    #[test]
+    fn a_token_remembered_again_keeps_one_window() {
+        let mut table = MemoryTable::default();
+        let remembered = |until| Remembered {
+            fingerprint: "f".into(),
+            until: Timestamp(until),
+        };
+        for until in [10, 10, 30] {
+            table.apply(Batch {
+                remember: Some(("t".into(), remembered(until))),
+                ..Batch::default()
+            });
+        }
+        assert_eq!(table.forgettable(Timestamp(10)), Vec::<String>::new());
+        assert_eq!(table.forgettable(Timestamp(30)), ["t"]);
+        table.apply(Batch {
+            forget: vec!["t".into()],
+            ..Batch::default()
+        });
+        assert_eq!(table.remembered("t"), None);
+        assert!(table.token_windows.is_empty());
     }
 }
