@@ -1,0 +1,16 @@
+//! queuematch-aws: the ports of `queuematch-core` on AWS services.
+//!
+//! | port | adapter | service |
+//! |---|---|---|
+//! | `TicketQueue` | [`SqsTicketQueue::new(client, queue_url, dlq_url)`](SqsTicketQueue::new) | SQS, DLQ by RedrivePolicy |
+//!
+//! Clients come from [`config`]: [`config::load`] reads the environment (region, credentials,
+//! `AWS_ENDPOINT_URL`) with the retry policy of DESIGN.md, [`config::Clients`] builds one client
+//! per service. Every adapter maps SDK errors onto `PortError`; no SDK error type leaves this crate.
+
+pub mod config;
+mod error;
+pub mod sqs;
+
+pub use config::Clients;
+pub use sqs::SqsTicketQueue;
