@@ -3,14 +3,18 @@
 //! | port | adapter | service |
 //! |---|---|---|
 //! | `TicketQueue` | [`SqsTicketQueue::new(client, queue_url, dlq_url)`](SqsTicketQueue::new) | SQS, DLQ by RedrivePolicy |
+//! | `Store` | [`DynamoStore::new(client, table_name)`](DynamoStore::new) | the DynamoDB single table |
 //!
 //! Clients come from [`config`]: [`config::load`] reads the environment (region, credentials,
 //! `AWS_ENDPOINT_URL`) with the retry policy of DESIGN.md, [`config::Clients`] builds one client
 //! per service. Every adapter maps SDK errors onto `PortError`; no SDK error type leaves this crate.
 
+pub mod clock;
 pub mod config;
+pub mod dynamo;
 mod error;
 pub mod sqs;
 
 pub use config::Clients;
+pub use dynamo::DynamoStore;
 pub use sqs::SqsTicketQueue;

@@ -9,6 +9,7 @@
 //! (`CI` set) a missing variable is a failure, never a silent skip.
 
 use queuematch_aws::config;
+use queuematch_aws::dynamo::{create_table, DynamoStore};
 use queuematch_aws::sqs::{create_queues, SqsTicketQueue};
 use queuematch_contract::{Subject, Time};
 use queuematch_core::ports::queue::DEFAULT_MAX_RECEIVES;
@@ -74,4 +75,20 @@ async fn fresh_queue() -> Subject<Arc<SqsTicketQueue>, Real> {
 
 mod sqs {
     queuematch_contract::queue_contract!(super::fresh_queue);
+}
+
+async fn fresh_store() -> Subject<Arc<DynamoStore>, Real> {
+    let client = aws_sdk_dynamodb::Client::new(&sdk());
+    let table = unique("queuematch");
+    create_table(&client, &table)
+        .await
+        .unwrap_or_else(|e| panic!("creating the test table on moto: {e}"));
+    Subject {
+        port: Arc::new(DynamoStore::with_clock(client, table, Real)),
+        time: Real,
+    }
+}
+
+mod dynamodb {
+    queuematch_contract::store_contract!(super::fresh_store);
 }
