@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | `TicketQueue` | [`SqsTicketQueue::new(client, queue_url, dlq_url)`](SqsTicketQueue::new) | SQS, DLQ by RedrivePolicy |
 //! | `Store` | [`DynamoStore::new(client, table_name)`](DynamoStore::new) | the DynamoDB single table |
+//! | `Workflows` | [`SfnWorkflows::new(client, state_machine_arns)`](SfnWorkflows::new) | Step Functions StartExecution |
+//! | `Events` | [`EventBridgeEvents::new(client, bus_name)`](EventBridgeEvents::new) | EventBridge PutEvents |
 //!
 //! Clients come from [`config`]: [`config::load`] reads the environment (region, credentials,
 //! `AWS_ENDPOINT_URL`) with the retry policy of DESIGN.md, [`config::Clients`] builds one client
@@ -13,8 +15,12 @@ pub mod clock;
 pub mod config;
 pub mod dynamo;
 mod error;
+pub mod eventbridge;
+pub mod sfn;
 pub mod sqs;
 
 pub use config::Clients;
 pub use dynamo::DynamoStore;
+pub use eventbridge::EventBridgeEvents;
+pub use sfn::SfnWorkflows;
 pub use sqs::SqsTicketQueue;
