@@ -7,6 +7,17 @@
 //!
 //! Without the variable, a developer's plain `cargo test` skips this binary with a message; under CI
 //! (`CI` set) a missing variable is a failure, never a silent skip.
+//!
+//! What moto (5.2.5) does not do, and how the suites still hold:
+//! - DynamoDB TTL: moto records the setting and never deletes. The adapter filters expired items
+//!   and treats them as absent in conditions itself (DynamoDB deletes lazily too), which is what
+//!   the TTL cases exercise.
+//! - `ClientRequestToken`: moto ignores it. The port's idempotency token is the adapter's own
+//!   token item, so the idempotency case runs the code AWS runs.
+//! - Step Functions executions do not run on moto (no Lambda without Docker): the workflow cases
+//!   check StartExecution and its idempotency only, as DESIGN.md says.
+//! - GameLift and ECS are not tested here; their adapters run on recorded responses
+//!   (`tests/gamelift.rs`, `tests/ecs.rs`).
 
 use queuematch_aws::config;
 use queuematch_aws::dynamo::{create_table, DynamoStore};
