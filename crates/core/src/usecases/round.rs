@@ -7,7 +7,7 @@
 //! 4. Commit each match: its tickets SEARCHING → PLACING (or REQUIRES_ACCEPTANCE), conditional on
 //!    the versions read, with the match item, in one transaction. A ticket that moved meanwhile (a
 //!    cancel) makes the commit fail whole, and its partners stay in the pool for the next round. A
-//!    match over 99 tickets is committed in chunks behind a PENDING match item, its saga record;
+//!    match over 98 tickets is committed in chunks behind a PENDING match item, its saga record;
 //!    a conflict reverts the chunks already written.
 //! 5. Start one `session-placement` execution per committed match, named after the match.
 //! 6. Time tickets out, releasing their players.
@@ -248,7 +248,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         read: &[Versioned<TicketRecord>],
         to: TicketStatus,
     ) -> Result<bool, PortError> {
-        if read.len() + 1 > MAX_TRANSACTION_OPERATIONS {
+        if read.len() > items::MAX_TICKETS_PER_COMMIT {
             return self.commit_in_chunks(matched, read, to).await;
         }
         let writes = items::commit_match(matched, read, to, self.settings.pool_shards)?;
