@@ -45,7 +45,11 @@ fn endpoint() -> String {
             panic!("{ENDPOINT_VAR} is not set: under CI the moto tests must run (scripts/test starts moto)")
         }
         _ => {
-            eprintln!(
+            // Straight to the process's stderr: the test harness's capture would swallow an
+            // `eprintln!` of a test that then exits.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "skipping the moto tests: {ENDPOINT_VAR} is not set. scripts/test starts a moto server and sets \
                  it; or run `moto_server -p 5000` and export {ENDPOINT_VAR}=http://127.0.0.1:5000"
             );

@@ -188,7 +188,11 @@ impl TicketRequest {
         let mut players = Vec::new();
         for (i, requested) in self.players.iter().enumerate() {
             let mut attributes = BTreeMap::new();
-            for (name, raw) in &requested.attributes {
+            // By name, so that errors come in one order whether or not serde_json keeps the
+            // body's order (its `preserve_order` feature, which the AWS SDK's HTTP client turns on
+            // in any build that has it).
+            let by_name: BTreeMap<&String, &Value> = requested.attributes.iter().collect();
+            for (name, raw) in by_name {
                 let pointer = format!("/players/{i}/attributes/{name}");
                 match rule_set.attribute(name) {
                     None => {
