@@ -30,7 +30,8 @@ mod teams;
 #[cfg(test)]
 mod tests;
 
-pub use outcome::{Match, MatchQuality, MatchTeam, RoundOutcome};
+pub use outcome::{Match, MatchQuality, MatchTeam, MatchTeams, RoundOutcome, TeamMembers, Waits};
+use std::sync::Arc;
 
 use crate::ids::MatchId;
 use crate::ruleset::RuleSet;
@@ -190,14 +191,17 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
     let mut ids = pool.take_ids();
     let id_prefix = format!("m-{now_ms}-");
     let mut id_buffer = String::new();
+    // Region names are shared by the round's matches: one string per region, not per match.
+    let regions: Vec<Arc<str>> = pool.regions.iter().map(|&r| Arc::from(r)).collect();
     let matches = formed
-        .iter()
+        .into_iter()
         .map(|f| {
             build_match(
                 f,
                 &formed_members,
                 &plan,
                 &pool,
+                &regions,
                 &mut ids,
                 now,
                 &id_prefix,
@@ -500,12 +504,16 @@ fn decide(
 }
 
 /// Builds the match the round reports from what was decided.
+///
+/// Names and the expansion level are shared, and a duel's lists are inline, so a 1v1 match costs
+/// one allocation: its id.
 #[allow(clippy::too_many_arguments)]
 fn build_match(
-    formed: &Formed,
+    formed: Formed,
     formed_members: &[(u32, u32)],
     plan: &Plan,
     pool: &Pool,
+    regions: &[Arc<str>],
     ids: &mut prepare::Ids,
     now: Timestamp,
     id_prefix: &str,
@@ -520,45 +528,35 @@ fn build_match(
     id_buffer.push_str(id_prefix);
     id_buffer.push_str(pool.ticket_id(oldest).as_str());
     let match_id = MatchId::from(id_buffer.as_str());
-    let mut waits_ms = Vec::with_capacity(members.len());
-    let teams = plan
-        .slots
-        .iter()
-        .enumerate()
-        .map(|(t, slot)| {
-            let mine = || {
-                members
-                    .iter()
-                    .filter(move |&&(_, team)| team as usize == t)
-                    .map(|&(e, _)| e as usize)
-            };
-            let players = mine().map(|e| pool.entries[e].size as usize).sum();
-            let mut team = MatchTeam {
-                name: slot.name.clone(),
-                tickets: Vec::with_capacity(mine().count()),
-                players: Vec::with_capacity(players),
-            };
-            for e in mine() {
-                team.tickets.push(ids.ticket(e, pool.tickets));
-                team.players.extend(ids.players(e, pool));
-                waits_ms.push(pool.waited(e));
-            }
-            team
-        })
-        .collect();
+    let mut waits_ms = Waits::with_capacity(members.len());
+    let mut teams = MatchTeams::with_capacity(plan.slot_names.len());
+    for (t, name) in plan.slot_names.iter().enumerate() {
+        let mut team = MatchTeam {
+            name: Arc::clone(name),
+            tickets: TeamMembers::new(),
+            players: TeamMembers::new(),
+        };
+        for &(e, _) in members.iter().filter(|&&(_, team)| team as usize == t) {
+            let e = e as usize;
+            team.tickets.push(ids.ticket(e, pool.tickets));
+            team.players.extend(ids.players(e, pool));
+            waits_ms.push(pool.waited(e));
+        }
+        teams.push(team);
+    }
     Match {
         id: match_id,
-        queue: plan.rule_set.name.clone(),
+        queue: Arc::clone(&plan.queue),
         created_at: now,
         teams,
-        region: formed.region.map(|(r, _)| pool.regions[r].to_owned()),
-        collections: formed.collections.clone(),
+        region: formed.region.map(|(r, _)| Arc::clone(&regions[r])),
+        collections: formed.collections,
         quality: MatchQuality {
             skill_spread: formed.spread,
             team_imbalance: formed.imbalance,
             worst_latency_ms: formed.region.map(|(_, ms)| ms),
             waits_ms,
-            expansion_steps: plan.limits(formed.oldest_wait_ms).steps_applied.clone(),
+            expansion_steps: Arc::clone(&plan.limits(formed.oldest_wait_ms).steps_applied),
         },
     }
 }
