@@ -101,12 +101,13 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 
     // Age order: created_at, then id, so ties never depend on the pool's order. Sorting plain
     // integers first and comparing ids only within runs of equal times keeps the sort cache-friendly.
-    // Each (time, entry) pair is packed into one integer of the same order: comparing one u128 is
-    // branch-free where a tuple compares field by field.
+    // Each (time, entry) pair is packed into one integer of the same order, and the integers are
+    // radix sorted: keys are distinct, so the order is the one a comparison sort gives, and the
+    // bytes every key shares (the high bytes of the times) cost nothing.
     let mut keyed: Vec<u128> = (0..n)
         .map(|e| (u128::from(pool.entries[e].created_at) << 32) | u128::from(u32_of(e)))
         .collect();
-    keyed.sort_unstable();
+    radsort::sort(&mut keyed);
     let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
     for run in keyed.chunk_by(|a, b| (a >> 32) == (b >> 32)).scan(0, |start, run| {
         let range = *start..*start + run.len();
@@ -138,15 +139,15 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
                         | u128::from(u32_of(rank))
                 })
                 .collect();
-            order.sort_unstable();
+            radsort::sort(&mut order);
             Chain::new(n, order.iter().map(|&k| by_age[k as u32 as usize]))
         }
         Pairing::ArrivalOrder => {
-            let mut order: Vec<(u32, u32)> = candidates
-                .map(|(rank, &e)| (pool.entries[e as usize].partition, u32_of(rank)))
+            let mut order: Vec<u64> = candidates
+                .map(|(rank, &e)| (u64::from(pool.entries[e as usize].partition) << 32) | u64::from(u32_of(rank)))
                 .collect();
-            order.sort_unstable();
-            Chain::new(n, order.iter().map(|&(_, rank)| by_age[rank as usize]))
+            radsort::sort(&mut order);
+            Chain::new(n, order.iter().map(|&k| by_age[k as u32 as usize]))
         }
     };
     let mut age_rank = vec![0u32; n];
@@ -156,8 +157,10 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 
     let mut group = Group::new(&plan, &pool);
     let mut splitter = Splitter::default();
-    let mut formed: Vec<Formed> = Vec::new();
-    let mut formed_members: Vec<(u32, u32)> = Vec::new();
+    // Sized for a pool of solo tickets that all match, so that in the usual case neither grows
+    // (and copies itself) in the loop.
+    let mut formed: Vec<Formed> = Vec::with_capacity(n / plan.max_players.max(1) as usize + 1);
+    let mut formed_members: Vec<(u32, u32)> = Vec::with_capacity(n);
     for &anchor in &by_age {
         if fate[anchor as usize] != Fate::Waiting || !chain.contains(anchor) {
             continue;

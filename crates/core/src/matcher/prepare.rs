@@ -99,6 +99,9 @@ pub(crate) struct Pool<'a> {
     latency: Vec<u32>,
     /// `entries × distance rules`: the party's value, aggregated as the rule says.
     distance: Vec<f64>,
+    /// Distance rules: the width of a row of `distance`. Kept rather than divided out, since the
+    /// walks read rows millions of times.
+    distance_rules: usize,
     /// `entries × balance columns`: the sum of the party's values (see `Plan::balance_columns`).
     balance: Vec<f64>,
     balance_columns: usize,
@@ -167,6 +170,7 @@ impl<'a> Pool<'a> {
             latency: Vec::new(),
             regions: Vec::new(),
             distance: Vec::with_capacity(tickets.len() * distance_attrs.len()),
+            distance_rules: distance_attrs.len(),
             balance: Vec::with_capacity(tickets.len() * balance_attrs.len()),
             balance_columns: balance_attrs.len(),
             distinct: Vec::with_capacity(player_count * distinct_attrs.len()),
@@ -184,6 +188,13 @@ impl<'a> Pool<'a> {
                     .collect(),
             },
         };
+        // A balance column that a distance rule also reads: for a solo ticket its sum is the value
+        // the distance rule has just read (one value, aggregated or summed, is itself), so the
+        // attribute is looked up once, not twice.
+        let balance_from_distance: Vec<Option<usize>> = balance_attrs
+            .iter()
+            .map(|b| distance_attrs.iter().position(|d| d.name == b.name))
+            .collect();
         let mut strings = Interner::default();
         let mut partitions: BTreeMap<Vec<Key>, u32> = BTreeMap::new();
         let mut partition_key: Vec<Key> = Vec::with_capacity(equal_attrs.len());
@@ -194,15 +205,22 @@ impl<'a> Pool<'a> {
             let size = u32::try_from(players.len()).unwrap_or(u32::MAX);
             let mut matchable = size >= 1 && size <= largest_team;
 
+            let distance_row = pool.distance.len();
             for attr in &distance_attrs {
                 let value = party_number(players, attr, plan.distance_aggregation(attr.name));
                 matchable &= value.is_some();
                 pool.distance.push(value.unwrap_or(0.0));
             }
-            for attr in &balance_attrs {
-                let sum: Option<f64> = players.iter().map(|p| attr.number(p)).sum();
-                matchable &= sum.is_some();
-                pool.balance.push(sum.unwrap_or(0.0));
+            for (attr, same) in balance_attrs.iter().zip(&balance_from_distance) {
+                match same {
+                    // A missing value made the ticket unmatchable above and was recorded as 0.
+                    Some(d) if size == 1 => pool.balance.push(pool.distance[distance_row + d]),
+                    _ => {
+                        let sum: Option<f64> = players.iter().map(|p| attr.number(p)).sum();
+                        matchable &= sum.is_some();
+                        pool.balance.push(sum.unwrap_or(0.0));
+                    }
+                }
             }
             let (skill_lo, skill_hi) = match skill_attr {
                 Some(_) if skill_is_distance => {
@@ -225,12 +243,17 @@ impl<'a> Pool<'a> {
                 matchable &= agreed;
                 partition_key.push(first.unwrap_or(Key::Number(0)));
             }
-            let partition = match partitions.get(partition_key.as_slice()) {
-                Some(&id) => id,
-                None => {
-                    let id = u32::try_from(partitions.len()).unwrap_or(u32::MAX);
-                    partitions.insert(partition_key.clone(), id);
-                    id
+            let partition = if equal_attrs.is_empty() {
+                // No `=` rule: one partition, without a map lookup per ticket.
+                0
+            } else {
+                match partitions.get(partition_key.as_slice()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = u32::try_from(partitions.len()).unwrap_or(u32::MAX);
+                        partitions.insert(partition_key.clone(), id);
+                        id
+                    }
                 }
             };
 
@@ -286,14 +309,22 @@ impl<'a> Pool<'a> {
                 for (rule, attr) in plan.composition.iter().zip(&composition_attrs) {
                     let start = pool.role_ids.len();
                     if let Some(list) = attr.of(player).and_then(AttributeValue::as_string_list) {
-                        let mut ids: Vec<u16> = list
-                            .iter()
-                            .filter_map(|r| rule.roles.binary_search(&r.as_str()).ok())
-                            .filter_map(|i| u16::try_from(i).ok())
-                            .collect();
-                        ids.sort_unstable();
-                        ids.dedup();
-                        pool.role_ids.extend_from_slice(&ids);
+                        // Sorted and deduplicated in place: a vector per player would be an
+                        // allocation per player.
+                        pool.role_ids.extend(
+                            list.iter()
+                                .filter_map(|r| rule.roles.binary_search(&r.as_str()).ok())
+                                .filter_map(|i| u16::try_from(i).ok()),
+                        );
+                        pool.role_ids[start..].sort_unstable();
+                        let mut kept = start;
+                        for i in start..pool.role_ids.len() {
+                            if kept == start || pool.role_ids[i] != pool.role_ids[kept - 1] {
+                                pool.role_ids[kept] = pool.role_ids[i];
+                                kept += 1;
+                            }
+                        }
+                        pool.role_ids.truncate(kept);
                     } else {
                         matchable = false;
                     }
@@ -406,11 +437,7 @@ impl<'a> Pool<'a> {
     }
 
     fn distance_rules(&self) -> usize {
-        if self.entries.is_empty() {
-            0
-        } else {
-            self.distance.len() / self.entries.len()
-        }
+        self.distance_rules
     }
 
     /// The party's value for each distance rule.
