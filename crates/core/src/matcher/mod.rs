@@ -103,21 +103,24 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
     // integers first and comparing ids only within runs of equal times keeps the sort cache-friendly.
     // Each (time, entry) pair is packed into one integer of the same order, and the integers are
     // radix sorted: keys are distinct, so the order is the one a comparison sort gives, and the
-    // bytes every key shares (the high bytes of the times) cost nothing.
-    let mut keyed: Vec<u128> = (0..n)
-        .map(|e| (u128::from(pool.entries[e].created_at) << 32) | u128::from(u32_of(e)))
-        .collect();
-    radsort::sort(&mut keyed);
-    let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
-    for run in keyed.chunk_by(|a, b| (a >> 32) == (b >> 32)).scan(0, |start, run| {
-        let range = *start..*start + run.len();
-        *start += run.len();
-        Some(range)
-    }) {
-        if run.len() > 1 {
-            by_age[run].sort_unstable_by(|&a, &b| pool.ticket_id(a as usize).cmp(pool.ticket_id(b as usize)));
-        }
-    }
+    // bytes every key shares cost nothing. Times are taken from the oldest, so that a pool
+    // spanning less than 49 days (any real one) packs into a u64, half the bytes to move.
+    let oldest_ms = pool.entries.iter().map(|e| e.created_at).min().unwrap_or(0);
+    let span_ms = pool.entries.iter().map(|e| e.created_at - oldest_ms).max().unwrap_or(0);
+    let mut by_age: Vec<u32> = if span_ms <= u64::from(u32::MAX) {
+        let mut keyed: Vec<u64> = (0..n)
+            .map(|e| ((pool.entries[e].created_at - oldest_ms) << 32) | u64::from(u32_of(e)))
+            .collect();
+        radsort::sort(&mut keyed);
+        keyed.iter().map(|&k| k as u32).collect()
+    } else {
+        let mut keyed: Vec<u128> = (0..n)
+            .map(|e| (u128::from(pool.entries[e].created_at) << 32) | u128::from(u32_of(e)))
+            .collect();
+        radsort::sort(&mut keyed);
+        keyed.iter().map(|&k| k as u32).collect()
+    };
+    order_ties_by_id(&mut by_age, &pool);
 
     let mut fate = vec![Fate::Waiting; n];
     for (e, f) in fate.iter_mut().enumerate() {
@@ -253,6 +256,21 @@ enum Fate {
 
 fn u32_of(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Orders each run of tickets created in the same millisecond by id, so that ties never depend
+/// on the pool's order. `by_age` is sorted by time already.
+fn order_ties_by_id(by_age: &mut [u32], pool: &Pool) {
+    let time = |e: u32| pool.entries[e as usize].created_at;
+    let mut start = 0;
+    for i in 1..=by_age.len() {
+        if i == by_age.len() || time(by_age[i]) != time(by_age[start]) {
+            if i - start > 1 {
+                by_age[start..i].sort_unstable_by(|&a, &b| pool.ticket_id(a as usize).cmp(pool.ticket_id(b as usize)));
+            }
+            start = i;
+        }
+    }
 }
 
 /// Maps a float to an integer with the same order, so sorting compares integers.

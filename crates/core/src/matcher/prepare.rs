@@ -412,7 +412,9 @@ impl<'a> Pool<'a> {
         let width = self.regions.len();
         // With no region yet every row is empty: the rows are the entries so far and this one.
         let rows = self.latency.len().checked_div(width).unwrap_or(self.entries.len() + 1);
-        let mut latency = Vec::with_capacity(rows * (width + 1) + (width + 1) * 1024);
+        // Room for every ticket's row: the table then never grows (and copies itself) again
+        // unless yet another region turns up.
+        let mut latency = Vec::with_capacity((width + 1) * self.tickets.len().max(rows));
         for row in 0..rows {
             let old = &self.latency[row * width..(row + 1) * width];
             latency.extend_from_slice(&old[..at]);
