@@ -5,6 +5,7 @@
 //! Everything is indexed by the ticket's position in the pool (its *entry*) or by a player's position
 //! in the flattened list of all players.
 
+use super::group::role_mask;
 use super::plan::Plan;
 use crate::attribute::{AttributeType, AttributeValue};
 use crate::ids::{PlayerId, TicketId};
@@ -113,6 +114,9 @@ pub(crate) struct Pool<'a> {
     /// `players × composition rules`: a range of `role_ids`, the roles the player can take.
     roles: Vec<(u32, u32)>,
     role_ids: Vec<u16>,
+    /// `players × composition rules`: the same roles as a bitmask (see `group::role_mask`), which
+    /// is what Hall's condition counts: worked out once per player, not once per check.
+    role_masks: Vec<usize>,
     /// Interned strings, by id.
     strings: Vec<&'a str>,
     /// The round's time, in ms.
@@ -178,6 +182,7 @@ impl<'a> Pool<'a> {
             collection_values: Vec::new(),
             roles: Vec::with_capacity(player_count * composition_attrs.len()),
             role_ids: Vec::new(),
+            role_masks: Vec::with_capacity(player_count * composition_attrs.len()),
             strings: Vec::new(),
             now_ms,
             ids: Ids {
@@ -329,6 +334,7 @@ impl<'a> Pool<'a> {
                         matchable = false;
                     }
                     pool.roles.push((u32_len(start), u32_len(pool.role_ids.len())));
+                    pool.role_masks.push(role_mask(&pool.role_ids[start..]));
                 }
             }
 
@@ -468,6 +474,11 @@ impl<'a> Pool<'a> {
     pub fn collection(&self, entry: usize, rule: usize, rules: usize) -> &[u32] {
         let (start, end) = self.collection[entry * rules + rule];
         &self.collection_values[start as usize..end as usize]
+    }
+
+    /// The roles `player` can take under composition rule `rule` of `rules`, as a bitmask.
+    pub fn role_mask(&self, player: usize, rule: usize, rules: usize) -> usize {
+        self.role_masks[player * rules + rule]
     }
 
     /// The roles `player` can take under composition rule `rule` of `rules`.

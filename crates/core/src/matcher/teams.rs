@@ -6,7 +6,7 @@
 //! treated as one, so 5v5 is 126 splits, not 1,024); large ones are drafted greedily and then improved
 //! by swaps, because their number of splits is astronomical.
 
-use super::group::{augment, hall_holds, role_mask};
+use super::group::{augment, hall_holds};
 use super::plan::{Limits, Plan};
 use super::prepare::Pool;
 
@@ -107,7 +107,7 @@ impl Problem<'_, '_> {
                         let info = &self.pool.entries[self.members[m] as usize];
                         info.first_player..info.first_player + info.size
                     })
-                    .map(|p| role_mask(roles_of(p)));
+                    .map(|p| self.pool.role_mask(p as usize, c, rules));
                 return hall_holds(masks, &rule.team_need, &mut scratch.reach);
             }
             let roles = rule.per_team.len();
