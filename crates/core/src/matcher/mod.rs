@@ -16,8 +16,9 @@
 //!    goes on.
 //!
 //! A round costs O(n log n) for two sorts plus O(n × the match size) for the walks, which also give
-//! up after a run of refusals. In practice reading the pool and building the matches (which own
-//! their ids) cost as much as the matching itself: BENCHMARKS.md has the figures.
+//! up after a run of refusals. The sorts are radix sorts of packed integer keys. In practice reading
+//! the pool and building the matches cost about as much as the matching itself, and the walks' cost
+//! is mostly cache misses (they visit tickets in skill order): BENCHMARKS.md has the figures.
 //!
 //! [`check`] verifies a match independently of all this, and the property tests hold the matcher to it.
 
