@@ -60,23 +60,23 @@ macro_rules! fleet_contract {
 /// A two-player match in region `local`, `id` naming its match and players.
 pub fn two_player_match(id: &str) -> Match {
     let team = |name: &str, player: String| MatchTeam {
-        name: name.to_owned(),
-        tickets: vec![format!("t-{player}").into()],
-        players: vec![player.into()],
+        name: name.into(),
+        tickets: [format!("t-{player}").into()].into(),
+        players: [player.into()].into(),
     };
     Match {
         id: format!("m-{id}").into(),
         queue: "duel".into(),
         created_at: Timestamp(1_000),
-        teams: vec![team("red", format!("{id}-a")), team("blue", format!("{id}-b"))],
+        teams: [team("red", format!("{id}-a")), team("blue", format!("{id}-b"))].into(),
         region: Some("local".into()),
         collections: BTreeMap::new(),
         quality: MatchQuality {
             skill_spread: None,
             team_imbalance: None,
             worst_latency_ms: None,
-            waits_ms: vec![0, 0],
-            expansion_steps: Vec::new(),
+            waits_ms: [0, 0].into(),
+            expansion_steps: [].into(),
         },
     }
 }

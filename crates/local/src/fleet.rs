@@ -484,19 +484,21 @@ mod tests {
             id: "m-1".into(),
             queue: "duel".into(),
             created_at: queuematch_core::Timestamp(0),
-            teams: vec![MatchTeam {
+            teams: [MatchTeam {
                 name: "red".into(),
-                tickets: vec!["t-1".into()],
-                players: vec!["p-1".into()],
-            }],
-            region: region.map(str::to_owned),
+                tickets: ["t-1".into()].into(),
+                players: ["p-1".into()].into(),
+            }]
+            .into_iter()
+            .collect(),
+            region: region.map(Into::into),
             collections: Default::default(),
             quality: MatchQuality {
                 skill_spread: None,
                 team_imbalance: None,
                 worst_latency_ms: None,
-                waits_ms: vec![0],
-                expansion_steps: Vec::new(),
+                waits_ms: [0].into_iter().collect(),
+                expansion_steps: [].into(),
             },
         }
     }

@@ -33,7 +33,7 @@ pub fn check_match(m: &Match, pool: &[Ticket], rule_set: &RuleSet) -> Result<(),
 
     // Teams: the rule set's slots, in order; tickets whole and each in one team only.
     let slots = rule_set.team_slots();
-    let names: Vec<&str> = m.teams.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<&str> = m.teams.iter().map(|t| &*t.name).collect();
     let expected: Vec<&str> = slots.iter().map(|s| s.name.as_str()).collect();
     if names != expected {
         return Err(fail(format!("teams are {names:?}, the rule set has {expected:?}")));

@@ -16,8 +16,9 @@
 //!    goes on.
 //!
 //! A round costs O(n log n) for two sorts plus O(n × the match size) for the walks, which also give
-//! up after a run of refusals. In practice reading the pool and building the matches (which own
-//! their ids) cost as much as the matching itself: BENCHMARKS.md has the figures.
+//! up after a run of refusals. The sorts are radix sorts of packed integer keys. In practice reading
+//! the pool and building the matches cost about as much as the matching itself, and the walks' cost
+//! is mostly cache misses (they visit tickets in skill order): BENCHMARKS.md has the figures.
 //!
 //! [`check`] verifies a match independently of all this, and the property tests hold the matcher to it.
 
@@ -30,7 +31,8 @@ mod teams;
 #[cfg(test)]
 mod tests;
 
-pub use outcome::{Match, MatchQuality, MatchTeam, RoundOutcome};
+pub use outcome::{Match, MatchQuality, MatchTeam, MatchTeams, RoundOutcome, TeamMembers, Waits};
+use std::sync::Arc;
 
 use crate::ids::MatchId;
 use crate::ruleset::RuleSet;
@@ -100,22 +102,26 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 
     // Age order: created_at, then id, so ties never depend on the pool's order. Sorting plain
     // integers first and comparing ids only within runs of equal times keeps the sort cache-friendly.
-    // Each (time, entry) pair is packed into one integer of the same order: comparing one u128 is
-    // branch-free where a tuple compares field by field.
-    let mut keyed: Vec<u128> = (0..n)
-        .map(|e| (u128::from(pool.entries[e].created_at) << 32) | u128::from(u32_of(e)))
-        .collect();
-    keyed.sort_unstable();
-    let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
-    for run in keyed.chunk_by(|a, b| (a >> 32) == (b >> 32)).scan(0, |start, run| {
-        let range = *start..*start + run.len();
-        *start += run.len();
-        Some(range)
-    }) {
-        if run.len() > 1 {
-            by_age[run].sort_unstable_by(|&a, &b| pool.ticket_id(a as usize).cmp(pool.ticket_id(b as usize)));
-        }
-    }
+    // Each (time, entry) pair is packed into one integer of the same order, and the integers are
+    // radix sorted: keys are distinct, so the order is the one a comparison sort gives, and the
+    // bytes every key shares cost nothing. Times are taken from the oldest, so that a pool
+    // spanning less than 49 days (any real one) packs into a u64, half the bytes to move.
+    let oldest_ms = pool.entries.iter().map(|e| e.created_at).min().unwrap_or(0);
+    let span_ms = pool.entries.iter().map(|e| e.created_at - oldest_ms).max().unwrap_or(0);
+    let mut by_age: Vec<u32> = if span_ms <= u64::from(u32::MAX) {
+        let mut keyed: Vec<u64> = (0..n)
+            .map(|e| ((pool.entries[e].created_at - oldest_ms) << 32) | u64::from(u32_of(e)))
+            .collect();
+        radsort::sort(&mut keyed);
+        keyed.iter().map(|&k| k as u32).collect()
+    } else {
+        let mut keyed: Vec<u128> = (0..n)
+            .map(|e| (u128::from(pool.entries[e].created_at) << 32) | u128::from(u32_of(e)))
+            .collect();
+        radsort::sort(&mut keyed);
+        keyed.iter().map(|&k| k as u32).collect()
+    };
+    order_ties_by_id(&mut by_age, &pool);
 
     let mut fate = vec![Fate::Waiting; n];
     for (e, f) in fate.iter_mut().enumerate() {
@@ -137,15 +143,15 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
                         | u128::from(u32_of(rank))
                 })
                 .collect();
-            order.sort_unstable();
+            radsort::sort(&mut order);
             Chain::new(n, order.iter().map(|&k| by_age[k as u32 as usize]))
         }
         Pairing::ArrivalOrder => {
-            let mut order: Vec<(u32, u32)> = candidates
-                .map(|(rank, &e)| (pool.entries[e as usize].partition, u32_of(rank)))
+            let mut order: Vec<u64> = candidates
+                .map(|(rank, &e)| (u64::from(pool.entries[e as usize].partition) << 32) | u64::from(u32_of(rank)))
                 .collect();
-            order.sort_unstable();
-            Chain::new(n, order.iter().map(|&(_, rank)| by_age[rank as usize]))
+            radsort::sort(&mut order);
+            Chain::new(n, order.iter().map(|&k| by_age[k as u32 as usize]))
         }
     };
     let mut age_rank = vec![0u32; n];
@@ -155,8 +161,10 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 
     let mut group = Group::new(&plan, &pool);
     let mut splitter = Splitter::default();
-    let mut formed: Vec<Formed> = Vec::new();
-    let mut formed_members: Vec<(u32, u32)> = Vec::new();
+    // Sized for a pool of solo tickets that all match, so that in the usual case neither grows
+    // (and copies itself) in the loop.
+    let mut formed: Vec<Formed> = Vec::with_capacity(n / plan.max_players.max(1) as usize + 1);
+    let mut formed_members: Vec<(u32, u32)> = Vec::with_capacity(n);
     for &anchor in &by_age {
         if fate[anchor as usize] != Fate::Waiting || !chain.contains(anchor) {
             continue;
@@ -190,14 +198,17 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
     let mut ids = pool.take_ids();
     let id_prefix = format!("m-{now_ms}-");
     let mut id_buffer = String::new();
+    // Region names are shared by the round's matches: one string per region, not per match.
+    let regions: Vec<Arc<str>> = pool.regions.iter().map(|&r| Arc::from(r)).collect();
     let matches = formed
-        .iter()
+        .into_iter()
         .map(|f| {
             build_match(
                 f,
                 &formed_members,
                 &plan,
                 &pool,
+                &regions,
                 &mut ids,
                 now,
                 &id_prefix,
@@ -246,6 +257,21 @@ enum Fate {
 
 fn u32_of(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Orders each run of tickets created in the same millisecond by id, so that ties never depend
+/// on the pool's order. `by_age` is sorted by time already.
+fn order_ties_by_id(by_age: &mut [u32], pool: &Pool) {
+    let time = |e: u32| pool.entries[e as usize].created_at;
+    let mut start = 0;
+    for i in 1..=by_age.len() {
+        if i == by_age.len() || time(by_age[i]) != time(by_age[start]) {
+            if i - start > 1 {
+                by_age[start..i].sort_unstable_by(|&a, &b| pool.ticket_id(a as usize).cmp(pool.ticket_id(b as usize)));
+            }
+            start = i;
+        }
+    }
 }
 
 /// Maps a float to an integer with the same order, so sorting compares integers.
@@ -500,12 +526,16 @@ fn decide(
 }
 
 /// Builds the match the round reports from what was decided.
+///
+/// Names and the expansion level are shared, and a duel's lists are inline, so a 1v1 match costs
+/// one allocation: its id.
 #[allow(clippy::too_many_arguments)]
 fn build_match(
-    formed: &Formed,
+    formed: Formed,
     formed_members: &[(u32, u32)],
     plan: &Plan,
     pool: &Pool,
+    regions: &[Arc<str>],
     ids: &mut prepare::Ids,
     now: Timestamp,
     id_prefix: &str,
@@ -520,45 +550,35 @@ fn build_match(
     id_buffer.push_str(id_prefix);
     id_buffer.push_str(pool.ticket_id(oldest).as_str());
     let match_id = MatchId::from(id_buffer.as_str());
-    let mut waits_ms = Vec::with_capacity(members.len());
-    let teams = plan
-        .slots
-        .iter()
-        .enumerate()
-        .map(|(t, slot)| {
-            let mine = || {
-                members
-                    .iter()
-                    .filter(move |&&(_, team)| team as usize == t)
-                    .map(|&(e, _)| e as usize)
-            };
-            let players = mine().map(|e| pool.entries[e].size as usize).sum();
-            let mut team = MatchTeam {
-                name: slot.name.clone(),
-                tickets: Vec::with_capacity(mine().count()),
-                players: Vec::with_capacity(players),
-            };
-            for e in mine() {
-                team.tickets.push(ids.ticket(e, pool.tickets));
-                team.players.extend(ids.players(e, pool));
-                waits_ms.push(pool.waited(e));
-            }
-            team
-        })
-        .collect();
+    let mut waits_ms = Waits::with_capacity(members.len());
+    let mut teams = MatchTeams::with_capacity(plan.slot_names.len());
+    for (t, name) in plan.slot_names.iter().enumerate() {
+        let mut team = MatchTeam {
+            name: Arc::clone(name),
+            tickets: TeamMembers::new(),
+            players: TeamMembers::new(),
+        };
+        for &(e, _) in members.iter().filter(|&&(_, team)| team as usize == t) {
+            let e = e as usize;
+            team.tickets.push(ids.ticket(e, pool.tickets));
+            team.players.extend(ids.players(e, pool));
+            waits_ms.push(pool.waited(e));
+        }
+        teams.push(team);
+    }
     Match {
         id: match_id,
-        queue: plan.rule_set.name.clone(),
+        queue: Arc::clone(&plan.queue),
         created_at: now,
         teams,
-        region: formed.region.map(|(r, _)| pool.regions[r].to_owned()),
-        collections: formed.collections.clone(),
+        region: formed.region.map(|(r, _)| Arc::clone(&regions[r])),
+        collections: formed.collections,
         quality: MatchQuality {
             skill_spread: formed.spread,
             team_imbalance: formed.imbalance,
             worst_latency_ms: formed.region.map(|(_, ms)| ms),
             waits_ms,
-            expansion_steps: plan.limits(formed.oldest_wait_ms).steps_applied.clone(),
+            expansion_steps: Arc::clone(&plan.limits(formed.oldest_wait_ms).steps_applied),
         },
     }
 }

@@ -1,10 +1,26 @@
 //! What a round produces: the matches formed, with their teams and quality, and what became of the
 //! other tickets. These are stored and published, so they serialise in camelCase like the API.
+//!
+//! A round at 100k tickets forms about 50k matches, and building them used to cost more than
+//! forming them. So nothing a match holds is allocated for it alone where it can be shared or
+//! inlined: names (queue, team, region) are shared strings made once per round, the expansion level
+//! is shared by every match at that level, and the small lists (teams, a team's tickets and
+//! players, the waits) live inline up to the sizes of a duel. The JSON is the same as with plain
+//! strings and vectors.
 
 use crate::ids::{MatchId, PlayerId, TicketId};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A match's teams: two inline (a duel, 5v5), more on the heap.
+pub type MatchTeams = SmallVec<[MatchTeam; 2]>;
+/// A team's tickets or players: one inline (a solo ticket, a one-player team), more on the heap.
+pub type TeamMembers<T> = SmallVec<[T; 1]>;
+/// Each ticket's wait: two inline (a duel).
+pub type Waits = SmallVec<[u64; 2]>;
 
 /// The result of one round over a pool.
 ///
@@ -31,15 +47,15 @@ pub struct Match {
     /// Derived from the round's time and the oldest ticket, so a round replayed on the same pool
     /// forms matches with the same ids and committing them twice is caught by the store.
     pub id: MatchId,
-    /// The queue: the rule set's name.
-    pub queue: String,
+    /// The queue: the rule set's name, shared by every match of the round.
+    pub queue: Arc<str>,
     pub created_at: Timestamp,
     /// Every team slot of the rule set, in order, with its tickets (parties whole) and players.
-    pub teams: Vec<MatchTeam>,
+    pub teams: MatchTeams,
     /// The region chosen to minimise the worst latency; `None` when the players share no measured
     /// region and no latency rule asks for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
+    pub region: Option<Arc<str>>,
     /// For each collection rule, by name: the values chosen from those every player has.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub collections: BTreeMap<String, Vec<String>>,
@@ -63,9 +79,9 @@ impl Match {
 #[serde(rename_all = "camelCase")]
 pub struct MatchTeam {
     /// The team slot's name (`red`, or `squad-3` for a team with `quantity`).
-    pub name: String,
-    pub tickets: Vec<TicketId>,
-    pub players: Vec<PlayerId>,
+    pub name: Arc<str>,
+    pub tickets: TeamMembers<TicketId>,
+    pub players: TeamMembers<PlayerId>,
 }
 
 /// How good a match is, as operators and the simulator report it.
@@ -84,8 +100,9 @@ pub struct MatchQuality {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worst_latency_ms: Option<u32>,
     /// How long each ticket waited, in ms, in the order of [`Match::ticket_ids`].
-    pub waits_ms: Vec<u64>,
+    pub waits_ms: Waits,
     /// The expansion level in force, the one for the match's oldest ticket: for each of the rule
     /// set's expansions, in order, how many of its steps applied (0: none, the rule's own value).
-    pub expansion_steps: Vec<usize>,
+    /// Shared by every match formed at the same level.
+    pub expansion_steps: Arc<[usize]>,
 }

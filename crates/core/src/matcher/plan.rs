@@ -2,6 +2,7 @@
 //! expansion level, worked out once per round instead of once per candidate match.
 
 use crate::ruleset::{ComparisonOp, ExpansionTarget, PartyAggregation, RuleField, RuleKind, RuleSet, Team, TeamField};
+use std::sync::Arc;
 
 /// A `distance` rule, by its position among the rule set's distance rules.
 #[derive(Debug)]
@@ -61,8 +62,8 @@ pub(crate) struct Limits {
     pub min_count: Vec<u32>,
     /// By team slot (quantity unrolled).
     pub team_min: Vec<u32>,
-    /// By expansion: how many of its steps apply.
-    pub steps_applied: Vec<usize>,
+    /// By expansion: how many of its steps apply. Shared by every match formed at this level.
+    pub steps_applied: Arc<[usize]>,
 }
 
 /// A rule set, compiled.
@@ -88,6 +89,9 @@ pub(crate) struct Plan<'a> {
     /// it. Column 0 is the one team assignment minimises.
     pub balance_columns: Vec<&'a str>,
     pub slots: Vec<Team>,
+    /// The queue's and the slots' names, shared by every match of the round.
+    pub queue: Arc<str>,
+    pub slot_names: Vec<Arc<str>>,
     pub max_players: u32,
     pub timeout_ms: u64,
     /// Wait times (ms) at which some expansion steps in, ascending and distinct.
@@ -110,6 +114,8 @@ impl<'a> Plan<'a> {
             skill: None,
             balance_columns: Vec::new(),
             slots: rule_set.team_slots(),
+            queue: Arc::from(rule_set.name.as_str()),
+            slot_names: Vec::new(),
             max_players: rule_set.max_players(),
             timeout_ms: u64::from(rule_set.queue.timeout_seconds) * 1000,
             breakpoints: Vec::new(),
@@ -147,6 +153,7 @@ impl<'a> Plan<'a> {
                 }
             }
         }
+        plan.slot_names = plan.slots.iter().map(|s| Arc::from(s.name.as_str())).collect();
         plan.skill = plan
             .distance
             .first()

@@ -5,6 +5,7 @@
 //! Everything is indexed by the ticket's position in the pool (its *entry*) or by a player's position
 //! in the flattened list of all players.
 
+use super::group::role_mask;
 use super::plan::Plan;
 use crate::attribute::{AttributeType, AttributeValue};
 use crate::ids::{PlayerId, TicketId};
@@ -99,6 +100,9 @@ pub(crate) struct Pool<'a> {
     latency: Vec<u32>,
     /// `entries × distance rules`: the party's value, aggregated as the rule says.
     distance: Vec<f64>,
+    /// Distance rules: the width of a row of `distance`. Kept rather than divided out, since the
+    /// walks read rows millions of times.
+    distance_rules: usize,
     /// `entries × balance columns`: the sum of the party's values (see `Plan::balance_columns`).
     balance: Vec<f64>,
     balance_columns: usize,
@@ -110,6 +114,9 @@ pub(crate) struct Pool<'a> {
     /// `players × composition rules`: a range of `role_ids`, the roles the player can take.
     roles: Vec<(u32, u32)>,
     role_ids: Vec<u16>,
+    /// `players × composition rules`: the same roles as a bitmask (see `group::role_mask`), which
+    /// is what Hall's condition counts: worked out once per player, not once per check.
+    role_masks: Vec<usize>,
     /// Interned strings, by id.
     strings: Vec<&'a str>,
     /// The round's time, in ms.
@@ -167,6 +174,7 @@ impl<'a> Pool<'a> {
             latency: Vec::new(),
             regions: Vec::new(),
             distance: Vec::with_capacity(tickets.len() * distance_attrs.len()),
+            distance_rules: distance_attrs.len(),
             balance: Vec::with_capacity(tickets.len() * balance_attrs.len()),
             balance_columns: balance_attrs.len(),
             distinct: Vec::with_capacity(player_count * distinct_attrs.len()),
@@ -174,6 +182,7 @@ impl<'a> Pool<'a> {
             collection_values: Vec::new(),
             roles: Vec::with_capacity(player_count * composition_attrs.len()),
             role_ids: Vec::new(),
+            role_masks: Vec::with_capacity(player_count * composition_attrs.len()),
             strings: Vec::new(),
             now_ms,
             ids: Ids {
@@ -184,6 +193,13 @@ impl<'a> Pool<'a> {
                     .collect(),
             },
         };
+        // A balance column that a distance rule also reads: for a solo ticket its sum is the value
+        // the distance rule has just read (one value, aggregated or summed, is itself), so the
+        // attribute is looked up once, not twice.
+        let balance_from_distance: Vec<Option<usize>> = balance_attrs
+            .iter()
+            .map(|b| distance_attrs.iter().position(|d| d.name == b.name))
+            .collect();
         let mut strings = Interner::default();
         let mut partitions: BTreeMap<Vec<Key>, u32> = BTreeMap::new();
         let mut partition_key: Vec<Key> = Vec::with_capacity(equal_attrs.len());
@@ -194,15 +210,22 @@ impl<'a> Pool<'a> {
             let size = u32::try_from(players.len()).unwrap_or(u32::MAX);
             let mut matchable = size >= 1 && size <= largest_team;
 
+            let distance_row = pool.distance.len();
             for attr in &distance_attrs {
                 let value = party_number(players, attr, plan.distance_aggregation(attr.name));
                 matchable &= value.is_some();
                 pool.distance.push(value.unwrap_or(0.0));
             }
-            for attr in &balance_attrs {
-                let sum: Option<f64> = players.iter().map(|p| attr.number(p)).sum();
-                matchable &= sum.is_some();
-                pool.balance.push(sum.unwrap_or(0.0));
+            for (attr, same) in balance_attrs.iter().zip(&balance_from_distance) {
+                match same {
+                    // A missing value made the ticket unmatchable above and was recorded as 0.
+                    Some(d) if size == 1 => pool.balance.push(pool.distance[distance_row + d]),
+                    _ => {
+                        let sum: Option<f64> = players.iter().map(|p| attr.number(p)).sum();
+                        matchable &= sum.is_some();
+                        pool.balance.push(sum.unwrap_or(0.0));
+                    }
+                }
             }
             let (skill_lo, skill_hi) = match skill_attr {
                 Some(_) if skill_is_distance => {
@@ -225,12 +248,17 @@ impl<'a> Pool<'a> {
                 matchable &= agreed;
                 partition_key.push(first.unwrap_or(Key::Number(0)));
             }
-            let partition = match partitions.get(partition_key.as_slice()) {
-                Some(&id) => id,
-                None => {
-                    let id = u32::try_from(partitions.len()).unwrap_or(u32::MAX);
-                    partitions.insert(partition_key.clone(), id);
-                    id
+            let partition = if equal_attrs.is_empty() {
+                // No `=` rule: one partition, without a map lookup per ticket.
+                0
+            } else {
+                match partitions.get(partition_key.as_slice()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = u32::try_from(partitions.len()).unwrap_or(u32::MAX);
+                        partitions.insert(partition_key.clone(), id);
+                        id
+                    }
                 }
             };
 
@@ -286,18 +314,27 @@ impl<'a> Pool<'a> {
                 for (rule, attr) in plan.composition.iter().zip(&composition_attrs) {
                     let start = pool.role_ids.len();
                     if let Some(list) = attr.of(player).and_then(AttributeValue::as_string_list) {
-                        let mut ids: Vec<u16> = list
-                            .iter()
-                            .filter_map(|r| rule.roles.binary_search(&r.as_str()).ok())
-                            .filter_map(|i| u16::try_from(i).ok())
-                            .collect();
-                        ids.sort_unstable();
-                        ids.dedup();
-                        pool.role_ids.extend_from_slice(&ids);
+                        // Sorted and deduplicated in place: a vector per player would be an
+                        // allocation per player.
+                        pool.role_ids.extend(
+                            list.iter()
+                                .filter_map(|r| rule.roles.binary_search(&r.as_str()).ok())
+                                .filter_map(|i| u16::try_from(i).ok()),
+                        );
+                        pool.role_ids[start..].sort_unstable();
+                        let mut kept = start;
+                        for i in start..pool.role_ids.len() {
+                            if kept == start || pool.role_ids[i] != pool.role_ids[kept - 1] {
+                                pool.role_ids[kept] = pool.role_ids[i];
+                                kept += 1;
+                            }
+                        }
+                        pool.role_ids.truncate(kept);
                     } else {
                         matchable = false;
                     }
                     pool.roles.push((u32_len(start), u32_len(pool.role_ids.len())));
+                    pool.role_masks.push(role_mask(&pool.role_ids[start..]));
                 }
             }
 
@@ -381,7 +418,9 @@ impl<'a> Pool<'a> {
         let width = self.regions.len();
         // With no region yet every row is empty: the rows are the entries so far and this one.
         let rows = self.latency.len().checked_div(width).unwrap_or(self.entries.len() + 1);
-        let mut latency = Vec::with_capacity(rows * (width + 1) + (width + 1) * 1024);
+        // Room for every ticket's row: the table then never grows (and copies itself) again
+        // unless yet another region turns up.
+        let mut latency = Vec::with_capacity((width + 1) * self.tickets.len().max(rows));
         for row in 0..rows {
             let old = &self.latency[row * width..(row + 1) * width];
             latency.extend_from_slice(&old[..at]);
@@ -406,11 +445,7 @@ impl<'a> Pool<'a> {
     }
 
     fn distance_rules(&self) -> usize {
-        if self.entries.is_empty() {
-            0
-        } else {
-            self.distance.len() / self.entries.len()
-        }
+        self.distance_rules
     }
 
     /// The party's value for each distance rule.
@@ -439,6 +474,11 @@ impl<'a> Pool<'a> {
     pub fn collection(&self, entry: usize, rule: usize, rules: usize) -> &[u32] {
         let (start, end) = self.collection[entry * rules + rule];
         &self.collection_values[start as usize..end as usize]
+    }
+
+    /// The roles `player` can take under composition rule `rule` of `rules`, as a bitmask.
+    pub fn role_mask(&self, player: usize, rule: usize, rules: usize) -> usize {
+        self.role_masks[player * rules + rule]
     }
 
     /// The roles `player` can take under composition rule `rule` of `rules`.

@@ -6,7 +6,7 @@
 //! treated as one, so 5v5 is 126 splits, not 1,024); large ones are drafted greedily and then improved
 //! by swaps, because their number of splits is astronomical.
 
-use super::group::{augment, hall_holds, role_mask};
+use super::group::{augment, hall_holds};
 use super::plan::{Limits, Plan};
 use super::prepare::Pool;
 
@@ -107,7 +107,7 @@ impl Problem<'_, '_> {
                         let info = &self.pool.entries[self.members[m] as usize];
                         info.first_player..info.first_player + info.size
                     })
-                    .map(|p| role_mask(roles_of(p)));
+                    .map(|p| self.pool.role_mask(p as usize, c, rules));
                 return hall_holds(masks, &rule.team_need, &mut scratch.reach);
             }
             let roles = rule.per_team.len();
@@ -176,6 +176,8 @@ pub(crate) struct Splitter {
     leaf_teams: Vec<usize>,
     nodes: u32,
     remaining: u32,
+    /// The imbalance above which a leaf is not kept: the first balance rule's limit.
+    leaf_limit: f64,
     scratch: Scratch,
 }
 
@@ -199,7 +201,12 @@ impl Splitter {
             // naming the teams (1v1, free-for-all), so the first is as good as any.
             self.best.clear();
             self.best.extend(0..members.len());
-            let valid = problem.valid(&mut self.scratch, &self.best);
+            // Each team holds exactly one player, so the sizes hold when no minimum exceeds one:
+            // nothing to tally.
+            let sized = problem.limits.team_min.iter().all(|&min| min <= 1);
+            let valid = sized
+                && problem.balanced(&mut self.scratch, &self.best)
+                && problem.composed(&mut self.scratch, &self.best);
             let found = valid.then(|| problem.imbalance(&mut self.scratch, &self.best, 0));
             // Hand the buffer back, or every 1v1 match would allocate a fresh one.
             self.sizes = sizes;
@@ -241,21 +248,20 @@ impl Splitter {
         self.leaves.clear();
         self.leaf_teams.clear();
         self.nodes = 0;
-        self.descend(problem, 0);
-
-        // Sizes hold by construction; the rest is checked from the most even split up, so the
-        // first valid one is the answer and most splits are never checked. Past the first
-        // balance rule's limit every later split fails it too.
-        self.leaves.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let first_limit = problem
+        // Past the first balance rule's limit a split fails that rule: such leaves are not kept.
+        self.leaf_limit = problem
             .limits
             .max_difference
             .first()
             .map_or(f64::INFINITY, |l| l + EPSILON);
+        self.descend(problem, 0);
+
+        // Sizes hold by construction; the rest is checked from the most even split up, so the
+        // first valid one is the answer and most splits are never checked.
+        // Leaf indices are distinct, so an unstable sort gives the one order (and allocates nothing).
+        self.leaves
+            .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for &(imbalance, leaf) in &self.leaves {
-            if imbalance > first_limit {
-                break;
-            }
             let team_of = &self.leaf_teams[leaf * n..(leaf + 1) * n];
             if problem.balanced(&mut self.scratch, team_of) && problem.composed(&mut self.scratch, team_of) {
                 self.best.clear();
@@ -273,9 +279,12 @@ impl Splitter {
         }
         let slots = &problem.plan.slots;
         let Some(&member) = self.order.get(depth) else {
-            self.leaves
-                .push((spread_of_averages(&self.sums, &self.counts), self.leaves.len()));
-            self.leaf_teams.extend_from_slice(&self.assigned);
+            let imbalance = spread_of_averages(&self.sums, &self.counts);
+            // Leaves keep their order of discovery, the tie-break among equally even splits.
+            if imbalance <= self.leaf_limit {
+                self.leaves.push((imbalance, self.leaves.len()));
+                self.leaf_teams.extend_from_slice(&self.assigned);
+            }
             return;
         };
         let size = problem.sizes[member];

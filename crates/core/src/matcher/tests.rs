@@ -117,7 +117,7 @@ fn expansions_follow_the_oldest_tickets_wait() {
     assert!(round(&pool, &rules, Timestamp(9_000)).matches.is_empty());
     let outcome = round(&pool, &rules, Timestamp(10_000));
     assert_eq!(pairs(&outcome), vec![vec!["a", "b"]]);
-    assert_eq!(outcome.matches[0].quality.expansion_steps, vec![1]);
+    assert_eq!(outcome.matches[0].quality.expansion_steps[..], [1]);
     assert_valid(&outcome, &pool, &rules);
 }
 
@@ -394,8 +394,8 @@ fn the_checker_catches_a_broken_match() {
     let rules = duel(json!([]), json!([]));
     let pool = vec![solo("a", 0, 1500.0), solo("b", 0, 1550.0), solo("far", 0, 1900.0)];
     let mut m = round(&pool, &rules, Timestamp(PATIENCE_MS)).matches.remove(0);
-    m.teams[1].tickets = vec![TicketId::from("far")];
-    m.teams[1].players = vec![PlayerId::from("p-far")];
+    m.teams[1].tickets = [TicketId::from("far")].into();
+    m.teams[1].players = [PlayerId::from("p-far")].into();
     let err = check_match(&m, &pool, &rules).unwrap_err();
     assert!(err.reason.contains("rule fair"), "{err}");
 }

@@ -138,7 +138,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
         let record = SessionRecord {
             session_id: session_id.clone(),
             match_id: match_id.clone(),
-            queue: matched.queue.clone(),
+            queue: matched.queue.to_string(),
             status: SessionStatus::Placing,
             player_ids: matched.player_ids().cloned().collect(),
             created_at: now,

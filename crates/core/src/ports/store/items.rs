@@ -469,6 +469,7 @@ mod tests {
     use super::*;
     use crate::matcher::{MatchQuality, MatchTeam};
     use crate::ticket::Player;
+    use std::sync::Arc;
 
     fn searching(id: &str, players: &[&str], at: u64) -> TicketRecord {
         let mut ticket = Ticket::queued(
@@ -493,9 +494,9 @@ mod tests {
             teams: tickets
                 .iter()
                 .map(|t| MatchTeam {
-                    name: format!("team-{t}"),
-                    tickets: vec![(*t).into()],
-                    players: vec![],
+                    name: format!("team-{t}").into(),
+                    tickets: [(*t).into()].into(),
+                    players: Default::default(),
                 })
                 .collect(),
             region: None,
@@ -504,8 +505,8 @@ mod tests {
                 skill_spread: None,
                 team_imbalance: None,
                 worst_latency_ms: None,
-                waits_ms: vec![],
-                expansion_steps: vec![],
+                waits_ms: Default::default(),
+                expansion_steps: Arc::from([]),
             },
         }
     }
