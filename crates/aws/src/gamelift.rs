@@ -244,7 +244,9 @@ impl Fleet for GameLiftFleet {
             .set_player_latencies(Some(self.latencies(matched).await?));
         if let Some(region) = &matched.region {
             call = call.priority_configuration_override(
-                PriorityConfigurationOverride::builder().location_order(region).build(),
+                PriorityConfigurationOverride::builder()
+                    .location_order(region.as_ref())
+                    .build(),
             );
         }
         match call.send().await {
