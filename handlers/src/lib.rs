@@ -9,12 +9,16 @@
 //! - [`tickets_api`]: API Gateway proxy requests for reading and cancelling tickets.
 //! - [`workflow_tasks`]: the Task states of the `session-placement` workflow.
 //! - [`session_reports`]: game servers' signed reports on their sessions.
+//! - [`ws_authorizer`] and [`push`]: the WebSocket API's `$connect` authorizer, its routes, and the
+//!   notifier that pushes domain events to the players' connections.
 
 pub mod matcher;
 pub mod problem;
+pub mod push;
 pub mod session_reports;
 pub mod tickets_api;
 pub mod workflow_tasks;
+pub mod ws_authorizer;
 
 use queuematch_core::usecases::admission::Admission;
 use queuematch_core::usecases::round::Rounds;

@@ -1,0 +1,247 @@
+//! Each function of the crate on real AWS events: `tests/fixtures/<function>/<case>.event.json`
+//! through the same function the binary runs, compared with `<case>.expected.json` (a refusal is
+//! Lambda's `{"errorType", "errorMessage"}`). Adapters are the in-memory ones of queuematch-local;
+//! Cognito's keys are a test key pair (`tests/keys/`), its tokens in the fixtures signed with it.
+
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use jsonwebtoken::jwk::JwkSet;
+use lambda_runtime::{Context, LambdaEvent};
+use queuematch_core::ids::PlayerId;
+use queuematch_core::ports::store::{Index, Query};
+use queuematch_core::ports::{PortError, Store};
+use queuematch_core::time::Timestamp;
+use queuematch_handlers::push::{self, Connections, Posted, RouteEvent};
+use queuematch_lambda::cognito::CognitoTokens;
+use queuematch_lambda::config::CognitoConfig;
+use queuematch_lambda::functions;
+use queuematch_local::{ManualClock, MemoryStore};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The instant every fixture happens at: 2023-11-14T22:13:20Z.
+const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+fn fixtures(function: &str) -> Vec<(String, PathBuf)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(function);
+    let mut cases: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.strip_suffix(".event.json")?.to_owned();
+            Some((name, dir.clone()))
+        })
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no fixtures in {}", dir.display());
+    cases
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn test_pool() -> CognitoTokens {
+    let config = CognitoConfig {
+        issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_TestPool".into(),
+        client_id: "test-client".into(),
+        jwks_url: "unused: the keys are given".into(),
+    };
+    let jwks: JwkSet = serde_json::from_value(read_json(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys/jwks.json"),
+    ))
+    .unwrap_or_else(|e| panic!("tests/keys/jwks.json: {e}"));
+    CognitoTokens::from_jwks(&config, &jwks).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn ws_authorizer_fixtures_replay_to_their_expected_responses() {
+    let tokens = test_pool();
+    let clock = ManualClock::new(NOW);
+    for (case, dir) in fixtures("ws-authorizer") {
+        let event: ApiGatewayCustomAuthorizerRequestTypeRequest =
+            serde_json::from_value(read_json(&dir.join(format!("{case}.event.json"))))
+                .unwrap_or_else(|e| panic!("{case}: not an authorizer event: {e}"));
+        let expected = read_json(&dir.join(format!("{case}.expected.json")));
+        let actual = match functions::ws_authorizer(&tokens, &clock, LambdaEvent::new(event, Context::default())).await
+        {
+            Ok(response) => serde_json::to_value(&response).unwrap_or_else(|e| panic!("{case}: {e}")),
+            Err(d) => serde_json::json!({"errorType": d.error_type, "errorMessage": d.error_message}),
+        };
+        assert_eq!(actual, expected, "{case}");
+    }
+}
+
+#[test]
+fn a_token_is_refused_for_what_is_wrong_with_it() {
+    // The fixtures show the client only `Unauthorized`; the log says why.
+    let tokens = test_pool();
+    let token_of = |case: &str| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ws-authorizer");
+        read_json(&dir.join(format!("{case}.event.json")))["queryStringParameters"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{case}: no token"))
+            .to_owned()
+    };
+    let verify = |case: &str| tokens.verify(&token_of(case), NOW);
+    assert_eq!(
+        verify("connect-with-a-valid-token").map(|p| p.to_string()),
+        Ok("p-1".into())
+    );
+    assert_eq!(
+        verify("connect-with-an-expired-token"),
+        Err("the token expired at 1699993600 (now 1700000000)".into())
+    );
+    assert_eq!(
+        verify("connect-with-a-token-of-another-pool"),
+        Err("the token is not from this user pool".into())
+    );
+    assert_eq!(
+        verify("connect-with-a-token-of-another-client"),
+        Err("the token is for another app client".into())
+    );
+    assert_eq!(
+        verify("connect-with-a-token-signed-by-an-unknown-key"),
+        Err("the token's key \"rotated-away\" is not one of the user pool's".into())
+    );
+    assert_eq!(
+        tokens.verify("not.a.jwt", NOW),
+        Err("the token is not a well-formed JWT".into())
+    );
+}
+
+// ---------------------------------------------------------------- ws-connections and notifier
+
+/// `given.connections`: the connections to seed, each `{"connectionId", "playerId"}`.
+async fn seed_connections(store: &MemoryStore, clock: &ManualClock, given: &Value) {
+    for c in given["connections"].as_array().into_iter().flatten() {
+        let id = c["connectionId"].as_str().unwrap_or_default();
+        let player = PlayerId::new(c["playerId"].as_str().unwrap_or_default());
+        push::subscribe(store, clock, id, &player)
+            .await
+            .unwrap_or_else(|e| panic!("seeding {c}: {e}"));
+    }
+}
+
+/// The connections the store holds for `players`, both items of each present.
+async fn connections_of(store: &MemoryStore, players: &BTreeSet<String>) -> Vec<Value> {
+    let mut found = Vec::new();
+    for player in players {
+        let query = Query::new(Index::Table, format!("PLAYER#{player}"), 100).with_prefix("CONN#");
+        let page = store.query(query).await.unwrap_or_else(|e| panic!("{e}"));
+        for stored in page.items {
+            let id = stored.item.key.sk.trim_start_matches("CONN#").to_owned();
+            let own = store
+                .get(&push::connection_key(&id))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("{id} is listed under {player} but has no CONN# item"));
+            assert_eq!(own.item.body["playerId"], player.as_str(), "{id}");
+            found.push(json!({"connectionId": id, "playerId": player}));
+        }
+    }
+    found
+}
+
+fn players_named(values: &[&Value]) -> BTreeSet<String> {
+    values
+        .iter()
+        .flat_map(|v| v["connections"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["playerId"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn ws_connections_fixtures_replay_to_their_expected_responses_and_items() {
+    for (case, dir) in fixtures("ws-connections") {
+        let clock = ManualClock::new(NOW);
+        let store = MemoryStore::new(clock.clone());
+        let given = read_json(&dir.join(format!("{case}.given.json")));
+        let expected = read_json(&dir.join(format!("{case}.expected.json")));
+        seed_connections(&store, &clock, &given).await;
+        let event: RouteEvent = serde_json::from_value(read_json(&dir.join(format!("{case}.event.json"))))
+            .unwrap_or_else(|e| panic!("{case}: not a WebSocket route event: {e}"));
+        let response = functions::ws_connections(&store, &clock, LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: {}", e.error_message));
+        let response = serde_json::to_value(&response).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(response, expected["response"], "{case}: response");
+        let players = players_named(&[&given, &expected]);
+        assert_eq!(
+            Value::Array(connections_of(&store, &players).await),
+            expected["connections"],
+            "{case}: connections afterwards"
+        );
+    }
+}
+
+/// API Gateway's management API as the notifier sees it: connections in `gone` are closed.
+#[derive(Debug, Default)]
+struct RecordingConnections {
+    gone: BTreeSet<String>,
+    posted: Mutex<Vec<(String, Value)>>,
+}
+
+#[async_trait::async_trait]
+impl Connections for RecordingConnections {
+    async fn post(&self, connection_id: &str, message: &[u8]) -> Result<Posted, PortError> {
+        if self.gone.contains(connection_id) {
+            return Ok(Posted::Gone);
+        }
+        let message: Value = serde_json::from_slice(message).map_err(|e| PortError::invalid(e.to_string()))?;
+        self.posted
+            .lock()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .push((connection_id.to_owned(), message));
+        Ok(Posted::Sent)
+    }
+}
+
+#[tokio::test]
+async fn notifier_fixtures_replay_to_their_expected_pushes() {
+    for (case, dir) in fixtures("notifier") {
+        let clock = ManualClock::new(NOW);
+        let store = MemoryStore::new(clock.clone());
+        let given = read_json(&dir.join(format!("{case}.given.json")));
+        let expected = read_json(&dir.join(format!("{case}.expected.json")));
+        seed_connections(&store, &clock, &given).await;
+        let connections = RecordingConnections {
+            gone: given["gone"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str().map(str::to_owned))
+                .collect(),
+            ..RecordingConnections::default()
+        };
+        let raw = read_json(&dir.join(format!("{case}.event.json")));
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(raw.clone()).unwrap_or_else(|e| panic!("{case}: not an EventBridge event: {e}"));
+        let response =
+            match functions::notifier(&store, &connections, LambdaEvent::new(event, Context::default())).await {
+                Ok(response) => response,
+                Err(d) => json!({"errorType": d.error_type, "errorMessage": d.error_message}),
+            };
+        assert_eq!(response, expected["response"], "{case}: response");
+        let posted = connections.posted.into_inner().unwrap_or_else(|e| panic!("{e}"));
+        for (id, message) in &posted {
+            assert_eq!(
+                message, &raw["detail"],
+                "{case}: {id} was sent the event's detail as it is"
+            );
+        }
+        let ids: Vec<&str> = posted.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(json!(ids), expected["posted"], "{case}: posted to");
+        let players = players_named(&[&given, &expected]);
+        assert_eq!(
+            Value::Array(connections_of(&store, &players).await),
+            expected["connections"],
+            "{case}: connections afterwards"
+        );
+    }
+}
