@@ -2,14 +2,19 @@
 //! result in Lambda's shape out. The binaries run these; the tests replay fixtures through them.
 
 use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse,
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyRequest,
+    ApiGatewayProxyResponse,
 };
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use queuematch_core::event::DomainEvent;
-use queuematch_core::ports::{Clock, PortError, Store};
+use queuematch_core::ports::{Clock, Events, Fleet, PortError, Store, TicketQueue, Workflows};
+use queuematch_core::usecases::PartyTokens;
 use queuematch_handlers::push::{self, Connections, RouteEvent};
+use queuematch_handlers::workflow_tasks::{self, TaskFailure};
 use queuematch_handlers::ws_authorizer::{self, PlayerTokens};
+use queuematch_handlers::{matcher, session_reports, tickets_api, Service};
 use serde_json::{json, Value};
 
 /// A port error at the Lambda boundary: its stable `errorType` (DESIGN.md "Errors and limits").
@@ -18,6 +23,98 @@ pub fn diagnostic(error: &PortError) -> Diagnostic {
         error_type: error.error_type().as_str().into(),
         error_message: error.to_string(),
     }
+}
+
+/// A task's failure at the Lambda boundary: the workflows' Retry and Catch match its `errorType`.
+pub fn task_diagnostic(failure: TaskFailure) -> Diagnostic {
+    Diagnostic {
+        error_type: failure.error_type.as_str().into(),
+        error_message: failure.error_message,
+    }
+}
+
+/// `matcher`: one batch of the tickets queue. Messages to try again are in `batchItemFailures`;
+/// the invocation itself never fails, which would redeliver the whole batch. The Lambda request id
+/// names this invocation on the pool leases.
+pub async fn matcher<S, Q, W, E, C, P>(
+    service: &Service<S, Q, W, E, C, P>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Diagnostic>
+where
+    S: Store,
+    Q: TicketQueue,
+    W: Workflows,
+    E: Events,
+    C: Clock,
+    P: PartyTokens,
+{
+    let received = event.payload.records.len();
+    let outcome = matcher::handle(service, event.payload, &event.context.request_id).await;
+    tracing::info!(
+        received,
+        admitted = outcome.admitted,
+        duplicates = outcome.duplicates,
+        failed_tickets = outcome.failed_tickets,
+        unreadable = outcome.unreadable,
+        rounds = outcome.rounds.len(),
+        retried = outcome.response.batch_item_failures.len(),
+        "batch"
+    );
+    Ok(outcome.response)
+}
+
+/// `tickets-api`: GET and DELETE /v1/tickets/{ticketId}. Every outcome is an HTTP response.
+pub async fn tickets_api<S, Q, W, E, C, P>(
+    service: &Service<S, Q, W, E, C, P>,
+    event: LambdaEvent<ApiGatewayProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Diagnostic>
+where
+    S: Store,
+    E: Events,
+    C: Clock,
+{
+    Ok(tickets_api::handle(service, event.payload).await)
+}
+
+/// `session-reports`: POST /v1/sessions/{sessionId}/events. Every outcome is an HTTP response.
+pub async fn session_reports<S, Q, W, E, C, P, F>(
+    service: &Service<S, Q, W, E, C, P>,
+    fleet: &F,
+    event: LambdaEvent<ApiGatewayProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Diagnostic>
+where
+    S: Store,
+    E: Events,
+    C: Clock,
+    F: Fleet,
+{
+    Ok(session_reports::handle(service, fleet, event.payload).await)
+}
+
+/// `workflow-tasks`: one Task state of a session workflow. A failure is the function's error with
+/// its `errorType`, which Step Functions hands to the state's Retry and Catch.
+pub async fn workflow_tasks<S, Q, W, E, C, P, F>(
+    service: &Service<S, Q, W, E, C, P>,
+    fleet: &F,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Diagnostic>
+where
+    S: Store,
+    Q: TicketQueue,
+    E: Events,
+    C: Clock,
+    F: Fleet,
+{
+    let task = event
+        .payload
+        .get("task")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_owned();
+    workflow_tasks::handle(service, fleet, event.payload).await.map_err(|failure| {
+        tracing::warn!(task, error_type = failure.error_type.as_str(), error = %failure.error_message, "task failed");
+        task_diagnostic(failure)
+    })
 }
 
 /// `ws-authorizer`: allows the `$connect` of a verified player. A refusal is the error

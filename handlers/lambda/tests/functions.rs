@@ -3,23 +3,32 @@
 //! Lambda's `{"errorType", "errorMessage"}`). Adapters are the in-memory ones of queuematch-local;
 //! Cognito's keys are a test key pair (`tests/keys/`), its tokens in the fixtures signed with it.
 
-use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use aws_lambda_events::apigw::{ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyRequest};
+use aws_lambda_events::encodings::Body;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::SqsEvent;
 use jsonwebtoken::jwk::JwkSet;
 use lambda_runtime::{Context, LambdaEvent};
-use queuematch_core::ids::PlayerId;
+use queuematch_core::identity::jwt::DevTokens;
+use queuematch_core::identity::SessionSecret;
+use queuematch_core::ids::{PlayerId, SessionId};
+use queuematch_core::matcher::Match;
+use queuematch_core::ports::fleet::{Placement, PlacementId};
 use queuematch_core::ports::store::{Index, Query};
-use queuematch_core::ports::{PortError, Store};
+use queuematch_core::ports::workflows::ExecutionId;
+use queuematch_core::ports::{Fleet, PortError, Store, Workflows};
 use queuematch_core::time::Timestamp;
+use queuematch_core::usecases::Settings;
 use queuematch_handlers::push::{self, Connections, Posted, RouteEvent};
+use queuematch_handlers::Service;
 use queuematch_lambda::cognito::CognitoTokens;
 use queuematch_lambda::config::CognitoConfig;
-use queuematch_lambda::functions;
-use queuematch_local::{ManualClock, MemoryStore};
+use queuematch_lambda::{functions, rulesets};
+use queuematch_local::{EventBus, ManualClock, MemoryQueue, MemoryStore, QueueConfig};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The instant every fixture happens at: 2023-11-14T22:13:20Z.
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
@@ -244,4 +253,107 @@ async fn notifier_fixtures_replay_to_their_expected_pushes() {
             "{case}: connections afterwards"
         );
     }
+}
+
+// ---------------------------------------------------------------- the Lambda boundary of the others
+// handlers/tests/fixtures.rs replays every fixture of these functions through their handlers, with
+// the state each `given` seeds; here a few whose answer needs no state go through the functions the
+// binaries run, to show the boundary: batch failures, HTTP responses, and task errors as errorType.
+
+/// A fleet with no server free; these fixtures never reach it.
+#[derive(Debug)]
+struct NoServers;
+
+#[async_trait::async_trait]
+impl Fleet for NoServers {
+    async fn place(&self, _: &SessionId, _: &Match, _: &SessionSecret) -> Result<Placement, PortError> {
+        Err(PortError::PlacementUnavailable("no server free".into()))
+    }
+    async fn poll(&self, _: &PlacementId) -> Result<Placement, PortError> {
+        Err(PortError::PlacementUnavailable("no server free".into()))
+    }
+    async fn release(&self, _: &PlacementId) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+/// Starts every workflow it is asked to.
+#[derive(Debug)]
+struct AcceptingWorkflows;
+
+#[async_trait::async_trait]
+impl Workflows for AcceptingWorkflows {
+    async fn start(&self, definition: &str, name: &str, _input: Value) -> Result<ExecutionId, PortError> {
+        Ok(ExecutionId(format!(
+            "arn:aws:states:eu-west-1:123456789012:execution:{definition}:{name}"
+        )))
+    }
+}
+
+type LocalService = Service<MemoryStore, MemoryQueue, AcceptingWorkflows, EventBus, Arc<ManualClock>, DevTokens>;
+
+fn service_at(given: &Value) -> LocalService {
+    let clock = Arc::new(ManualClock::new(Timestamp(
+        given["now"].as_u64().unwrap_or_else(|| panic!("given.now")),
+    )));
+    Service {
+        store: MemoryStore::new(clock.clone()),
+        queue: MemoryQueue::new(clock.clone(), QueueConfig::default()),
+        workflows: AcceptingWorkflows,
+        events: EventBus::new(64),
+        clock,
+        party_tokens: DevTokens::new(b"fixture secret"),
+        queues: Arc::new(rulesets::queues().unwrap_or_else(|e| panic!("{e}"))),
+        settings: Arc::new(Settings::default()),
+    }
+}
+
+fn fixture(function: &str, case: &str) -> (Value, Value, Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(function);
+    let read = |suffix: &str| read_json(&dir.join(format!("{case}.{suffix}.json")));
+    (read("event"), read("given"), read("expected"))
+}
+
+#[tokio::test]
+async fn matcher_reports_an_unparseable_message_as_a_batch_item_failure() {
+    let (event, given, expected) = fixture("matcher", "unparseable-message-goes-to-the-dlq");
+    let event: SqsEvent = serde_json::from_value(event).unwrap_or_else(|e| panic!("{e}"));
+    let response = functions::matcher(&service_at(&given), LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error_message));
+    assert_eq!(
+        serde_json::to_value(&response).unwrap_or_else(|e| panic!("{e}")),
+        expected
+    );
+}
+
+#[tokio::test]
+async fn tickets_api_answers_a_request_without_a_caller_with_a_401_problem() {
+    let (event, given, expected) = fixture("tickets-api", "no-caller");
+    let event: ApiGatewayProxyRequest = serde_json::from_value(event).unwrap_or_else(|e| panic!("{e}"));
+    let response = functions::tickets_api(&service_at(&given), LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error_message));
+    assert_eq!(expected["statusCode"].as_i64(), Some(response.status_code));
+    let body = match response.body {
+        Some(Body::Text(text)) => serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{e}")),
+        other => panic!("not a text body: {other:?}"),
+    };
+    assert_eq!(body, expected["body"]);
+}
+
+#[tokio::test]
+async fn workflow_tasks_fail_with_the_errortype_the_workflow_matches_on() {
+    let (event, given, expected) = fixture("workflow-tasks", "an-unknown-task-is-invalid");
+    let failure = functions::workflow_tasks(
+        &service_at(&given),
+        &NoServers,
+        LambdaEvent::new(event, Context::default()),
+    )
+    .await
+    .map(|ok| panic!("the task succeeded: {ok}"))
+    .unwrap_or_else(|d| json!({"errorType": d.error_type, "errorMessage": d.error_message}));
+    assert_eq!(failure, expected);
 }
