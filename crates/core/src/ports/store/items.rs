@@ -243,6 +243,11 @@ pub fn match_key(id: &MatchId) -> Key {
     Key::new(format!("MATCH#{id}"), "MATCH")
 }
 
+/// The most tickets a match commits in one transaction: with its match item and the idempotency
+/// token (which the DynamoDB store keeps as an item of the transaction) that makes 100, DynamoDB's
+/// limit. A larger match commits in chunks (DESIGN.md: over 98 tickets).
+pub const MAX_TICKETS_PER_COMMIT: usize = MAX_TRANSACTION_OPERATIONS - 2;
+
 /// Commits a match in one transaction: each of its tickets, read SEARCHING at `tickets`' versions,
 /// becomes `to` (PLACING, or REQUIRES_ACCEPTANCE) and leaves the pool index, and the match item is
 /// created. Committing the same match twice fails on the match item or a ticket version, so a
@@ -253,7 +258,7 @@ pub fn commit_match(
     to: TicketStatus,
     shards: u32,
 ) -> Result<Vec<Write>, PortError> {
-    if tickets.len() + 1 > MAX_TRANSACTION_OPERATIONS {
+    if tickets.len() > MAX_TICKETS_PER_COMMIT {
         return Err(PortError::invalid(format!(
             "a match of {} tickets needs a chunked commit",
             tickets.len()
@@ -543,6 +548,27 @@ mod tests {
         );
         assert_eq!(writes[2].key(), &match_key(&"m-1".into()));
         assert_eq!(writes[2].condition(), Condition::Absent);
+    }
+
+    #[test]
+    fn a_match_beyond_98_tickets_needs_a_chunked_commit() {
+        let ids: Vec<String> = (0..99).map(|i| format!("t-{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let tickets: Vec<_> = ids
+            .iter()
+            .map(|id| Versioned {
+                value: searching(id, &[id.as_str()], 1),
+                version: 1,
+            })
+            .collect();
+        let err = commit_match(&one_v_one(&refs), &tickets, TicketStatus::Placing, 4).unwrap_err();
+        assert!(err.to_string().contains("chunked"), "{err}");
+        let writes = commit_match(&one_v_one(&refs[..98]), &tickets[..98], TicketStatus::Placing, 4).unwrap();
+        assert_eq!(
+            writes.len() + 1,
+            MAX_TRANSACTION_OPERATIONS,
+            "room for the idempotency token"
+        );
     }
 
     #[test]
