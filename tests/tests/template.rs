@@ -498,3 +498,176 @@ fn the_yaml_reader_keeps_short_tags_and_the_digest_ignores_key_order() {
         BTreeSet::from(["A".to_owned(), "B".to_owned()])
     );
 }
+
+// ---------------------------------------------------------------- the functions
+
+/// Stands in for what CloudFormation resolves at deploy time: parameters take their defaults unless
+/// `overrides` names them, pseudo parameters a fixed region and account, resources names and ARNs
+/// in their own shapes. Close enough for the functions' configs to judge the values.
+struct Resolver<'a> {
+    template: &'a Template,
+    parameters: Map<String, Value>,
+    overrides: HashMap<&'a str, &'a str>,
+}
+
+impl Resolver<'_> {
+    fn reference(&self, name: &str) -> String {
+        match name {
+            "AWS::Region" => return "eu-west-1".into(),
+            "AWS::AccountId" => return "123456789012".into(),
+            "AWS::Partition" => return "aws".into(),
+            "AWS::StackName" => return "queuematch".into(),
+            _ => {}
+        }
+        if let Some(value) = self.overrides.get(name) {
+            return (*value).to_owned();
+        }
+        if let Some(parameter) = self.parameters.get(name) {
+            return match &parameter["Default"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+        }
+        match self.template.resource(name)["Type"].as_str().unwrap_or_default() {
+            "AWS::SQS::Queue" => format!("https://sqs.eu-west-1.amazonaws.com/123456789012/{name}"),
+            _ => format!("{name}-physical-id"),
+        }
+    }
+
+    fn attribute(&self, resource: &str, attribute: &str) -> String {
+        let kind = self.template.resource(resource)["Type"].as_str().unwrap_or_default();
+        match (kind, attribute) {
+            ("AWS::Serverless::StateMachine", "Arn") => {
+                format!("arn:aws:states:eu-west-1:123456789012:stateMachine:{resource}")
+            }
+            ("AWS::Serverless::Function", "Arn") => {
+                format!("arn:aws:lambda:eu-west-1:123456789012:function:{resource}")
+            }
+            (_, "Arn") => format!("arn:aws:{}:eu-west-1:123456789012:{resource}", kind.to_lowercase()),
+            (_, other) => format!("{resource}-{other}"),
+        }
+    }
+
+    fn resolve(&self, value: &Value) -> String {
+        if let Some(s) = value.as_str() {
+            return s.to_owned();
+        }
+        if let Some(name) = ref_of(value) {
+            return self.reference(name);
+        }
+        if let Some([resource, attribute]) = value["Fn::GetAtt"].as_array().map(Vec::as_slice) {
+            return self.attribute(
+                resource.as_str().unwrap_or_default(),
+                attribute.as_str().unwrap_or_default(),
+            );
+        }
+        if let Some(text) = value["Fn::Sub"].as_str() {
+            let mut out = String::new();
+            let mut rest = text;
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let end = after.find('}').unwrap_or(after.len());
+                let name = &after[..end];
+                out.push_str(&match name.split_once('.') {
+                    Some((resource, attribute)) => self.attribute(resource, attribute),
+                    None => self.reference(name),
+                });
+                rest = &after[(end + 1).min(after.len())..];
+            }
+            out.push_str(rest);
+            return out;
+        }
+        if let Some([separator, items]) = value["Fn::Join"].as_array().map(Vec::as_slice) {
+            let separator = separator.as_str().unwrap_or_default();
+            let items: Vec<String> = match items.as_array() {
+                Some(items) => items.iter().map(|i| self.resolve(i)).collect(),
+                None => vec![self.resolve(items)],
+            };
+            return items.join(separator);
+        }
+        panic!("the test cannot resolve {value}")
+    }
+}
+
+/// Each function's binary and its environment as deployed with `overrides`.
+fn functions_as_deployed(overrides: &[(&'static str, &'static str)]) -> Vec<(String, String, HashMap<String, String>)> {
+    let root = read_yaml("infra/template.yaml");
+    let template = Template::load();
+    let resolver = Resolver {
+        template: &template,
+        parameters: root["Parameters"].as_object().cloned().unwrap_or_default(),
+        overrides: overrides.iter().copied().collect(),
+    };
+    let globals = root["Globals"]["Function"]["Environment"]["Variables"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    template
+        .of_type("AWS::Serverless::Function")
+        .map(|(id, function)| {
+            let metadata = &function["Metadata"];
+            assert_eq!(
+                metadata["BuildMethod"], "rust-cargolambda",
+                "{id}: built by cargo-lambda"
+            );
+            assert_eq!(
+                function["Properties"]["CodeUri"], "..",
+                "{id}: built from the workspace's root"
+            );
+            let binary = metadata["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: names no binary"))
+                .to_owned();
+            let mut env: HashMap<String, String> = HashMap::new();
+            let own = function["Properties"]["Environment"]["Variables"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for (name, value) in globals.iter().chain(own.iter()) {
+                env.insert(name.clone(), resolver.resolve(value));
+            }
+            (id.clone(), binary, env)
+        })
+        .collect()
+}
+
+#[test]
+fn every_function_is_a_binary_of_the_lambda_crate_and_every_binary_a_function() {
+    let deployed: BTreeSet<String> = functions_as_deployed(&[])
+        .into_iter()
+        .map(|(_, binary, _)| binary)
+        .collect();
+    let crate_binaries: BTreeSet<String> = queuematch_lambda::config::BINARIES
+        .iter()
+        .map(|b| (*b).to_owned())
+        .collect();
+    assert_eq!(
+        deployed, crate_binaries,
+        "the template's functions and queuematch-lambda's binaries differ"
+    );
+    for binary in &crate_binaries {
+        let main = repo_root().join("handlers/lambda/src/bin").join(format!("{binary}.rs"));
+        assert!(main.is_file(), "{binary} has no {}", main.display());
+    }
+}
+
+#[test]
+fn every_function_is_given_the_environment_its_binary_needs_on_either_fleet() {
+    let deployments: [&[(&'static str, &'static str)]; 2] = [
+        &[],
+        &[
+            ("FleetKind", "ecs"),
+            ("EcsSubnets", "subnet-0a1b2c3d"),
+            ("EcsSecurityGroups", "sg-0a1b2c3d"),
+        ],
+    ];
+    for overrides in deployments {
+        for (id, binary, vars) in functions_as_deployed(overrides) {
+            let env = queuematch_lambda::config::Env::from_map("template", vars.into_iter().collect());
+            if let Err(e) = queuematch_lambda::config::check(&binary, &env) {
+                panic!("{id} ({binary}), deployed with {overrides:?}: {e}");
+            }
+        }
+    }
+}

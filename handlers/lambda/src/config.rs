@@ -179,6 +179,185 @@ impl FleetConfig {
     }
 }
 
+/// The tickets queue and its dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrls {
+    pub url: String,
+    pub dlq_url: String,
+}
+
+impl QueueUrls {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: env.required("TICKETS_QUEUE_URL", "the URL of the tickets queue")?,
+            dlq_url: env.required("TICKETS_DLQ_URL", "the URL of the tickets queue's dead-letter queue")?,
+        })
+    }
+}
+
+fn table(env: &Env) -> Result<String, ConfigError> {
+    env.required("TABLE_NAME", "the DynamoDB single table")
+}
+
+fn bus(env: &Env) -> Result<String, ConfigError> {
+    env.required("EVENT_BUS_NAME", "the EventBridge bus domain events go to")
+}
+
+fn placement_arn(env: &Env) -> Result<String, ConfigError> {
+    let arn = env.required(
+        "PLACEMENT_STATE_MACHINE_ARN",
+        "the ARN of the session-placement state machine",
+    )?;
+    if !arn.starts_with("arn:") || !arn.contains(":states:") {
+        return Err(env.invalid(
+            "PLACEMENT_STATE_MACHINE_ARN",
+            arn,
+            "expected a Step Functions state machine ARN",
+        ));
+    }
+    Ok(arn)
+}
+
+/// `matcher`: admission and rounds, so the table, the queue (pool ticks), the placement workflow,
+/// the bus, and the user pool for party tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatcherConfig {
+    pub table_name: String,
+    pub queue: QueueUrls,
+    pub event_bus_name: String,
+    pub placement_state_machine_arn: String,
+    pub cognito: CognitoConfig,
+}
+
+impl MatcherConfig {
+    pub const BINARY: &'static str = "matcher";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: table(env)?,
+            queue: QueueUrls::from_env(env)?,
+            event_bus_name: bus(env)?,
+            placement_state_machine_arn: placement_arn(env)?,
+            cognito: CognitoConfig::from_env(env)?,
+        })
+    }
+}
+
+/// `tickets-api`: reads and cancels tickets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketsApiConfig {
+    pub table_name: String,
+    pub event_bus_name: String,
+}
+
+impl TicketsApiConfig {
+    pub const BINARY: &'static str = "tickets-api";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: table(env)?,
+            event_bus_name: bus(env)?,
+        })
+    }
+}
+
+/// `workflow-tasks`: places, activates and fails sessions; requeues tickets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowTasksConfig {
+    pub table_name: String,
+    pub queue: QueueUrls,
+    pub event_bus_name: String,
+    pub fleet: FleetConfig,
+}
+
+impl WorkflowTasksConfig {
+    pub const BINARY: &'static str = "workflow-tasks";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: table(env)?,
+            queue: QueueUrls::from_env(env)?,
+            event_bus_name: bus(env)?,
+            fleet: FleetConfig::from_env(env)?,
+        })
+    }
+}
+
+/// `session-reports`: records reports and releases the servers of ended sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReportsConfig {
+    pub table_name: String,
+    pub event_bus_name: String,
+    pub fleet: FleetConfig,
+}
+
+impl SessionReportsConfig {
+    pub const BINARY: &'static str = "session-reports";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: table(env)?,
+            event_bus_name: bus(env)?,
+            fleet: FleetConfig::from_env(env)?,
+        })
+    }
+}
+
+/// `sweeper`: times out, fails, restarts and releases. Its binary and its function in the template
+/// come with the sweeper's handler (`queuematch_handlers::sweeper`), which is not on this branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweeperConfig {
+    pub table_name: String,
+    pub queue: QueueUrls,
+    pub event_bus_name: String,
+    pub placement_state_machine_arn: String,
+    pub fleet: FleetConfig,
+}
+
+impl SweeperConfig {
+    pub const BINARY: &'static str = "sweeper";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: table(env)?,
+            queue: QueueUrls::from_env(env)?,
+            event_bus_name: bus(env)?,
+            placement_state_machine_arn: placement_arn(env)?,
+            fleet: FleetConfig::from_env(env)?,
+        })
+    }
+}
+
+/// Every binary of the crate, in `src/bin/`.
+pub const BINARIES: &[&str] = &[
+    MatcherConfig::BINARY,
+    TicketsApiConfig::BINARY,
+    WorkflowTasksConfig::BINARY,
+    SessionReportsConfig::BINARY,
+    WsAuthorizerConfig::BINARY,
+    WsConnectionsConfig::BINARY,
+    NotifierConfig::BINARY,
+];
+
+/// Loads the configuration of `binary` from `env`, to check it: what a deployment must set.
+pub fn check(binary: &str, env: &Env) -> Result<(), ConfigError> {
+    match binary {
+        MatcherConfig::BINARY => MatcherConfig::from_env(env).map(drop),
+        TicketsApiConfig::BINARY => TicketsApiConfig::from_env(env).map(drop),
+        WorkflowTasksConfig::BINARY => WorkflowTasksConfig::from_env(env).map(drop),
+        SessionReportsConfig::BINARY => SessionReportsConfig::from_env(env).map(drop),
+        WsAuthorizerConfig::BINARY => WsAuthorizerConfig::from_env(env).map(drop),
+        WsConnectionsConfig::BINARY => WsConnectionsConfig::from_env(env).map(drop),
+        NotifierConfig::BINARY => NotifierConfig::from_env(env).map(drop),
+        _ => Err(ConfigError::Invalid {
+            binary: "queuematch-lambda",
+            name: "binary",
+            value: binary.to_owned(),
+            why: format!("no such function; the functions are {}", BINARIES.join(", ")),
+        }),
+    }
+}
+
 /// `ws-authorizer`: only the user pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsAuthorizerConfig {
@@ -297,6 +476,42 @@ mod tests {
             error.to_string(),
             "x: the environment variable COGNITO_ISSUER=\"eu-west-1_AbC\" is not valid: an issuer is an https:// URL"
         );
+    }
+
+    #[test]
+    fn a_placement_arn_must_be_a_state_machines() {
+        let vars = [
+            ("TABLE_NAME", "t"),
+            ("TICKETS_QUEUE_URL", "https://sqs/q"),
+            ("TICKETS_DLQ_URL", "https://sqs/dlq"),
+            ("EVENT_BUS_NAME", "b"),
+            ("PLACEMENT_STATE_MACHINE_ARN", "arn:aws:lambda:eu-west-1:1:function:f"),
+            ("COGNITO_ISSUER", POOL),
+            ("COGNITO_CLIENT_ID", "c"),
+        ];
+        let error = MatcherConfig::from_env(&env("matcher", &vars)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::Invalid {
+                    name: "PLACEMENT_STATE_MACHINE_ARN",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn every_binary_can_be_checked_and_an_unknown_one_is_named() {
+        for binary in BINARIES {
+            let error = check(binary, &env("x", &[])).unwrap_err();
+            assert!(matches!(error, ConfigError::Missing { .. }), "{binary}: {error}");
+        }
+        assert!(check("matchmaker", &env("x", &[]))
+            .unwrap_err()
+            .to_string()
+            .contains("no such function"));
     }
 
     #[test]

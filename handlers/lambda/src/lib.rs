@@ -8,6 +8,16 @@ pub mod cognito;
 pub mod config;
 pub mod functions;
 pub mod rulesets;
+pub mod wiring;
+
+/// A start-up failure, logged with its message and returned from `main`, which ends the process:
+/// Lambda reports the function's init as failed, and the log says which variable to set.
+pub fn startup<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, lambda_runtime::Error> {
+    result.map_err(|e| {
+        tracing::error!(error = %e, "cannot start");
+        lambda_runtime::Error::from(e.to_string())
+    })
+}
 
 /// JSON logs, one object a line, filtered by `RUST_LOG` (the template sets `info`).
 pub fn init_tracing() {
