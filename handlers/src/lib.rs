@@ -10,13 +10,17 @@
 //! - [`workflow_tasks`]: the Task states of the `session-placement` workflow.
 //! - [`session_reports`]: game servers' signed reports on their sessions.
 //! - [`sweeper`]: the scheduled safety net: timed-out tickets, stuck sessions, lost placements.
+//! - [`ws_authorizer`] and [`push`]: the WebSocket API's `$connect` authorizer, its routes, and the
+//!   notifier that pushes domain events to the players' connections.
 
 pub mod matcher;
 pub mod problem;
+pub mod push;
 pub mod session_reports;
 pub mod sweeper;
 pub mod tickets_api;
 pub mod workflow_tasks;
+pub mod ws_authorizer;
 
 use queuematch_core::usecases::admission::Admission;
 use queuematch_core::usecases::round::Rounds;

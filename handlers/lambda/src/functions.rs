@@ -1,0 +1,190 @@
+//! Each function's handler: a Lambda event in, the handler of `queuematch-handlers` called, its
+//! result in Lambda's shape out. The binaries run these; the tests replay fixtures through them.
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyRequest,
+    ApiGatewayProxyResponse,
+};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use queuematch_core::event::DomainEvent;
+use queuematch_core::ports::{Clock, Events, Fleet, PortError, Store, TicketQueue, Workflows};
+use queuematch_core::usecases::PartyTokens;
+use queuematch_handlers::push::{self, Connections, RouteEvent};
+use queuematch_handlers::workflow_tasks::{self, TaskFailure};
+use queuematch_handlers::ws_authorizer::{self, PlayerTokens};
+use queuematch_handlers::{matcher, session_reports, sweeper, tickets_api, Service};
+use serde_json::{json, Value};
+
+/// A port error at the Lambda boundary: its stable `errorType` (DESIGN.md "Errors and limits").
+pub fn diagnostic(error: &PortError) -> Diagnostic {
+    Diagnostic {
+        error_type: error.error_type().as_str().into(),
+        error_message: error.to_string(),
+    }
+}
+
+/// A task's failure at the Lambda boundary: the workflows' Retry and Catch match its `errorType`.
+pub fn task_diagnostic(failure: TaskFailure) -> Diagnostic {
+    Diagnostic {
+        error_type: failure.error_type.as_str().into(),
+        error_message: failure.error_message,
+    }
+}
+
+/// `matcher`: one batch of the tickets queue. Messages to try again are in `batchItemFailures`;
+/// the invocation itself never fails, which would redeliver the whole batch. The Lambda request id
+/// names this invocation on the pool leases.
+pub async fn matcher<S, Q, W, E, C, P>(
+    service: &Service<S, Q, W, E, C, P>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Diagnostic>
+where
+    S: Store,
+    Q: TicketQueue,
+    W: Workflows,
+    E: Events,
+    C: Clock,
+    P: PartyTokens,
+{
+    let received = event.payload.records.len();
+    let outcome = matcher::handle(service, event.payload, &event.context.request_id).await;
+    tracing::info!(
+        received,
+        admitted = outcome.admitted,
+        duplicates = outcome.duplicates,
+        failed_tickets = outcome.failed_tickets,
+        unreadable = outcome.unreadable,
+        rounds = outcome.rounds.len(),
+        retried = outcome.response.batch_item_failures.len(),
+        "batch"
+    );
+    Ok(outcome.response)
+}
+
+/// `tickets-api`: GET and DELETE /v1/tickets/{ticketId}. Every outcome is an HTTP response.
+pub async fn tickets_api<S, Q, W, E, C, P>(
+    service: &Service<S, Q, W, E, C, P>,
+    event: LambdaEvent<ApiGatewayProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Diagnostic>
+where
+    S: Store,
+    E: Events,
+    C: Clock,
+{
+    Ok(tickets_api::handle(service, event.payload).await)
+}
+
+/// `session-reports`: POST /v1/sessions/{sessionId}/events. Every outcome is an HTTP response.
+pub async fn session_reports<S, Q, W, E, C, P, F>(
+    service: &Service<S, Q, W, E, C, P>,
+    fleet: &F,
+    event: LambdaEvent<ApiGatewayProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Diagnostic>
+where
+    S: Store,
+    E: Events,
+    C: Clock,
+    F: Fleet,
+{
+    Ok(session_reports::handle(service, fleet, event.payload).await)
+}
+
+/// `workflow-tasks`: one Task state of a session workflow. A failure is the function's error with
+/// its `errorType`, which Step Functions hands to the state's Retry and Catch.
+pub async fn workflow_tasks<S, Q, W, E, C, P, F>(
+    service: &Service<S, Q, W, E, C, P>,
+    fleet: &F,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Diagnostic>
+where
+    S: Store,
+    Q: TicketQueue,
+    E: Events,
+    C: Clock,
+    F: Fleet,
+{
+    let task = event
+        .payload
+        .get("task")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_owned();
+    workflow_tasks::handle(service, fleet, event.payload).await.map_err(|failure| {
+        tracing::warn!(task, error_type = failure.error_type.as_str(), error = %failure.error_message, "task failed");
+        task_diagnostic(failure)
+    })
+}
+
+/// `sweeper`: one sweep per scheduled event. A failure is the function's error, which the schedule
+/// retries; what one sweep leaves undone, the next one does.
+pub async fn sweeper<S, Q, W, E, C, P, F>(
+    service: &Service<S, Q, W, E, C, P>,
+    fleet: &F,
+    event: LambdaEvent<EventBridgeEvent<Value>>,
+) -> Result<Value, Diagnostic>
+where
+    S: Store,
+    Q: TicketQueue,
+    W: Workflows,
+    E: Events,
+    C: Clock,
+    F: Fleet,
+{
+    let run = event.payload.id.clone();
+    sweeper::handle(service, fleet, event.payload).await.map_err(|failure| {
+        tracing::warn!(run, error_type = failure.error_type.as_str(), error = %failure.error_message, "sweep failed");
+        task_diagnostic(failure)
+    })
+}
+
+/// `ws-authorizer`: allows the `$connect` of a verified player. A refusal is the error
+/// `Unauthorized`, which API Gateway answers with 401; its reason is logged, never told.
+pub async fn ws_authorizer<T: PlayerTokens, C: Clock>(
+    tokens: &T,
+    clock: &C,
+    event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>,
+) -> Result<ApiGatewayCustomAuthorizerResponse, Diagnostic> {
+    ws_authorizer::handle(tokens, clock.now(), &event.payload).map_err(|refused| {
+        tracing::info!(reason = %refused.reason, request_id = %event.context.request_id, "connection refused");
+        Diagnostic {
+            error_type: "Unauthorized".into(),
+            error_message: refused.to_string(),
+        }
+    })
+}
+
+/// `ws-connections`: the WebSocket API's `$connect`, `$disconnect` and `subscribe` routes.
+pub async fn ws_connections<S: Store, C: Clock>(
+    store: &S,
+    clock: &C,
+    event: LambdaEvent<RouteEvent>,
+) -> Result<ApiGatewayProxyResponse, Diagnostic> {
+    Ok(push::handle_route(store, clock, event.payload).await)
+}
+
+/// `notifier`: one domain event from EventBridge, pushed to every connection of its players. A
+/// failure is returned as the function's error, for EventBridge to retry and then dead-letter.
+pub async fn notifier<S: Store, N: Connections>(
+    store: &S,
+    connections: &N,
+    event: LambdaEvent<EventBridgeEvent<Value>>,
+) -> Result<Value, Diagnostic> {
+    let detail_type = event.payload.detail_type;
+    let domain_event: DomainEvent = serde_json::from_value(event.payload.detail).map_err(|e| Diagnostic {
+        error_type: "Invalid".into(),
+        error_message: format!("the detail of a {detail_type:?} event is not a domain event: {e}"),
+    })?;
+    let notified = push::notify(store, connections, &domain_event).await.map_err(|e| {
+        tracing::warn!(error = %e, event = detail_type, "push failed; EventBridge retries");
+        diagnostic(&e)
+    })?;
+    tracing::info!(
+        event = detail_type,
+        sent = notified.sent,
+        gone = notified.gone,
+        "pushed"
+    );
+    Ok(json!({"sent": notified.sent, "gone": notified.gone}))
+}

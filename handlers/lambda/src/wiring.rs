@@ -1,0 +1,240 @@
+//! The AWS side of each function, built once per cold start: the SDK clients from the
+//! environment (region, role credentials, and `AWS_ENDPOINT_URL` for a local AWS API), the
+//! adapters of queuematch-aws over them, and the handlers' [`Service`].
+//!
+//! A function gets only the ports its handler reaches; the others are `()`, so that, say, the
+//! tickets API holds no SQS or Step Functions client at all, as its role holds no such permission.
+
+use aws_sdk_apigatewaymanagement::error::SdkError;
+use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use queuematch_aws::clock::SystemClock;
+use queuematch_aws::{
+    Clients, DynamoStore, EcsFleet, EcsFleetConfig, EventBridgeEvents, GameLiftFleet, SfnWorkflows, SqsTicketQueue,
+};
+use queuematch_core::ports::{Fleet, PortError, Store};
+use queuematch_core::usecases::{Queues, Settings};
+use queuematch_handlers::push::{Connections, Posted};
+use queuematch_handlers::Service;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::cognito::{CognitoTokens, JwksError};
+use crate::config::{ConfigError, FleetConfig, QueueUrls};
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
+    #[error("{0}")]
+    RuleSets(String),
+}
+
+/// The name the workflows adapter knows the placement workflow by: its file's, in `workflows/`.
+pub const PLACEMENT_WORKFLOW: &str = "session-placement";
+
+pub type MatcherService =
+    Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, CognitoTokens>;
+pub type TicketsApiService = Service<DynamoStore, (), (), EventBridgeEvents, SystemClock, ()>;
+pub type WorkflowTasksService = Service<DynamoStore, SqsTicketQueue, (), EventBridgeEvents, SystemClock, ()>;
+pub type SessionReportsService = Service<DynamoStore, (), (), EventBridgeEvents, SystemClock, ()>;
+pub type SweeperService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
+
+/// The SDK configuration from the environment, with the adapters' retry policy.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    queuematch_aws::config::load(None).await
+}
+
+/// The SDK clients, from the environment.
+pub async fn clients() -> Clients {
+    Clients::new(&sdk_config().await)
+}
+
+fn queues() -> Result<Arc<Queues>, StartError> {
+    crate::rulesets::queues().map(Arc::new).map_err(StartError::RuleSets)
+}
+
+fn store(clients: &Clients, table: &str) -> DynamoStore {
+    DynamoStore::new(clients.dynamodb.clone(), table)
+}
+
+fn queue(clients: &Clients, urls: &QueueUrls) -> SqsTicketQueue {
+    SqsTicketQueue::new(clients.sqs.clone(), &urls.url, &urls.dlq_url)
+}
+
+fn events(clients: &Clients, bus: &str) -> EventBridgeEvents {
+    EventBridgeEvents::new(clients.eventbridge.clone(), bus)
+}
+
+fn placement_workflows(clients: &Clients, arn: &str) -> SfnWorkflows {
+    SfnWorkflows::new(
+        clients.sfn.clone(),
+        HashMap::from([(PLACEMENT_WORKFLOW.to_owned(), arn.to_owned())]),
+    )
+}
+
+/// The fleet of `config`, keeping its records in `store`.
+pub fn fleet(clients: &Clients, store: &DynamoStore, config: &FleetConfig) -> Arc<dyn Fleet> {
+    let records: Arc<dyn Store> = Arc::new(store.clone());
+    match config {
+        FleetConfig::GameLift { queue_name } => {
+            Arc::new(GameLiftFleet::new(clients.gamelift.clone(), queue_name, records))
+        }
+        FleetConfig::Ecs {
+            cluster,
+            task_definition,
+            subnets,
+            security_groups,
+        } => Arc::new(EcsFleet::new(
+            clients.ecs.clone(),
+            records,
+            EcsFleetConfig {
+                fleet: cluster.clone(),
+                cluster: cluster.clone(),
+                task_definition: task_definition.clone(),
+                subnets: subnets.clone(),
+                security_groups: security_groups.clone(),
+                // Players connect to the tasks directly.
+                assign_public_ip: !subnets.is_empty(),
+            },
+        )),
+    }
+}
+
+pub async fn matcher(config: &crate::config::MatcherConfig, clients: &Clients) -> Result<MatcherService, StartError> {
+    Ok(Service {
+        store: store(clients, &config.table_name),
+        queue: queue(clients, &config.queue),
+        workflows: placement_workflows(clients, &config.placement_state_machine_arn),
+        events: events(clients, &config.event_bus_name),
+        clock: SystemClock,
+        party_tokens: CognitoTokens::fetch(&config.cognito).await?,
+        queues: queues()?,
+        settings: Arc::new(Settings::default()),
+    })
+}
+
+pub fn tickets_api(
+    config: &crate::config::TicketsApiConfig,
+    clients: &Clients,
+) -> Result<TicketsApiService, StartError> {
+    Ok(Service {
+        store: store(clients, &config.table_name),
+        queue: (),
+        workflows: (),
+        events: events(clients, &config.event_bus_name),
+        clock: SystemClock,
+        party_tokens: (),
+        queues: queues()?,
+        settings: Arc::new(Settings::default()),
+    })
+}
+
+pub fn workflow_tasks(
+    config: &crate::config::WorkflowTasksConfig,
+    clients: &Clients,
+) -> Result<(WorkflowTasksService, Arc<dyn Fleet>), StartError> {
+    let store = store(clients, &config.table_name);
+    let fleet = fleet(clients, &store, &config.fleet);
+    let service = Service {
+        store,
+        queue: queue(clients, &config.queue),
+        workflows: (),
+        events: events(clients, &config.event_bus_name),
+        clock: SystemClock,
+        party_tokens: (),
+        queues: queues()?,
+        settings: Arc::new(Settings::default()),
+    };
+    Ok((service, fleet))
+}
+
+pub fn session_reports(
+    config: &crate::config::SessionReportsConfig,
+    clients: &Clients,
+) -> Result<(SessionReportsService, Arc<dyn Fleet>), StartError> {
+    let store = store(clients, &config.table_name);
+    let fleet = fleet(clients, &store, &config.fleet);
+    let service = Service {
+        store,
+        queue: (),
+        workflows: (),
+        events: events(clients, &config.event_bus_name),
+        clock: SystemClock,
+        party_tokens: (),
+        queues: queues()?,
+        settings: Arc::new(Settings::default()),
+    };
+    Ok((service, fleet))
+}
+
+pub fn sweeper(
+    config: &crate::config::SweeperConfig,
+    clients: &Clients,
+) -> Result<(SweeperService, Arc<dyn Fleet>), StartError> {
+    let store = store(clients, &config.table_name);
+    let fleet = fleet(clients, &store, &config.fleet);
+    let service = Service {
+        store,
+        queue: queue(clients, &config.queue),
+        workflows: placement_workflows(clients, &config.placement_state_machine_arn),
+        events: events(clients, &config.event_bus_name),
+        clock: SystemClock,
+        party_tokens: (),
+        queues: queues()?,
+        settings: Arc::new(Settings::default()),
+    };
+    Ok((service, fleet))
+}
+
+/// The table, for the functions that only keep connections.
+pub fn connections_store(clients: &Clients, table: &str) -> DynamoStore {
+    store(clients, table)
+}
+
+/// `PostToConnection` on the WebSocket API's management endpoint.
+#[derive(Debug, Clone)]
+pub struct ApiGatewayConnections {
+    client: aws_sdk_apigatewaymanagement::Client,
+}
+
+impl ApiGatewayConnections {
+    /// A client for the management API at `endpoint` (`https://<api>.execute-api.<region>.amazonaws.com/<stage>`).
+    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str) -> Self {
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+            .endpoint_url(endpoint)
+            .build();
+        Self {
+            client: aws_sdk_apigatewaymanagement::Client::from_conf(config),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connections for ApiGatewayConnections {
+    async fn post(&self, connection_id: &str, message: &[u8]) -> Result<Posted, PortError> {
+        let sent = self
+            .client
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(message))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Posted::Sent),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                PostToConnectionError::GoneException(_) => Ok(Posted::Gone),
+                PostToConnectionError::LimitExceededException(_) => Err(PortError::Throttled { retry_after: None }),
+                PostToConnectionError::PayloadTooLargeException(_) => Err(PortError::invalid(format!(
+                    "a message of {} bytes is over the WebSocket API's frame limit",
+                    message.len()
+                ))),
+                other => Err(PortError::transient(format!("PostToConnection: {other}"))),
+            },
+            Err(e) => Err(PortError::transient(format!("PostToConnection: {e}"))),
+        }
+    }
+}
