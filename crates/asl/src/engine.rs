@@ -326,7 +326,7 @@ impl Engine {
                     state.name
                 )));
             }
-            if transitions % YIELD_EVERY == 0 {
+            if transitions.is_multiple_of(YIELD_EVERY) {
                 tokio::task::yield_now().await;
             }
             let entered = run.clock.now();
