@@ -4,26 +4,26 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-/// `queuematch dev` on a free port, serving ranked-1v1 with acceptance required; killed when dropped.
+use common::{repo, DevProcess};
+
+/// `queuematch dev` on a free port, serving ranked-1v1 with acceptance required; it and its home
+/// are gone when dropped.
 struct Dev {
-    child: Child,
+    process: DevProcess,
     url: String,
     home: PathBuf,
 }
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.process.stop();
         let _ = std::fs::remove_dir_all(&self.home);
     }
 }
@@ -37,30 +37,9 @@ fn start_dev(name: &str) -> Dev {
     let mut rule_set: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
     rule_set["queue"]["acceptance"] = serde_json::json!({"required": true, "timeoutSeconds": 30});
     std::fs::write(rulesets.join("ranked-1v1.json"), rule_set.to_string()).unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_queuematch"))
-        .args(["dev", "--port", "0"])
-        .arg("--rulesets")
-        .arg(&rulesets)
-        .arg("--workflows")
-        .arg(repo().join("workflows"))
-        .arg("--home")
-        .arg(&home)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("queuematch dev does not start: {e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let mut reader = BufReader::new(stdout);
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap_or_else(|e| panic!("{e}"));
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let url = first
-        .trim()
-        .strip_prefix("queuematch dev: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-        .to_owned();
-    Dev { child, url, home }
+    let process = DevProcess::spawn(&rulesets, &home, None);
+    let url = process.url.clone();
+    Dev { process, url, home }
 }
 
 /// A waiting `queuematch submit --wait --json`, and the ticket id it says to accept.

@@ -4,56 +4,33 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-/// `queuematch dev` on a free port, killed when dropped.
+use common::{repo, DevProcess};
+
+/// `queuematch dev` on a free port with a home of its own; both gone when dropped.
 struct Dev {
-    child: Child,
+    process: DevProcess,
     url: String,
     home: PathBuf,
 }
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.process.stop();
         let _ = std::fs::remove_dir_all(&self.home);
     }
 }
 
 fn start_dev(name: &str) -> Dev {
     let home = std::env::temp_dir().join(format!("qm-dev-stack-{name}-{}", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_queuematch"))
-        .args(["dev", "--port", "0"])
-        .arg("--rulesets")
-        .arg(repo().join("examples/rulesets"))
-        .arg("--workflows")
-        .arg(repo().join("workflows"))
-        .arg("--home")
-        .arg(&home)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("queuematch dev does not start: {e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-    let mut reader = BufReader::new(stdout);
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap_or_else(|e| panic!("{e}"));
-    // Keep reading what it prints, as a terminal would.
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    let url = first
-        .trim()
-        .strip_prefix("queuematch dev: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-        .to_owned();
-    Dev { child, url, home }
+    let process = DevProcess::spawn(&repo().join("examples/rulesets"), &home, None);
+    let url = process.url.clone();
+    Dev { process, url, home }
 }
 
 /// Starts `queuematch submit --wait --json` for one player.

@@ -6,16 +6,15 @@
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+
+use common::{repo, DevProcess};
 
 /// A scratch directory, removed when dropped.
 struct Scratch(PathBuf);
@@ -36,51 +35,20 @@ impl Drop for Scratch {
 
 /// `queuematch dev --data-dir` on a free port; killed (SIGKILL) when dropped.
 struct Dev {
-    child: Child,
+    process: DevProcess,
     url: String,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Dev {
     fn start(home: &Path, data: &Path) -> Dev {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_queuematch"))
-            .args(["dev", "--port", "0"])
-            .arg("--rulesets")
-            .arg(repo().join("examples/rulesets"))
-            .arg("--workflows")
-            .arg(repo().join("workflows"))
-            .arg("--home")
-            .arg(home)
-            .arg("--data-dir")
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("queuematch dev does not start: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut reader = BufReader::new(stdout);
-        let mut first = String::new();
-        reader.read_line(&mut first).unwrap_or_else(|e| panic!("{e}"));
-        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-        let url = first
-            .trim()
-            .strip_prefix("queuematch dev: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
-            .to_owned();
-        Dev { child, url }
+        let process = DevProcess::spawn(&repo().join("examples/rulesets"), home, Some(data));
+        let url = process.url.clone();
+        Dev { process, url }
     }
 
     /// `kill -9`: no shutdown of any kind.
     fn kill(mut self) {
-        self.child.kill().unwrap_or_else(|e| panic!("kill -9: {e}"));
-        self.child.wait().unwrap_or_else(|e| panic!("{e}"));
+        self.process.stop().unwrap_or_else(|e| panic!("kill -9: {e}"));
     }
 }
 
