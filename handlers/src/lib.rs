@@ -13,7 +13,9 @@
 //! - [`ws_authorizer`] and [`push`]: the WebSocket API's `$connect` authorizer, its routes, and the
 //!   notifier that pushes domain events to the players' connections.
 
+pub mod cognito;
 pub mod matcher;
+pub mod players_api;
 pub mod problem;
 pub mod push;
 pub mod session_reports;

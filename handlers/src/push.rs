@@ -10,15 +10,17 @@
 //! The messages are the domain events' JSON, the same the dev server's `GET /v1/events` sends.
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use queuematch_core::event::DomainEvent;
 use queuematch_core::ids::PlayerId;
 use queuematch_core::ports::store::{Condition, Index, Item, Key, Query, Write, MAX_PAGE_ITEMS};
-use queuematch_core::ports::{Clock, PortError, Store};
+use queuematch_core::ports::{Clock, ErrorType, PortError, Store};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 use crate::problem::{json_response, Problem};
+use crate::workflow_tasks::TaskFailure;
 
 /// API Gateway closes a WebSocket connection after 2 hours; its items go with it.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(2 * 60 * 60);
@@ -208,4 +210,21 @@ pub async fn notify<S: Store, N: Connections>(
         }
     }
     Ok(notified)
+}
+
+/// The `notifier` function: one EventBridge event of the bus, its detail a domain event, pushed to
+/// every connection of its players. Its answer is `{"sent", "gone"}`; a detail that is no domain
+/// event is `Invalid` (EventBridge's retries cannot mend it), a port's failure keeps its `errorType`.
+pub async fn handle_event<S: Store, N: Connections>(
+    store: &S,
+    connections: &N,
+    event: EventBridgeEvent<Value>,
+) -> Result<Value, TaskFailure> {
+    let detail_type = event.detail_type;
+    let domain_event: DomainEvent = serde_json::from_value(event.detail).map_err(|e| TaskFailure {
+        error_type: ErrorType::Invalid,
+        error_message: format!("the detail of a {detail_type:?} event is not a domain event: {e}"),
+    })?;
+    let notified = notify(store, connections, &domain_event).await?;
+    Ok(json!({"sent": notified.sent, "gone": notified.gone}))
 }

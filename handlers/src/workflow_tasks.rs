@@ -1,4 +1,5 @@
-//! The `workflow-tasks` function: every Task state of the `session-placement` workflow.
+//! The `workflow-tasks` function: every Task state of the `session-placement` and
+//! `session-completion` workflows.
 //!
 //! One function behind all the tasks keeps one deployment, one IAM role and one cold start for a
 //! workflow whose tasks share their ports. The workflow invokes it through `lambda:invoke` with a
@@ -11,13 +12,22 @@
 //! {"task": "fail", "matchId": "m-1", "error": {"Error": "PlacementUnavailable", "Cause": "…"}, "execution": {…}}
 //! ```
 //!
+//!
+//! `session-completion`'s tasks take the session id only:
+//!
+//! ```json
+//! {"task": "validateResult" | "updateRatings" | "endSession" | "releaseServer" | "publishEnded", "sessionId": "s-m-1", "attempt": 0, "execution": {…}}
+//! {"task": "endUnrated", "sessionId": "s-m-1", "error": {"Error": "Invalid", "Cause": "…"}, "attempt": 0, "execution": {…}}
+//! ```
+//!
 //! The output is what the workflow carries on, ids only: `{"matchId", "sessionId", "status",
 //! "ready"}` (plus `completed` or `requeued` ticket ids for `activate` and `fail`). A failure is a
 //! [`TaskFailure`] whose `errorType` is one of DESIGN.md's stable names, so that the workflow's
 //! Retry and Catch match on it: `Transient`, `Throttled` and `PlacementUnavailable` are retried with
 //! backoff, the rest go to the Catch. `attempt` is `$$.State.RetryCount`: a failed attempt of
-//! `place`, `poll` or `activate` is written on the session's timeline before the error goes back,
-//! so the retries and their backoff are visible there.
+//! every task that names a session (`place`, `poll`, `activate`, and each of `session-completion`'s)
+//! is written on the session's timeline before the error goes back, so the retries and their
+//! backoff are visible there.
 //!
 //! The session's secret is drawn here, from the operating system's generator: the core has no
 //! entropy of its own, and the secret goes straight to the store.
@@ -27,6 +37,7 @@ use queuematch_core::identity::{SessionSecret, SESSION_SECRET_BYTES};
 use queuematch_core::ids::{MatchId, SessionId};
 use queuematch_core::ports::{Clock, ErrorType, Events, Fleet, PortError, Store, TicketQueue};
 use queuematch_core::usecases::acceptance::{AcceptanceProgress, AcceptanceState};
+use queuematch_core::usecases::completion::{CompletionProgress, Completions};
 use queuematch_core::usecases::placement::{Placements, SessionProgress, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -63,6 +74,56 @@ pub enum TaskRequest {
     },
     Activate {
         match_id: MatchId,
+        session_id: SessionId,
+        /// `$$.State.RetryCount`: 0 on the first attempt.
+        #[serde(default)]
+        attempt: u32,
+        execution: Step,
+    },
+    /// session-completion: the stored result names the session's players, with a score each.
+    ValidateResult {
+        session_id: SessionId,
+        /// `$$.State.RetryCount`: 0 on the first attempt.
+        #[serde(default)]
+        attempt: u32,
+        execution: Step,
+    },
+    /// session-completion: the result applied to the players' ratings, once.
+    UpdateRatings {
+        session_id: SessionId,
+        /// `$$.State.RetryCount`: 0 on the first attempt.
+        #[serde(default)]
+        attempt: u32,
+        execution: Step,
+    },
+    /// session-completion: ACTIVE → ENDED.
+    EndSession {
+        session_id: SessionId,
+        /// `$$.State.RetryCount`: 0 on the first attempt.
+        #[serde(default)]
+        attempt: u32,
+        execution: Step,
+    },
+    /// session-completion's Catch: the result could not be rated; the session ends all the same.
+    EndUnrated {
+        session_id: SessionId,
+        #[serde(default)]
+        error: Option<CaughtError>,
+        /// `$$.State.RetryCount`: 0 on the first attempt.
+        #[serde(default)]
+        attempt: u32,
+        execution: Step,
+    },
+    /// session-completion: the server given back.
+    ReleaseServer {
+        session_id: SessionId,
+        /// `$$.State.RetryCount`: 0 on the first attempt.
+        #[serde(default)]
+        attempt: u32,
+        execution: Step,
+    },
+    /// session-completion: the ENDED status published.
+    PublishEnded {
         session_id: SessionId,
         /// `$$.State.RetryCount`: 0 on the first attempt.
         #[serde(default)]
@@ -150,8 +211,14 @@ where
 {
     let request: TaskRequest = serde_json::from_value(event).map_err(|e| TaskFailure {
         error_type: ErrorType::Invalid,
-        error_message: format!("not a session-placement task: {e}"),
+        error_message: format!("not a workflow task: {e}"),
     })?;
+    let completions = Completions {
+        store: &service.store,
+        fleet,
+        events: &service.events,
+        clock: &service.clock,
+    };
     let placements = Placements {
         store: &service.store,
         queue: &service.queue,
@@ -204,6 +271,62 @@ where
             let activated = on_timeline(&placements, &session_id, &execution, attempt, activated).await?;
             json!({"matchId": match_id, "sessionId": activated.session_id, "status": activated.status, "completed": activated.completed})
         }
+        TaskRequest::ValidateResult {
+            session_id,
+            attempt,
+            execution,
+        } => {
+            let validated = completions.validate(&session_id, &execution).await;
+            completed(noted(&completions, &session_id, &execution, attempt, validated).await?)
+        }
+        TaskRequest::UpdateRatings {
+            session_id,
+            attempt,
+            execution,
+        } => {
+            let rated = completions.update_ratings(&session_id, &execution).await;
+            completed(noted(&completions, &session_id, &execution, attempt, rated).await?)
+        }
+        TaskRequest::EndSession {
+            session_id,
+            attempt,
+            execution,
+        } => {
+            let ended = completions
+                .end(&session_id, &execution, "the game's result is in".to_owned())
+                .await;
+            let ended = noted(&completions, &session_id, &execution, attempt, ended).await?;
+            json!({"sessionId": ended.session_id, "status": ended.status})
+        }
+        TaskRequest::EndUnrated {
+            session_id,
+            error,
+            attempt,
+            execution,
+        } => {
+            let cause = error.map_or_else(|| "the result could not be rated".to_owned(), |e| e.reason());
+            let ended = completions
+                .end(&session_id, &execution, format!("ended unrated: {cause}"))
+                .await;
+            let ended = noted(&completions, &session_id, &execution, attempt, ended).await?;
+            json!({"sessionId": ended.session_id, "status": ended.status})
+        }
+        TaskRequest::ReleaseServer {
+            session_id,
+            attempt,
+            execution,
+        } => {
+            let released = completions.release(&session_id, &execution).await;
+            completed(noted(&completions, &session_id, &execution, attempt, released).await?)
+        }
+        TaskRequest::PublishEnded {
+            session_id,
+            attempt,
+            execution,
+        } => {
+            let published = completions.publish(&session_id, &execution).await;
+            completed(noted(&completions, &session_id, &execution, attempt, published).await?)
+        }
         TaskRequest::Fail {
             match_id,
             error,
@@ -246,6 +369,28 @@ where
     result
 }
 
+/// [`on_timeline`] for the completion's tasks.
+async fn noted<T, S, F, E, C>(
+    completions: &Completions<'_, S, F, E, C>,
+    session_id: &SessionId,
+    step: &Step,
+    attempt: u32,
+    result: Result<T, PortError>,
+) -> Result<T, PortError>
+where
+    S: Store,
+    F: Fleet,
+    E: Events,
+    C: Clock,
+{
+    if let Err(error) = &result {
+        let _ = completions
+            .record_failed_attempt(session_id, step, attempt, error)
+            .await;
+    }
+    result
+}
+
 /// What `pollAcceptance` answers: `{"matchId", "acceptance"}`, and for a match that will not be
 /// placed, the `error` its Catch path reads, shaped as a Catch hands one on
 /// (`MatchRejected` or `AcceptanceTimedOut`, with the reason as `Cause`).
@@ -261,6 +406,11 @@ fn acceptance(progress: AcceptanceProgress) -> Value {
         output["error"] = json!({"Error": error, "Cause": progress.reason});
     }
     output
+}
+
+/// What the completion's tasks answer: `{"sessionId", "status", "rated"?}`.
+fn completed(progress: CompletionProgress) -> Value {
+    json!(progress)
 }
 
 /// What `createSession`, `place` and `poll` answer: where the session is, for the Choice that reads

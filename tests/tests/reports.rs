@@ -7,7 +7,8 @@ use queuematch_core::matcher::Match;
 use queuematch_core::ports::fleet::{Placement, PlacementId};
 use queuematch_core::ports::store::items::{self, GuardHolder, SessionRecord, Versioned};
 use queuematch_core::ports::store::{Condition, Index, Query};
-use queuematch_core::ports::{Fleet, PortError, Store};
+use queuematch_core::ports::workflows::ExecutionId;
+use queuematch_core::ports::{Fleet, PortError, Store, Workflows};
 use queuematch_core::status::SessionStatus;
 use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::reports::{ReportError, Reports, SignedReport};
@@ -39,11 +40,27 @@ impl Fleet for Releases {
     }
 }
 
+/// Records the workflows started; a result starts `session-completion`.
+#[derive(Debug, Default)]
+struct Starts(Mutex<Vec<(String, String, serde_json::Value)>>);
+
+#[async_trait::async_trait]
+impl Workflows for Starts {
+    async fn start(&self, definition: &str, name: &str, input: serde_json::Value) -> Result<ExecutionId, PortError> {
+        let mut starts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !starts.iter().any(|(d, n, _)| d == definition && n == name) {
+            starts.push((definition.to_owned(), name.to_owned(), input));
+        }
+        Ok(ExecutionId(format!("{definition}:{name}")))
+    }
+}
+
 struct World {
     clock: Arc<ManualClock>,
     store: MemoryStore,
     events: EventBus,
     fleet: Releases,
+    workflows: Starts,
     settings: Settings,
     secret: SessionSecret,
     session: SessionId,
@@ -85,6 +102,7 @@ async fn world() -> World {
         store,
         events: EventBus::default(),
         fleet: Releases::default(),
+        workflows: Starts::default(),
         settings: Settings::default(),
         secret,
         session,
@@ -107,6 +125,7 @@ impl World {
         let reports = Reports {
             store: &self.store,
             fleet: &self.fleet,
+            workflows: &self.workflows,
             events: &self.events,
             clock: &self.clock,
             settings: &self.settings,
@@ -155,6 +174,21 @@ async fn signed_reports_are_recorded_once() {
         )
         .await;
     assert_eq!(result.ok(), Some(SessionStatus::Active));
+    // The result starts the session's completion, once, named after the session.
+    let starts = world
+        .workflows
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    assert_eq!(
+        starts,
+        [(
+            "session-completion".to_owned(),
+            "complete-s-m-1".to_owned(),
+            serde_json::json!({"sessionId": "s-m-1"})
+        )]
+    );
 }
 
 #[tokio::test]
@@ -183,6 +217,7 @@ async fn forged_stale_and_stranger_reports_are_refused() {
     let unknown = Reports {
         store: &world.store,
         fleet: &world.fleet,
+        workflows: &world.workflows,
         events: &world.events,
         clock: &world.clock,
         settings: &world.settings,

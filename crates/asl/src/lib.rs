@@ -36,6 +36,7 @@ mod definition;
 mod dispatch;
 mod engine;
 mod error;
+mod graph;
 mod history;
 mod intrinsic;
 pub mod path;
@@ -56,6 +57,7 @@ pub use engine::{
     MAX_PAYLOAD_BYTES,
 };
 pub use error::{names, DefinitionError, Failure, Problem};
+pub use graph::{Edge, EdgeKind, Node, StateGraph};
 pub use history::{EventSink, HistoryEvent};
 pub use retry::Retrier;
 pub use scripted::ScriptedTasks;

@@ -97,23 +97,139 @@ impl Connection {
 
     /// A dev token of `subject` for `audience`, signed with the dev secret, valid for `ttl` from now.
     fn mint(&self, subject: &str, audience: Audience, ttl: Duration) -> anyhow::Result<String> {
-        let home = dev_home::resolve(self.home.clone())?;
-        let tokens = DevTokens::new(&dev_home::load_or_create_secret(&home)?);
-        let now = Timestamp::from_millis(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64);
-        Ok(tokens.mint(subject, audience, Role::Player, now, ttl)?)
+        DevSigner::load(self.home.clone())?.mint(subject, audience, Role::Player, ttl)
     }
 
     fn base(&self) -> &str {
         self.url.trim_end_matches('/')
     }
+}
 
-    fn events_url(&self, token: &str) -> String {
-        let ws = self
-            .base()
-            .replacen("https://", "wss://", 1)
-            .replacen("http://", "ws://", 1);
-        format!("{ws}/v1/events?token={token}")
+/// Mints dev tokens with the dev secret, read once.
+#[derive(Debug, Clone)]
+pub(crate) struct DevSigner(DevTokens);
+
+impl DevSigner {
+    /// The dev secret of `home` (default: $QUEUEMATCH_HOME or ~/.queuematch), created if missing.
+    pub(crate) fn load(home: Option<PathBuf>) -> anyhow::Result<Self> {
+        let home = dev_home::resolve(home)?;
+        Ok(Self(DevTokens::new(&dev_home::load_or_create_secret(&home)?)))
     }
+
+    /// A token of `subject` for `audience` with `role`, valid for `ttl` from now.
+    pub(crate) fn mint(&self, subject: &str, audience: Audience, role: Role, ttl: Duration) -> anyhow::Result<String> {
+        let now = Timestamp::from_millis(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64);
+        Ok(self.0.mint(subject, audience, role, now, ttl)?)
+    }
+}
+
+/// The push channel's URL (`GET /v1/events`) of the service at `base`, for `token`.
+pub(crate) fn events_url(base: &str, token: &str) -> String {
+    let ws = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    format!("{ws}/v1/events?token={token}")
+}
+
+/// The push channel as `tokio-tungstenite` opens it.
+pub(crate) type PushChannel =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the push channel of `token`'s player.
+pub(crate) async fn subscribe(base: &str, token: &str) -> anyhow::Result<PushChannel> {
+    let (socket, _) = tokio_tungstenite::connect_async(events_url(base, token))
+        .await
+        .context("cannot open the push channel (GET /v1/events)")?;
+    Ok(socket)
+}
+
+/// The terminal event types of a ticket.
+const FINISHED: [&str; 4] = [
+    "MatchmakingSucceeded",
+    "MatchmakingCancelled",
+    "MatchmakingTimedOut",
+    "MatchmakingFailed",
+];
+
+/// Reads pushed events until `deadline` or until one satisfies `done`; each event is shown to
+/// `done` in order. Events that are not JSON are skipped.
+pub(crate) async fn next_event_until(
+    socket: &mut PushChannel,
+    deadline: tokio::time::Instant,
+    mut done: impl FnMut(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    loop {
+        let next = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("the awaited event was not pushed in time"))?;
+        let Some(message) = next else {
+            bail!("the push channel closed")
+        };
+        let message = message.context("the push channel failed")?;
+        let Ok(event) = serde_json::from_str::<Value>(message.to_text().unwrap_or_default()) else {
+            continue;
+        };
+        if done(&event) {
+            return Ok(event);
+        }
+    }
+}
+
+/// Follows `ticket_id` over push until it is finished (COMPLETED or another terminal status),
+/// showing each of its events to `on_event` as it comes. Returns the finishing event.
+pub(crate) async fn follow_ticket(
+    socket: &mut PushChannel,
+    ticket_id: &str,
+    deadline: tokio::time::Instant,
+    mut on_event: impl FnMut(&Value),
+) -> anyhow::Result<Value> {
+    next_event_until(socket, deadline, |event| {
+        if event["ticketId"].as_str() != Some(ticket_id) {
+            return false;
+        }
+        on_event(event);
+        event["type"].as_str().is_some_and(|t| FINISHED.contains(&t))
+    })
+    .await
+    .with_context(|| format!("ticket {ticket_id} did not finish"))
+}
+
+/// `POST /v1/tickets` with `body`: the service's answer (`{"ticketId"}`) and the new ticket's id.
+pub(crate) async fn create_ticket(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: &Value,
+) -> anyhow::Result<(Value, String)> {
+    let created = answer(
+        client
+            .post(format!("{base}/v1/tickets"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?,
+    )
+    .await?;
+    let id = created["ticketId"]
+        .as_str()
+        .context("the service answered no ticketId")?
+        .to_owned();
+    Ok((created, id))
+}
+
+/// `GET /v1/tickets/{id}`.
+pub(crate) async fn get_ticket(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    ticket_id: &str,
+) -> anyhow::Result<Value> {
+    answer(
+        client
+            .get(format!("{base}/v1/tickets/{ticket_id}"))
+            .bearer_auth(token)
+            .send()
+            .await?,
+    )
+    .await
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -139,8 +255,23 @@ fn parse_latency(pair: &str) -> anyhow::Result<(String, Value)> {
     Ok((region.to_owned(), json!(ms)))
 }
 
-/// What the service answered: the JSON body, or the problem it reported.
-async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
+/// A refusal of the service: its status, and the problem's text.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub status: reqwest::StatusCode,
+    message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// What the service answered: the JSON body, or the problem it reported (a [`Refusal`]).
+pub(crate) async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if status.is_success() {
@@ -159,12 +290,13 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
             )
         })
         .collect();
-    bail!(
+    let message = format!(
         "{} {}: {detail}{}",
         status.as_u16(),
         body["title"].as_str().unwrap_or(""),
         fields.concat()
-    )
+    );
+    Err(Refusal { status, message }.into())
 }
 
 fn print_ticket(ticket: &Value, json: bool) {
@@ -233,26 +365,11 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         let client = reqwest::Client::new();
         // Subscribe before submitting, so no event of the new ticket can be missed.
         let mut events = if args.wait {
-            let (socket, _) = tokio_tungstenite::connect_async(connection.events_url(&token))
-                .await
-                .context("cannot open the push channel (GET /v1/events)")?;
-            Some(socket)
+            Some(subscribe(connection.base(), &token).await?)
         } else {
             None
         };
-        let created = answer(
-            client
-                .post(format!("{}/v1/tickets", connection.base()))
-                .bearer_auth(&token)
-                .json(&body)
-                .send()
-                .await?,
-        )
-        .await?;
-        let ticket_id = created["ticketId"]
-            .as_str()
-            .context("the service answered no ticketId")?
-            .to_owned();
+        let (created, ticket_id) = create_ticket(&client, connection.base(), &token, &body).await?;
         let Some(socket) = events.as_mut() else {
             if connection.json {
                 println!("{created}");
@@ -262,42 +379,17 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
-        loop {
-            let next = tokio::time::timeout_at(deadline, socket.next())
-                .await
-                .with_context(|| format!("ticket {ticket_id} was not finished within {} s", args.timeout))?;
-            let Some(message) = next else {
-                bail!("the push channel closed before ticket {ticket_id} finished")
-            };
-            let message = message.context("the push channel failed")?;
-            let Ok(event) = serde_json::from_str::<Value>(message.to_text().unwrap_or_default()) else {
-                continue;
-            };
-            if event["ticketId"].as_str() != Some(ticket_id.as_str()) {
-                continue;
-            }
+        follow_ticket(socket, &ticket_id, deadline, |event| {
             if event["type"] == "PotentialMatchCreated" && event["acceptanceRequired"] == true {
                 // The wait goes on until every player answers; tell this one how to.
                 eprintln!(
                     "match found for {ticket_id}: accept it with `queuematch accept {ticket_id} --player {player}` (or decline)"
                 );
             }
-            let finished = matches!(
-                event["type"].as_str(),
-                Some("MatchmakingSucceeded" | "MatchmakingCancelled" | "MatchmakingTimedOut" | "MatchmakingFailed")
-            );
-            if finished {
-                break;
-            }
-        }
-        let ticket = answer(
-            client
-                .get(format!("{}/v1/tickets/{ticket_id}", connection.base()))
-                .bearer_auth(&token)
-                .send()
-                .await?,
-        )
-        .await?;
+        })
+        .await
+        .with_context(|| format!("within {} s", args.timeout))?;
+        let ticket = get_ticket(&client, connection.base(), &token, &ticket_id).await?;
         print_ticket(&ticket, connection.json);
         // A script can tell a placed ticket from one that ended otherwise.
         Ok(if ticket["status"] == "COMPLETED" {
@@ -367,9 +459,7 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let connection = &args.connection;
     let token = connection.token()?;
     runtime()?.block_on(async {
-        let (mut socket, _) = tokio_tungstenite::connect_async(connection.events_url(&token))
-            .await
-            .context("cannot open the push channel (GET /v1/events)")?;
+        let mut socket = subscribe(connection.base(), &token).await?;
         let mut seen = 0;
         while args.count.is_none_or(|n| seen < n) {
             let Some(message) = socket.next().await else { break };

@@ -41,9 +41,15 @@ pub struct DevArgs {
     /// The game-server executable (default: `queuematch-gameserver` beside this one).
     #[arg(long)]
     gameserver: Option<PathBuf>,
-    /// Game servers running at once, at most.
+    /// Idle game servers started ahead and kept ready for the next sessions (the warm pool).
+    #[arg(long, default_value_t = 2)]
+    warm_servers: usize,
+    /// Game-server processes at once, at most: the pool scales up on demand to this cap.
     #[arg(long, default_value_t = 16)]
     max_servers: usize,
+    /// An argument for every game server (repeat): `--gameserver-arg=--game-ticks=40` makes games short.
+    #[arg(long = "gameserver-arg", value_name = "ARG", allow_hyphen_values = true)]
+    gameserver_args: Vec<std::ffi::OsString>,
     /// Where the dev secret lives (default: $QUEUEMATCH_HOME or ~/.queuematch).
     #[arg(long, env = "QUEUEMATCH_HOME")]
     home: Option<PathBuf>,
@@ -84,6 +90,16 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
     let rule_sets = rulesets::load_dir(&args.rulesets)?;
     let home = dev_home::resolve(args.home.clone())?;
     let tokens = DevTokens::new(&dev_home::load_or_create_secret(&home)?);
+    if args.max_servers == 0 {
+        anyhow::bail!("--max-servers must be at least 1: sessions need a server to play on");
+    }
+    if args.warm_servers > args.max_servers {
+        anyhow::bail!(
+            "--warm-servers {} is more than --max-servers {}: the warm pool must fit under the cap",
+            args.warm_servers,
+            args.max_servers
+        );
+    }
     let gameserver = match args.gameserver.clone() {
         Some(path) => path,
         None => gameserver_beside_current_exe()
@@ -97,6 +113,8 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut fleet_config = ProcessFleetConfig::new(gameserver, url.clone());
     fleet_config.max_servers = args.max_servers;
+    fleet_config.server_args = args.gameserver_args.clone();
+    fleet_config.warm_servers = args.warm_servers;
     let fleet: Arc<dyn Fleet> = Arc::new(ProcessFleet::new(fleet_config));
     let workflows = Arc::new(
         LocalWorkflows::load(&args.workflows, WorkflowsConfig::default())
@@ -119,7 +137,9 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
         }),
     });
     workflows.connect(Arc::new(ServiceTasks::new(&service, fleet.clone())))?;
-    let state = DevState::new(service.clone(), tokens.clone(), fleet.clone()).map_err(anyhow::Error::msg)?;
+    let state = DevState::new(service.clone(), tokens.clone(), fleet.clone())
+        .map_err(anyhow::Error::msg)?
+        .with_workflows(workflows.clone());
 
     let now = queuematch_core::ports::Clock::now(&SystemClock);
     let sample = tokens.mint(
@@ -129,11 +149,23 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
         now,
         Duration::from_secs(24 * 3600),
     )?;
+    let operator = tokens.mint(
+        "operator",
+        Audience::Api,
+        Role::Operator,
+        now,
+        Duration::from_secs(24 * 3600),
+    )?;
     // Whoever started us may stop reading stdout (a script that waited for the first line): the
     // service must go on, so a closed stdout is not an error here.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "queuematch dev: listening on {url}");
     let _ = writeln!(out, "queues: {}", queues.join(", "));
+    let _ = writeln!(
+        out,
+        "game servers: {} warm, at most {}",
+        args.warm_servers, args.max_servers
+    );
     match &args.data_dir {
         Some(dir) => writeln!(out, "state: on disk in {}", dir.display()),
         None => writeln!(out, "state: in memory (--data-dir DIR keeps it across restarts)"),
@@ -143,6 +175,8 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
         out,
         "a token for player-1 (or mint one: queuematch token --player ID):\n{sample}"
     );
+    // The token rides in the fragment, which the browser keeps to itself (see the console's docs).
+    let _ = writeln!(out, "console: {url}/console#token={operator}");
     let _ = out.flush();
     drop(out);
 

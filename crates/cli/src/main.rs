@@ -1,8 +1,11 @@
 //! `queuematch`: the command-line tool for designers, developers and operators.
 
+mod bots;
 mod client;
 mod dev;
 mod dev_home;
+mod record;
+mod replay;
 mod ruleset;
 mod rulesets;
 mod schema;
@@ -45,10 +48,17 @@ enum Command {
     Accept(client::TicketArgs),
     /// Reject the match of a ticket that requires acceptance; the ticket is then cancelled.
     Decline(client::TicketArgs),
+    /// Simulated players with hidden skills: queue, play on the game servers, queue again; then rank
+    /// their ratings against their skills.
+    Bots(bots::BotsArgs),
     /// Print every event of a player as it is pushed.
     Watch(client::WatchArgs),
     /// Mint a dev token: for a player, a party member, or an operator.
     Token(token::TokenArgs),
+    /// Replay fixtures through their handlers, or a recorded trace through the matcher on virtual time.
+    Replay(replay::ReplayArgs),
+    /// Record the live traffic of a running `queuematch dev` to a trace.
+    Record(record::RecordArgs),
     /// Work with Step Functions workflows: validate and run them on the embedded engine.
     Workflow {
         #[command(subcommand)]
@@ -69,7 +79,10 @@ fn main() -> ExitCode {
         Command::Accept(args) => client::accept(args),
         Command::Decline(args) => client::decline(args),
         Command::Watch(args) => client::watch(args),
+        Command::Bots(args) => bots::run(args),
         Command::Workflow { command } => workflow::run(command),
+        Command::Replay(args) => replay::run(args),
+        Command::Record(args) => record::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -1,9 +1,10 @@
 //! The whole local stack as a new user meets it: `queuematch dev`, then players submitted with
 //! `queuematch submit --wait`, then each player's token presented to the game server it was given.
 
+use queuematch_gameserver::client::{ClientError, GameClient};
+use queuematch_gameserver::game;
+use rand::SeedableRng;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -28,7 +29,12 @@ impl Drop for Dev {
 
 fn start_dev(name: &str) -> Dev {
     let home = std::env::temp_dir().join(format!("qm-dev-stack-{name}-{}", std::process::id()));
-    let process = DevProcess::spawn(&repo().join("examples/rulesets"), &home, None);
+    // Short games: 100 ticks a second, 50 ticks long.
+    let fast = [
+        "--gameserver-arg=--ticks-per-second=100",
+        "--gameserver-arg=--game-ticks=50",
+    ];
+    let process = DevProcess::spawn_with(&repo().join("examples/rulesets"), &home, None, &fast);
     let url = process.url.clone();
     Dev { process, url, home }
 }
@@ -73,21 +79,27 @@ fn finished(child: Child, player: &str) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{player}: {e}: {stdout}"))
 }
 
-/// What the game server answers to `token`.
-fn present(address: &str, port: u64, token: &str) -> String {
-    let mut stream = TcpStream::connect(format!("{address}:{port}")).unwrap_or_else(|e| panic!("{e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    stream
-        .write_all(format!("{token}\n").as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut line = String::new();
-    let mut byte = [0u8; 1];
-    while stream.read(&mut byte).map(|n| n == 1).unwrap_or(false) && byte[0] != b'\n' {
-        line.push(byte[0] as char);
-    }
-    line
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What the game server answers to `token`: the player it let in, or why not. It hangs up after.
+fn present(address: &str, port: u64, token: &str) -> Result<String, String> {
+    runtime().block_on(async {
+        let port = u16::try_from(port).unwrap_or_else(|e| panic!("{e}"));
+        match GameClient::connect_with(address, port, token, Duration::from_secs(5)).await {
+            Ok(client) => {
+                let player = client.welcome().player_id.to_string();
+                client.close().await;
+                Ok(player)
+            }
+            Err(ClientError::Denied(reason)) => Err(reason),
+            Err(other) => panic!("{other}"),
+        }
+    })
 }
 
 #[test]
@@ -134,19 +146,16 @@ fn ten_duellists_and_ten_five_a_side_players_are_all_placed_on_real_servers() {
         // Before its game starts (it starts once every player is in), each server refuses a forged
         // token and another session's token...
         let forged = present("127.0.0.1", *port, "eyJzZXNzaW9uSWQiOiJ4In0.Zm9yZ2Vk");
-        assert!(forged.starts_with("DENIED"), "a forged token is refused: {forged}");
+        assert!(forged.is_err(), "a forged token is refused: {forged:?}");
         let other_port = ports[(i + 1) % ports.len()];
         let (_, other_token) = servers[&other_port][0];
         let other = present("127.0.0.1", *port, other_token);
-        assert!(
-            other.starts_with("DENIED"),
-            "another session's token is refused: {other}"
-        );
+        assert!(other.is_err(), "another session's token is refused: {other:?}");
         // ...and accepts each of its players' own.
         for (player, token) in players {
             assert_eq!(
                 present("127.0.0.1", *port, token),
-                format!("OK {player}"),
+                Ok(player.to_string()),
                 "{player}'s own token"
             );
         }
@@ -247,39 +256,6 @@ fn a_member_with_a_forged_party_token_is_refused_at_once_with_the_reason() {
     assert!(stderr.contains("the party token of friend is refused"), "{stderr}");
 }
 
-/// One player's connection to a game server, line by line.
-struct Seat {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Seat {
-    fn join(port: u64, token: &str) -> Seat {
-        let stream = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap_or_else(|e| panic!("{e}"));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut seat = Seat {
-            writer: stream.try_clone().unwrap_or_else(|e| panic!("{e}")),
-            reader: BufReader::new(stream),
-        };
-        seat.send(token);
-        seat
-    }
-
-    fn send(&mut self, line: &str) {
-        self.writer
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap_or_else(|e| panic!("{e}"));
-        line.trim_end().to_owned()
-    }
-}
-
 #[test]
 fn a_played_game_is_reported_and_ends_its_session_so_its_players_can_queue_again() {
     let dev = start_dev("played");
@@ -300,25 +276,42 @@ fn a_played_game_is_reported_and_ends_its_session_so_its_players_can_queue_again
         .as_u64()
         .unwrap_or_else(|| panic!("no port: {:?}", tickets[0]));
 
-    let mut seats: Vec<Seat> = tickets
+    // ann aims well, ben at random: ann wins.
+    let outcomes = runtime().block_on(async {
+        let mut games = Vec::new();
+        for (i, (player, ticket)) in tickets.iter().enumerate() {
+            let token = ticket["connection"]["playerToken"].as_str().unwrap_or("").to_owned();
+            let client = GameClient::connect("127.0.0.1", port as u16, &token)
+                .await
+                .unwrap_or_else(|e| panic!("{player}: {e}"));
+            assert_eq!(client.welcome().player_id.as_str(), player);
+            games.push(tokio::spawn(async move {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(i as u64);
+                client
+                    .play(|view| {
+                        Some(if i == 0 {
+                            game::aim_at(view, 0.02, &mut rng)
+                        } else {
+                            game::random_aim(&mut rng)
+                        })
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for game in games {
+            outcomes.push(game.await.unwrap_or_else(|e| panic!("{e}")));
+        }
+        outcomes
+    });
+    assert_eq!(outcomes[0], outcomes[1], "both are told the same");
+    let ann_team = &outcomes[0]
+        .teams
         .iter()
-        .map(|(player, t)| {
-            let mut seat = Seat::join(port, t["connection"]["playerToken"].as_str().unwrap_or(""));
-            assert_eq!(seat.line(), format!("OK {player}"));
-            seat
-        })
-        .collect();
-    for (seat, guess) in seats.iter_mut().zip(["30", "50"]) {
-        assert!(seat.line().starts_with("PLAY "), "the game starts once both are in");
-        seat.send(guess);
-    }
-    let results: Vec<String> = seats.iter_mut().map(Seat::line).collect();
-    for result in &results {
-        let outcome: Value = serde_json::from_str(result.strip_prefix("RESULT ").unwrap_or_else(|| panic!("{result}")))
-            .unwrap_or_else(|e| panic!("{e}: {result}"));
-        // 2/3 of the average of 30 and 50 is 26.7: 30 is closer, and wins.
-        assert_eq!(outcome["winners"], serde_json::json!(["ann"]), "{outcome}");
-    }
+        .find(|t| t.players.iter().any(|p| p.as_str() == "ann"));
+    let ann_team = ann_team.unwrap_or_else(|| panic!("ann plays: {:?}", outcomes[0]));
+    assert_eq!(outcomes[0].winners, vec![ann_team.name.clone()], "{:?}", outcomes[0]);
 
     // The server reports the result and the end; the session's players are then free to queue again
     // (while it is ACTIVE, a second ticket is refused with 409, or, if it slips past that check,

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod ids;
 pub mod matcher;
 pub mod ports;
+pub mod ratings;
 pub mod ruleset;
 pub mod simulate;
 pub mod status;

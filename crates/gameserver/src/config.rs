@@ -45,9 +45,13 @@ pub struct Args {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub lobby_timeout: Duration,
 
-    /// How long players have to send their move once the game starts.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub move_timeout: Duration,
+    /// The game's fixed tick rate.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub ticks_per_second: u32,
+
+    /// How many ticks a game lasts (at 20 ticks a second, 200 is ten seconds).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub game_ticks: u32,
 
     /// How often an active session heartbeats to the service.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -63,12 +67,22 @@ pub enum SessionSource {
     Fixed(SessionAssignment),
 }
 
-/// How long each phase of a session may take.
+/// How long each phase of a session may take, and how fast the game runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     pub lobby: Duration,
-    pub moves: Duration,
     pub heartbeat: Duration,
+    /// At least 1.
+    pub ticks_per_second: u32,
+    /// At least 1.
+    pub game_ticks: u32,
+}
+
+impl Timing {
+    /// The time between two ticks.
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_secs(1) / self.ticks_per_second.max(1)
+    }
 }
 
 /// The whole configuration, checked.
@@ -110,6 +124,8 @@ impl Config {
                 match_id: args.match_id.ok_or(ConfigError::MissingMatch)?,
                 secret: SessionSecret::from_stored(secret.filter(|s| !s.is_empty()).ok_or(ConfigError::MissingSecret)?),
                 players: args.players,
+                // A session given by hand names no teams: each player plays alone.
+                teams: Vec::new(),
             }),
         };
         Ok(Self {
@@ -118,8 +134,9 @@ impl Config {
             source,
             timing: Timing {
                 lobby: args.lobby_timeout,
-                moves: args.move_timeout,
                 heartbeat: args.heartbeat_interval,
+                ticks_per_second: args.ticks_per_second,
+                game_ticks: args.game_ticks,
             },
         })
     }
@@ -179,6 +196,28 @@ mod tests {
             "the trailing slash is dropped"
         );
         assert_eq!(config.listen.port(), 0);
+        assert_eq!(
+            config.timing.tick_period(),
+            Duration::from_millis(50),
+            "20 ticks a second"
+        );
+        assert_eq!(config.timing.game_ticks, 200);
+    }
+
+    #[test]
+    fn the_tick_rate_and_the_game_length_are_whole_and_positive() {
+        let fast = Config::from_args(args(&["--ticks-per-second", "200", "--game-ticks", "30"]), None).unwrap();
+        assert_eq!(fast.timing.tick_period(), Duration::from_millis(5));
+        assert_eq!(fast.timing.game_ticks, 30);
+        for bad in [
+            &["--ticks-per-second", "0"][..],
+            &["--ticks-per-second", "2.5"],
+            &["--game-ticks", "0"],
+        ] {
+            let mut argv = vec!["queuematch-gameserver", "--service-url", "http://x"];
+            argv.extend_from_slice(bad);
+            assert!(Args::try_parse_from(argv).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -11,23 +11,24 @@
 //! - **From its command line** (`--session`, `--player`, the secret in `QUEUEMATCH_SESSION_SECRET`),
 //!   for a server started by hand or by a task definition: it hosts that one session and exits.
 //!
-//! Players speak a line protocol over TCP on 127.0.0.1 (see [`lobby`] and [`game`]):
-//!
-//! ```text
-//! client: <player token>
-//! server: OK <playerId>                  or  DENIED <reason>, then it closes
-//! server: PLAY <rules>                   once everyone is in, or the lobby timer ran out
-//! client: <a number from 0 to 100>
-//! server: ERR <reason>                   for a bad move; the player may try again
-//! server: RESULT {"target":…,"winners":[…],"scores":{…}}, then it closes
-//! ```
+//! Players play *tracker* (see [`game`]), a realtime aiming game in fixed ticks (20 a second by
+//! default, `--ticks-per-second`; `--game-ticks` long), over a WebSocket on the listening port. The
+//! protocol is JSON text messages (see [`protocol`]): a `hello` with the player token minted at
+//! placement, checked offline against the session secret ([`lobby`]); then a `tick` from the server
+//! every tick and an `aim` from each player; then the `result`. The game starts once every player is
+//! in, or when the lobby timer runs out. A player who disconnects leaves an open slot and the game
+//! goes on; a player with a valid token who connects during the game takes their team's slot
+//! (backfill players get their tokens the same way). [`client`] is the player's side, as the bots
+//! of `queuematch bots` use it.
 //!
 //! Meanwhile the server reports `ready`, `heartbeat`, `result` and `end` to the service, signed with
 //! the session secret (see [`report`]), and logs JSON lines on stderr: stdout is the control channel.
 
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod game;
 pub mod lobby;
+pub mod protocol;
 pub mod report;
 pub mod server;

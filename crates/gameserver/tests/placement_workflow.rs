@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Client, ReportReceiver, STEP};
+use common::{ReportReceiver, STEP};
 use queuematch_core::identity::jwt::DevTokens;
 use queuematch_core::identity::player_token::{self, PlayerTokenClaims};
 use queuematch_core::identity::SessionSecret;
@@ -107,13 +107,12 @@ async fn a_matched_pair_is_placed_on_a_real_server_that_lets_each_player_in_with
             exp: service.clock.now().as_millis() / 1_000 + 300,
         };
         let forged = player_token::mint(&SessionSecret::from_random_bytes(&[1; 32]), &claims);
-        let (_, answer) = Client::hello(&endpoint, &forged).await;
         assert_eq!(
-            answer,
-            "DENIED the player token's signature does not match this session"
+            common::denial(&endpoint, &forged).await,
+            "the player token's signature does not match this session"
         );
-        let (client, answer) = Client::hello(&endpoint, &connection.player_token).await;
-        assert_eq!(answer, format!("OK {player}"));
+        let client = common::join(&endpoint, &connection.player_token).await;
+        assert_eq!(client.welcome().player_id, PlayerId::from(player));
         // Stay connected while the other player joins.
         players.push(client);
     }

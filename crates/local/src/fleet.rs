@@ -1,39 +1,53 @@
-//! The local fleet: real game-server processes on loopback ports, one per placement.
+//! The local fleet: real game-server processes on loopback ports, with a warm pool.
 //!
-//! `place` starts a `queuematch-gameserver` process and hands it its session over the process's
-//! control channel (see the game server's `control` module): the server prints
-//! `{"event":"listening","port":N}` on stdout, the fleet writes the [`SessionAssignment`] (with the
-//! session's secret) as one line on its stdin, and the server answers `{"event":"assigned",…}`. From
-//! then on the placement polls as ready at `127.0.0.1:N`. The secret never appears in the process's
-//! arguments or environment, where `ps` and `/proc` would show it.
+//! Each server is a `queuematch-gameserver` process driven over its control channel (see the game
+//! server's `control` module): it prints `{"event":"listening","port":N}` on stdout once bound, takes
+//! one [`SessionAssignment`] (with the session's secret) per line on its stdin, answers
+//! `{"event":"assigned",…}`, and prints `{"event":"idle"}` when the game is over. The secret never
+//! appears in a process's arguments or environment, where `ps` and `/proc` would show it.
 //!
-//! Each process has a supervisor task that owns it: it waits on the process, reads its events, and
-//! kills it when the placement is released, when the server does not start in time, or when the
-//! fleet is dropped. A process that exits on its own fails its placement, which then polls as
-//! [`PortError::PlacementUnavailable`]; no process is ever placed twice, so a server that died is
-//! never reused. The children are also `kill_on_drop`, so a runtime shutting down takes them along.
+//! - **Warm pool.** [`ProcessFleetConfig::warm_servers`] idle servers are started ahead and kept:
+//!   a placement takes one that is already listening, and the pool is topped up behind it.
+//! - **Scale-up to a cap.** With no idle server, a placement starts one, up to
+//!   [`ProcessFleetConfig::max_servers`] processes in all; beyond it, `place` is
+//!   `PlacementUnavailable`. Servers beyond the warm size are stopped once their game is over.
+//! - **Back to the pool.** A server that says `idle` after its game goes back to the pool (or is
+//!   stopped, when the pool is full). Releasing a placement whose server has not said `idle` yet
+//!   gives it [`ProcessFleetConfig::drain_timeout`] to finish its last reports and come back; one
+//!   that does not is stopped. A placement that needs the room stops a draining server at once.
+//!   When the pool is full already (always, with no warm servers), release stops the server and
+//!   returns once its process is gone.
+//! - **Health.** A supervisor task per process waits on its exit, reads its control channel, and
+//!   holds it to deadlines: listening within `startup_timeout`, taking a session within the same,
+//!   idle within `drain_timeout` of its release. A server that dies, closes its control channel,
+//!   misses a deadline, refuses its session or takes another is retired: out of the fleet at once,
+//!   never claimed again, its process killed. Heartbeats go to the service, not the fleet: a server
+//!   that stops heartbeating has its session abandoned by the sweeper, which releases it, and the
+//!   drain deadline then stops it unless it comes back idle.
+//! - **Failover.** A session whose server died or failed before taking it is moved to another
+//!   server (at most [`ProcessFleetConfig::failovers`] times), and its placement stays pending. A
+//!   session whose server dies while hosting it fails its placement: polls answer
+//!   `PlacementUnavailable`, and the sweeper abandons the session once its heartbeats stop.
 //!
-//! The warm pool of issue 8 (idle servers waiting for sessions) fits the same channel: the server
-//! goes back to idle after a game and takes the next assignment line.
+//! The book of servers and placements and every move between their states are in `pool`; the
+//! processes' supervisors in `supervisor`. Dropping the fleet kills every server it started; the
+//! children are also `kill_on_drop`, so a runtime shutting down takes them along.
+
+mod pool;
+mod supervisor;
 
 use crate::lock;
+use pool::{Inner, State, Status};
 use queuematch_core::identity::SessionSecret;
-use queuematch_core::ids::{MatchId, SessionId};
+use queuematch_core::ids::SessionId;
 use queuematch_core::matcher::Match;
 use queuematch_core::ports::fleet::{Endpoint, Placement, PlacementId, SessionAssignment};
 use queuematch_core::ports::{Fleet, PortError};
-use serde::Deserialize;
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The one region this fleet serves.
 pub const REGION: &str = "local";
@@ -59,17 +73,26 @@ pub enum ServerLogs {
     Discard,
 }
 
-/// How the fleet starts its servers.
+/// How the fleet starts and keeps its servers.
 #[derive(Debug, Clone)]
 pub struct ProcessFleetConfig {
     /// The `queuematch-gameserver` executable.
     pub binary: PathBuf,
     /// The service's base URL, where servers send their reports.
     pub service_url: String,
-    /// Servers starting or running at once, at most; beyond it `place` is `PlacementUnavailable`.
+    /// Idle servers started ahead and kept for the next placements (at most `max_servers`). With 0,
+    /// each placement starts its server and the server stops after its game.
+    pub warm_servers: usize,
+    /// Server processes at once, at most, whatever they are doing; beyond it `place` is
+    /// `PlacementUnavailable`.
     pub max_servers: usize,
-    /// How long a server may take to listen and take its session before its placement fails.
+    /// How long a server may take to listen, and to take a session handed to it.
     pub startup_timeout: Duration,
+    /// How long a released server may take to say `idle` (its game's last reports on their way)
+    /// before it is stopped.
+    pub drain_timeout: Duration,
+    /// How many other servers a session is moved to when its server dies or fails before taking it.
+    pub failovers: u32,
     /// More arguments for every server (its lobby and move timeouts, say).
     pub server_args: Vec<OsString>,
     pub logs: ServerLogs,
@@ -80,8 +103,11 @@ impl ProcessFleetConfig {
         Self {
             binary: binary.into(),
             service_url: service_url.into(),
+            warm_servers: 0,
             max_servers: 16,
             startup_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+            failovers: 2,
             server_args: Vec::new(),
             logs: ServerLogs::default(),
         }
@@ -109,127 +135,73 @@ fn is_file(path: &Path) -> bool {
     path.metadata().map(|m| m.is_file()).unwrap_or(false)
 }
 
+/// What a server is doing, as [`ProcessFleet::servers`] shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerState {
+    /// Started, not listening yet.
+    Starting,
+    /// In the warm pool.
+    Idle,
+    /// Taking a session.
+    Assigning,
+    /// Hosting a session.
+    Hosting,
+    /// Released before its game was over; on its way back to the pool, or out.
+    Draining,
+}
+
+/// One live server, for operators and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// `gs-N`, never reused.
+    pub id: String,
+    pub pid: Option<u32>,
+    /// Where it listens, once it does.
+    pub port: Option<u16>,
+    pub state: ServerState,
+    /// The placement it is starting for, taking or hosting.
+    pub placement: Option<PlacementId>,
+}
+
 /// Game-server processes on loopback. Dropping the fleet kills every server it started.
 #[derive(Debug)]
 pub struct ProcessFleet {
-    config: ProcessFleetConfig,
-    /// Shared with the supervisors, which hold it weakly: when the fleet goes, the state goes, its
-    /// stop senders with it, and every supervisor kills its process.
-    state: Arc<Mutex<State>>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    /// Numbers placement ids: `local-1`, `local-2`, …; never reused.
-    started: u64,
-    by_session: HashMap<SessionId, PlacementId>,
-    servers: HashMap<PlacementId, Server>,
-}
-
-/// One placement and its process. Kept after release or failure, so that a session placed again
-/// gets its old answer rather than a second server.
-#[derive(Debug)]
-struct Server {
-    match_id: MatchId,
-    secret: SessionSecret,
-    status: Status,
-    pid: Option<u32>,
-    /// Tells the supervisor to kill the process; taken by `release`.
-    stop: Option<oneshot::Sender<()>>,
-    /// The supervisor; `release` waits for it, so a released server's process is gone.
-    supervisor: Option<JoinHandle<()>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Status {
-    Starting,
-    Ready { port: u16 },
-    Failed(String),
-    Released,
-}
-
-impl Status {
-    /// Whether the server holds a slot under `max_servers`: a dead or released one holds none.
-    fn is_live(&self) -> bool {
-        matches!(self, Status::Starting | Status::Ready { .. })
-    }
+    /// Shared with the supervisors, which hold it weakly: when the fleet goes, the book goes, the
+    /// supervisors' command channels close, and each kills its process.
+    inner: Arc<Inner>,
 }
 
 impl ProcessFleet {
+    /// A fleet that starts its warm pool at once when called inside a tokio runtime (otherwise at
+    /// the first placement).
     pub fn new(config: ProcessFleetConfig) -> Self {
-        Self {
+        let inner = Arc::new(Inner {
             config,
-            state: Arc::default(),
+            state: Mutex::new(State::default()),
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let mut state = lock(&inner.state);
+            inner.refill(&mut state);
         }
+        Self { inner }
     }
 
-    /// The process id of a placement's server while it runs: for operators, and for tests that
-    /// crash a server on purpose.
+    /// The process id of a placement's server while it takes or hosts its session: for operators,
+    /// and for tests that crash a server on purpose.
     pub fn pid(&self, placement: &PlacementId) -> Option<u32> {
-        let state = lock(&self.state);
-        let server = state.servers.get(placement)?;
-        server.status.is_live().then_some(server.pid).flatten()
+        lock(&self.inner.state).pid(placement)
     }
 
-    fn spawn(&self, placement: &PlacementId, assignment: &SessionAssignment) -> Result<Server, PortError> {
-        let mut command = Command::new(&self.config.binary);
-        command
-            .arg("--service-url")
-            .arg(&self.config.service_url)
-            .arg("--listen")
-            .arg(format!("{}:0", Ipv4Addr::LOCALHOST))
-            .args(&self.config.server_args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(match self.config.logs {
-                ServerLogs::Inherit => Stdio::inherit(),
-                ServerLogs::Discard => Stdio::null(),
-            })
-            .kill_on_drop(true);
-        for name in SESSION_ENV {
-            command.env_remove(name);
-        }
-        let mut child = command.spawn().map_err(|e| {
-            PortError::PlacementUnavailable(format!(
-                "cannot start the game server {}: {e}",
-                self.config.binary.display()
-            ))
-        })?;
-        let (stdin, stdout) = match (child.stdin.take(), child.stdout.take()) {
-            (Some(stdin), Some(stdout)) => (stdin, stdout),
-            // Both were asked for as pipes just above.
-            _ => return Err(PortError::PlacementUnavailable("the game server has no pipes".into())),
-        };
-        let mut line = serde_json::to_string(assignment).map_err(|e| PortError::invalid(e.to_string()))?;
-        line.push('\n');
-        let (stop, stopped) = oneshot::channel();
-        let pid = child.id();
-        let supervisor = tokio::spawn(supervise(Supervised {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout),
-            assignment: line,
-            session: assignment.session_id.clone(),
-            placement: placement.clone(),
-            state: Arc::downgrade(&self.state),
-            stopped,
-            startup_timeout: self.config.startup_timeout,
-        }));
-        Ok(Server {
-            match_id: assignment.match_id.clone(),
-            secret: assignment.secret.clone(),
-            status: Status::Starting,
-            pid,
-            stop: Some(stop),
-            supervisor: Some(supervisor),
-        })
+    /// Every live server, oldest first. A retired server is not among them, ever again.
+    pub fn servers(&self) -> Vec<ServerInfo> {
+        lock(&self.inner.state).servers()
     }
 }
 
 /// A placement as the port reports it.
 fn view(placement: &PlacementId, status: &Status) -> Result<Placement, PortError> {
     match status {
-        Status::Starting => Ok(Placement::Pending {
+        Status::Pending => Ok(Placement::Pending {
             placement: placement.clone(),
         }),
         Status::Ready { port } => Ok(Placement::Ready {
@@ -257,64 +229,48 @@ impl Fleet for ProcessFleet {
                 "the local fleet serves region {REGION}, not {region}"
             )));
         }
-        // Everything below happens under the lock, the spawn included (a fork and exec, about a
-        // millisecond, no await): two concurrent places of one session must not start two servers.
-        let mut state = lock(&self.state);
+        // Everything below happens under the lock, a spawn included: two concurrent places of one
+        // session must not claim two servers.
+        let mut state = lock(&self.inner.state);
         if let Some(placement) = state.by_session.get(session) {
-            let server = state
-                .servers
+            let record = state
+                .placements
                 .get(placement)
                 .ok_or_else(|| PortError::transient(format!("placement {} of {session} is missing", placement.0)))?;
-            if server.match_id != matched.id || &server.secret != secret {
+            if record.assignment.match_id != matched.id || &record.assignment.secret != secret {
                 return Err(PortError::invalid(format!(
                     "session {session} was placed with another match or secret"
                 )));
             }
-            return view(placement, &server.status);
+            return view(placement, &record.status);
         }
-        let live = state.servers.values().filter(|s| s.status.is_live()).count();
-        if live >= self.config.max_servers {
-            return Err(PortError::PlacementUnavailable(format!(
-                "all {} local game servers are in use",
-                self.config.max_servers
-            )));
-        }
-        state.started += 1;
-        let placement = PlacementId(format!("local-{}", state.started));
-        let server = self.spawn(&placement, &SessionAssignment::new(session, matched, secret))?;
-        let answer = view(&placement, &server.status);
-        state.by_session.insert(session.clone(), placement.clone());
-        state.servers.insert(placement, server);
-        answer
+        let placement = self
+            .inner
+            .place(&mut state, SessionAssignment::new(session, matched, secret))
+            .map_err(PortError::PlacementUnavailable)?;
+        let status = state.placements.get(&placement).map(|p| p.status.clone());
+        view(&placement, &status.unwrap_or(Status::Pending))
     }
 
     async fn poll(&self, placement: &PlacementId) -> Result<Placement, PortError> {
-        let state = lock(&self.state);
-        let server = state
-            .servers
+        let state = lock(&self.inner.state);
+        let record = state
+            .placements
             .get(placement)
             .ok_or_else(|| PortError::NotFound(format!("placement {}", placement.0)))?;
-        view(placement, &server.status)
+        view(placement, &record.status)
     }
 
     async fn release(&self, placement: &PlacementId) -> Result<(), PortError> {
-        let (stop, supervisor) = {
-            let mut state = lock(&self.state);
-            let server = state
-                .servers
-                .get_mut(placement)
-                .ok_or_else(|| PortError::NotFound(format!("placement {}", placement.0)))?;
-            if server.status == Status::Released {
-                return Ok(());
+        let stopping = {
+            let mut state = lock(&self.inner.state);
+            match state.placements.get(placement) {
+                None => return Err(PortError::NotFound(format!("placement {}", placement.0))),
+                Some(record) if record.status == Status::Released => return Ok(()),
+                Some(_) => self.inner.release(&mut state, placement),
             }
-            server.status = Status::Released;
-            (server.stop.take(), server.supervisor.take())
         };
-        if let Some(stop) = stop {
-            // The supervisor may be gone already (its process died): nothing left to stop then.
-            let _ = stop.send(());
-        }
-        if let Some(supervisor) = supervisor {
+        if let Some(supervisor) = stopping {
             // Returns once the process is killed and reaped. A supervisor that panicked has dropped
             // its child, which `kill_on_drop` killed.
             let _ = supervisor.await;
@@ -323,136 +279,30 @@ impl Fleet for ProcessFleet {
     }
 }
 
-/// What a game server tells its fleet on stdout (its `control::ServerEvent`, of which the fleet needs
-/// only these). The fleet contract suite runs on the real binary, which keeps the two in step.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "event")]
-enum ServerEvent {
-    Listening {
-        port: u16,
-    },
-    #[serde(rename_all = "camelCase")]
-    Assigned {
-        session_id: SessionId,
-    },
-    Refused {
-        reason: String,
-    },
-    #[serde(other)]
-    Other,
-}
-
-/// Everything a supervisor owns.
-#[derive(Debug)]
-struct Supervised {
-    child: Child,
-    /// Held until the end: its closing would tell the server that its fleet let it go.
-    stdin: ChildStdin,
-    stdout: BufReader<tokio::process::ChildStdout>,
-    assignment: String,
-    session: SessionId,
-    placement: PlacementId,
-    state: Weak<Mutex<State>>,
-    stopped: oneshot::Receiver<()>,
-    startup_timeout: Duration,
-}
-
-/// How a supervised process ended.
-enum End {
-    Stopped,
-    Exited(std::io::Result<ExitStatus>),
-    Failed(String),
-}
-
-/// Watches one server from its start to its end.
-async fn supervise(mut s: Supervised) {
-    let startup = tokio::time::sleep(s.startup_timeout);
-    tokio::pin!(startup);
-    let mut lines = (&mut s.stdout).lines();
-    let mut port = None;
-    let mut ready = false;
-    let mut stdout_open = true;
-    let end = loop {
-        tokio::select! {
-            // Released, or the fleet was dropped and the sender with it: either way, stop.
-            _ = &mut s.stopped => break End::Stopped,
-            status = s.child.wait() => break End::Exited(status),
-            () = &mut startup, if !ready => break End::Failed("the game server did not start in time".into()),
-            line = lines.next_line(), if stdout_open => match line {
-                Ok(Some(line)) => match serde_json::from_str::<ServerEvent>(&line) {
-                    Ok(ServerEvent::Listening { port: listening }) if port.is_none() => {
-                        port = Some(listening);
-                        let written = async {
-                            s.stdin.write_all(s.assignment.as_bytes()).await?;
-                            s.stdin.flush().await
-                        };
-                        if let Err(e) = written.await {
-                            break End::Failed(format!("cannot hand the session to the game server: {e}"));
-                        }
-                    }
-                    Ok(ServerEvent::Assigned { session_id }) if !ready => match port {
-                        Some(_) if session_id != s.session => {
-                            break End::Failed(format!("the game server took session {session_id}, not {}", s.session));
-                        }
-                        Some(port) => {
-                            ready = true;
-                            update(&s.state, &s.placement, Status::Ready { port });
-                        }
-                        None => break End::Failed("the game server took a session before listening".into()),
-                    },
-                    Ok(ServerEvent::Refused { reason }) if !ready => {
-                        break End::Failed(format!("the game server refused its session: {reason}"));
-                    }
-                    // Later events (idle after the game) and lines that are not events change nothing.
-                    _ => {}
-                },
-                Ok(None) | Err(_) => stdout_open = false,
-            },
-        }
-    };
-    let status = match end {
-        End::Stopped => {
-            kill(&mut s.child).await;
-            return;
-        }
-        End::Exited(Ok(status)) => Status::Failed(format!("the game server exited ({status})")),
-        End::Exited(Err(e)) => Status::Failed(format!("the game server cannot be waited on: {e}")),
-        End::Failed(reason) => {
-            kill(&mut s.child).await;
-            Status::Failed(reason)
-        }
-    };
-    update(&s.state, &s.placement, status);
-}
-
-async fn kill(child: &mut Child) {
-    // Fails only if the process is already gone, which is what we want.
-    let _ = child.kill().await;
-}
-
-/// Records a server's new status, unless its placement was released meanwhile: released is final.
-fn update(state: &Weak<Mutex<State>>, placement: &PlacementId, status: Status) {
-    let Some(state) = state.upgrade() else {
-        return;
-    };
-    let mut state = lock(&state);
-    if let Some(server) = state.servers.get_mut(placement) {
-        if server.status != Status::Released {
-            server.status = status;
-        }
-    }
-}
-
 #[cfg(all(test, unix))]
 mod tests {
-    //! The supervisor against stand-in servers: shell scripts that break the control protocol in
-    //! each way a real server could. The real server's side is tested with the binary, in the game
-    //! server's crate.
+    //! The pool and its supervisors against stand-in servers: shell scripts that keep the control
+    //! protocol, or break it in each way a real server could. The real server's side is tested with
+    //! the binary, in the game server's crate.
 
     use super::*;
     use queuematch_core::matcher::{MatchQuality, MatchTeam};
     use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A server that keeps the protocol: listens, takes each session, plays for `game` seconds and
+    /// says `idle`.
+    fn well_behaved(game: &str) -> String {
+        format!(
+            r#"echo '{{"event":"listening","port":4000}}'
+while read line; do
+  sid=$(printf '%s' "$line" | sed 's/.*"sessionId":"\([^"]*\)".*/\1/')
+  echo "{{\"event\":\"assigned\",\"sessionId\":\"$sid\"}}"
+  sleep {game}
+  echo '{{"event":"idle","lastSessionId":"'"$sid"'"}}'
+done"#
+        )
+    }
 
     /// Writes an executable `sh` script to a fresh path.
     fn script(body: &str) -> PathBuf {
@@ -472,11 +322,17 @@ mod tests {
         dir
     }
 
-    fn fleet(binary: PathBuf) -> ProcessFleet {
+    fn config(binary: PathBuf) -> ProcessFleetConfig {
         let mut config = ProcessFleetConfig::new(binary, "http://127.0.0.1:9");
         config.startup_timeout = Duration::from_millis(500);
+        config.drain_timeout = Duration::from_millis(300);
+        config.failovers = 0;
         config.logs = ServerLogs::Discard;
-        ProcessFleet::new(config)
+        config
+    }
+
+    fn fleet(binary: PathBuf) -> ProcessFleet {
+        ProcessFleet::new(config(binary))
     }
 
     fn duel(region: Option<&str>) -> Match {
@@ -507,12 +363,16 @@ mod tests {
         SessionSecret::from_random_bytes(&[5; 32])
     }
 
+    fn id_of(placement: &Placement) -> PlacementId {
+        match placement {
+            Placement::Pending { placement } | Placement::Ready { placement, .. } => placement.clone(),
+        }
+    }
+
     /// Polls until the placement fails, and returns why.
     async fn failure(fleet: &ProcessFleet, placement: &Placement) -> String {
-        let id = match placement {
-            Placement::Pending { placement } | Placement::Ready { placement, .. } => placement.clone(),
-        };
-        for _ in 0..200 {
+        let id = id_of(placement);
+        for _ in 0..300 {
             match fleet.poll(&id).await {
                 Err(PortError::PlacementUnavailable(reason)) => return reason,
                 Err(other) => panic!("unexpected {other:?}"),
@@ -522,18 +382,51 @@ mod tests {
         panic!("{id:?} never failed")
     }
 
+    /// Polls until the placement is ready.
+    async fn ready(fleet: &ProcessFleet, placement: &Placement) -> Endpoint {
+        let id = id_of(placement);
+        for _ in 0..300 {
+            match fleet.poll(&id).await {
+                Ok(Placement::Ready { endpoint, .. }) => return endpoint,
+                Ok(Placement::Pending { .. }) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(e) => panic!("{id:?} failed: {e}"),
+            }
+        }
+        panic!("{id:?} never got ready")
+    }
+
+    /// Waits until the fleet's servers satisfy `what`, and returns them.
+    async fn until_servers(fleet: &ProcessFleet, what: impl Fn(&[ServerInfo]) -> bool) -> Vec<ServerInfo> {
+        for _ in 0..300 {
+            let servers = fleet.servers();
+            if what(&servers) {
+                return servers;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the servers never got there: {:#?}", fleet.servers())
+    }
+
+    fn in_state(servers: &[ServerInfo], state: ServerState) -> Vec<ServerInfo> {
+        servers.iter().filter(|s| s.state == state).cloned().collect()
+    }
+
+    /// Places session `session` of its own match `m-<session>`.
+    async fn place_session(fleet: &ProcessFleet, session: &str) -> Result<Placement, PortError> {
+        let matched = Match {
+            id: format!("m-{session}").into(),
+            ..duel(None)
+        };
+        fleet.place(&SessionId::from(session), &matched, &secret()).await
+    }
+
     #[tokio::test]
     async fn a_server_that_exits_fails_its_placement_and_frees_its_slot() {
         let fleet = fleet(script("exit 3"));
         let placed = fleet.place(&"s-1".into(), &duel(None), &secret()).await.unwrap();
         assert!(failure(&fleet, &placed).await.contains("exited"));
         assert_eq!(fleet.pid(&PlacementId("local-1".into())), None);
-        let live = lock(&fleet.state)
-            .servers
-            .values()
-            .filter(|s| s.status.is_live())
-            .count();
-        assert_eq!(live, 0);
+        assert_eq!(fleet.servers(), []);
     }
 
     #[tokio::test]
@@ -541,6 +434,7 @@ mod tests {
         let fleet = fleet(script("exec sleep 30"));
         let placed = fleet.place(&"s-1".into(), &duel(None), &secret()).await.unwrap();
         assert!(failure(&fleet, &placed).await.contains("did not start in time"));
+        assert_eq!(fleet.servers(), []);
     }
 
     #[tokio::test]
@@ -562,6 +456,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_server_that_never_answers_its_assignment_is_retired() {
+        let fleet = fleet(script(
+            r#"echo '{"event":"listening","port":4000}'; read assignment; exec sleep 30"#,
+        ));
+        let placed = fleet.place(&"s-1".into(), &duel(None), &secret()).await.unwrap();
+        assert!(failure(&fleet, &placed)
+            .await
+            .contains("did not take its session in time"));
+        assert_eq!(fleet.servers(), []);
+    }
+
+    #[tokio::test]
     async fn the_assignment_reaches_the_server_on_its_stdin_and_never_on_its_command_line() {
         let seen = scratch().join("seen");
         let fleet = fleet(script(&format!(
@@ -572,21 +478,12 @@ mod tests {
             .place(&"s-1".into(), &duel(Some(REGION)), &secret())
             .await
             .unwrap();
-        let mut ready = None;
-        for _ in 0..200 {
-            if let Placement::Ready { endpoint, .. } = fleet.poll(&PlacementId("local-1".into())).await.unwrap() {
-                ready = Some(endpoint);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         assert_eq!(
-            ready,
-            Some(Endpoint {
+            ready(&fleet, &placed).await,
+            Endpoint {
                 address: "127.0.0.1".into(),
                 port: 4000
-            }),
-            "{placed:?}"
+            },
         );
         let stdin = std::fs::read_to_string(format!("{}.stdin", seen.display())).unwrap();
         let assignment: SessionAssignment = serde_json::from_str(&stdin).unwrap();
@@ -611,5 +508,182 @@ mod tests {
         let missing = fleet(PathBuf::from("/nonexistent/queuematch-gameserver"));
         let placed = missing.place(&"s-1".into(), &duel(None), &secret()).await;
         assert!(matches!(placed, Err(PortError::PlacementUnavailable(_))), "{placed:?}");
+        // Nothing was recorded: the session can be placed once the fleet can serve it.
+        assert!(matches!(
+            missing.poll(&PlacementId("local-1".into())).await,
+            Err(PortError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_session_whose_server_dies_before_taking_it_moves_to_another_server() {
+        // GIVEN servers of which the first to start dies at once, and a fleet allowed one failover
+        let marker = scratch().join(format!("first-{}", std::process::id()));
+        let body = format!(
+            "if [ ! -e '{m}' ]; then touch '{m}'; exit 7; fi\n{}",
+            well_behaved("30"),
+            m = marker.display()
+        );
+        let mut config = config(script(&body));
+        config.failovers = 1;
+        let fleet = ProcessFleet::new(config);
+
+        // WHEN a session is placed
+        let placed = fleet.place(&"s-1".into(), &duel(None), &secret()).await.unwrap();
+
+        // THEN it is ready on the second server, under the same placement, and only that one runs
+        ready(&fleet, &placed).await;
+        let servers = fleet.servers();
+        assert_eq!(servers.len(), 1, "{servers:#?}");
+        assert_eq!(servers[0].id, "gs-2");
+        assert_eq!(servers[0].state, ServerState::Hosting);
+        assert_eq!(servers[0].placement, Some(id_of(&placed)));
+    }
+
+    #[tokio::test]
+    async fn a_warm_pool_is_started_ahead_serves_placements_at_once_and_refills() {
+        // GIVEN a fleet of two warm servers, at most three
+        let mut config = config(script(&well_behaved("30")));
+        config.warm_servers = 2;
+        config.max_servers = 3;
+        let fleet = ProcessFleet::new(config);
+        let warm = until_servers(&fleet, |s| in_state(s, ServerState::Idle).len() == 2).await;
+
+        // WHEN a session is placed
+        let placed = place_session(&fleet, "s-1").await.unwrap();
+
+        // THEN it went to a server that was already listening, and the pool is topped up
+        ready(&fleet, &placed).await;
+        let pid = fleet.pid(&id_of(&placed));
+        assert!(warm.iter().any(|s| s.pid == pid), "{warm:#?} {pid:?}");
+        let servers = until_servers(&fleet, |s| in_state(s, ServerState::Idle).len() == 2).await;
+        assert_eq!(servers.len(), 3);
+
+        // AND scale-up stops at the cap: two more take the idle ones, a fourth is unavailable
+        for session in ["s-2", "s-3"] {
+            let placed = place_session(&fleet, session).await.unwrap();
+            ready(&fleet, &placed).await;
+        }
+        let full = place_session(&fleet, "s-4").await;
+        assert!(
+            matches!(full, Err(PortError::PlacementUnavailable(ref e)) if e.contains("all 3")),
+            "{full:?}"
+        );
+        assert_eq!(fleet.servers().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_server_goes_back_to_the_pool_after_its_game_and_serves_the_next_session() {
+        // GIVEN one warm server whose games last 0.2 s
+        let mut config = config(script(&well_behaved("0.2")));
+        config.warm_servers = 1;
+        config.max_servers = 1;
+        let fleet = ProcessFleet::new(config);
+        let warm = until_servers(&fleet, |s| in_state(s, ServerState::Idle).len() == 1).await;
+
+        // WHEN a session is played on it, and released once its game is over
+        let first = place_session(&fleet, "s-1").await.unwrap();
+        ready(&fleet, &first).await;
+        until_servers(&fleet, |s| in_state(s, ServerState::Idle).len() == 1).await;
+        fleet.release(&id_of(&first)).await.unwrap();
+
+        // THEN the same process takes the next session
+        let second = place_session(&fleet, "s-2").await.unwrap();
+        ready(&fleet, &second).await;
+        assert_eq!(fleet.pid(&id_of(&second)), warm[0].pid);
+        assert_ne!(id_of(&first), id_of(&second));
+    }
+
+    #[tokio::test]
+    async fn a_server_released_mid_game_comes_back_when_it_goes_idle() {
+        // GIVEN one server whose games last 0.1 s: it is released before it says idle
+        let mut config = config(script(&well_behaved("0.1")));
+        config.warm_servers = 1;
+        config.max_servers = 1;
+        config.drain_timeout = Duration::from_secs(5);
+        let fleet = ProcessFleet::new(config);
+        let placed = place_session(&fleet, "s-1").await.unwrap();
+        ready(&fleet, &placed).await;
+        let pid = fleet.pid(&id_of(&placed));
+        fleet.release(&id_of(&placed)).await.unwrap();
+        assert_eq!(in_state(&fleet.servers(), ServerState::Draining).len(), 1);
+
+        // THEN it is back in the pool once its game is over
+        let servers = until_servers(&fleet, |s| in_state(s, ServerState::Idle).len() == 1).await;
+        assert_eq!(servers[0].pid, pid);
+    }
+
+    #[tokio::test]
+    async fn a_released_server_that_never_goes_idle_makes_room_or_is_stopped_after_the_drain_timeout() {
+        // GIVEN one warm server, at most one, whose games never end
+        let mut config = config(script(&well_behaved("30")));
+        config.warm_servers = 1;
+        config.max_servers = 1;
+        let fleet = ProcessFleet::new(config);
+        let first = place_session(&fleet, "s-1").await.unwrap();
+        ready(&fleet, &first).await;
+        let first_pid = fleet.pid(&id_of(&first));
+
+        // WHEN it is released, it drains; a placement that needs the room stops it at once
+        fleet.release(&id_of(&first)).await.unwrap();
+        assert_eq!(in_state(&fleet.servers(), ServerState::Draining).len(), 1);
+        let second = place_session(&fleet, "s-2").await.unwrap();
+        ready(&fleet, &second).await;
+        let second_pid = fleet.pid(&id_of(&second));
+        assert_ne!(second_pid, first_pid);
+        assert_eq!(fleet.servers().len(), 1);
+
+        // AND released with nobody waiting, it is stopped once the drain timeout passes, and a fresh
+        // server takes its place in the pool
+        fleet.release(&id_of(&second)).await.unwrap();
+        let servers = until_servers(&fleet, |s| {
+            s.len() == 1 && s[0].state == ServerState::Idle && s[0].pid != second_pid
+        })
+        .await;
+        assert_eq!(servers[0].id, "gs-3");
+    }
+
+    #[tokio::test]
+    async fn without_a_warm_pool_a_release_stops_the_server_before_it_returns() {
+        let fleet = fleet(script(&well_behaved("30")));
+        let placed = place_session(&fleet, "s-1").await.unwrap();
+        ready(&fleet, &placed).await;
+        fleet.release(&id_of(&placed)).await.unwrap();
+        assert_eq!(fleet.servers(), []);
+        assert_eq!(fleet.pid(&id_of(&placed)), None);
+    }
+
+    #[tokio::test]
+    async fn a_warm_server_that_dies_is_replaced_and_never_claimed() {
+        let mut config = config(script(&well_behaved("30")));
+        config.warm_servers = 1;
+        let fleet = ProcessFleet::new(config);
+        let warm = until_servers(&fleet, |s| in_state(s, ServerState::Idle).len() == 1).await;
+        let dead = warm[0].pid.unwrap();
+        let killed = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(dead.to_string())
+            .status()
+            .unwrap();
+        assert!(killed.success());
+
+        let servers = until_servers(&fleet, |s| {
+            s.len() == 1 && s[0].state == ServerState::Idle && s[0].pid != Some(dead)
+        })
+        .await;
+        assert_eq!(servers[0].id, "gs-2");
+        let placed = place_session(&fleet, "s-1").await.unwrap();
+        ready(&fleet, &placed).await;
+        assert_ne!(fleet.pid(&id_of(&placed)), Some(dead));
+    }
+
+    #[tokio::test]
+    async fn a_binary_that_keeps_dying_is_not_restarted_in_a_loop() {
+        let mut config = config(script("exit 1"));
+        config.warm_servers = 2;
+        let fleet = ProcessFleet::new(config);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(fleet.servers(), []);
+        assert!(lock(&fleet.inner.state).servers_started() <= u64::from(pool::MAX_BOOT_FAILURES) + 1);
     }
 }

@@ -15,6 +15,7 @@ pub mod disk;
 pub mod events;
 pub mod fleet;
 pub mod queue;
+pub mod replay;
 pub mod store;
 pub mod workflows;
 

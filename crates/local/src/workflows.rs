@@ -28,7 +28,7 @@
 use crate::lock;
 use queuematch_asl::{
     function_name, Clock, DefinitionError, Engine, EventSink, ExecutionKind, ExecutionOptions, FunctionError,
-    HistoryEvent, LambdaDispatcher, LambdaFunctions, Outcome, StateMachine,
+    HistoryEvent, LambdaDispatcher, LambdaFunctions, Outcome, StateGraph, StateMachine,
 };
 use queuematch_core::ports::workflows::ExecutionId;
 use queuematch_core::ports::{Clock as DomainClock, Events, Fleet, PortError, Store, TicketQueue, Workflows};
@@ -128,6 +128,26 @@ impl ExecutionRecord {
     pub fn history_json(&self) -> Value {
         serde_json::json!({"events": self.history.iter().map(HistoryEvent::to_json).collect::<Vec<_>>()})
     }
+
+    /// The path taken: every state entered, in order (a state entered twice, as in a polling loop,
+    /// appears twice).
+    pub fn path(&self) -> Vec<String> {
+        self.history
+            .iter()
+            .filter(|event| event.kind.ends_with("StateEntered"))
+            .filter_map(|event| event.details.as_ref())
+            .filter_map(|(_, details)| details.get("name").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The state the execution is in now: the last one entered, while it runs; `None` once it ended.
+    pub fn current_state(&self) -> Option<String> {
+        if !self.status.is_running() {
+            return None;
+        }
+        self.path().pop()
+    }
 }
 
 /// An execution and who waits for it to end.
@@ -174,6 +194,11 @@ impl LambdaFunctions for Connection {
 /// The `Workflows` port on the embedded engine.
 pub struct LocalWorkflows {
     machines: BTreeMap<String, Arc<StateMachine>>,
+    /// Each machine's states and transitions, computed once, for the console to draw.
+    graphs: BTreeMap<String, Arc<StateGraph>>,
+    /// Bumped on every history event and every end of an execution, so that a watcher (the
+    /// operators' push) hears of a step that changed no store item and published no domain event.
+    changes: watch::Sender<u64>,
     config: WorkflowsConfig,
     connection: Connection,
     engine: Engine,
@@ -234,8 +259,14 @@ impl LocalWorkflows {
         }
         let connection = Connection::default();
         let engine = Engine::new(Arc::new(LambdaDispatcher::new(connection.clone())));
+        let graphs = machines
+            .iter()
+            .map(|(name, machine)| (name.clone(), Arc::new(machine.graph())))
+            .collect();
         Ok(Self {
             machines,
+            graphs,
+            changes: watch::Sender::new(0),
             config,
             connection,
             engine,
@@ -246,6 +277,17 @@ impl LocalWorkflows {
     /// The workflows loaded, by name.
     pub fn names(&self) -> Vec<&str> {
         self.machines.keys().map(String::as_str).collect()
+    }
+
+    /// A workflow's states and transitions, for drawing.
+    pub fn graph(&self, name: &str) -> Option<Arc<StateGraph>> {
+        self.graphs.get(name).cloned()
+    }
+
+    /// Changes whenever any execution records a history event or ends: a cue to look again, carrying
+    /// no data (a watcher that misses a bump still sees the latest value).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Connects the Lambda functions the workflows' tasks invoke (see the module's docs for why
@@ -334,11 +376,12 @@ impl Workflows for LocalWorkflows {
         }
 
         let sink = {
-            let (executions, id) = (Arc::clone(&self.executions), id.clone());
+            let (executions, id, changes) = (Arc::clone(&self.executions), id.clone(), self.changes.clone());
             EventSink::new(move |event| {
                 if let Some(entry) = lock(&executions).by_id.get_mut(&id) {
                     entry.record.history.push(event.clone());
                 }
+                changes.send_modify(|n| *n = n.wrapping_add(1));
             })
         };
         let options = ExecutionOptions {
@@ -354,7 +397,7 @@ impl Workflows for LocalWorkflows {
             account: ACCOUNT.to_owned(),
             ..ExecutionOptions::default()
         };
-        let (engine, executions) = (self.engine.clone(), Arc::clone(&self.executions));
+        let (engine, executions, changes) = (self.engine.clone(), Arc::clone(&self.executions), self.changes.clone());
         tokio::spawn(async move {
             let execution = engine.execute(&machine, input, options).await;
             let status = match execution.outcome {
@@ -372,6 +415,7 @@ impl Workflows for LocalWorkflows {
                 entry.record.status = status;
                 entry.done.send_replace(true);
             }
+            changes.send_modify(|n| *n = n.wrapping_add(1));
         });
         Ok(ExecutionId(Self::execution_arn(definition, execution_name)))
     }

@@ -21,15 +21,17 @@ use queuematch_core::ports::store::items::{self, GuardHolder, SessionRecord, Tim
 use queuematch_core::ports::store::{Index, Query};
 use queuematch_core::ports::workflows::ExecutionId;
 use queuematch_core::ports::{Clock as _, Fleet, PortError, Store, TicketQueue, Workflows};
+use queuematch_core::ratings::{PlayerRating, RatingSystem};
 use queuematch_core::usecases::admission::Admitted;
+use queuematch_core::usecases::completion::{self, COMPLETION_WORKFLOW};
 use queuematch_core::usecases::messages::Message;
 use queuematch_core::usecases::placement::session_id_for;
-use queuematch_core::usecases::reports::{Reports, SignedReport};
+use queuematch_core::usecases::reports::{Recorded, ReportError, Reports, SignedReport};
 use queuematch_core::usecases::round::Rounds;
 use queuematch_core::usecases::tickets;
 use queuematch_core::usecases::{Queues, Settings};
-use queuematch_core::{DomainEvent, RuleSet, SessionStatus, TicketStatus, Timestamp};
-use queuematch_handlers::{matcher, sweeper, tickets_api, Service};
+use queuematch_core::{AttributeValue, DomainEvent, RuleSet, SessionStatus, TicketStatus, Timestamp};
+use queuematch_handlers::{matcher, players_api, sweeper, tickets_api, Service};
 use queuematch_local::events::Delivery;
 use queuematch_local::workflows::{workflow_tasks_arn, ExecutionRecord, ExecutionStatus};
 use queuematch_local::{
@@ -1229,14 +1231,19 @@ async fn a_player_who_cancels_during_acceptance_drops_the_match_and_the_other_is
     assert_eq!(stack.fleet.calls().places, 0);
 }
 
-/// A signed `heartbeat` from the session's server, as the game server sends it.
-async fn heartbeat(stack: &Stack<impl Timer>, session: &SessionRecord, nonce: &str) {
+/// A signed report from the session's server, as the game server sends it.
+async fn report_from(
+    stack: &Stack<impl Timer>,
+    session: &SessionRecord,
+    nonce: &str,
+    body: &str,
+) -> Result<Recorded, ReportError> {
     let now = stack.service.clock.now();
-    let body = br#"{"type":"heartbeat"}"#;
-    let signature = report::sign(&session.secret, now, nonce, body);
+    let signature = report::sign(&session.secret, now, nonce, body.as_bytes());
     let reports = Reports {
         store: &stack.service.store,
         fleet: &stack.fleet,
+        workflows: &stack.service.workflows,
         events: &stack.service.events,
         clock: &stack.service.clock,
         settings: &stack.service.settings,
@@ -1245,12 +1252,364 @@ async fn heartbeat(stack: &Stack<impl Timer>, session: &SessionRecord, nonce: &s
         timestamp: now,
         nonce,
         signature: &signature,
-        body,
+        body: body.as_bytes(),
     };
-    reports
-        .record(&session.session_id, signed)
+    reports.record(&session.session_id, signed).await
+}
+
+/// A signed `heartbeat` from the session's server.
+async fn heartbeat(stack: &Stack<impl Timer>, session: &SessionRecord, nonce: &str) {
+    report_from(stack, session, nonce, r#"{"type":"heartbeat"}"#)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The player's stored rating in `queue`, if any.
+async fn rating(stack: &Stack<impl Timer>, player: &str, queue: &str) -> Option<PlayerRating> {
+    let stored = stack
+        .service
+        .store
+        .get(&items::rating_key(&player.into(), queue))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))?;
+    Some(
+        items::read::<PlayerRating>(&stored)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .value,
+    )
+}
+
+/// The completion execution of `session`, once it has finished.
+async fn completion(stack: &Stack<impl Timer>, session: &SessionId) -> ExecutionRecord {
+    let execution = stack
+        .workflows
+        .executions()
+        .into_iter()
+        .find(|e| e.definition == COMPLETION_WORKFLOW && e.name == completion::execution_name(session))
+        .unwrap_or_else(|| panic!("no completion of {session}"));
+    finished(stack, &execution.id).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_rates_the_game_ends_the_session_and_releases_its_server_once() {
+    // GIVEN an ACTIVE 1v1 session between two unrated players
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    assert_eq!(active.status, SessionStatus::Active);
+    let mut subscription = stack.service.events.subscribe();
+    stack.service.clock.advance(Duration::from_secs(300));
+
+    // WHEN its server reports that p-1 won
+    let body = r#"{"type":"result","result":{"scores":{"p-1":5,"p-2":2}}}"#;
+    let recorded = report_from(&stack, &active, "result-0001", body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(recorded.status, SessionStatus::Active, "the workflow ends it");
+    let record = completion(&stack, &active.session_id).await;
+    assert!(
+        matches!(record.status, ExecutionStatus::Succeeded { .. }),
+        "{:#?}",
+        record.status
+    );
+    assert_eq!(
+        states_entered(&record.history),
+        ["ValidateResult", "UpdateRatings", "MarkEnded", "Release", "Publish"]
+    );
+
+    // THEN the winner's rating rose and the loser's fell, in Glicko-2, each after one game
+    let winner = rating(&stack, "p-1", "ranked-1v1")
+        .await
+        .unwrap_or_else(|| panic!("p-1 rated"));
+    let loser = rating(&stack, "p-2", "ranked-1v1")
+        .await
+        .unwrap_or_else(|| panic!("p-2 rated"));
+    assert_eq!(winner.rating.system(), RatingSystem::Glicko2);
+    assert!(winner.rating.scaled_mean() > 1500.0, "{winner:?}");
+    assert!(loser.rating.scaled_mean() < 1500.0, "{loser:?}");
+    assert_eq!((winner.games, loser.games), (1, 1));
+    assert_eq!(winner.updated_at, stack.service.clock.now());
+
+    // AND the session ENDED, its players are free, its server was released once
+    let ended = session(&stack, &match_id).await;
+    assert_eq!(ended.status, SessionStatus::Ended);
+    for player in ["p-1", "p-2"] {
+        assert_eq!(guard(&stack, player).await, None, "{player}");
+    }
+    assert_eq!(
+        stack.fleet.calls().released,
+        [PlacementId(format!("pl-{}", active.session_id))]
+    );
+
+    // AND each step is on the timeline with the execution id and its state
+    let entries = timeline(&stack, &active.session_id).await;
+    let steps: Vec<(&str, SessionStatus)> = entries
+        .iter()
+        .filter(|e| e.execution_id == record.id.0)
+        .map(|e| (e.state.as_str(), e.status))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("ValidateResult", SessionStatus::Active),
+            ("UpdateRatings", SessionStatus::Active),
+            ("MarkEnded", SessionStatus::Ended),
+            ("Release", SessionStatus::Ended),
+            ("Publish", SessionStatus::Ended),
+        ]
+    );
+    let rated = entries
+        .iter()
+        .find(|e| e.state == "UpdateRatings")
+        .and_then(|e| e.detail.clone());
+    assert!(rated.is_some_and(|d| d.contains("p-1 800→") && d.contains("p-2 800→")));
+
+    // AND ENDED was published
+    let events = drain(&mut subscription).await;
+    assert!(events.iter().any(|e| matches!(e,
+        DomainEvent::SessionStatusChanged { status: SessionStatus::Ended, session_id, .. } if *session_id == active.session_id)));
+
+    // WHEN the server repeats its result and ends the session
+    let again = report_from(&stack, &active, "result-0002", body).await;
+    assert!(matches!(again, Err(ReportError::Conflict(_))), "{again:?}");
+    let end = report_from(&stack, &active, "end-0001", r#"{"type":"end"}"#)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(end.status, SessionStatus::Ended);
+
+    // THEN nothing changes: the ratings, the releases and the timeline are as they were
+    assert_eq!(rating(&stack, "p-1", "ranked-1v1").await, Some(winner));
+    assert_eq!(rating(&stack, "p-2", "ranked-1v1").await, Some(loser));
+    assert_eq!(stack.fleet.calls().released.len(), 1);
+    assert_eq!(timeline(&stack, &active.session_id).await, entries);
+    assert_eq!(
+        stack
+            .workflows
+            .executions()
+            .iter()
+            .filter(|e| e.definition == COMPLETION_WORKFLOW)
+            .count(),
+        1
+    );
+}
+
+/// `GET /v1/players/{playerId}/ratings` as API Gateway hands it over, as `caller` (with `role`).
+async fn ratings_route(stack: &Stack<impl Timer>, caller: Option<(&str, &str)>, player: &str) -> (i64, Value) {
+    let mut request = ApiGatewayProxyRequest::default();
+    request.http_method = axum::http::Method::GET;
+    request.resource = Some(players_api::RATINGS_RESOURCE.into());
+    request.path_parameters.insert("playerId".into(), player.into());
+    if let Some((sub, role)) = caller {
+        request
+            .request_context
+            .authorizer
+            .fields
+            .insert("claims".into(), json!({"sub": sub, "role": role}));
+    }
+    let response = players_api::handle(&stack.service, request).await;
+    let body = match response.body {
+        Some(Body::Text(text)) => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        other => panic!("{other:?}"),
+    };
+    (response.status_code, body)
+}
+
+#[tokio::test(start_paused = true)]
+async fn players_read_their_own_ratings_and_operators_anyones() {
+    // GIVEN a rated 1v1 that p-2 won
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    let body = r#"{"type":"result","result":{"scores":{"p-1":0,"p-2":3}}}"#;
+    report_from(&stack, &active, "result-0001", body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    completion(&stack, &active.session_id).await;
+
+    // WHEN p-2 reads their ratings THEN there is one, for ranked-1v1, with its estimate
+    let (status, own) = ratings_route(&stack, Some(("p-2", "player")), "p-2").await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["playerId"], "p-2");
+    let rating = &own["ratings"][0];
+    assert_eq!(
+        (rating["queue"].as_str(), rating["system"].as_str()),
+        (Some("ranked-1v1"), Some("glicko2"))
+    );
+    assert_eq!(rating["games"], 1);
+    let (mean, deviation) = (
+        rating["rating"].as_f64().unwrap_or(0.0),
+        rating["deviation"].as_f64().unwrap_or(0.0),
+    );
+    assert!(mean > 1500.0);
+    assert_eq!(rating["conservativeEstimate"].as_f64(), Some(mean - 2.0 * deviation));
+
+    // AND an operator reads anyone's; another player is refused; no token is 401; no games is 404
+    let (status, theirs) = ratings_route(&stack, Some(("ops", "operator")), "p-1").await;
+    assert_eq!(status, 200, "{theirs}");
+    assert!(theirs["ratings"][0]["rating"].as_f64().unwrap_or(2000.0) < 1500.0);
+    let (status, refused) = ratings_route(&stack, Some(("p-1", "player")), "p-2").await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("their own ratings only"));
+    assert_eq!(ratings_route(&stack, None, "p-2").await.0, 401);
+    let (status, unknown) = ratings_route(&stack, Some(("p-3", "player")), "p-3").await;
+    assert_eq!(status, 404, "{unknown}");
+    assert_eq!(ratings_route(&stack, Some(("ops", "operator")), "bad/id").await.0, 404);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ticket_without_skill_is_matched_on_the_players_rating() {
+    // GIVEN p-1 beat p-2 in a rated game, so both are rated in ranked-1v1
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    let body = r#"{"type":"result","result":{"scores":{"p-1":3,"p-2":0}}}"#;
+    report_from(&stack, &active, "result-0001", body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    completion(&stack, &active.session_id).await;
+    let rated = |player: &'static str| {
+        let stack = &stack;
+        async move {
+            rating(stack, player, "ranked-1v1")
+                .await
+                .unwrap_or_else(|| panic!("{player} rated"))
+                .rating
+                .conservative_estimate()
+        }
+    };
+    let (winner, loser) = (rated("p-1").await, rated("p-2").await);
+
+    // WHEN they queue again without a skill, beside p-3 who was never rated and p-4 who gives one
+    let received = stack.service.clock.now().as_millis().saturating_sub(1_000);
+    let records: Vec<Value> = [("t-3", "p-1", None), ("t-4", "p-2", None), ("t-5", "p-3", None), ("t-6", "p-4", Some(1234))]
+        .iter()
+        .map(|(ticket, player, skill)| {
+            let attributes = skill.map_or_else(|| json!({}), |s| json!({"skill": s}));
+            let body = json!({
+                "kind": "ticket", "ticketId": ticket, "playerId": player, "receivedAt": received,
+                "request": {"queue": "ranked-1v1", "players": [{"id": player, "attributes": attributes, "latencies": {"local": 5}}]}
+            });
+            json!({"messageId": format!("msg-{ticket}"), "body": body.to_string(), "eventSource": "aws:sqs"})
+        })
+        .collect();
+    let batch: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap_or_else(|e| panic!("{e}"));
+    let outcome = matcher::handle(&stack.service, batch, "rated").await;
+    assert!(outcome.response.batch_item_failures.is_empty(), "{outcome:#?}");
+
+    // THEN each ticket carries its player's conservative estimate; the unrated one the default
+    let skill = |ticket: &'static str| {
+        let stack = &stack;
+        async move { ticket_record(stack, ticket).await.ticket.players[0].attributes["skill"].clone() }
+    };
+    assert_eq!(skill("t-3").await, AttributeValue::Number(winner));
+    assert_eq!(skill("t-4").await, AttributeValue::Number(loser));
+    assert_eq!(skill("t-5").await, AttributeValue::Number(1500.0));
+    assert_eq!(
+        skill("t-6").await,
+        AttributeValue::Number(1234.0),
+        "a skill given is kept"
+    );
+    assert!(winner > loser);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completion_replayed_applies_the_ratings_once() {
+    // GIVEN a session whose completion has run
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    let body = r#"{"type":"result","result":{"scores":{"p-1":1,"p-2":4}}}"#;
+    report_from(&stack, &active, "result-0001", body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    completion(&stack, &active.session_id).await;
+    let before = (
+        rating(&stack, "p-1", "ranked-1v1").await,
+        rating(&stack, "p-2", "ranked-1v1").await,
+    );
+
+    // WHEN its tasks run again, as an at-least-once Express start would run them
+    let step = json!({"id": "replay", "state": "UpdateRatings"});
+    let again = queuematch_handlers::workflow_tasks::handle(
+        &stack.service,
+        &stack.fleet,
+        json!({"task": "updateRatings", "sessionId": active.session_id, "execution": step}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let released = queuematch_handlers::workflow_tasks::handle(
+        &stack.service,
+        &stack.fleet,
+        json!({"task": "releaseServer", "sessionId": active.session_id, "execution": {"id": "replay", "state": "Release"}}),
+    )
+    .await;
+
+    // THEN the ratings are unchanged, and the fleet released the server once
+    assert_eq!(again["rated"], json!(false));
+    assert!(released.is_ok(), "{released:?}");
+    assert_eq!(
+        (
+            rating(&stack, "p-1", "ranked-1v1").await,
+            rating(&stack, "p-2", "ranked-1v1").await
+        ),
+        before
+    );
+    assert!(before.1.is_some_and(|r| r.rating.scaled_mean() > 1500.0), "p-2 won");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_naming_a_stranger_or_missing_a_player_is_refused_with_why() {
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+
+    let stranger = report_from(
+        &stack,
+        &active,
+        "result-0001",
+        r#"{"type":"result","result":{"scores":{"p-1":5,"p-9":2}}}"#,
+    )
+    .await;
+    let Err(ReportError::Invalid(field)) = stranger else {
+        panic!("{stranger:?}")
+    };
+    assert_eq!(field.pointer, "/result/scores/p-9");
+    assert!(
+        field
+            .message
+            .contains(&format!("player p-9 is not in session {}", active.session_id)),
+        "{field}"
+    );
+
+    let missing = report_from(
+        &stack,
+        &active,
+        "result-0002",
+        r#"{"type":"result","result":{"scores":{"p-1":5}}}"#,
+    )
+    .await;
+    let Err(ReportError::Invalid(field)) = missing else {
+        panic!("{missing:?}")
+    };
+    assert_eq!(field.pointer, "/result/scores");
+    assert!(field.message.contains("no score for player p-2"), "{field}");
+
+    // AND nothing was started, rated or ended
+    assert!(stack
+        .workflows
+        .executions()
+        .iter()
+        .all(|e| e.definition != COMPLETION_WORKFLOW));
+    assert_eq!(rating(&stack, "p-1", "ranked-1v1").await, None);
+    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Active);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1344,4 +1703,62 @@ async fn a_compensation_that_could_not_finish_is_finished_by_the_sweeper() {
         failed.reason
     );
     assert_eq!(sweep(&stack, "again").await["resumed"], json!([]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completion_step_that_fails_twice_shows_each_retry_on_the_timeline() {
+    // GIVEN an ACTIVE session on a fleet whose API fails the first two releases
+    let stack = stack(TestFleet::releasing_after(Some(1), 2));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+
+    // WHEN its server reports the result
+    let body = r#"{"type":"result","result":{"scores":{"p-1":3,"p-2":4}}}"#;
+    report_from(&stack, &active, "result-0001", body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let record = completion(&stack, &active.session_id).await;
+    assert!(
+        matches!(record.status, ExecutionStatus::Succeeded { .. }),
+        "{:#?}",
+        record.status
+    );
+
+    // THEN the completion's timeline shows both failed releases, then the release and the publish,
+    // each with the execution id and its state
+    let entries = timeline(&stack, &active.session_id).await;
+    let steps: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e.execution_id == record.id.0)
+        .map(|e| (e.state.as_str(), e.detail.as_deref().unwrap_or_default()))
+        .collect();
+    let states: Vec<&str> = steps.iter().map(|s| s.0).collect();
+    assert_eq!(
+        states,
+        [
+            "ValidateResult",
+            "UpdateRatings",
+            "MarkEnded",
+            "Release",
+            "Release",
+            "Release",
+            "Publish"
+        ]
+    );
+    assert_eq!(
+        steps[3].1,
+        "attempt 1 failed: Transient: transient failure: the fleet's API is down"
+    );
+    assert_eq!(
+        steps[4].1,
+        "attempt 2 failed: Transient: transient failure: the fleet's API is down"
+    );
+    assert_eq!(
+        steps[5].1,
+        format!("server released (placement pl-{})", active.session_id)
+    );
+    assert_eq!(steps[6].1, "ENDED published to the players");
+    assert_eq!(stack.fleet.calls().released.len(), 1);
+    assert_eq!(stack.fleet.calls().release_failures, 2);
 }

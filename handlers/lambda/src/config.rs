@@ -204,16 +204,25 @@ fn bus(env: &Env) -> Result<String, ConfigError> {
 }
 
 fn placement_arn(env: &Env) -> Result<String, ConfigError> {
-    let arn = env.required(
+    state_machine_arn(
+        env,
         "PLACEMENT_STATE_MACHINE_ARN",
         "the ARN of the session-placement state machine",
-    )?;
+    )
+}
+
+fn completion_arn(env: &Env) -> Result<String, ConfigError> {
+    state_machine_arn(
+        env,
+        "COMPLETION_STATE_MACHINE_ARN",
+        "the ARN of the session-completion state machine",
+    )
+}
+
+fn state_machine_arn(env: &Env, name: &'static str, what: &'static str) -> Result<String, ConfigError> {
+    let arn = env.required(name, what)?;
     if !arn.starts_with("arn:") || !arn.contains(":states:") {
-        return Err(env.invalid(
-            "PLACEMENT_STATE_MACHINE_ARN",
-            arn,
-            "expected a Step Functions state machine ARN",
-        ));
+        return Err(env.invalid(name, arn, "expected a Step Functions state machine ARN"));
     }
     Ok(arn)
 }
@@ -288,6 +297,7 @@ impl WorkflowTasksConfig {
 pub struct SessionReportsConfig {
     pub table_name: String,
     pub event_bus_name: String,
+    pub completion_state_machine_arn: String,
     pub fleet: FleetConfig,
 }
 
@@ -298,6 +308,7 @@ impl SessionReportsConfig {
         Ok(Self {
             table_name: table(env)?,
             event_bus_name: bus(env)?,
+            completion_state_machine_arn: completion_arn(env)?,
             fleet: FleetConfig::from_env(env)?,
         })
     }

@@ -8,14 +8,13 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use queuematch_core::event::DomainEvent;
 use queuematch_core::ports::{Clock, Events, Fleet, PortError, Store, TicketQueue, Workflows};
 use queuematch_core::usecases::PartyTokens;
 use queuematch_handlers::push::{self, Connections, RouteEvent};
 use queuematch_handlers::workflow_tasks::{self, TaskFailure};
 use queuematch_handlers::ws_authorizer::{self, PlayerTokens};
-use queuematch_handlers::{matcher, session_reports, sweeper, tickets_api, Service};
-use serde_json::{json, Value};
+use queuematch_handlers::{matcher, players_api, session_reports, sweeper, tickets_api, Service};
+use serde_json::Value;
 
 /// A port error at the Lambda boundary: its stable `errorType` (DESIGN.md "Errors and limits").
 pub fn diagnostic(error: &PortError) -> Diagnostic {
@@ -63,7 +62,8 @@ where
     Ok(outcome.response)
 }
 
-/// `tickets-api`: GET and DELETE /v1/tickets/{ticketId}. Every outcome is an HTTP response.
+/// `tickets-api`: GET and DELETE /v1/tickets/{ticketId}, POST its acceptance, and GET
+/// /v1/players/{playerId}/ratings. Every outcome is an HTTP response.
 pub async fn tickets_api<S, Q, W, E, C, P>(
     service: &Service<S, Q, W, E, C, P>,
     event: LambdaEvent<ApiGatewayProxyRequest>,
@@ -73,7 +73,12 @@ where
     E: Events,
     C: Clock,
 {
-    Ok(tickets_api::handle(service, event.payload).await)
+    let request = event.payload;
+    Ok(if request.resource.as_deref() == Some(players_api::RATINGS_RESOURCE) {
+        players_api::handle(service, request).await
+    } else {
+        tickets_api::handle(service, request).await
+    })
 }
 
 /// `session-reports`: POST /v1/sessions/{sessionId}/events. Every outcome is an HTTP response.
@@ -84,6 +89,7 @@ pub async fn session_reports<S, Q, W, E, C, P, F>(
 ) -> Result<ApiGatewayProxyResponse, Diagnostic>
 where
     S: Store,
+    W: Workflows,
     E: Events,
     C: Clock,
     F: Fleet,
@@ -171,20 +177,13 @@ pub async fn notifier<S: Store, N: Connections>(
     connections: &N,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, Diagnostic> {
-    let detail_type = event.payload.detail_type;
-    let domain_event: DomainEvent = serde_json::from_value(event.payload.detail).map_err(|e| Diagnostic {
-        error_type: "Invalid".into(),
-        error_message: format!("the detail of a {detail_type:?} event is not a domain event: {e}"),
-    })?;
-    let notified = push::notify(store, connections, &domain_event).await.map_err(|e| {
-        tracing::warn!(error = %e, event = detail_type, "push failed; EventBridge retries");
-        diagnostic(&e)
-    })?;
-    tracing::info!(
-        event = detail_type,
-        sent = notified.sent,
-        gone = notified.gone,
-        "pushed"
-    );
-    Ok(json!({"sent": notified.sent, "gone": notified.gone}))
+    let detail_type = event.payload.detail_type.clone();
+    let notified = push::handle_event(store, connections, event.payload)
+        .await
+        .map_err(|failure| {
+            tracing::warn!(error = %failure, event = detail_type, "push failed");
+            task_diagnostic(failure)
+        })?;
+    tracing::info!(event = detail_type, sent = %notified["sent"], gone = %notified["gone"], "pushed");
+    Ok(notified)
 }

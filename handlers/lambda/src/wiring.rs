@@ -35,12 +35,13 @@ pub enum StartError {
 
 /// The name the workflows adapter knows the placement workflow by: its file's, in `workflows/`.
 pub const PLACEMENT_WORKFLOW: &str = "session-placement";
+pub use queuematch_core::usecases::completion::COMPLETION_WORKFLOW;
 
 pub type MatcherService =
     Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, CognitoTokens>;
 pub type TicketsApiService = Service<DynamoStore, (), (), EventBridgeEvents, SystemClock, ()>;
 pub type WorkflowTasksService = Service<DynamoStore, SqsTicketQueue, (), EventBridgeEvents, SystemClock, ()>;
-pub type SessionReportsService = Service<DynamoStore, (), (), EventBridgeEvents, SystemClock, ()>;
+pub type SessionReportsService = Service<DynamoStore, (), SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
 pub type SweeperService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
 
 /// The SDK configuration from the environment, with the adapters' retry policy.
@@ -70,9 +71,13 @@ fn events(clients: &Clients, bus: &str) -> EventBridgeEvents {
 }
 
 fn placement_workflows(clients: &Clients, arn: &str) -> SfnWorkflows {
+    workflows(clients, PLACEMENT_WORKFLOW, arn)
+}
+
+fn workflows(clients: &Clients, workflow: &str, arn: &str) -> SfnWorkflows {
     SfnWorkflows::new(
         clients.sfn.clone(),
-        HashMap::from([(PLACEMENT_WORKFLOW.to_owned(), arn.to_owned())]),
+        HashMap::from([(workflow.to_owned(), arn.to_owned())]),
     )
 }
 
@@ -111,7 +116,7 @@ pub async fn matcher(config: &crate::config::MatcherConfig, clients: &Clients) -
         workflows: placement_workflows(clients, &config.placement_state_machine_arn),
         events: events(clients, &config.event_bus_name),
         clock: SystemClock,
-        party_tokens: CognitoTokens::fetch(&config.cognito).await?,
+        party_tokens: crate::cognito::fetch(&config.cognito).await?,
         queues: queues()?,
         settings: Arc::new(Settings::default()),
     })
@@ -161,7 +166,7 @@ pub fn session_reports(
     let service = Service {
         store,
         queue: (),
-        workflows: (),
+        workflows: workflows(clients, COMPLETION_WORKFLOW, &config.completion_state_machine_arn),
         events: events(clients, &config.event_bus_name),
         clock: SystemClock,
         party_tokens: (),

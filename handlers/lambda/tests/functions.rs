@@ -65,7 +65,7 @@ fn test_pool() -> CognitoTokens {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys/jwks.json"),
     ))
     .unwrap_or_else(|e| panic!("tests/keys/jwks.json: {e}"));
-    CognitoTokens::from_jwks(&config, &jwks).unwrap_or_else(|e| panic!("{e}"))
+    queuematch_lambda::cognito::from_jwks(&config, &jwks).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test]

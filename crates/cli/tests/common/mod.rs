@@ -19,7 +19,16 @@ pub struct DevProcess {
 impl DevProcess {
     /// Starts `queuematch dev --port 0` on `rulesets` and the repository's workflows, with `home` for
     /// its dev secret and, when given, `--data-dir`. Returns once it says where it listens.
+    #[allow(
+        dead_code,
+        reason = "each test binary compiles this module; the bots tests start dev with arguments"
+    )]
     pub fn spawn(rulesets: &Path, home: &Path, data_dir: Option<&Path>) -> DevProcess {
+        Self::spawn_with(rulesets, home, data_dir, &[])
+    }
+
+    /// As [`spawn`](Self::spawn), with more arguments for `queuematch dev`.
+    pub fn spawn_with(rulesets: &Path, home: &Path, data_dir: Option<&Path>, extra: &[&str]) -> DevProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_queuematch"));
         command
             .args(["dev", "--port", "0"])
@@ -32,6 +41,7 @@ impl DevProcess {
         if let Some(data) = data_dir {
             command.arg("--data-dir").arg(data);
         }
+        command.args(extra);
         let mut child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

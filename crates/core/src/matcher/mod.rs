@@ -133,7 +133,8 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
         .iter()
         .enumerate()
         .filter(|&(_, &e)| fate[e as usize] == Fate::Waiting && pool.entries[e as usize].matchable);
-    let mut chain = match pairing {
+    // The entries the walks step through, in the pairing's order.
+    let walked: Vec<u32> = match pairing {
         Pairing::ClosestSkill => {
             // (partition, skill, age rank) packed into one integer of the same order, as above.
             let mut order: Vec<u128> = candidates
@@ -144,16 +145,40 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
                 })
                 .collect();
             radsort::sort(&mut order);
-            Chain::new(n, order.iter().map(|&k| by_age[k as u32 as usize]))
+            order.iter().map(|&k| by_age[k as u32 as usize]).collect()
         }
         Pairing::ArrivalOrder => {
             let mut order: Vec<u64> = candidates
                 .map(|(rank, &e)| (u64::from(pool.entries[e as usize].partition) << 32) | u64::from(u32_of(rank)))
                 .collect();
             radsort::sort(&mut order);
-            Chain::new(n, order.iter().map(|&k| by_age[k as u32 as usize]))
+            order.iter().map(|&k| by_age[k as u32 as usize]).collect()
         }
     };
+    // From here on entries are numbered in walk order (the rest after them, oldest first), so a
+    // walk reads neighbouring memory. Only numbering changes: every decision below depends on
+    // values and age ranks, never on an entry's number.
+    let walked_len = walked.len();
+    let mut renumbered = walked;
+    let mut walked_mark = vec![false; n];
+    for &e in &renumbered {
+        walked_mark[e as usize] = true;
+    }
+    renumbered.extend(by_age.iter().copied().filter(|&e| !walked_mark[e as usize]));
+    drop(walked_mark);
+    let mut new_of = vec![0u32; n];
+    for (new, &old) in renumbered.iter().enumerate() {
+        new_of[old as usize] = u32_of(new);
+    }
+    pool.renumber(&renumbered);
+    let fate: Vec<Fate> = renumbered.iter().map(|&old| fate[old as usize]).collect();
+    let mut fate = fate;
+    for e in &mut by_age {
+        *e = new_of[*e as usize];
+    }
+    drop(new_of);
+    drop(renumbered);
+    let mut chain = Chain::new(n, 0..u32_of(walked_len));
     let mut age_rank = vec![0u32; n];
     for (rank, &e) in by_age.iter().enumerate() {
         age_rank[e as usize] = u32_of(rank);
@@ -223,9 +248,9 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
     for &e in &by_age {
         let e = e as usize;
         match fate[e] {
-            Fate::TimedOut => timed_out.push(ids.ticket(e, tickets)),
+            Fate::TimedOut => timed_out.push(ids.ticket(e, &pool)),
             Fate::Waiting => {
-                remaining.push(ids.ticket(e, tickets));
+                remaining.push(ids.ticket(e, &pool));
                 let w = pool.waited(e);
                 let timeout = plan.timeout_ms - w.min(plan.timeout_ms);
                 let mut due = plan.next_loosening_after(w).map_or(timeout, |d| d.min(timeout));
@@ -492,7 +517,7 @@ fn decide(
     formed_members[start..].sort_unstable_by_key(|&(e, _)| age_rank[e as usize]);
     let oldest = formed_members[start].0 as usize;
 
-    let anchor = &pool.tickets[group.members[0] as usize];
+    let anchor = pool.ticket(group.members[0] as usize);
     let collections = plan
         .collection
         .iter()
@@ -560,7 +585,7 @@ fn build_match(
         };
         for &(e, _) in members.iter().filter(|&&(_, team)| team as usize == t) {
             let e = e as usize;
-            team.tickets.push(ids.ticket(e, pool.tickets));
+            team.tickets.push(ids.ticket(e, pool));
             team.players.extend(ids.players(e, pool));
             waits_ms.push(pool.waited(e));
         }

@@ -24,7 +24,7 @@ pub(crate) enum Key {
 }
 
 /// One ticket, as the matcher sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry {
     /// False when no match could ever take the ticket (a missing attribute without default, a party
     /// that disagrees on an `=` attribute, a party too big for any team…). Such tickets wait out
@@ -122,6 +122,9 @@ pub(crate) struct Pool<'a> {
     /// The round's time, in ms.
     now_ms: u64,
     ids: Ids,
+    /// Each entry's position in `tickets`, once [`Pool::renumber`] has put the entries in another
+    /// order; empty while they are in the pool's order.
+    origin: Vec<u32>,
 }
 
 /// The pool's ticket and player ids, cloned in pool order (reading memory in order is several times
@@ -135,17 +138,18 @@ pub(crate) struct Ids {
 
 impl Ids {
     /// Entry `e`'s ticket id; each is taken once, and a second take clones.
-    pub fn ticket(&mut self, e: usize, tickets: &[Ticket]) -> TicketId {
+    pub fn ticket(&mut self, e: usize, pool: &Pool) -> TicketId {
+        let t = pool.origin(e);
         self.tickets
-            .get_mut(e)
+            .get_mut(t)
             .and_then(Option::take)
-            .unwrap_or_else(|| tickets[e].id.clone())
+            .unwrap_or_else(|| pool.tickets[t].id.clone())
     }
 
     /// The ids of entry `e`'s players.
     pub fn players<'s>(&'s mut self, e: usize, pool: &'s Pool) -> impl Iterator<Item = PlayerId> + 's {
         let entry = &pool.entries[e];
-        let ticket = &pool.tickets[e];
+        let ticket = pool.ticket(e);
         (0..entry.size as usize).map(move |i| {
             self.players
                 .get_mut(entry.first_player as usize + i)
@@ -192,6 +196,7 @@ impl<'a> Pool<'a> {
                     .flat_map(|t| t.players.iter().map(|p| Some(p.id.clone())))
                     .collect(),
             },
+            origin: Vec::new(),
         };
         // A balance column that a distance rule also reads: for a solo ticket its sum is the value
         // the distance rule has just read (one value, aggregated or summed, is itself), so the
@@ -407,8 +412,47 @@ impl<'a> Pool<'a> {
         self.now_ms.saturating_sub(self.entries[e].created_at)
     }
 
+    /// Entry `e`'s ticket.
+    pub fn ticket(&self, e: usize) -> &'a Ticket {
+        &self.tickets[self.origin(e)]
+    }
+
     pub fn ticket_id(&self, e: usize) -> &'a TicketId {
-        &self.tickets[e].id
+        &self.ticket(e).id
+    }
+
+    /// Entry `e`'s position in the pool's tickets.
+    pub fn origin(&self, e: usize) -> usize {
+        self.origin.get(e).map_or(e, |&t| t as usize)
+    }
+
+    /// Renumbers the entries so that entry `i` is the one that was entry `order[i]` (a permutation
+    /// of the entries), moving every per-entry row with it.
+    ///
+    /// The walks visit tickets in skill order, which is random in the pool's order: renumbered in
+    /// skill order, a walk reads adjacent memory instead of missing the cache on every array for
+    /// every candidate. Per-player arrays keep their order: an entry's `first_player` still points
+    /// into them.
+    pub fn renumber(&mut self, order: &[u32]) {
+        fn gather<T: Copy>(rows: &[T], width: usize, order: &[u32]) -> Vec<T> {
+            let mut out = Vec::with_capacity(rows.len());
+            for &o in order {
+                let o = o as usize;
+                out.extend_from_slice(&rows[o * width..(o + 1) * width]);
+            }
+            out
+        }
+        self.entries = order.iter().map(|&o| self.entries[o as usize]).collect();
+        self.distance = gather(&self.distance, self.distance_rules, order);
+        self.balance = gather(&self.balance, self.balance_columns, order);
+        self.latency = gather(&self.latency, self.regions.len(), order);
+        let collections = self.collection.len().checked_div(order.len()).unwrap_or(0);
+        self.collection = gather(&self.collection, collections, order);
+        self.origin = if self.origin.is_empty() {
+            order.to_vec()
+        } else {
+            order.iter().map(|&o| self.origin[o as usize]).collect()
+        };
     }
 
     /// Adds a region no earlier ticket measured, at index `at` of the sorted regions. Rows already

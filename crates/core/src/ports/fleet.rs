@@ -51,6 +51,21 @@ pub struct SessionAssignment {
     pub secret: SessionSecret,
     /// Everyone the server should expect, team by team as in the match.
     pub players: Vec<PlayerId>,
+    /// How `players` split into the match's teams, in order: the first team's `size` players, then
+    /// the next team's. Sizes rather than lists keep the assignment small (GameLift's game session
+    /// data is limited). Empty for a session given without teams: each player then plays alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<TeamSize>,
+}
+
+/// One team of a [`SessionAssignment`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSize {
+    /// The team slot's name, as in the match (`red`, `squad-3`).
+    pub name: String,
+    /// How many of the assignment's players, in order, are on it.
+    pub size: usize,
 }
 
 impl SessionAssignment {
@@ -60,7 +75,33 @@ impl SessionAssignment {
             match_id: matched.id.clone(),
             secret: secret.clone(),
             players: matched.player_ids().cloned().collect(),
+            teams: matched
+                .teams
+                .iter()
+                .map(|t| TeamSize {
+                    name: t.name.to_string(),
+                    size: t.players.len(),
+                })
+                .collect(),
         }
+    }
+
+    /// The players of each team, in order; one team per player when the assignment names no teams,
+    /// or when its sizes do not add up to its players (a fleet's bug: no player is left out then).
+    pub fn rosters(&self) -> Vec<(String, Vec<PlayerId>)> {
+        let total: usize = self.teams.iter().map(|t| t.size).sum();
+        if self.teams.is_empty() || total != self.players.len() {
+            return self.players.iter().map(|p| (p.to_string(), vec![p.clone()])).collect();
+        }
+        let mut rest = self.players.as_slice();
+        self.teams
+            .iter()
+            .map(|team| {
+                let (members, after) = rest.split_at(team.size);
+                rest = after;
+                (team.name.clone(), members.to_vec())
+            })
+            .collect()
     }
 }
 
@@ -107,5 +148,57 @@ impl<F: Fleet + ?Sized> Fleet for std::sync::Arc<F> {
     }
     async fn release(&self, placement: &PlacementId) -> Result<(), PortError> {
         (**self).release(placement).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(players: &[&str], teams: &[(&str, usize)]) -> SessionAssignment {
+        SessionAssignment {
+            session_id: "s-1".into(),
+            match_id: "m-1".into(),
+            secret: SessionSecret::from_random_bytes(&[1; 32]),
+            players: players.iter().map(|&p| PlayerId::from(p)).collect(),
+            teams: teams
+                .iter()
+                .map(|&(name, size)| TeamSize {
+                    name: name.into(),
+                    size,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn rosters_split_the_players_by_team_size_in_order() {
+        let two_teams = assignment(&["a", "b", "c", "d"], &[("red", 2), ("blue", 2)]);
+        assert_eq!(
+            two_teams.rosters(),
+            vec![
+                ("red".to_owned(), vec!["a".into(), "b".into()]),
+                ("blue".to_owned(), vec!["c".into(), "d".into()])
+            ]
+        );
+    }
+
+    #[test]
+    fn without_teams_or_with_sizes_that_do_not_add_up_each_player_plays_alone() {
+        for teams in [&[][..], &[("red", 3)][..]] {
+            let rosters = assignment(&["a", "b"], teams).rosters();
+            assert_eq!(
+                rosters,
+                vec![("a".to_owned(), vec!["a".into()]), ("b".to_owned(), vec!["b".into()])]
+            );
+        }
+    }
+
+    #[test]
+    fn an_assignment_without_teams_reads_as_before() {
+        let line = r#"{"sessionId":"s-1","matchId":"m-1","secret":"c2VjcmV0","players":["p-1"]}"#;
+        let read: SessionAssignment = serde_json::from_str(line).unwrap();
+        assert!(read.teams.is_empty());
+        assert!(!serde_json::to_string(&read).unwrap().contains("teams"));
     }
 }

@@ -4,6 +4,7 @@
 use crate::attribute::{AttributeType, AttributeValue};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The only `ruleLanguageVersion` understood.
 pub const RULE_LANGUAGE_VERSION: &str = "1.0";
@@ -130,14 +131,30 @@ impl RuleKind {
     }
 }
 
-/// The field an expansion loosens.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+/// The field an expansion loosens. It serialises as the rule-set format writes it
+/// (`rules[fair].maxDistance`), so that a serialised rule set reads back as the same rule set: the
+/// dev server's traffic tap sends the rule sets it serves that way, for replays.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ExpansionTarget {
     /// `rules[NAME].FIELD`: `maxDistance`, `maxDifference`, `maxLatency` or `minCount`.
     Rule { rule: String, field: RuleField },
     /// `teams[NAME].minPlayers`: lets a match start short after a wait.
     Team { team: String, field: TeamField },
+}
+
+impl fmt::Display for ExpansionTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpansionTarget::Rule { rule, field } => write!(f, "rules[{rule}].{}", field.name()),
+            ExpansionTarget::Team { team, field } => write!(f, "teams[{team}].{}", field.name()),
+        }
+    }
+}
+
+impl Serialize for ExpansionTarget {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// A rule field an expansion may target.
@@ -171,6 +188,14 @@ impl RuleField {
 #[serde(rename_all = "camelCase")]
 pub enum TeamField {
     MinPlayers,
+}
+
+impl TeamField {
+    pub fn name(self) -> &'static str {
+        match self {
+            TeamField::MinPlayers => "minPlayers",
+        }
+    }
 }
 
 /// One step of an expansion: once the oldest ticket of a candidate match has waited
@@ -231,6 +256,21 @@ pub struct QueueConfig {
 }
 
 impl RuleSet {
+    /// The attribute that stands for skill: the first distance rule's, else the first team-balance
+    /// rule's (as the matcher reports skill spread on). A ticket that leaves it out is given the
+    /// player's rating in the queue, when there is one.
+    pub fn skill_attribute(&self) -> Option<&str> {
+        let first = |distance: bool| {
+            self.rules.iter().find_map(|rule| match (&rule.kind, distance) {
+                (RuleKind::Distance { attribute, .. }, true) | (RuleKind::TeamBalance { attribute, .. }, false) => {
+                    Some(attribute.as_str())
+                }
+                _ => None,
+            })
+        };
+        first(true).or_else(|| first(false))
+    }
+
     pub fn attribute(&self, name: &str) -> Option<&PlayerAttribute> {
         self.player_attributes.iter().find(|a| a.name == name)
     }

@@ -5,16 +5,23 @@
 //! writes the ticket and its players' guards in one conditional transaction, so a duplicate delivery
 //! finds the ticket there and changes nothing (invariant 4), and a player can never hold two active
 //! tickets (invariant 2).
+//!
+//! A player who leaves out the rule set's skill attribute is given their rating's conservative
+//! estimate in the queue (DESIGN.md "Ratings"), each party member their own; a player never rated
+//! takes the rule set's default, as before.
 
 use super::messages::TicketMessage;
+use super::ratings::rating_in;
 use super::{pool_partition, PartyTokens, Queues, Settings};
 use crate::event::DomainEvent;
+use crate::ids::PlayerId;
 use crate::ports::store::items::{self, PoolRef, TicketRecord};
 use crate::ports::store::{Condition, Write};
 use crate::ports::{Clock, Events, PortError, Store};
 use crate::status::TicketStatus;
 use crate::ticket::{Player, Ticket};
 use crate::ticket_request::TicketRequest;
+use std::collections::BTreeMap;
 
 /// What admitting a message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +49,8 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
     /// Admits one ticket message. An `Err` is a failure of the ports, to be retried; a ticket
     /// that cannot be admitted is `Ok(Admitted::Failed)`, and stays FAILED.
     pub async fn admit(&self, message: &TicketMessage) -> Result<Admitted, PortError> {
-        let record = match self.check(message) {
+        let ratings = self.ratings_for_missing_skill(message).await?;
+        let record = match self.check(message, &ratings) {
             Ok(record) => record,
             Err(reason) => return self.fail(message, reason).await,
         };
@@ -73,10 +81,30 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
         }
     }
 
-    /// Reads the message against its queue: the ticket it admits, or why it cannot be.
-    fn check(&self, message: &TicketMessage) -> Result<TicketRecord, String> {
+    /// The conservative estimates of the players whose ticket leaves out the skill attribute and
+    /// who have a rating in the queue. A request that does not parse has none: `check` refuses it.
+    async fn ratings_for_missing_skill(&self, message: &TicketMessage) -> Result<BTreeMap<PlayerId, f64>, PortError> {
+        let mut estimates = BTreeMap::new();
         let queues = self.queues.names();
-        let request = TicketRequest::parse(&message.request, &queues, self.settings.max_players_per_ticket)
+        let Ok(request) = TicketRequest::parse(&message.request, &queues, self.settings.max_players_per_ticket) else {
+            return Ok(estimates);
+        };
+        let Some(skill) = self.queues.get(&request.queue).and_then(|r| r.skill_attribute()) else {
+            return Ok(estimates);
+        };
+        for player in request.players.iter().filter(|p| !p.attributes.contains_key(skill)) {
+            if let Some(rating) = rating_in(self.store, &player.id, &request.queue).await? {
+                estimates.insert(player.id.clone(), rating.rating.conservative_estimate());
+            }
+        }
+        Ok(estimates)
+    }
+
+    /// Reads the message against its queue: the ticket it admits, or why it cannot be. `ratings`
+    /// fill the skill attribute of the players who left it out.
+    fn check(&self, message: &TicketMessage, ratings: &BTreeMap<PlayerId, f64>) -> Result<TicketRecord, String> {
+        let queues = self.queues.names();
+        let mut request = TicketRequest::parse(&message.request, &queues, self.settings.max_players_per_ticket)
             .map_err(|errors| join(&errors))?;
         let rule_set = self
             .queues
@@ -104,6 +132,16 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
             self.party_tokens
                 .verify(token, &member.id, now)
                 .map_err(|why| format!("/players/{i}: the party token of {} is refused: {why}", member.id))?;
+        }
+        if let Some(skill) = rule_set.skill_attribute() {
+            for player in &mut request.players {
+                if let Some(estimate) = ratings.get(&player.id) {
+                    player
+                        .attributes
+                        .entry(skill.to_owned())
+                        .or_insert_with(|| serde_json::json!(estimate));
+                }
+            }
         }
         let players = request.players_for(rule_set).map_err(|errors| join(&errors))?;
         let partition = pool_partition(&players, rule_set)?;

@@ -5,13 +5,18 @@
 //! - [`admission`]: a queued ticket enters its pool, or fails with a reason.
 //! - [`round`]: one matchmaking round of a pool, under its lease.
 //! - [`placement`]: the tasks of the `session-placement` workflow.
+//! - [`completion`]: the tasks of the `session-completion` workflow: ratings, ENDED, release.
+//! - [`reports`]: what game servers report.
+//! - [`ratings`]: reading players' ratings.
 //! - [`sweeper`]: the safety net: timed-out tickets, stuck sessions, lost placements.
 //! - [`tickets`]: a player reads or cancels a ticket.
 
 pub mod acceptance;
 pub mod admission;
+pub mod completion;
 pub mod messages;
 pub mod placement;
+pub mod ratings;
 pub mod reports;
 pub mod round;
 pub mod sweeper;

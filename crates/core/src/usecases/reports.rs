@@ -8,17 +8,22 @@
 //! 4. the nonce was never seen (it is stored, conditional on absence, until the window has passed):
 //!    a replayed report is refused. Only then does the report change anything.
 //!
-//! `end` finishes the session: ENDED, with a timeline entry; its players freed to queue again; its
-//! server released. Ratings and the `session-completion` workflow build on this later.
+//! A `result` (which must name the session's players only, with a score for each, and is taken
+//! once) starts the `session-completion` workflow, named after the session: it rates the game,
+//! ends the session and releases its server. An `end` after a result starts the same execution,
+//! which is therefore started once; an `end` without a result finishes the session at once:
+//! ENDED, with a timeline entry, its players freed to queue again, its server released.
 
+use super::completion::{self, Completions, COMPLETION_WORKFLOW};
+use super::placement::Step;
 use super::Settings;
 use crate::event::DomainEvent;
 use crate::identity::report::{self, REPORT_WINDOW};
 use crate::ids::{PlayerId, SessionId};
 use crate::ports::fleet::Fleet;
-use crate::ports::store::items::{self, GuardHolder, SessionRecord, TimelineEntry, Versioned};
-use crate::ports::store::{Condition, Item, Key, Write};
-use crate::ports::{Clock, Events, PortError, Store};
+use crate::ports::store::items::{self, SessionRecord, Versioned};
+use crate::ports::store::{Condition, Item, Key};
+use crate::ports::{Clock, Events, PortError, Store, Workflows};
 use crate::status::SessionStatus;
 use crate::ticket_request::FieldError;
 use crate::time::Timestamp;
@@ -224,15 +229,17 @@ fn nonce_key(session: &SessionId, nonce: &str) -> Key {
 
 /// Records game-server reports.
 #[derive(Debug)]
-pub struct Reports<'a, S, F, E, C> {
+pub struct Reports<'a, S, F, W, E, C> {
     pub store: &'a S,
     pub fleet: &'a F,
+    /// Starts `session-completion` once a result is in.
+    pub workflows: &'a W,
     pub events: &'a E,
     pub clock: &'a C,
     pub settings: &'a Settings,
 }
 
-impl<S: Store, F: Fleet, E: Events, C: Clock> Reports<'_, S, F, E, C> {
+impl<S: Store, F: Fleet, W: Workflows, E: Events, C: Clock> Reports<'_, S, F, W, E, C> {
     pub async fn record(&self, session_id: &SessionId, signed: SignedReport<'_>) -> Result<Recorded, ReportError> {
         let now = self.clock.now();
         let session = self.read_session(session_id).await?;
@@ -254,11 +261,27 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Reports<'_, S, F, E, C> {
                 )))
             }
             Report::Result { result } => {
-                let players: Vec<&PlayerId> = session.value.player_ids.iter().collect();
-                if let Some(stranger) = result.scores.keys().find(|p| !players.contains(p)) {
-                    return Err(ReportError::Invalid(FieldError::new(
-                        pointer(&["result", "scores", stranger.as_str()]),
-                        format!("player {stranger} is not in session {session_id}"),
+                if let Err(why) = completion::check_result(&session.value, result) {
+                    let at = result
+                        .scores
+                        .keys()
+                        .find(|p| !session.value.player_ids.contains(p))
+                        .map_or_else(
+                            || "/result/scores".to_owned(),
+                            |p| pointer(&["result", "scores", p.as_str()]),
+                        );
+                    return Err(ReportError::Invalid(FieldError::new(at, why)));
+                }
+                // A result is taken once: the same one again is a duplicate, another a conflict.
+                if let Some(stored) = self.stored_result(session_id).await? {
+                    if &stored == result {
+                        return Ok(Recorded {
+                            session_id: session_id.clone(),
+                            status,
+                        });
+                    }
+                    return Err(ReportError::Conflict(format!(
+                        "session {session_id} has its result already; a game has one"
                     )));
                 }
             }
@@ -274,7 +297,13 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Reports<'_, S, F, E, C> {
             Err(e) => return Err(e.into()),
         }
         match report {
-            Report::End { reason } => return self.end(session, reason, now).await,
+            Report::End { reason } => {
+                if self.stored_result(session_id).await?.is_some() {
+                    self.start_completion(session_id).await?;
+                } else {
+                    return self.end(session, reason).await;
+                }
+            }
             Report::Ready => self.update_reports(session_id, |r| r.ready_at = Some(now)).await?,
             Report::Heartbeat => {
                 self.update_reports(session_id, |r| r.last_heartbeat_at = Some(now))
@@ -282,7 +311,8 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Reports<'_, S, F, E, C> {
             }
             Report::Result { result } => {
                 self.update_reports(session_id, |r| r.result = Some(result.clone()))
-                    .await?
+                    .await?;
+                self.start_completion(session_id).await?;
             }
         }
         Ok(Recorded {
@@ -325,77 +355,69 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Reports<'_, S, F, E, C> {
         )))
     }
 
-    /// ACTIVE → ENDED, with its timeline entry, its players' guards freed and its server released.
-    /// Ending an ended session again changes nothing.
-    async fn end(
-        &self,
-        mut session: Versioned<SessionRecord>,
-        reason: Option<String>,
-        now: Timestamp,
-    ) -> Result<Recorded, ReportError> {
-        let session_id = session.value.session_id.clone();
-        for _ in 0..5 {
-            let status = session.value.status;
-            if status == SessionStatus::Ended {
-                return Ok(Recorded { session_id, status });
-            }
-            if !status.can_become(SessionStatus::Ended) {
-                return Err(ReportError::Conflict(format!(
-                    "session {session_id} is {status}; it cannot end"
-                )));
-            }
-            let mut next = session.value.clone();
-            next.status = SessionStatus::Ended;
-            let entry = TimelineEntry {
-                at: now,
-                seq: next.timeline_len,
-                status: SessionStatus::Ended,
-                execution_id: "game-server".into(),
-                state: "End".into(),
-                detail: Some(
-                    reason
-                        .clone()
-                        .unwrap_or_else(|| "the game server ended the session".into()),
-                ),
-            };
-            next.timeline_len += 1;
-            let mut writes = vec![
-                items::update_session(&session, &next)?,
-                items::timeline_write(&session_id, &entry)?,
-            ];
-            let holder = GuardHolder::Session(session_id.clone());
-            for player in &next.player_ids {
-                let guard = items::player_guard_key(player);
-                // Free only a guard this session holds: the player may be queued again already.
-                if let Some(stored) = self.store.get(&guard).await? {
-                    if items::read::<GuardHolder>(&stored)?.value == holder {
-                        writes.push(Write::delete(guard, Condition::Version(stored.version)));
-                    }
-                }
-            }
-            match self.store.transact_write(writes, None).await {
-                Ok(()) => {
-                    if let Some(placement) = &next.placement {
-                        self.fleet.release(placement).await?;
-                    }
-                    self.events
-                        .publish(DomainEvent::SessionStatusChanged {
-                            session_id: session_id.clone(),
-                            player_ids: next.player_ids.clone(),
-                            status: SessionStatus::Ended,
-                            reason: entry.detail.clone(),
-                        })
-                        .await?;
-                    return Ok(Recorded {
-                        session_id,
-                        status: SessionStatus::Ended,
-                    });
-                }
-                Err(PortError::ConditionFailed { .. }) => session = self.read_session(&session_id).await?,
-                Err(e) => return Err(e.into()),
-            }
+    /// The result stored for the session, if one was reported.
+    async fn stored_result(&self, session_id: &SessionId) -> Result<Option<GameResult>, PortError> {
+        match self.store.get(&reports_key(session_id)).await? {
+            Some(stored) => Ok(items::read::<SessionReports>(&stored)?.value.result),
+            None => Ok(None),
         }
-        Err(PortError::transient(format!("session {session_id} kept changing while ending")).into())
+    }
+
+    /// Starts the session's completion; starting it again (a later `end`) starts nothing.
+    async fn start_completion(&self, session_id: &SessionId) -> Result<(), PortError> {
+        self.workflows
+            .start(
+                COMPLETION_WORKFLOW,
+                &completion::execution_name(session_id),
+                serde_json::json!({"sessionId": session_id}),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// ACTIVE → ENDED without a result, with its timeline entry, its players' guards freed and its
+    /// server released. Ending an ended session again changes nothing.
+    async fn end(&self, session: Versioned<SessionRecord>, reason: Option<String>) -> Result<Recorded, ReportError> {
+        let session_id = session.value.session_id.clone();
+        if session.value.status == SessionStatus::Ended {
+            return Ok(Recorded {
+                session_id,
+                status: SessionStatus::Ended,
+            });
+        }
+        let completions = Completions {
+            store: self.store,
+            fleet: self.fleet,
+            events: self.events,
+            clock: self.clock,
+        };
+        let step = Step {
+            execution_id: "game-server".into(),
+            state: "End".into(),
+        };
+        let detail = reason.unwrap_or_else(|| "the game server ended the session".into());
+        let ended = completions
+            .end(&session_id, &step, detail.clone())
+            .await
+            .map_err(|e| match e {
+                PortError::Conflict(why) => ReportError::Conflict(why),
+                other => ReportError::Port(other),
+            })?;
+        if let Some(placement) = &ended.placement {
+            self.fleet.release(placement).await?;
+        }
+        self.events
+            .publish(DomainEvent::SessionStatusChanged {
+                session_id: session_id.clone(),
+                player_ids: ended.player_ids.clone(),
+                status: SessionStatus::Ended,
+                reason: Some(detail),
+            })
+            .await?;
+        Ok(Recorded {
+            session_id,
+            status: SessionStatus::Ended,
+        })
     }
 }
 

@@ -1,5 +1,5 @@
 //! What the game server's integration tests share: the service's report endpoint, played by a tiny
-//! axum receiver on 127.0.0.1:0; a local fleet of the binary under test; and a player's TCP client.
+//! axum receiver on 127.0.0.1:0; a local fleet of the binary under test; and players, through the crate's client or a raw WebSocket.
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
@@ -8,18 +8,20 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use futures::StreamExt;
 use queuematch_core::identity::{report, SessionSecret};
 use queuematch_core::ports::fleet::{Endpoint, Placement, PlacementId};
 use queuematch_core::ports::Fleet;
 use queuematch_core::Timestamp;
+use queuematch_gameserver::client::{ClientError, GameClient};
 use queuematch_gameserver::report::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use queuematch_local::fleet::ServerLogs;
 use queuematch_local::{ProcessFleet, ProcessFleetConfig};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long any one step of a test may take before it fails rather than hangs.
 pub const STEP: Duration = Duration::from_secs(15);
@@ -171,60 +173,47 @@ pub async fn ready<F: Fleet>(fleet: &F, placement: &Placement) -> (PlacementId, 
     }
 }
 
-/// A player's connection, speaking the server's line protocol.
-#[derive(Debug)]
-pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+/// Connects to `endpoint` with `token`, through the crate's client, giving up on a silent server
+/// after [`STEP`].
+pub async fn hello(endpoint: &Endpoint, token: &str) -> Result<GameClient, ClientError> {
+    GameClient::connect_with(&endpoint.address, endpoint.port, token, STEP).await
 }
 
-impl Client {
-    pub async fn connect(endpoint: &Endpoint) -> Self {
-        let stream = TcpStream::connect((endpoint.address.as_str(), endpoint.port))
-            .await
-            .unwrap_or_else(|e| panic!("connect to {endpoint:?}: {e}"));
-        let (reader, writer) = stream.into_split();
-        Self {
-            reader: BufReader::new(reader),
-            writer,
-        }
-    }
+/// A player the server must let in.
+pub async fn join(endpoint: &Endpoint, token: &str) -> GameClient {
+    hello(endpoint, token)
+        .await
+        .unwrap_or_else(|e| panic!("the server did not let the player in: {e}"))
+}
 
-    pub async fn send(&mut self, bytes: &[u8]) {
-        self.writer
-            .write_all(bytes)
-            .await
-            .unwrap_or_else(|e| panic!("send: {e}"));
+/// Why the server refused `token`.
+pub async fn denial(endpoint: &Endpoint, token: &str) -> String {
+    match hello(endpoint, token).await {
+        Err(ClientError::Denied(reason)) => reason,
+        Err(other) => panic!("expected a denial, got {other}"),
+        Ok(client) => panic!("expected a denial, but {:?} was let in", client.welcome()),
     }
+}
 
-    pub async fn send_line(&mut self, line: &str) {
-        self.send(format!("{line}\n").as_bytes()).await
-    }
+/// A raw WebSocket to `endpoint`, for what the client library would never send.
+pub async fn raw(endpoint: &Endpoint) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+    let url = format!("ws://{}:{}/", endpoint.address, endpoint.port);
+    tokio_tungstenite::connect_async(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {endpoint:?}: {e}"))
+        .0
+}
 
-    /// The next line from the server, `None` once it closed the connection.
-    pub async fn line(&mut self) -> Option<String> {
-        let mut line = String::new();
-        match tokio::time::timeout(STEP, self.reader.read_line(&mut line)).await {
-            Ok(Ok(0)) => None,
-            Ok(Ok(_)) => Some(line.trim_end().to_owned()),
-            // A reset after a refusal is a closed connection too.
-            Ok(Err(_)) => None,
+/// The next text message on a raw socket, as JSON; `None` once it is closed.
+pub async fn raw_next(socket: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> Option<serde_json::Value> {
+    loop {
+        match tokio::time::timeout(STEP, socket.next()).await {
             Err(_) => panic!("the server said nothing within {STEP:?}"),
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return None,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                return Some(serde_json::from_str(text.as_str()).unwrap_or_else(|e| panic!("{e}: {text}")))
+            }
+            Ok(Some(Ok(_))) => continue,
         }
-    }
-
-    /// The next line, which must be there.
-    pub async fn expect_line(&mut self) -> String {
-        self.line()
-            .await
-            .unwrap_or_else(|| panic!("the server closed the connection"))
-    }
-
-    /// Sends a token and returns the server's answer.
-    pub async fn hello(endpoint: &Endpoint, token: &str) -> (Self, String) {
-        let mut client = Self::connect(endpoint).await;
-        client.send_line(token).await;
-        let answer = client.expect_line().await;
-        (client, answer)
     }
 }

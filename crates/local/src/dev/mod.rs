@@ -15,19 +15,26 @@
 //!   `matcher` handler, deleting what it acknowledged; the rest comes back after its visibility
 //!   timeout, as on SQS.
 //! - The sweeper loop runs the `sweeper` handler every minute, as EventBridge Scheduler does.
+//! - `GET /console` is the operators' web console, and `GET /v1/ops/stream?token=` its push: see
+//!   [`console`].
+//! - `GET /v1/ops/traffic?token=` streams the accepted requests to an operator as trace lines, for
+//!   `queuematch record` (see `traffic`).
 //!
 //! [`serve`] takes its listener and a shutdown future, so tests bind `127.0.0.1:0` and stop it.
 
+pub mod console;
 mod matcher_loop;
 mod push;
 mod reports;
 mod routes;
 mod sweeper_loop;
 mod ticket_checks;
+mod traffic;
 
 pub use matcher_loop::run_matcher;
 pub use sweeper_loop::{run_sweeper, SWEEP_EVERY};
 
+use crate::workflows::LocalWorkflows;
 use crate::EventBus;
 use queuematch_core::identity::jwt::DevTokens;
 use queuematch_core::ports::{Clock, Fleet, Store, TicketQueue, Workflows};
@@ -53,6 +60,9 @@ pub struct DevState {
     pub ticket_schema: Arc<jsonschema::Validator>,
     /// Where sessions' servers run: an ended session's server is released.
     pub fleet: Arc<dyn Fleet>,
+    /// The embedded engine's executions, when the workflows run on it: what the console draws each
+    /// session's workflow from. `None` leaves the console without graphs, not without its other views.
+    pub workflows: Option<Arc<LocalWorkflows>>,
 }
 
 impl std::fmt::Debug for DevState {
@@ -74,7 +84,14 @@ impl DevState {
             tokens,
             ticket_schema,
             fleet,
+            workflows: None,
         })
+    }
+
+    /// The same state, with the engine whose executions the console shows.
+    pub fn with_workflows(mut self, workflows: Arc<LocalWorkflows>) -> Self {
+        self.workflows = Some(workflows);
+        self
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP routes of the dev server.
 
-use super::{push, reports, ticket_checks, DevState};
+use super::{console, push, reports, ticket_checks, traffic, DevState};
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body as LambdaBody;
 use axum::body::{Body, Bytes};
@@ -15,11 +15,12 @@ use queuematch_core::ports::Clock;
 use queuematch_core::ticket_request::{FieldError, TicketRequest};
 use queuematch_core::usecases::messages::{Message, TicketMessage};
 use queuematch_handlers::problem::Problem;
-use queuematch_handlers::tickets_api;
+use queuematch_handlers::{players_api, tickets_api};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 pub fn router(state: DevState) -> Router {
+    let tap = traffic::Tap::new(&state);
     Router::new()
         .route("/health", get(health).fallback(method_not_allowed))
         .route("/openapi.yaml", get(openapi).fallback(method_not_allowed))
@@ -32,15 +33,32 @@ pub fn router(state: DevState) -> Router {
             "/v1/tickets/{ticket_id}/acceptance",
             post(acceptance).fallback(method_not_allowed),
         )
+        .route(
+            "/v1/players/{player_id}/ratings",
+            get(player_ratings).fallback(method_not_allowed),
+        )
         .route("/v1/events", get(push::events).fallback(method_not_allowed))
         .route(
             "/v1/sessions/{session_id}/events",
             post(reports::report).fallback(method_not_allowed),
         )
+        .route("/console", get(console::page).fallback(method_not_allowed))
+        .route("/console/{asset}", get(console::asset).fallback(method_not_allowed))
+        .route(
+            "/v1/ops/stream",
+            get(console::stream::stream).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1/ops/traffic",
+            get(traffic::stream)
+                .fallback(method_not_allowed)
+                .with_state(tap.clone()),
+        )
         .fallback(not_found)
         // A little over the limit, so that the route itself sees an oversize body and answers 413 as
         // problem+json rather than axum's plain-text rejection.
         .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES + 1))
+        .layer(axum::middleware::from_fn_with_state(tap, traffic::observe))
         .with_state(state)
 }
 
@@ -250,6 +268,32 @@ async fn acceptance(
         Some(body),
     );
     lambda_response(tickets_api::handle(&state.service, request).await)
+}
+
+async fn player_ratings(
+    State(state): State<DevState>,
+    headers: HeaderMap,
+    player_id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let claims = match authenticate(&state, &headers) {
+        Ok(claims) => claims,
+        Err(unauthorized) => return problem(*unauthorized),
+    };
+    let Path(player_id) = match player_id {
+        Ok(id) => id,
+        Err(rejection) => return unreadable_path("player", &rejection),
+    };
+    let mut request = ApiGatewayProxyRequest::default();
+    request.http_method = Method::GET;
+    request.resource = Some(players_api::RATINGS_RESOURCE.into());
+    request.path = Some(players_api::RATINGS_RESOURCE.replace("{playerId}", &player_id));
+    request.path_parameters.insert("playerId".into(), player_id);
+    request
+        .request_context
+        .authorizer
+        .fields
+        .insert("claims".into(), json!({"sub": claims.sub, "role": claims.role}));
+    lambda_response(players_api::handle(&state.service, request).await)
 }
 
 /// The API Gateway proxy event of a ticket route, with the caller's claims as the authorizer puts

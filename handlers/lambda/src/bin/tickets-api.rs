@@ -1,4 +1,5 @@
-//! `tickets-api`: GET and DELETE /v1/tickets/{ticketId} (see `functions::tickets_api`).
+//! `tickets-api`: GET and DELETE /v1/tickets/{ticketId}, its acceptance, and a player's ratings (see
+//! `functions::tickets_api`).
 use lambda_runtime::{service_fn, Error};
 use queuematch_lambda::config::{Env, TicketsApiConfig};
 use queuematch_lambda::{functions, startup, wiring};

@@ -206,6 +206,14 @@ pub fn player_guard_key(player: &PlayerId) -> Key {
     Key::new(format!("PLAYER#{player}"), "ACTIVE")
 }
 
+/// The sort-key prefix of a player's ratings, one per queue.
+pub const RATING_PREFIX: &str = "RATING#";
+
+/// `PLAYER#<id>` / `RATING#<queue>`: a player's rating in one queue.
+pub fn rating_key(player: &PlayerId, queue: &str) -> Key {
+    Key::new(format!("PLAYER#{player}"), format!("{RATING_PREFIX}{queue}"))
+}
+
 /// What holds a player's guard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind", content = "id")]

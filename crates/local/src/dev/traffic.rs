@@ -1,0 +1,269 @@
+//! `GET /v1/ops/traffic`: the operators' tap on live traffic, what `queuematch record` writes to a
+//! trace (`crate::replay::trace` has the format).
+//!
+//! A middleware in front of every route sees each request and its answer; while somebody listens,
+//! it turns the ones a replay needs into trace lines: a ticket accepted (202), a cancel or an
+//! acceptance by an authenticated player (answered 2xx or 409: a cancel refused live may succeed
+//! under another rule set), a game server's report taken (2xx). With nobody listening it only looks
+//! at the receiver count, so the tap costs nothing by default. The stream's first message is the
+//! trace's header: the rule sets served and the fleet's one region.
+//!
+//! A listener that falls behind the broadcast's buffer would write a trace with a hole in it; its
+//! socket is closed with the count of lost lines instead, so the recording fails loudly.
+
+use super::routes::{problem, verify};
+use super::DevState;
+use crate::replay::trace::{TicketArrival, TraceHeader, TraceLine, TRACE_VERSION};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use queuematch_core::identity::jwt::Role;
+use queuematch_core::ports::Clock;
+use queuematch_core::ticket::AcceptanceType;
+use queuematch_handlers::problem::Problem;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// Lines buffered for a listener that is momentarily slow: a burst of a few thousand tickets.
+const BUFFER: usize = 8_192;
+
+/// The tap: where trace lines are broadcast, and the server state they are read against.
+#[derive(Clone)]
+pub struct Tap {
+    lines: broadcast::Sender<String>,
+    state: DevState,
+}
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tap")
+            .field("listeners", &self.lines.receiver_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tap {
+    pub fn new(state: &DevState) -> Self {
+        Self {
+            lines: broadcast::channel(BUFFER).0,
+            state: state.clone(),
+        }
+    }
+
+    /// The trace's first line: what the server serves, as a replay needs it.
+    fn header(&self) -> String {
+        let queues = &self.state.service.queues;
+        let rule_sets = queues
+            .names()
+            .into_iter()
+            .filter_map(|name| queues.get(name))
+            .filter_map(|rule_set| serde_json::to_value(rule_set).ok())
+            .collect();
+        TraceLine::Header(TraceHeader {
+            version: TRACE_VERSION,
+            single_region: self.state.service.settings.single_region.clone(),
+            rule_sets,
+        })
+        .to_line()
+    }
+}
+
+/// The requests a trace records.
+enum Tapped {
+    Ticket,
+    Cancel(String),
+    Accept(String),
+    Report(String),
+}
+
+fn classify(method: &Method, path: &str) -> Option<Tapped> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::POST, ["v1", "tickets"]) => Some(Tapped::Ticket),
+        (&Method::DELETE, ["v1", "tickets", id]) => Some(Tapped::Cancel((*id).to_owned())),
+        (&Method::POST, ["v1", "tickets", id, "acceptance"]) => Some(Tapped::Accept((*id).to_owned())),
+        (&Method::POST, ["v1", "sessions", id, "events"]) => Some(Tapped::Report((*id).to_owned())),
+        _ => None,
+    }
+}
+
+/// The middleware: passes every request on, and broadcasts the trace line of those a trace keeps.
+pub async fn observe(State(tap): State<Tap>, request: Request, next: Next) -> Response {
+    if tap.lines.receiver_count() == 0 {
+        return next.run(request).await;
+    }
+    let Some(tapped) = classify(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let caller = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|token| verify(&tap.state, token.trim()).ok())
+        .map(|claims| claims.player_id().to_string());
+    let (parts, body) = request.into_parts();
+    // The route reads at most this much and answers 413 beyond it; a body this layer cannot read
+    // whole is one the route would have refused.
+    let Ok(body) = axum::body::to_bytes(body, super::MAX_BODY_BYTES + 1).await else {
+        return problem(Problem::too_large(super::MAX_BODY_BYTES));
+    };
+    let at = tap.state.service.clock.now();
+    let response = next.run(Request::from_parts(parts, Body::from(body.clone()))).await;
+    let status = response.status();
+    let answered = status.as_u16();
+    let kept = status.is_success() || status == StatusCode::CONFLICT;
+    let json = || serde_json::from_slice::<Value>(&body).ok();
+    let (line, response) = match tapped {
+        Tapped::Ticket if status == StatusCode::ACCEPTED => {
+            let (parts, response_body) = response.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(response_body, usize::MAX).await else {
+                return problem(Problem::new(
+                    500,
+                    "Internal Server Error",
+                    "the answer could not be read",
+                ));
+            };
+            let ticket_id = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["ticketId"].as_str().map(str::to_owned));
+            let line = match (ticket_id, caller, json()) {
+                (Some(ticket_id), Some(player_id), Some(request)) => Some(TraceLine::Ticket(TicketArrival {
+                    at,
+                    ticket_id,
+                    player_id,
+                    request,
+                })),
+                _ => None,
+            };
+            (line, Response::from_parts(parts, Body::from(bytes)))
+        }
+        Tapped::Cancel(ticket_id) if kept => (
+            caller.map(|player_id| TraceLine::Cancel {
+                at,
+                ticket_id,
+                player_id,
+                status: answered,
+            }),
+            response,
+        ),
+        Tapped::Accept(ticket_id) if kept => {
+            let answer = json()
+                .and_then(|v| v.get("acceptanceType").cloned())
+                .and_then(|v| serde_json::from_value::<AcceptanceType>(v).ok());
+            let line = match (caller, answer) {
+                (Some(player_id), Some(acceptance_type)) => Some(TraceLine::Accept {
+                    at,
+                    ticket_id,
+                    player_id,
+                    acceptance_type,
+                    status: answered,
+                }),
+                _ => None,
+            };
+            (line, response)
+        }
+        Tapped::Report(session_id) if status.is_success() => (
+            json().map(|report| TraceLine::Report {
+                at,
+                session_id,
+                report,
+                status: answered,
+            }),
+            response,
+        ),
+        _ => (None, response),
+    };
+    if let Some(line) = line {
+        // Nobody may be listening any more; then the line has nowhere to go.
+        let _ = tap.lines.send(line.to_line());
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TrafficQuery {
+    /// An operator's token; browsers cannot set headers on a WebSocket.
+    token: Option<String>,
+}
+
+/// `GET /v1/ops/traffic?token=`: an operator's token (401 without a valid one, 403 for a player's),
+/// then the WebSocket upgrade.
+pub async fn stream(
+    State(tap): State<Tap>,
+    query: Result<Query<TrafficQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let token = match query {
+        Ok(Query(TrafficQuery { token: Some(token) })) => token,
+        Ok(Query(TrafficQuery { token: None })) => return problem(Problem::unauthorized("pass the token as ?token=")),
+        Err(rejection) => {
+            return problem(Problem::unauthorized(format!(
+                "pass the token once as ?token=: {}",
+                rejection.body_text()
+            )))
+        }
+    };
+    let claims = match verify(&tap.state, &token) {
+        Ok(claims) => claims,
+        Err(unauthorized) => return problem(*unauthorized),
+    };
+    if claims.role != Role::Operator {
+        return problem(Problem::forbidden(
+            "live traffic is for operators; `queuematch token --operator` mints an operator's token",
+        ));
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            let status = rejection.status();
+            return problem(Problem::new(
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("Bad Request"),
+                format!("this route is a WebSocket: {}", rejection.body_text()),
+            ));
+        }
+    };
+    // Subscribed before the header goes out: whatever the listener does once it has the header
+    // is in the trace.
+    let lines = tap.lines.subscribe();
+    let header = tap.header();
+    upgrade.on_upgrade(move |socket| forward(header, lines, socket))
+}
+
+async fn forward(header: String, mut lines: broadcast::Receiver<String>, mut socket: WebSocket) {
+    if socket.send(Message::Text(header.into())).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Ok(line) => {
+                    if socket.send(Message::Text(line.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(lost)) => {
+                    tracing::warn!(lost, "a traffic listener fell behind; closing it");
+                    let frame = CloseFrame {
+                        code: 1011,
+                        reason: format!("fell behind: {lost} trace lines lost").into(),
+                    };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,880 @@
+//! Traces of live traffic, and their replay on virtual time.
+//!
+//! A **trace** is JSON Lines. Its first line is the header, naming what was recorded; each other line
+//! is one request the dev server accepted, at the time its clock read (epoch ms), in time order:
+//!
+//! ```text
+//! {"kind":"header","version":1,"singleRegion":"local","ruleSets":[{…the rule set, as its file has it…}]}
+//! {"kind":"ticket","at":1767225600000,"ticketId":"…","playerId":"alice","request":{…POST /v1/tickets' body…}}
+//! {"kind":"cancel","at":1767225601000,"ticketId":"…","playerId":"alice","status":200}
+//! {"kind":"accept","at":1767225602000,"ticketId":"…","playerId":"bob","acceptanceType":"ACCEPT","status":200}
+//! {"kind":"report","at":1767225603000,"sessionId":"…","report":{…the signed report's body…},"status":202}
+//! ```
+//!
+//! A ticket is recorded once it is accepted (202); a cancel, an acceptance or a report whenever its
+//! caller was authenticated, with the status it was answered (`status`): a cancel refused live (the
+//! ticket was already placing) may well succeed under another rule set.
+//!
+//! A **replay** runs the trace through the real use cases on in-memory ports and a manual clock:
+//! each ticket is queued at its time, as `POST /v1/tickets` does, and the matcher handler takes the
+//! queue's batches once a second (Lambda's batching window), which admits the tickets and runs the
+//! pools' rounds, pool ticks included; cancels and acceptances go to their use cases at their time.
+//! Nothing reads the wall clock, draws a random number or iterates a hash map, and every id comes
+//! from the trace (match ids are the matcher's, from the round's time and the oldest ticket), so the
+//! **match log** is the same, byte for byte, on every run:
+//!
+//! ```text
+//! {"kind":"match","at":…,"queue":"ranked-1v1","matchId":"…","region":"local","teams":[{"name":"red","tickets":["…"],"players":["alice"]},…],"quality":{"skillSpread":20.0,"teamImbalance":20.0,"worstLatencyMs":0,"waitsMs":[1000,0],"expansionSteps":[0]}}
+//! {"kind":"timeout","at":…,"queue":"…","ticketId":"…","players":["…"],"waitedMs":120000}
+//! {"kind":"cancelled","at":…,"queue":"…","ticketId":"…","players":["…"],"waitedMs":3000}
+//! {"kind":"cancelRefused","at":…,"ticketId":"…","playerId":"…","reason":"…"}
+//! {"kind":"accept","at":…,"ticketId":"…","playerId":"…","acceptanceType":"ACCEPT","outcome":"…"}
+//! {"kind":"failed","at":…,"ticketId":"…","players":["…"],"reason":"…"}
+//! ```
+//!
+//! What a replay leaves out: placement and play. A match's players are free to queue again as soon
+//! as it is formed (their recorded next ticket came after their game), server reports are counted
+//! but not applied (the replay places no session), and an acceptance is recorded on its ticket but
+//! no workflow decides it.
+
+use super::{parse_json, AcceptingWorkflows, JsonError};
+use crate::{ManualClock, MemoryQueue, MemoryStore, QueueConfig};
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use queuematch_core::event::DomainEvent;
+use queuematch_core::ids::{PlayerId, TicketId};
+use queuematch_core::matcher::{Match, MatchQuality};
+use queuematch_core::ports::store::items::{self, TicketRecord};
+use queuematch_core::ports::store::Condition;
+use queuematch_core::ports::{Clock, Events, PortError, Store, TicketQueue};
+use queuematch_core::ticket::AcceptanceType;
+use queuematch_core::time::Timestamp;
+use queuematch_core::usecases::acceptance::Acceptances;
+use queuematch_core::usecases::messages::{Message, TicketMessage};
+use queuematch_core::usecases::{tickets, PartyTokens, Queues, Settings, UseCaseError};
+use queuematch_core::{RuleSet, TicketStatus};
+use queuematch_handlers::{matcher, Service};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The trace format this code writes and reads.
+pub const TRACE_VERSION: u32 = 1;
+
+/// Lambda's batching window: the matcher takes a batch once a second.
+const BATCHING_WINDOW: Duration = Duration::from_secs(1);
+const BATCH_SIZE: usize = 1_000;
+const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Ticks are at most 15 minutes apart, so a replay runs on at most this long after its last record
+/// and the last ticket's timeout before it stops with tickets still waiting (it never loops forever).
+const DRAIN_MARGIN: Duration = Duration::from_secs(15 * 60);
+
+/// The first line of a trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TraceHeader {
+    pub version: u32,
+    /// The one region the recording server's fleet served: tickets without latencies are placed
+    /// next to it, as they were live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_region: Option<String>,
+    /// The rule sets the server served, in the rule-set format.
+    pub rule_sets: Vec<Value>,
+}
+
+/// One line of a trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum TraceLine {
+    Header(TraceHeader),
+    Ticket(TicketArrival),
+    #[serde(rename_all = "camelCase")]
+    Cancel {
+        at: Timestamp,
+        ticket_id: String,
+        player_id: String,
+        status: u16,
+    },
+    #[serde(rename_all = "camelCase")]
+    Accept {
+        at: Timestamp,
+        ticket_id: String,
+        player_id: String,
+        acceptance_type: AcceptanceType,
+        status: u16,
+    },
+    #[serde(rename_all = "camelCase")]
+    Report {
+        at: Timestamp,
+        session_id: String,
+        report: Value,
+        status: u16,
+    },
+}
+
+/// A ticket accepted by `POST /v1/tickets`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TicketArrival {
+    pub at: Timestamp,
+    pub ticket_id: String,
+    pub player_id: String,
+    pub request: Value,
+}
+
+impl TraceLine {
+    /// When it happened; the header has no time.
+    pub fn at(&self) -> Option<Timestamp> {
+        match self {
+            TraceLine::Header(_) => None,
+            TraceLine::Ticket(t) => Some(t.at),
+            TraceLine::Cancel { at, .. } | TraceLine::Accept { at, .. } | TraceLine::Report { at, .. } => Some(*at),
+        }
+    }
+
+    /// The line as it is written: one JSON object, no newline.
+    pub fn to_line(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What is wrong with a trace, or with a rule set given to its replay.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("{path}: cannot read it: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{}: {}", error.column, error.what())]
+    Line {
+        path: String,
+        line: usize,
+        error: JsonError,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid { path: String, line: usize, message: String },
+    #[error("{path}: the trace is empty: its first line must be the header")]
+    Empty { path: String },
+    #[error("{0}")]
+    RuleSet(String),
+    #[error("the replay failed at {at}: {source}")]
+    Port {
+        at: Timestamp,
+        #[source]
+        source: PortError,
+    },
+}
+
+/// A trace, read and checked.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    pub header: TraceHeader,
+    /// The records after the header, in time order.
+    pub records: Vec<TraceLine>,
+    /// The rule sets of the header, validated.
+    pub rule_sets: Vec<RuleSet>,
+}
+
+impl Trace {
+    /// Reads the trace at `path`.
+    pub fn read(path: &Path) -> Result<Self, TraceError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TraceError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses a trace's text; `path` names it in errors, each with its line number.
+    pub fn parse(path: &str, text: &str) -> Result<Self, TraceError> {
+        let invalid = |line: usize, message: String| TraceError::Invalid {
+            path: path.to_owned(),
+            line,
+            message,
+        };
+        let mut header: Option<TraceHeader> = None;
+        let mut records = Vec::new();
+        let mut last: Option<(usize, Timestamp)> = None;
+        for (i, raw) in text.lines().enumerate() {
+            let number = i + 1;
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let line: TraceLine = parse_json(raw).map_err(|error| TraceError::Line {
+                path: path.to_owned(),
+                line: number,
+                error,
+            })?;
+            match (line, &header) {
+                (TraceLine::Header(h), None) => {
+                    if h.version != TRACE_VERSION {
+                        return Err(invalid(
+                            number,
+                            format!(
+                                "$.version: this is a version {} trace; this replay reads version {TRACE_VERSION}",
+                                h.version
+                            ),
+                        ));
+                    }
+                    header = Some(h);
+                }
+                (TraceLine::Header(_), Some(_)) => {
+                    return Err(invalid(
+                        number,
+                        "a second header; a trace has one, on its first line".into(),
+                    ))
+                }
+                (_, None) => {
+                    return Err(invalid(
+                        number,
+                        "a record before the header; the first line must be {\"kind\":\"header\",…}".into(),
+                    ))
+                }
+                (record, Some(_)) => {
+                    let at = record.at().unwrap_or_default();
+                    if let Some((previous_line, previous)) = last.filter(|(_, previous)| at < *previous) {
+                        return Err(invalid(
+                            number,
+                            format!(
+                                "$.at: {at} is before {previous}, the time of line {previous_line}; records are in time order"
+                            ),
+                        ));
+                    }
+                    last = Some((number, at));
+                    records.push(record);
+                }
+            }
+        }
+        let header = header.ok_or_else(|| TraceError::Empty { path: path.to_owned() })?;
+        let mut rule_sets = Vec::new();
+        for (i, rule_set) in header.rule_sets.iter().enumerate() {
+            let parsed = RuleSet::from_json_str(&rule_set.to_string())
+                .map_err(|e| invalid(1, format!("$.ruleSets[{i}]: not a valid rule set: {e}")))?;
+            rule_sets.push(parsed);
+        }
+        Ok(Self {
+            header,
+            records,
+            rule_sets,
+        })
+    }
+
+    /// The rule sets to replay on: the recorded ones, with `replacement` standing for the one of its
+    /// name, if given.
+    pub fn queues(&self, replacement: Option<&RuleSet>) -> Result<Queues, TraceError> {
+        let mut rule_sets = self.rule_sets.clone();
+        if let Some(replacement) = replacement {
+            let Some(slot) = rule_sets.iter_mut().find(|r| r.name == replacement.name) else {
+                let names: Vec<&str> = self.rule_sets.iter().map(|r| r.name.as_str()).collect();
+                return Err(TraceError::RuleSet(format!(
+                    "the rule set is queue `{}`, and the trace has no such queue; its queues: {}",
+                    replacement.name,
+                    names.join(", ")
+                )));
+            };
+            *slot = replacement.clone();
+        }
+        Ok(Queues::new(rule_sets))
+    }
+}
+
+/// One line of the match log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum LogLine {
+    #[serde(rename_all = "camelCase")]
+    Match {
+        at: Timestamp,
+        queue: String,
+        match_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        teams: Vec<LogTeam>,
+        quality: MatchQuality,
+    },
+    #[serde(rename_all = "camelCase")]
+    Timeout {
+        at: Timestamp,
+        queue: String,
+        ticket_id: String,
+        players: Vec<String>,
+        waited_ms: u64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Cancelled {
+        at: Timestamp,
+        queue: String,
+        ticket_id: String,
+        players: Vec<String>,
+        waited_ms: u64,
+    },
+    #[serde(rename_all = "camelCase")]
+    CancelRefused {
+        at: Timestamp,
+        ticket_id: String,
+        player_id: String,
+        reason: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Accept {
+        at: Timestamp,
+        ticket_id: String,
+        player_id: String,
+        acceptance_type: AcceptanceType,
+        outcome: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        at: Timestamp,
+        ticket_id: String,
+        players: Vec<String>,
+        reason: String,
+    },
+}
+
+/// A team of a logged match.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogTeam {
+    pub name: String,
+    pub tickets: Vec<String>,
+    pub players: Vec<String>,
+}
+
+impl LogLine {
+    fn of_match(matched: &Match) -> Self {
+        LogLine::Match {
+            at: matched.created_at,
+            queue: matched.queue.to_string(),
+            match_id: matched.id.to_string(),
+            region: matched.region.as_ref().map(|r| r.to_string()),
+            teams: matched
+                .teams
+                .iter()
+                .map(|t| LogTeam {
+                    name: t.name.to_string(),
+                    tickets: t.tickets.iter().map(|id| id.to_string()).collect(),
+                    players: t.players.iter().map(|id| id.to_string()).collect(),
+                })
+                .collect(),
+            quality: matched.quality.clone(),
+        }
+    }
+
+    /// The line as the log has it: one JSON object, no newline.
+    pub fn to_line(&self) -> String {
+        // Plain data with string keys; floats are finite (spreads and averages of numbers).
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What a replay did: the match log, and the counts its summary is made of.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Replay {
+    pub log: Vec<LogLine>,
+    pub tickets: usize,
+    pub reports_skipped: usize,
+    /// Tickets still waiting when the replay stopped.
+    pub still_waiting: usize,
+}
+
+impl Replay {
+    /// The match log as JSON Lines, each line ending in `\n`.
+    pub fn log_text(&self) -> String {
+        self.log.iter().map(|l| l.to_line() + "\n").collect()
+    }
+
+    /// The figures of this replay, to compare one rule set with another.
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary {
+            tickets: self.tickets,
+            still_waiting: self.still_waiting,
+            ..Summary::default()
+        };
+        let mut waits: Vec<u64> = Vec::new();
+        let mut spreads: Vec<f64> = Vec::new();
+        for line in &self.log {
+            match line {
+                LogLine::Match { quality, teams, .. } => {
+                    summary.matches += 1;
+                    summary.matched_tickets += teams.iter().map(|t| t.tickets.len()).sum::<usize>();
+                    waits.extend(quality.waits_ms.iter().copied());
+                    spreads.extend(quality.skill_spread);
+                }
+                LogLine::Timeout { .. } => summary.timed_out += 1,
+                LogLine::Cancelled { .. } => summary.cancelled += 1,
+                LogLine::Failed { .. } => summary.failed += 1,
+                LogLine::CancelRefused { .. } | LogLine::Accept { .. } => {}
+            }
+        }
+        waits.sort_unstable();
+        let percentile = |p: usize| -> Option<u64> { (!waits.is_empty()).then(|| waits[(waits.len() - 1) * p / 100]) };
+        summary.wait_p50_ms = percentile(50);
+        summary.wait_p90_ms = percentile(90);
+        summary.wait_max_ms = waits.last().copied();
+        let mean = (!spreads.is_empty()).then(|| spreads.iter().sum::<f64>() / spreads.len() as f64);
+        summary.mean_skill_spread = mean;
+        summary
+    }
+}
+
+/// The figures of a replay.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub tickets: usize,
+    pub matches: usize,
+    pub matched_tickets: usize,
+    pub timed_out: usize,
+    pub cancelled: usize,
+    pub failed: usize,
+    pub still_waiting: usize,
+    pub wait_p50_ms: Option<u64>,
+    pub wait_p90_ms: Option<u64>,
+    pub wait_max_ms: Option<u64>,
+    pub mean_skill_spread: Option<f64>,
+}
+
+/// The domain events a replay's use cases publish, kept in order: failures of admission are read
+/// from them.
+#[derive(Debug, Default)]
+struct RecordedEvents(Mutex<Vec<DomainEvent>>);
+
+#[async_trait::async_trait]
+impl Events for RecordedEvents {
+    async fn publish(&self, event: DomainEvent) -> Result<(), PortError> {
+        crate::lock(&self.0).push(event);
+        Ok(())
+    }
+}
+
+impl RecordedEvents {
+    fn take(&self) -> Vec<DomainEvent> {
+        std::mem::take(&mut *crate::lock(&self.0))
+    }
+}
+
+/// Party members' consent was checked when the trace was recorded (the dev server refuses a party
+/// token it cannot verify, up front), and the tokens were signed with the recording server's secret
+/// and have expired since; so a replay takes every recorded ticket's consent as given.
+#[derive(Debug, Clone, Copy)]
+struct RecordedConsent;
+
+impl PartyTokens for RecordedConsent {
+    fn verify(&self, _: &str, _: &PlayerId, _: Timestamp) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+type ReplayService =
+    Service<MemoryStore, MemoryQueue, AcceptingWorkflows, RecordedEvents, Arc<ManualClock>, RecordedConsent>;
+
+/// Replays `trace` on `queues` (see the module's docs).
+pub async fn replay(trace: &Trace, queues: Queues) -> Result<Replay, TraceError> {
+    let start = trace.records.first().and_then(TraceLine::at).unwrap_or_default();
+    let clock = Arc::new(ManualClock::new(start));
+    let settings = Settings {
+        single_region: trace.header.single_region.clone(),
+        ..Settings::default()
+    };
+    let longest_timeout = queues.timeouts().max().unwrap_or_default();
+    let service: ReplayService = Service {
+        store: MemoryStore::new(clock.clone()),
+        queue: MemoryQueue::new(clock.clone(), QueueConfig::default()),
+        workflows: AcceptingWorkflows,
+        events: RecordedEvents::default(),
+        clock: clock.clone(),
+        party_tokens: RecordedConsent,
+        queues: Arc::new(queues),
+        settings: Arc::new(settings),
+    };
+    let mut run = Run {
+        service: &service,
+        clock: &clock,
+        replay: Replay::default(),
+        queue_of: BTreeMap::new(),
+        cancelled: BTreeSet::new(),
+        invocation: 0,
+    };
+    let mut next_batch = start.plus(BATCHING_WINDOW);
+    for record in &trace.records {
+        let at = record.at().unwrap_or(start);
+        // Every batch due before this record runs first; an idle queue skips to the record's window.
+        while next_batch <= at {
+            if run.idle().await? {
+                // Nothing queued, nothing due: the next batch that can find anything is the first
+                // window after the record.
+                let window = duration_ms(BATCHING_WINDOW);
+                let skip = at.since(next_batch).as_millis() / u128::from(window) + 1;
+                next_batch = next_batch.plus(Duration::from_millis(window * u64::try_from(skip).unwrap_or(1)));
+                break;
+            }
+            run.batch(next_batch).await?;
+            next_batch = next_batch.plus(BATCHING_WINDOW);
+        }
+        clock.set(at);
+        run.apply(record, at).await?;
+    }
+    // Then until nothing is left to do: the last tickets matched, timed out, or the margin passed.
+    let end = clock.now().plus(longest_timeout).plus(DRAIN_MARGIN);
+    while next_batch <= end && !run.idle().await? {
+        run.batch(next_batch).await?;
+        next_batch = next_batch.plus(BATCHING_WINDOW);
+    }
+    run.replay.still_waiting = run.still_waiting().await?;
+    Ok(run.replay)
+}
+
+/// A replay under way.
+struct Run<'a> {
+    service: &'a ReplayService,
+    clock: &'a ManualClock,
+    replay: Replay,
+    /// Each recorded ticket's queue, for the lines of its cancel and timeout.
+    queue_of: BTreeMap<String, String>,
+    /// Tickets a recorded cancel cancelled: a second cancel changes nothing and is logged as refused.
+    cancelled: BTreeSet<String>,
+    invocation: u64,
+}
+
+impl Run<'_> {
+    fn port(at: Timestamp) -> impl Fn(PortError) -> TraceError {
+        move |source| TraceError::Port { at, source }
+    }
+
+    /// Whether the queue holds nothing at all (no ticket to admit, no tick to come).
+    async fn idle(&self) -> Result<bool, TraceError> {
+        let depth = self.service.queue.depth().await.map_err(Self::port(self.clock.now()))?;
+        Ok(depth.visible + depth.in_flight + depth.delayed == 0)
+    }
+
+    /// The matcher's invocation at `at`: one batch of the queue, as Lambda's event source hands it.
+    async fn batch(&mut self, at: Timestamp) -> Result<(), TraceError> {
+        self.clock.set(at);
+        let port = Self::port(at);
+        let messages = self
+            .service
+            .queue
+            // What is visible now: the window has passed on the virtual clock already.
+            .receive_batch(BATCH_SIZE, Duration::ZERO, VISIBILITY_TIMEOUT)
+            .await
+            .map_err(&port)?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.invocation += 1;
+        let mut event = SqsEvent::default();
+        event.records = messages
+            .iter()
+            .map(|m| {
+                let mut record = SqsMessage::default();
+                record.message_id = Some(m.message_id.clone());
+                record.receipt_handle = Some(m.receipt.0.clone());
+                record.body = Some(m.body.clone());
+                record
+            })
+            .collect();
+        let outcome = matcher::handle(self.service, event, &format!("replay-{}", self.invocation)).await;
+        let failed: BTreeSet<&str> = outcome
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        for message in messages.iter().filter(|m| !failed.contains(m.message_id.as_str())) {
+            self.service.queue.delete(&message.receipt).await.map_err(&port)?;
+        }
+        for event in self.service.events.take() {
+            if let DomainEvent::MatchmakingFailed {
+                ticket_id,
+                player_ids,
+                reason,
+            } = event
+            {
+                self.replay.log.push(LogLine::Failed {
+                    at,
+                    ticket_id: ticket_id.to_string(),
+                    players: player_ids.iter().map(ToString::to_string).collect(),
+                    reason,
+                });
+            }
+        }
+        for (pool, report) in &outcome.rounds {
+            for matched in &report.matches {
+                self.replay.log.push(LogLine::of_match(matched));
+                // The game is not replayed: its players are free again at once.
+                for player in matched.player_ids() {
+                    self.service
+                        .store
+                        .delete(&items::player_guard_key(player), Condition::Any)
+                        .await
+                        .map_err(&port)?;
+                }
+            }
+            for id in &report.timed_out {
+                let record = self.ticket(id, at).await?;
+                self.replay.log.push(LogLine::Timeout {
+                    at,
+                    queue: pool.queue.clone(),
+                    ticket_id: id.to_string(),
+                    players: record.ticket.player_ids().map(ToString::to_string).collect(),
+                    waited_ms: duration_ms(at.since(record.ticket.created_at)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn ticket(&self, id: &TicketId, at: Timestamp) -> Result<TicketRecord, TraceError> {
+        let stored = self
+            .service
+            .store
+            .get(&items::ticket_key(id))
+            .await
+            .map_err(Self::port(at))?
+            .ok_or_else(|| TraceError::Port {
+                at,
+                source: PortError::invalid(format!("ticket {id} was reported but is not stored")),
+            })?;
+        let record: items::Versioned<TicketRecord> = items::read(&stored).map_err(Self::port(at))?;
+        Ok(record.value)
+    }
+
+    /// One record, at its time.
+    async fn apply(&mut self, record: &TraceLine, at: Timestamp) -> Result<(), TraceError> {
+        let service = self.service;
+        match record {
+            TraceLine::Header(_) => {}
+            TraceLine::Ticket(arrival) => {
+                self.replay.tickets += 1;
+                if let Some(queue) = arrival.request.get("queue").and_then(Value::as_str) {
+                    self.queue_of.insert(arrival.ticket_id.clone(), queue.to_owned());
+                }
+                let message = Message::Ticket(TicketMessage {
+                    ticket_id: arrival.ticket_id.as_str().into(),
+                    player_id: PlayerId::new(arrival.player_id.as_str()),
+                    received_at: at,
+                    request: arrival.request.clone(),
+                });
+                service
+                    .queue
+                    .send(message.to_body(), Duration::ZERO)
+                    .await
+                    .map_err(Self::port(at))?;
+            }
+            TraceLine::Cancel {
+                ticket_id, player_id, ..
+            } => {
+                let id = TicketId::from(ticket_id.as_str());
+                let caller = PlayerId::new(player_id.as_str());
+                let result = tickets::cancel(&service.store, &service.events, &service.settings, &caller, &id).await;
+                service.events.take();
+                let line = match result {
+                    Ok(view) if view.status == TicketStatus::Cancelled && self.cancelled.insert(ticket_id.clone()) => {
+                        let record = self.ticket(&id, at).await?;
+                        LogLine::Cancelled {
+                            at,
+                            queue: self.queue_of.get(ticket_id).cloned().unwrap_or_default(),
+                            ticket_id: ticket_id.clone(),
+                            players: record.ticket.player_ids().map(ToString::to_string).collect(),
+                            waited_ms: duration_ms(at.since(record.ticket.created_at)),
+                        }
+                    }
+                    Ok(view) => LogLine::CancelRefused {
+                        at,
+                        ticket_id: ticket_id.clone(),
+                        player_id: player_id.clone(),
+                        reason: format!("ticket {ticket_id} is already {}", view.status),
+                    },
+                    Err(UseCaseError::Port(e)) => return Err(TraceError::Port { at, source: e }),
+                    Err(refused) => LogLine::CancelRefused {
+                        at,
+                        ticket_id: ticket_id.clone(),
+                        player_id: player_id.clone(),
+                        reason: refused.to_string(),
+                    },
+                };
+                self.replay.log.push(line);
+            }
+            TraceLine::Accept {
+                ticket_id,
+                player_id,
+                acceptance_type,
+                ..
+            } => {
+                let acceptances = Acceptances {
+                    store: &service.store,
+                    events: &service.events,
+                    clock: &service.clock,
+                    queues: &service.queues,
+                    settings: &service.settings,
+                };
+                let result = acceptances
+                    .respond(
+                        &PlayerId::new(player_id.as_str()),
+                        &TicketId::from(ticket_id.as_str()),
+                        *acceptance_type,
+                    )
+                    .await;
+                service.events.take();
+                let outcome = match result {
+                    Ok(view) => format!("the ticket is {}", view.status),
+                    Err(UseCaseError::Port(e)) => return Err(TraceError::Port { at, source: e }),
+                    Err(refused) => format!("refused: {refused}"),
+                };
+                self.replay.log.push(LogLine::Accept {
+                    at,
+                    ticket_id: ticket_id.clone(),
+                    player_id: player_id.clone(),
+                    acceptance_type: *acceptance_type,
+                    outcome,
+                });
+            }
+            TraceLine::Report { .. } => self.replay.reports_skipped += 1,
+        }
+        Ok(())
+    }
+
+    /// The recorded tickets still searching.
+    async fn still_waiting(&self) -> Result<usize, TraceError> {
+        let at = self.clock.now();
+        let mut waiting = 0;
+        for id in self.queue_of.keys() {
+            let id = TicketId::from(id.as_str());
+            if let Some(stored) = self
+                .service
+                .store
+                .get(&items::ticket_key(&id))
+                .await
+                .map_err(Self::port(at))?
+            {
+                let record: items::Versioned<TicketRecord> = items::read(&stored).map_err(Self::port(at))?;
+                if !record.value.ticket.status.is_terminal() && record.value.match_id.is_none() {
+                    waiting += 1;
+                }
+            }
+        }
+        Ok(waiting)
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn examples() -> Vec<RuleSet> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/rulesets");
+        let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| RuleSet::from_json_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    fn header() -> String {
+        TraceLine::Header(TraceHeader {
+            version: TRACE_VERSION,
+            single_region: Some("local".into()),
+            rule_sets: examples().iter().map(|r| serde_json::to_value(r).unwrap()).collect(),
+        })
+        .to_line()
+    }
+
+    fn ticket(at: u64, id: &str, skill: u32) -> String {
+        TraceLine::Ticket(TicketArrival {
+            at: Timestamp(at),
+            ticket_id: id.into(),
+            player_id: format!("p-{id}"),
+            request: json!({"queue": "ranked-1v1", "players": [{"id": format!("p-{id}"), "attributes": {"skill": skill}}]}),
+        })
+        .to_line()
+    }
+
+    #[test]
+    fn a_served_rule_set_written_in_the_header_reads_back_the_same() {
+        let trace = Trace::parse("t", &header()).unwrap();
+        assert_eq!(trace.rule_sets, examples());
+    }
+
+    #[test]
+    fn bad_lines_are_refused_with_their_line_and_what_is_wrong() {
+        let h = header();
+        let cases = [
+            (ticket(1, "a", 1500), "t:1: a record before the header"),
+            (format!("{h}\n{h}"), "t:2: a second header"),
+            (
+                format!("{h}\n{}\n{}", ticket(2000, "a", 1500), ticket(1000, "b", 1500)),
+                "t:3: $.at: 1000ms is before 2000ms, the time of line 2",
+            ),
+            (format!("{h}\n{{\"kind\":\"teleport\",\"at\":1}}"), "unknown variant `teleport`"),
+            (
+                format!("{h}\n{{\"kind\":\"cancel\",\"at\":1,\"ticketId\":\"a\",\"playerId\":\"p\",\"status\":200,\"why\":1}}"),
+                "unknown field `why`",
+            ),
+            (format!("{h}\n{{\"kind\":\"cancel\",\"at\":1}}"), "missing field `ticketId`"),
+            (format!("{h}\nnot json"), "t:2:2: expected ident"),
+            (
+                "{\"kind\":\"header\",\"version\":9,\"ruleSets\":[]}".to_owned(),
+                "t:1: $.version: this is a version 9 trace",
+            ),
+            (
+                "{\"kind\":\"header\",\"version\":1,\"ruleSets\":[{\"name\":\"x\"}]}".to_owned(),
+                "t:1: $.ruleSets[0]: not a valid rule set",
+            ),
+            (String::new(), "t: the trace is empty"),
+        ];
+        for (text, expected) in cases {
+            let error = Trace::parse("t", &text).unwrap_err().to_string();
+            assert!(
+                error.starts_with(expected) || error.contains(expected),
+                "{text:?}: {error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replay_on_virtual_time_matches_times_out_and_is_the_same_every_time() {
+        let text = [
+            header(),
+            ticket(1_000_000, "a", 1500),
+            ticket(1_000_100, "b", 1530),
+            ticket(1_000_200, "c", 3000),
+            // After three hours of quiet, one more: the replay skips the idle time.
+            ticket(11_800_000, "d", 1500),
+        ]
+        .join("\n");
+        let trace = Trace::parse("t", &text).unwrap();
+        let first = replay(&trace, trace.queues(None).unwrap()).await.unwrap();
+        let lines: Vec<Value> = first
+            .log_text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[0]["kind"], "match");
+        // Matched at the first batch after `b`: the window's end.
+        assert_eq!(lines[0]["at"], 1_001_000);
+        assert_eq!(lines[0]["quality"]["skillSpread"], 30.0);
+        assert_eq!(lines[0]["region"], "local");
+        assert_eq!(lines[1]["kind"], "timeout");
+        assert_eq!(lines[1]["ticketId"], "c");
+        assert_eq!(lines[1]["waitedMs"], 120_000 + 800);
+        assert_eq!(lines[2]["kind"], "timeout");
+        assert_eq!(lines[2]["ticketId"], "d");
+        let second = replay(&trace, trace.queues(None).unwrap()).await.unwrap();
+        assert_eq!(first.log_text(), second.log_text());
+        let summary = first.summary();
+        assert_eq!((summary.tickets, summary.matches, summary.timed_out), (4, 1, 2));
+        assert_eq!(summary.still_waiting, 0);
+    }
+}
