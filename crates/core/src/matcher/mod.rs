@@ -573,7 +573,7 @@ fn build_match(
     // would allocate twice.
     id_buffer.clear();
     id_buffer.push_str(id_prefix);
-    id_buffer.push_str(pool.ticket_id(oldest).as_str());
+    id_buffer.push_str(ids.peek_ticket(oldest, pool));
     let match_id = MatchId::from(id_buffer.as_str());
     let mut waits_ms = Waits::with_capacity(members.len());
     let mut teams = MatchTeams::with_capacity(plan.slot_names.len());

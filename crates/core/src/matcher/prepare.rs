@@ -128,9 +128,11 @@ pub(crate) struct Pool<'a> {
 }
 
 /// The pool's ticket and player ids, cloned in pool order (reading memory in order is several times
-/// faster than in the random order matches come in), to be moved into the outcome.
+/// faster than in the random order matches come in), to be moved into the outcome. They follow the
+/// entries when [`Pool::renumber`] moves them, so a match's ids are neighbours, as its entries are.
 #[derive(Debug, Default)]
 pub(crate) struct Ids {
+    /// By entry.
     tickets: Vec<Option<TicketId>>,
     /// By player, flattened as in [`Entry::first_player`].
     players: Vec<Option<PlayerId>>,
@@ -139,11 +141,18 @@ pub(crate) struct Ids {
 impl Ids {
     /// Entry `e`'s ticket id; each is taken once, and a second take clones.
     pub fn ticket(&mut self, e: usize, pool: &Pool) -> TicketId {
-        let t = pool.origin(e);
         self.tickets
-            .get_mut(t)
+            .get_mut(e)
             .and_then(Option::take)
-            .unwrap_or_else(|| pool.tickets[t].id.clone())
+            .unwrap_or_else(|| pool.ticket_id(e).clone())
+    }
+
+    /// Entry `e`'s ticket id, without taking it.
+    pub fn peek_ticket<'s>(&'s self, e: usize, pool: &'s Pool) -> &'s str {
+        match self.tickets.get(e) {
+            Some(Some(id)) => id.as_str(),
+            _ => pool.ticket_id(e).as_str(),
+        }
     }
 
     /// The ids of entry `e`'s players.
@@ -427,12 +436,14 @@ impl<'a> Pool<'a> {
     }
 
     /// Renumbers the entries so that entry `i` is the one that was entry `order[i]` (a permutation
-    /// of the entries), moving every per-entry row with it.
+    /// of the entries), moving every per-entry and per-player row with it.
     ///
     /// The walks visit tickets in skill order, which is random in the pool's order: renumbered in
     /// skill order, a walk reads adjacent memory instead of missing the cache on every array for
-    /// every candidate. Per-player arrays keep their order: an entry's `first_player` still points
-    /// into them.
+    /// every candidate. Players are renumbered too (an entry's players stay consecutive, from its
+    /// new `first_player`), so an offer's role and `!=` checks and a match's ids read the
+    /// neighbourhood the walk has just read. The gathers here read at random, but in short loops
+    /// whose cache misses the processor overlaps; the walks and the matches could not.
     pub fn renumber(&mut self, order: &[u32]) {
         fn gather<T: Copy>(rows: &[T], width: usize, order: &[u32]) -> Vec<T> {
             let mut out = Vec::with_capacity(rows.len());
@@ -442,12 +453,37 @@ impl<'a> Pool<'a> {
             }
             out
         }
-        self.entries = order.iter().map(|&o| self.entries[o as usize]).collect();
+        fn take<T>(rows: &mut [Option<T>], order: &[u32]) -> Vec<Option<T>> {
+            order
+                .iter()
+                .map(|&o| rows.get_mut(o as usize).and_then(Option::take))
+                .collect()
+        }
+        let players = self.ids.players.len();
+        // Old player numbers in their new order.
+        let mut player_order: Vec<u32> = Vec::with_capacity(players);
+        self.entries = order
+            .iter()
+            .map(|&o| {
+                let mut entry = self.entries[o as usize];
+                let first = u32_len(player_order.len());
+                player_order.extend(entry.first_player..entry.first_player.saturating_add(entry.size));
+                entry.first_player = first;
+                entry
+            })
+            .collect();
         self.distance = gather(&self.distance, self.distance_rules, order);
         self.balance = gather(&self.balance, self.balance_columns, order);
         self.latency = gather(&self.latency, self.regions.len(), order);
         let collections = self.collection.len().checked_div(order.len()).unwrap_or(0);
         self.collection = gather(&self.collection, collections, order);
+        let distinct_rules = self.distinct.len().checked_div(players).unwrap_or(0);
+        self.distinct = gather(&self.distinct, distinct_rules, &player_order);
+        let compositions = self.roles.len().checked_div(players).unwrap_or(0);
+        self.roles = gather(&self.roles, compositions, &player_order);
+        self.role_masks = gather(&self.role_masks, compositions, &player_order);
+        self.ids.tickets = take(&mut self.ids.tickets, order);
+        self.ids.players = take(&mut self.ids.players, &player_order);
         self.origin = if self.origin.is_empty() {
             order.to_vec()
         } else {
