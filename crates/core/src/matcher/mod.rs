@@ -221,24 +221,38 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 
     // Every decision is made: move the ids into the outcome instead of cloning them.
     let mut ids = pool.take_ids();
+    // Each match's id, `m-<now>-<oldest ticket>`, written for all the matches first, into one
+    // string: the oldest tickets' ids are read at random, and in a loop this short the processor
+    // overlaps those cache misses, which it could not inside `build_match`.
     let id_prefix = format!("m-{now_ms}-");
-    let mut id_buffer = String::new();
+    let mut match_ids = String::with_capacity(formed.len() * (id_prefix.len() + 16));
+    let mut match_id_ends = Vec::with_capacity(formed.len());
+    for f in &formed {
+        let oldest = formed_members[f.members.clone()]
+            .first()
+            .map_or(0, |&(e, _)| e as usize);
+        match_ids.push_str(&id_prefix);
+        match_ids.push_str(ids.peek_ticket(oldest, &pool));
+        match_id_ends.push(match_ids.len());
+    }
     // Region names are shared by the round's matches: one string per region, not per match.
     let regions: Vec<Arc<str>> = pool.regions.iter().map(|&r| Arc::from(r)).collect();
     let matches = formed
         .into_iter()
-        .map(|f| {
-            build_match(
+        .zip(&match_id_ends)
+        .scan(0, |start, (f, &end)| {
+            let id = &match_ids[*start..end];
+            *start = end;
+            Some(build_match(
                 f,
+                id,
                 &formed_members,
                 &plan,
                 &pool,
                 &regions,
                 &mut ids,
                 now,
-                &id_prefix,
-                &mut id_buffer,
-            )
+            ))
         })
         .collect();
 
@@ -292,7 +306,7 @@ fn order_ties_by_id(by_age: &mut [u32], pool: &Pool) {
     for i in 1..=by_age.len() {
         if i == by_age.len() || time(by_age[i]) != time(by_age[start]) {
             if i - start > 1 {
-                by_age[start..i].sort_unstable_by(|&a, &b| pool.ticket_id(a as usize).cmp(pool.ticket_id(b as usize)));
+                by_age[start..i].sort_unstable_by(|&a, &b| pool.cmp_ticket_ids(a as usize, b as usize));
             }
             start = i;
         }
@@ -557,24 +571,16 @@ fn decide(
 #[allow(clippy::too_many_arguments)]
 fn build_match(
     formed: Formed,
+    id: &str,
     formed_members: &[(u32, u32)],
     plan: &Plan,
     pool: &Pool,
     regions: &[Arc<str>],
     ids: &mut prepare::Ids,
     now: Timestamp,
-    id_prefix: &str,
-    id_buffer: &mut String,
 ) -> Match {
     let members = &formed_members[formed.members.clone()];
-    let oldest = members.first().map_or(0, |&(e, _)| e as usize);
-    // `m-<now>-<oldest ticket>`, without the formatting machinery: this runs once per match.
-    // Written into a reused buffer: the id is a shared string, so building an owned `String` first
-    // would allocate twice.
-    id_buffer.clear();
-    id_buffer.push_str(id_prefix);
-    id_buffer.push_str(ids.peek_ticket(oldest, pool));
-    let match_id = MatchId::from(id_buffer.as_str());
+    let match_id = MatchId::from(id);
     let mut waits_ms = Waits::with_capacity(members.len());
     let mut teams = MatchTeams::with_capacity(plan.slot_names.len());
     for (t, name) in plan.slot_names.iter().enumerate() {
