@@ -178,6 +178,15 @@ pub(crate) struct Splitter {
     remaining: u32,
     /// The imbalance above which a leaf is not kept: the first balance rule's limit.
     leaf_limit: f64,
+    /// For the composition rules checked by Hall's condition, one after another: for each member
+    /// (`reach_width` at a time), how many of its players can take one of each set of roles.
+    member_reach: Vec<u32>,
+    /// The same, summed over each team's members as the search places them, so a leaf whose teams
+    /// cannot field the roles is dropped where it is reached, in a few comparisons, rather than
+    /// sorted with the others and checked from scratch: most of a 5v5 candidate's splits fail on
+    /// roles, not on balance.
+    team_reach: Vec<u32>,
+    reach_width: usize,
     scratch: Scratch,
 }
 
@@ -254,6 +263,7 @@ impl Splitter {
             .max_difference
             .first()
             .map_or(f64::INFINITY, |l| l + EPSILON);
+        self.count_reach(problem);
         self.descend(problem, 0);
 
         // Sizes hold by construction; the rest is checked from the most even split up, so the
@@ -280,8 +290,10 @@ impl Splitter {
         let slots = &problem.plan.slots;
         let Some(&member) = self.order.get(depth) else {
             let imbalance = spread_of_averages(&self.sums, &self.counts);
-            // Leaves keep their order of discovery, the tie-break among equally even splits.
-            if imbalance <= self.leaf_limit {
+            // Leaves keep their order of discovery, the tie-break among equally even splits. A
+            // leaf dropped for its roles would have failed `composed` after the sort: the leaves
+            // kept are in the same order, and the first valid one is the same.
+            if imbalance <= self.leaf_limit && self.teams_reach_roles(problem) {
                 self.leaves.push((imbalance, self.leaves.len()));
                 self.leaf_teams.extend_from_slice(&self.assigned);
             }
@@ -307,6 +319,7 @@ impl Splitter {
             self.sums[team] += value;
             self.remaining -= size;
             self.assigned[member] = team;
+            self.move_reach(member, team, true);
             // Prune when the players left cannot bring every team up to its minimum.
             let shortfall: u32 = self
                 .counts
@@ -317,11 +330,62 @@ impl Splitter {
             if shortfall <= self.remaining {
                 self.descend(problem, depth + 1);
             }
+            self.move_reach(member, team, false);
             self.assigned[member] = UNPLACED;
             self.counts[team] -= size;
             self.sums[team] -= value;
             self.remaining += size;
         }
+    }
+
+    /// Fills `member_reach` for the candidate and empties `team_reach`.
+    fn count_reach(&mut self, problem: Problem) {
+        let rules = problem.plan.composition.len();
+        self.reach_width = problem.plan.composition.iter().map(|c| c.team_need.len()).sum();
+        self.member_reach.clear();
+        for &m in problem.members {
+            let info = &problem.pool.entries[m as usize];
+            for (c, rule) in problem.plan.composition.iter().enumerate() {
+                let start = self.member_reach.len();
+                self.member_reach.resize(start + rule.team_need.len(), 0);
+                for p in info.first_player..info.first_player + info.size {
+                    let mask = problem.pool.role_mask(p as usize, c, rules);
+                    for (set, r) in self.member_reach[start..].iter_mut().enumerate() {
+                        if set & mask != 0 {
+                            *r += 1;
+                        }
+                    }
+                }
+            }
+        }
+        self.team_reach.clear();
+        self.team_reach.resize(problem.teams() * self.reach_width, 0);
+    }
+
+    /// Adds member `member`'s reach to team `team`'s, or takes it back out.
+    fn move_reach(&mut self, member: usize, team: usize, add: bool) {
+        let width = self.reach_width;
+        let theirs = &self.member_reach[member * width..(member + 1) * width];
+        for (r, &n) in self.team_reach[team * width..(team + 1) * width].iter_mut().zip(theirs) {
+            *r = if add { *r + n } else { *r - n };
+        }
+    }
+
+    /// Hall's condition for every team and every composition rule checked by it, as
+    /// [`hall_holds`] would find it for the split the search has placed.
+    fn teams_reach_roles(&self, problem: Problem) -> bool {
+        let width = self.reach_width;
+        if width == 0 {
+            return true;
+        }
+        (0..problem.teams()).all(|team| {
+            let mut reach = self.team_reach[team * width..(team + 1) * width].iter();
+            problem
+                .plan
+                .composition
+                .iter()
+                .all(|rule| rule.team_need.iter().zip(reach.by_ref()).all(|(need, r)| r >= need))
+        })
     }
 
     /// A greedy draft, then swaps: for matches too big to search.
