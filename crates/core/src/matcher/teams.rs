@@ -351,9 +351,7 @@ impl Splitter {
                 for p in info.first_player..info.first_player + info.size {
                     let mask = problem.pool.role_mask(p as usize, c, rules);
                     for (set, r) in self.member_reach[start..].iter_mut().enumerate() {
-                        if set & mask != 0 {
-                            *r += 1;
-                        }
+                        *r += u32::from(set & mask != 0);
                     }
                 }
             }
