@@ -203,16 +203,18 @@ impl<'a> Pool<'a> {
             role_masks: Vec::with_capacity(player_count * composition_attrs.len()),
             strings: Vec::new(),
             now_ms,
+            // Filled in the loop below, which reads each ticket and its players anyway: a pass of
+            // its own would read them all a second time, mostly from memory.
             ids: Ids {
-                tickets: tickets.iter().map(|t| Some(t.id.clone())).collect(),
-                players: tickets
-                    .iter()
-                    .flat_map(|t| t.players.iter().map(|p| Some(p.id.clone())))
-                    .collect(),
+                tickets: Vec::with_capacity(tickets.len()),
+                players: Vec::with_capacity(player_count),
             },
-            id_keys: id_keys(tickets),
+            id_keys: Vec::new(),
             origin: Vec::new(),
         };
+        let first_id = tickets.first().map_or(&b""[..], |t| t.id.as_str().as_bytes());
+        // The length of the prefix every ticket id shares (see `id_keys`).
+        let mut shared_prefix = first_id.len();
         // A balance column that a distance rule also reads: for a solo ticket its sum is the value
         // the distance rule has just read (one value, aggregated or summed, is itself), so the
         // attribute is looked up once, not twice.
@@ -229,6 +231,18 @@ impl<'a> Pool<'a> {
             let players = &ticket.players;
             let size = u32::try_from(players.len()).unwrap_or(u32::MAX);
             let mut matchable = size >= 1 && size <= largest_team;
+
+            let id = ticket.id.as_str().as_bytes();
+            // Usually the whole prefix is shared still: one comparison, not one per byte.
+            if id.get(..shared_prefix) != Some(&first_id[..shared_prefix]) {
+                shared_prefix = first_id[..shared_prefix]
+                    .iter()
+                    .zip(id)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+            }
+            pool.ids.tickets.push(Some(ticket.id.clone()));
+            pool.ids.players.extend(players.iter().map(|p| Some(p.id.clone())));
 
             let distance_row = pool.distance.len();
             for attr in &distance_attrs {
@@ -407,6 +421,7 @@ impl<'a> Pool<'a> {
             });
             first_player = first_player.saturating_add(size);
         }
+        pool.id_keys = id_keys(tickets, shared_prefix);
         let mut by_id: Vec<(u32, &str)> = strings.ids.into_iter().map(|(s, id)| (id, s)).collect();
         by_id.sort_unstable();
         pool.strings = by_id.into_iter().map(|(_, s)| s).collect();
@@ -595,18 +610,8 @@ fn u32_len(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Each ticket's id key (see `Pool::id_keys`).
-fn id_keys(tickets: &[Ticket]) -> Vec<u64> {
-    let first = tickets.first().map_or(&b""[..], |t| t.id.as_str().as_bytes());
-    let shared = tickets.iter().fold(first.len(), |shared, t| {
-        let id = t.id.as_str().as_bytes();
-        // Usually the whole prefix is shared still: one comparison, not one per byte.
-        if id.get(..shared) == Some(&first[..shared]) {
-            shared
-        } else {
-            first[..shared].iter().zip(id).take_while(|(a, b)| a == b).count()
-        }
-    });
+/// Each ticket's id key (see `Pool::id_keys`), given the length of the prefix every id shares.
+fn id_keys(tickets: &[Ticket], shared: usize) -> Vec<u64> {
     tickets
         .iter()
         .map(|t| {
