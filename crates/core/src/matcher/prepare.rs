@@ -209,12 +209,15 @@ impl<'a> Pool<'a> {
                 tickets: Vec::with_capacity(tickets.len()),
                 players: Vec::with_capacity(player_count),
             },
-            id_keys: Vec::new(),
+            id_keys: Vec::with_capacity(tickets.len()),
             origin: Vec::new(),
         };
         let first_id = tickets.first().map_or(&b""[..], |t| t.id.as_str().as_bytes());
-        // The length of the prefix every ticket id shares (see `id_keys`).
+        // The length of the prefix every ticket id seen so far shares (see `id_keys`), and the
+        // first ticket whose key was made with the final length: the keys before it were made with a
+        // longer prefix and are made again after the loop.
         let mut shared_prefix = first_id.len();
+        let mut keys_valid_from = 0;
         // A balance column that a distance rule also reads: for a solo ticket its sum is the value
         // the distance rule has just read (one value, aggregated or summed, is itself), so the
         // attribute is looked up once, not twice.
@@ -240,7 +243,9 @@ impl<'a> Pool<'a> {
                     .zip(id)
                     .take_while(|(a, b)| a == b)
                     .count();
+                keys_valid_from = pool.id_keys.len();
             }
+            pool.id_keys.push(id_key(id, shared_prefix));
             pool.ids.tickets.push(Some(ticket.id.clone()));
             pool.ids.players.extend(players.iter().map(|p| Some(p.id.clone())));
 
@@ -421,7 +426,9 @@ impl<'a> Pool<'a> {
             });
             first_player = first_player.saturating_add(size);
         }
-        pool.id_keys = id_keys(tickets, shared_prefix);
+        for (key, ticket) in pool.id_keys[..keys_valid_from].iter_mut().zip(tickets) {
+            *key = id_key(ticket.id.as_str().as_bytes(), shared_prefix);
+        }
         let mut by_id: Vec<(u32, &str)> = strings.ids.into_iter().map(|(s, id)| (id, s)).collect();
         by_id.sort_unstable();
         pool.strings = by_id.into_iter().map(|(_, s)| s).collect();
@@ -610,18 +617,13 @@ fn u32_len(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Each ticket's id key (see `Pool::id_keys`), given the length of the prefix every id shares.
-fn id_keys(tickets: &[Ticket], shared: usize) -> Vec<u64> {
-    tickets
-        .iter()
-        .map(|t| {
-            let mut key = [0u8; 8];
-            for (k, &b) in key.iter_mut().zip(&t.id.as_str().as_bytes()[shared..]) {
-                *k = b;
-            }
-            u64::from_be_bytes(key)
-        })
-        .collect()
+/// A ticket id's key (see `Pool::id_keys`), given the length of the prefix every id shares.
+fn id_key(id: &[u8], shared: usize) -> u64 {
+    let mut key = [0u8; 8];
+    for (k, &b) in key.iter_mut().zip(&id[shared..]) {
+        *k = b;
+    }
+    u64::from_be_bytes(key)
 }
 
 /// The party's value of a number attribute, as `aggregation` counts a party.
