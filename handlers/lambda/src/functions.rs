@@ -1,6 +1,7 @@
 //! Each function's handler: a Lambda event in, the handler of `queuematch-handlers` called, its
 //! result in Lambda's shape out. The binaries run these; the tests replay fixtures through them.
 
+use crate::metrics;
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyRequest,
     ApiGatewayProxyResponse,
@@ -59,6 +60,10 @@ where
         retried = outcome.response.batch_item_failures.len(),
         "batch"
     );
+    let now = service.clock.now();
+    for record in metrics::batch_records(&outcome, now) {
+        metrics::Sink::Stdout.emit(&record);
+    }
     Ok(outcome.response)
 }
 

@@ -1,0 +1,120 @@
+//! The functions' CloudWatch metrics (EMF) on real events: a matcher batch of
+//! `tests/fixtures/matcher/` through the matcher's handler, and domain events through [`Metered`].
+
+use aws_lambda_events::sqs::SqsEvent;
+use queuematch_core::event::{AcceptanceOutcome, DomainEvent};
+use queuematch_core::ids::{MatchId, PlayerId, TicketId};
+use queuematch_core::ports::Events;
+use queuematch_core::time::Timestamp;
+use queuematch_core::usecases::Queues;
+use queuematch_handlers::matcher;
+use queuematch_lambda::metrics::{self, Metered, Sink};
+use queuematch_lambda::rulesets;
+use queuematch_local::events::Delivery;
+use queuematch_local::replay::fixtures::{self, Fixture};
+use queuematch_local::{EventBus, ManualClock};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+#[tokio::test]
+async fn a_matched_batch_gives_its_queue_s_metrics() {
+    // GIVEN two ranked-1v1 tickets (skills 1500 and 1530, 5 ms to `local`) in one batch
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/matcher/two-tickets-match.event.json");
+    let fixture = Fixture::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let queues: Arc<Queues> = Arc::new(rulesets::queues().unwrap_or_else(|e| panic!("{e}")));
+    let service = fixtures::seeded(&fixture, &queues)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    // WHEN the matcher handles it
+    let outcome = matcher::handle(&service, event, "metrics").await;
+    let now = Timestamp(1_800_000_000_000);
+    let records = metrics::batch_records(&outcome, now);
+    // THEN one EMF line for ranked-1v1 counts both tickets in, one match, nobody left, and its quality
+    assert_eq!(records.len(), 1);
+    let lines = records[0].to_emf();
+    assert_eq!(lines.len(), 1);
+    let line = &lines[0];
+    assert_eq!(line["queue"], "ranked-1v1");
+    assert_eq!(line["_aws"]["Timestamp"], json!(now.0));
+    assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "queuematch");
+    assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["queue"]]));
+    assert_eq!(line["TicketsStarted"], json!(2.0));
+    assert_eq!(line["MatchesCreated"], json!(1.0));
+    assert_eq!(line["CurrentTickets"], json!(0.0));
+    assert_eq!(line["SkillSpread"], json!(30.0));
+    assert_eq!(line["WorstLatency"], json!(5.0));
+    assert_eq!(line["TimeToMatch"].as_array().map(Vec::len), Some(2), "{line}");
+    assert!(line.get("TicketsTimedOut").is_none(), "{line}");
+    // Every value has its definition, and every definition its value.
+    let declared: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{line}"))
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    let mut present: Vec<&str> = line
+        .as_object()
+        .unwrap_or_else(|| panic!("{line}"))
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "_aws" && *k != "queue")
+        .collect();
+    let mut sorted = declared.clone();
+    sorted.sort_unstable();
+    present.sort_unstable();
+    assert_eq!(sorted, present);
+}
+
+#[tokio::test]
+async fn metered_events_are_published_and_counted_service_wide() {
+    let lines = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let bus = EventBus::new(16);
+    let mut subscription = bus.subscribe();
+    let events = Metered {
+        inner: bus,
+        clock: ManualClock::new(Timestamp(42)),
+        sink: Sink::Memory(lines.clone()),
+    };
+    let player_ids = vec![PlayerId::new("p-1")];
+    events
+        .publish(DomainEvent::MatchmakingSearching {
+            ticket_id: TicketId::from("t-1"),
+            player_ids: player_ids.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    events
+        .publish(DomainEvent::AcceptMatchCompleted {
+            match_id: MatchId::from("m-1"),
+            acceptance: AcceptanceOutcome::Rejected,
+            player_ids,
+            reason: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Both reach the bus; only the rejection is a metric.
+    for expected in ["MatchmakingSearching", "AcceptMatchCompleted"] {
+        match subscription.next().await {
+            Some(Delivery::Event(event)) => assert!(format!("{event:?}").starts_with(expected), "{event:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let lines = lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert_eq!(
+        lines,
+        vec![json!({
+            "_aws": {
+                "Timestamp": 42,
+                "CloudWatchMetrics": [{
+                    "Namespace": "queuematch",
+                    "Dimensions": [[]],
+                    "Metrics": [{"Name": "MatchesRejected", "Unit": "Count"}],
+                }],
+            },
+            "MatchesRejected": 1.0,
+        })]
+    );
+}
