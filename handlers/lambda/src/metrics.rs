@@ -7,7 +7,8 @@
 //! (`SkillSpread`, `TeamImbalance`, `WorstLatency`), all in the namespace [`NAMESPACE`].
 //!
 //! Where the function knows the queue, a metric has the dimension `queue` (the rule set's name):
-//! the matcher's rounds, a session's activation, a cancel. What only a domain event tells (a ticket
+//! the matcher's rounds ([`batch_records`]), a session's activation ([`placed_record`]), a cancel
+//! ([`cancel_record`]). What only a domain event tells (a ticket
 //! failed or timed out, a match accepted or rejected, a session placed) is counted by [`Metered`],
 //! the `Events` adapter the functions publish through, service-wide (no dimension), since domain
 //! events carry no queue.
@@ -15,9 +16,11 @@
 //! The format: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>.
 
 use queuematch_core::event::{AcceptanceOutcome, DomainEvent};
+use queuematch_core::matcher::Match;
 use queuematch_core::ports::{Clock, Events, PortError};
 use queuematch_core::time::Timestamp;
 use queuematch_core::SessionStatus;
+use queuematch_core::Ticket;
 use queuematch_handlers::matcher::BatchOutcome;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -262,6 +265,29 @@ fn record<'m, 'q>(
     records
         .entry(queue)
         .or_insert_with(|| MetricRecord::new(now, Some(queue)))
+}
+
+/// A ticket's cancel: how long it had waited, for its queue.
+pub fn cancel_record(ticket: &Ticket, now: Timestamp) -> MetricRecord {
+    let mut record = MetricRecord::new(now, Some(&ticket.queue));
+    record.add(Metric::TimeToTicketCancel, millis(now.since(ticket.created_at)));
+    record
+}
+
+/// A session made ACTIVE: its match placed, and each ticket's time from creation to COMPLETED.
+/// A ticket was created its wait before the match was formed.
+pub fn placed_record(matched: &Match, now: Timestamp) -> MetricRecord {
+    let mut record = MetricRecord::new(now, Some(&matched.queue));
+    record.add(Metric::MatchesPlaced, 1.0);
+    let since_match = millis(now.since(matched.created_at));
+    for wait in &matched.quality.waits_ms {
+        record.add(Metric::TimeToTicketSuccess, since_match + *wait as f64);
+    }
+    record
+}
+
+fn millis(duration: std::time::Duration) -> f64 {
+    duration.as_millis() as f64
 }
 
 /// What a domain event counts, service-wide; most events count nothing here, since the function

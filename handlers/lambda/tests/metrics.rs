@@ -7,6 +7,7 @@ use queuematch_core::ids::{MatchId, PlayerId, TicketId};
 use queuematch_core::ports::Events;
 use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::Queues;
+use queuematch_core::{Party, Player, Ticket};
 use queuematch_handlers::matcher;
 use queuematch_lambda::metrics::{self, Metered, Sink};
 use queuematch_lambda::rulesets;
@@ -16,6 +17,7 @@ use queuematch_local::{EventBus, ManualClock};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_matched_batch_gives_its_queue_s_metrics() {
@@ -66,6 +68,35 @@ async fn a_matched_batch_gives_its_queue_s_metrics() {
     sorted.sort_unstable();
     present.sort_unstable();
     assert_eq!(sorted, present);
+
+    // WHEN its session is made ACTIVE five seconds after the match
+    let matched = &outcome.rounds[0].1.matches[0];
+    let placed = metrics::placed_record(matched, matched.created_at.plus(Duration::from_secs(5)));
+    // THEN the match is placed, and each ticket waited its wait for the match, then five seconds
+    let line = &placed.to_emf()[0];
+    assert_eq!(line["queue"], "ranked-1v1");
+    assert_eq!(line["MatchesPlaced"], json!(1.0));
+    let expected: Vec<Value> = matched
+        .quality
+        .waits_ms
+        .iter()
+        .map(|wait| json!(5000.0 + *wait as f64))
+        .collect();
+    assert_eq!(line["TimeToTicketSuccess"], Value::Array(expected));
+}
+
+#[test]
+fn a_cancel_gives_its_ticket_s_wait_for_its_queue() {
+    let party: Party = vec![Player::new(PlayerId::new("p-1"))];
+    let ticket = Ticket::queued("t-1", "coop-4", party, Timestamp(1_000_000));
+    let record = metrics::cancel_record(&ticket, Timestamp(1_012_500));
+    let line = &record.to_emf()[0];
+    assert_eq!(line["queue"], "coop-4");
+    assert_eq!(line["TimeToTicketCancel"], json!(12_500.0));
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+        json!([{"Name": "TimeToTicketCancel", "Unit": "Milliseconds"}])
+    );
 }
 
 #[tokio::test]
