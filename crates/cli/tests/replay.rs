@@ -5,7 +5,10 @@
 use queuematch_local::replay::trace::{self, Trace};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -338,4 +341,120 @@ fn a_fixture_whose_response_differs_fails_the_replay() {
     );
     assert!(stdout.contains("1 fixtures: 0 as expected, 1 different"), "{stdout}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The CLI's binary, with `home` for the dev secret.
+fn queuematch(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_queuematch"));
+    command.env("QUEUEMATCH_HOME", home).current_dir(repo());
+    command
+}
+
+#[test]
+fn concurrent_traffic_is_recorded_in_time_order_and_replays() {
+    // GIVEN a dev server, and `queuematch record` on its traffic, for thirteen tickets and a cancel
+    let home = temp_dir("record");
+    let mut dev = common::DevProcess::spawn(&repo().join("examples/rulesets"), &home, None);
+    let trace = home.join("live.jsonl");
+    let mut recorder = queuematch(&home)
+        .args(["record", "--url", &dev.url, "--out"])
+        .arg(&trace)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("queuematch record does not start: {e}"));
+    // Recording starts with the header.
+    let started = Instant::now();
+    while std::fs::read_to_string(&trace).map_or(true, |t| !t.ends_with('\n')) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no header recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // WHEN twelve players submit at once (requests that finish in another order than they began),
+    // then one of them cancels
+    let submits: Vec<_> = (1..=12)
+        .map(|i| {
+            queuematch(&home)
+                .args([
+                    "submit",
+                    "--url",
+                    &dev.url,
+                    "--queue",
+                    "ranked-1v1",
+                    "--attr",
+                    "skill=1500",
+                ])
+                .args(["--player", &format!("rec-{i}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("queuematch submit does not start: {e}"))
+        })
+        .collect();
+    for submit in submits {
+        let out = submit.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let late = queuematch(&home)
+        .args(["submit", "--url", &dev.url, "--queue", "ranked-5v5", "--player", "late"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(late.status.success(), "{}", text(&late.stderr));
+    let ticket = text(&late.stdout).trim().to_owned();
+    // Admission is asynchronous: until the ticket is admitted, its cancel is a 404, not recorded.
+    let started = Instant::now();
+    loop {
+        let cancel = queuematch(&home)
+            .args(["cancel", "--url", &dev.url, "--player", "late", &ticket])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if cancel.status.success() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", text(&cancel.stderr));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Once the cancel is in the trace, stop the recorder as a user would, with ^C.
+    let started = Instant::now();
+    while !std::fs::read_to_string(&trace)
+        .unwrap_or_default()
+        .contains("\"kind\":\"cancel\"")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the cancel is not recorded"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupt = Command::new("kill")
+        .args(["-INT", &recorder.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(interrupt.success());
+    let status = recorder.wait().unwrap_or_else(|e| panic!("{e}"));
+    let _ = dev.stop();
+    // THEN the trace holds them all, in time order (reading it checks the order)
+    assert!(status.success());
+    let read = Trace::read(&trace).unwrap_or_else(|e| panic!("{e}"));
+    let kinds = |kind: &str| {
+        read.records
+            .iter()
+            .filter(|r| serde_json::to_value(r).is_ok_and(|v| v["kind"] == kind))
+            .count()
+    };
+    // Game servers' reports come in too, as many as the sessions got to send.
+    assert_eq!((kinds("ticket"), kinds("cancel")), (13, 1));
+    // AND it replays: six matches of ranked-1v1 and the cancel
+    let out = replay(&["--trace".as_ref(), trace.as_os_str()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = text(&out.stdout);
+    assert_eq!(
+        log.lines().filter(|l| l.contains("\"kind\":\"match\"")).count(),
+        6,
+        "{log}"
+    );
+    assert_eq!(
+        log.lines().filter(|l| l.contains("\"kind\":\"cancelled\"")).count(),
+        1,
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(home);
 }

@@ -626,6 +626,12 @@ pub async fn replay(trace: &Trace, queues: Queues) -> Result<Replay, TraceError>
             run.batch(next_batch).await?;
             next_batch = next_batch.plus(BATCHING_WINDOW);
         }
+        // A cancel or an acceptance of a recorded ticket the replay has not admitted yet: live, the
+        // dev server's matcher admits within the window, often well before its end, and the player
+        // saw the ticket before answering. The matcher runs now, as it had live.
+        if run.awaits_admission(record, at).await? {
+            run.batch(at).await?;
+        }
         clock.set(at);
         run.apply(record, at).await?;
     }
@@ -752,6 +758,23 @@ impl Run<'_> {
             })?;
         let record: items::Versioned<TicketRecord> = items::read(&stored).map_err(Self::port(at))?;
         Ok(record.value)
+    }
+
+    /// Whether `record` answers a recorded ticket that is still queued, not yet admitted.
+    async fn awaits_admission(&self, record: &TraceLine, at: Timestamp) -> Result<bool, TraceError> {
+        let (TraceLine::Cancel { ticket_id, .. } | TraceLine::Accept { ticket_id, .. }) = record else {
+            return Ok(false);
+        };
+        if !self.queue_of.contains_key(ticket_id) {
+            return Ok(false);
+        }
+        let stored = self
+            .service
+            .store
+            .get(&items::ticket_key(&TicketId::from(ticket_id.as_str())))
+            .await
+            .map_err(Self::port(at))?;
+        Ok(stored.is_none())
     }
 
     /// One record, at its time.
@@ -998,5 +1021,25 @@ mod tests {
         let summary = first.summary();
         assert_eq!((summary.tickets, summary.matches, summary.timed_out), (4, 1, 2));
         assert_eq!(summary.still_waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_recorded_before_the_window_ends_finds_its_ticket_admitted() {
+        // GIVEN a ticket cancelled 200 ms after it arrived: live, the dev server had admitted it
+        let cancel = TraceLine::Cancel {
+            at: Timestamp(1_000_200),
+            ticket_id: "a".into(),
+            player_id: "p-a".into(),
+            status: 200,
+        };
+        let text = [header(), ticket(1_000_000, "a", 1500), cancel.to_line()].join("\n");
+        let trace = Trace::parse("t", &text).unwrap();
+        // WHEN it is replayed
+        let log = replay(&trace, trace.queues(None).unwrap()).await.unwrap().log_text();
+        // THEN the cancel cancels it, as it did live, rather than finding no ticket
+        let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert_eq!(lines[0]["kind"], "cancelled");
+        assert_eq!(lines[0]["waitedMs"], 200);
     }
 }
