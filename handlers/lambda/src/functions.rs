@@ -44,6 +44,7 @@ pub fn task_diagnostic(failure: TaskFailure) -> Diagnostic {
 pub async fn matcher<S, Q, W, E, C, P>(
     service: &Service<S, Q, W, E, C, P>,
     event: LambdaEvent<SqsEvent>,
+    metrics: &metrics::Sink,
 ) -> Result<SqsBatchResponse, Diagnostic>
 where
     S: Store,
@@ -67,7 +68,7 @@ where
     );
     let now = service.clock.now();
     for record in metrics::batch_records(&outcome, now) {
-        metrics::Sink::Stdout.emit(&record);
+        metrics.emit(&record);
     }
     Ok(outcome.response)
 }
@@ -77,6 +78,7 @@ where
 pub async fn tickets_api<S, Q, W, E, C, P>(
     service: &Service<S, Q, W, E, C, P>,
     event: LambdaEvent<ApiGatewayProxyRequest>,
+    metrics: &metrics::Sink,
 ) -> Result<ApiGatewayProxyResponse, Diagnostic>
 where
     S: Store,
@@ -102,7 +104,7 @@ where
         let cancelled = response.status_code == 200
             && response_json(&response).is_some_and(|body| body["status"] == TicketStatus::Cancelled.as_str());
         if cancelled {
-            metrics::Sink::Stdout.emit(&metrics::cancel_record(&before.ticket, service.clock.now()));
+            metrics.emit(&metrics::cancel_record(&before.ticket, service.clock.now()));
         }
     }
     Ok(response)
@@ -145,6 +147,7 @@ pub async fn workflow_tasks<S, Q, W, E, C, P, F>(
     service: &Service<S, Q, W, E, C, P>,
     fleet: &F,
     event: LambdaEvent<Value>,
+    metrics: &metrics::Sink,
 ) -> Result<Value, Diagnostic>
 where
     S: Store,
@@ -173,7 +176,7 @@ where
     })?;
     if let Some(session) = activating.filter(|_| output["status"] == SessionStatus::Active.as_str()) {
         if let Some(record) = read::<MatchRecord, _>(&service.store, &items::match_key(&session.match_id)).await {
-            metrics::Sink::Stdout.emit(&metrics::placed_record(&record.matched, service.clock.now()));
+            metrics.emit(&metrics::placed_record(&record.matched, service.clock.now()));
         }
     }
     Ok(output)

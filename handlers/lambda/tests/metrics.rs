@@ -1,18 +1,22 @@
 //! The functions' CloudWatch metrics (EMF) on real events: a matcher batch of
 //! `tests/fixtures/matcher/` through the matcher's handler, and domain events through [`Metered`].
 
+use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Context, LambdaEvent};
 use queuematch_core::event::{AcceptanceOutcome, DomainEvent};
 use queuematch_core::ids::{MatchId, PlayerId, TicketId};
+use queuematch_core::ports::Clock;
 use queuematch_core::ports::Events;
 use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::Queues;
 use queuematch_core::{Party, Player, Ticket};
-use queuematch_handlers::matcher;
+use queuematch_handlers::{matcher, workflow_tasks};
+use queuematch_lambda::functions;
 use queuematch_lambda::metrics::{self, Metered, Sink};
 use queuematch_lambda::rulesets;
 use queuematch_local::events::Delivery;
-use queuematch_local::replay::fixtures::{self, Fixture};
+use queuematch_local::replay::fixtures::{self, Fixture, FixtureFleet};
 use queuematch_local::{EventBus, ManualClock};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -148,4 +152,103 @@ async fn metered_events_are_published_and_counted_service_wide() {
             "MatchesRejected": 1.0,
         })]
     );
+}
+
+fn fixture_path(function: &str, case: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(function)
+        .join(format!("{case}.event.json"))
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn memory_sink() -> (Sink, Arc<Mutex<Vec<Value>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    (Sink::Memory(lines.clone()), lines)
+}
+
+fn taken(lines: &Arc<Mutex<Vec<Value>>>) -> Vec<Value> {
+    std::mem::take(&mut *lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+#[tokio::test]
+async fn the_tickets_api_counts_a_cancel_once() {
+    // GIVEN a searching ticket, created at 1799999999000, and the player's DELETE of it
+    let path = fixture_path("tickets-api", "cancel-a-searching-ticket");
+    let fixture = Fixture::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let queues: Arc<Queues> = Arc::new(rulesets::queues().unwrap_or_else(|e| panic!("{e}")));
+    let service = fixtures::seeded(&fixture, &queues)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let event: ApiGatewayProxyRequest = serde_json::from_value(read_json(&path)).unwrap_or_else(|e| panic!("{e}"));
+    let (sink, lines) = memory_sink();
+    // WHEN the function answers it
+    let response = functions::tickets_api(&service, LambdaEvent::new(event.clone(), Context::default()), &sink)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error_message));
+    assert_eq!(response.status_code, 200);
+    // THEN its queue's TimeToTicketCancel is the ticket's age
+    let lines = taken(&lines);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["queue"], "ranked-1v1");
+    let age = service.clock.now().since(Timestamp(1_799_999_999_000)).as_millis() as f64;
+    assert_eq!(lines[0]["TimeToTicketCancel"], json!(age));
+    // AND the same DELETE again, answered the same, counts nothing
+    let (sink, again) = memory_sink();
+    let response = functions::tickets_api(&service, LambdaEvent::new(event, Context::default()), &sink)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error_message));
+    assert_eq!(response.status_code, 200);
+    assert!(taken(&again).is_empty());
+}
+
+#[tokio::test]
+async fn workflow_tasks_count_a_placed_match_once() {
+    // GIVEN a match placed on a ready server (the fixture's tasks run first)
+    let path = fixture_path("workflow-tasks", "activate");
+    let fixture = Fixture::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let queues: Arc<Queues> = Arc::new(rulesets::queues().unwrap_or_else(|e| panic!("{e}")));
+    let service = fixtures::seeded(&fixture, &queues)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let given = read_json(&path.with_file_name("activate.given.json"));
+    let fleet = FixtureFleet::Ready;
+    for task in given["tasks"].as_array().into_iter().flatten() {
+        workflow_tasks::handle(&service, &fleet, task.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{task}: {e:?}"));
+    }
+    service
+        .clock
+        .advance(Duration::from_millis(given["elapsedMs"].as_u64().unwrap_or(0)));
+    let event = read_json(&path);
+    let (sink, lines) = memory_sink();
+    // WHEN the activate task runs
+    let output = functions::workflow_tasks(
+        &service,
+        &fleet,
+        LambdaEvent::new(event.clone(), Context::default()),
+        &sink,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}", e.error_message));
+    assert_eq!(output["status"], "ACTIVE");
+    // THEN the match is placed for its queue, with each ticket's time from creation
+    let lines = taken(&lines);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["queue"], "ranked-1v1");
+    assert_eq!(lines[0]["MatchesPlaced"], json!(1.0));
+    let created = Timestamp(1_799_999_999_000);
+    let age = service.clock.now().since(created).as_millis() as f64;
+    assert_eq!(lines[0]["TimeToTicketSuccess"], json!([age, age]));
+    // AND Express running the task again counts nothing more
+    let (sink, again) = memory_sink();
+    functions::workflow_tasks(&service, &fleet, LambdaEvent::new(event, Context::default()), &sink)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error_message));
+    assert!(taken(&again).is_empty());
 }
