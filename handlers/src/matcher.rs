@@ -25,6 +25,8 @@ use std::collections::BTreeMap;
 pub struct BatchOutcome {
     pub response: SqsBatchResponse,
     pub admitted: usize,
+    /// `admitted`, by queue: the metrics' `TicketsStarted`.
+    pub admitted_per_queue: BTreeMap<String, usize>,
     pub duplicates: usize,
     pub failed_tickets: usize,
     pub unreadable: usize,
@@ -65,6 +67,7 @@ where
             Message::Ticket(ticket) => match admission.admit(&ticket).await {
                 Ok(Admitted::Searching(pool)) => {
                     outcome.admitted += 1;
+                    *outcome.admitted_per_queue.entry(pool.queue.clone()).or_default() += 1;
                     touch(&mut pools, pool, id);
                 }
                 Ok(Admitted::Duplicate) => outcome.duplicates += 1,

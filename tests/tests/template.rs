@@ -679,3 +679,90 @@ fn every_function_is_given_the_environment_its_binary_needs_on_either_fleet() {
         }
     }
 }
+
+/// The metrics a widget of the dashboard shows: `namespace/name`, from its metric arrays and from
+/// the SEARCH expressions among them.
+fn widget_metrics(widget: &Value) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for entry in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+        let entry = entry
+            .as_array()
+            .unwrap_or_else(|| panic!("a widget's metric is an array: {entry}"));
+        match (
+            entry.first().and_then(Value::as_str),
+            entry.get(1).and_then(Value::as_str),
+        ) {
+            (Some(namespace), Some(name)) => {
+                found.insert(format!("{namespace}/{name}"));
+            }
+            _ => {
+                let expression = entry[0]["expression"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("neither a metric nor an expression: {entry:?}"));
+                let namespace = expression
+                    .strip_prefix("SEARCH('{")
+                    .and_then(|rest| rest.split_once(','))
+                    .map(|(namespace, _)| namespace)
+                    .unwrap_or_else(|| panic!("not a SEARCH of a namespace and its dimensions: {expression}"));
+                let name = expression
+                    .split_once("MetricName=\"")
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .map(|(name, _)| name)
+                    .unwrap_or_else(|| panic!("a SEARCH names its metric: {expression}"));
+                found.insert(format!("{namespace}/{name}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_dashboard_shows_every_metric_the_functions_write_and_every_queue_s_depth() {
+    let root = read_yaml("infra/template.yaml");
+    let template = Template::load();
+    let resolver = Resolver {
+        template: &template,
+        parameters: root["Parameters"].as_object().cloned().unwrap_or_default(),
+        overrides: HashMap::new(),
+    };
+    let dashboards: Vec<_> = template.of_type("AWS::CloudWatch::Dashboard").collect();
+    assert_eq!(dashboards.len(), 1, "one dashboard");
+    let body = resolver.resolve(&dashboards[0].1["Properties"]["DashboardBody"]);
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("the dashboard's body is not JSON: {e}"));
+    let widgets = body["widgets"].as_array().unwrap_or_else(|| panic!("no widgets"));
+    let shown: BTreeSet<String> = widgets.iter().flat_map(widget_metrics).collect();
+    for metric in queuematch_lambda::metrics::Metric::ALL {
+        let name = format!("{}/{}", queuematch_lambda::metrics::NAMESPACE, metric.name());
+        assert!(shown.contains(&name), "the dashboard does not show {name}");
+    }
+    // Nothing shown that no function writes (a misspelt name would draw an empty graph).
+    for name in shown.iter().filter(|n| n.starts_with("queuematch/")) {
+        assert!(
+            queuematch_lambda::metrics::Metric::ALL
+                .iter()
+                .any(|m| format!("queuematch/{}", m.name()) == *name),
+            "{name} is written by no function"
+        );
+    }
+    // Every queue's depth, dead-letter queues included.
+    let depths: BTreeSet<String> = widgets
+        .iter()
+        .flat_map(|w| w["properties"]["metrics"].as_array().cloned().unwrap_or_default())
+        .filter(|m| m[0] == "AWS/SQS" && m[1] == "ApproximateNumberOfMessagesVisible" && m[2] == "QueueName")
+        .filter_map(|m| m[3].as_str().map(str::to_owned))
+        .collect();
+    let queues: BTreeSet<String> = template
+        .of_type("AWS::SQS::Queue")
+        .map(|(id, _)| resolver.attribute(id, "QueueName"))
+        .collect();
+    assert_eq!(depths, queues);
+    // Widgets in the region of the stack, on a grid of 24 columns.
+    for widget in widgets {
+        assert_eq!(widget["properties"]["region"], "eu-west-1", "{widget}");
+        let (x, width) = (
+            widget["x"].as_u64().unwrap_or(99),
+            widget["width"].as_u64().unwrap_or(99),
+        );
+        assert!(x + width <= 24, "{widget}");
+    }
+}

@@ -1,15 +1,21 @@
 //! Each function's handler: a Lambda event in, the handler of `queuematch-handlers` called, its
 //! result in Lambda's shape out. The binaries run these; the tests replay fixtures through them.
 
+use crate::metrics;
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyRequest,
     ApiGatewayProxyResponse,
 };
+use aws_lambda_events::encodings::Body;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use queuematch_core::ids::{SessionId, TicketId};
+use queuematch_core::ports::store::items::{self, MatchRecord, SessionRecord, TicketRecord};
+use queuematch_core::ports::store::Key;
 use queuematch_core::ports::{Clock, Events, Fleet, PortError, Store, TicketQueue, Workflows};
 use queuematch_core::usecases::PartyTokens;
+use queuematch_core::{SessionStatus, TicketStatus};
 use queuematch_handlers::push::{self, Connections, RouteEvent};
 use queuematch_handlers::workflow_tasks::{self, TaskFailure};
 use queuematch_handlers::ws_authorizer::{self, PlayerTokens};
@@ -38,6 +44,7 @@ pub fn task_diagnostic(failure: TaskFailure) -> Diagnostic {
 pub async fn matcher<S, Q, W, E, C, P>(
     service: &Service<S, Q, W, E, C, P>,
     event: LambdaEvent<SqsEvent>,
+    metrics: &metrics::Sink,
 ) -> Result<SqsBatchResponse, Diagnostic>
 where
     S: Store,
@@ -59,6 +66,10 @@ where
         retried = outcome.response.batch_item_failures.len(),
         "batch"
     );
+    let now = service.clock.now();
+    for record in metrics::batch_records(&outcome, now) {
+        metrics.emit(&record);
+    }
     Ok(outcome.response)
 }
 
@@ -67,6 +78,7 @@ where
 pub async fn tickets_api<S, Q, W, E, C, P>(
     service: &Service<S, Q, W, E, C, P>,
     event: LambdaEvent<ApiGatewayProxyRequest>,
+    metrics: &metrics::Sink,
 ) -> Result<ApiGatewayProxyResponse, Diagnostic>
 where
     S: Store,
@@ -74,11 +86,43 @@ where
     C: Clock,
 {
     let request = event.payload;
-    Ok(if request.resource.as_deref() == Some(players_api::RATINGS_RESOURCE) {
-        players_api::handle(service, request).await
-    } else {
-        tickets_api::handle(service, request).await
-    })
+    if request.resource.as_deref() == Some(players_api::RATINGS_RESOURCE) {
+        return Ok(players_api::handle(service, request).await);
+    }
+    // A cancel's time to cancel, counted when this call is the one that cancelled: the ticket was
+    // not finished before it, and the answer says CANCELLED (a repeated DELETE answers the same).
+    let cancelling = match request.path_parameters.get("ticketId") {
+        Some(id) if request.http_method == aws_lambda_events::http::Method::DELETE => {
+            read::<TicketRecord, _>(&service.store, &items::ticket_key(&TicketId::from(id.as_str())))
+                .await
+                .filter(|record| !record.ticket.status.is_terminal())
+        }
+        _ => None,
+    };
+    let response = tickets_api::handle(service, request).await;
+    if let Some(before) = cancelling {
+        let cancelled = response.status_code == 200
+            && response_json(&response).is_some_and(|body| body["status"] == TicketStatus::Cancelled.as_str());
+        if cancelled {
+            metrics.emit(&metrics::cancel_record(&before.ticket, service.clock.now()));
+        }
+    }
+    Ok(response)
+}
+
+/// The item at `key`, when it can be read; a metric is not worth failing a request for.
+async fn read<T: serde::de::DeserializeOwned, S: Store>(store: &S, key: &Key) -> Option<T> {
+    let stored = store.get(key).await.ok()??;
+    items::read::<T>(&stored).ok().map(|versioned| versioned.value)
+}
+
+fn response_json(response: &ApiGatewayProxyResponse) -> Option<Value> {
+    match response.body.as_ref()? {
+        Body::Text(text) => serde_json::from_str(text).ok(),
+        Body::Binary(bytes) => serde_json::from_slice(bytes).ok(),
+        Body::Empty => None,
+        _ => None,
+    }
 }
 
 /// `session-reports`: POST /v1/sessions/{sessionId}/events. Every outcome is an HTTP response.
@@ -103,6 +147,7 @@ pub async fn workflow_tasks<S, Q, W, E, C, P, F>(
     service: &Service<S, Q, W, E, C, P>,
     fleet: &F,
     event: LambdaEvent<Value>,
+    metrics: &metrics::Sink,
 ) -> Result<Value, Diagnostic>
 where
     S: Store,
@@ -117,10 +162,24 @@ where
         .and_then(Value::as_str)
         .unwrap_or("?")
         .to_owned();
-    workflow_tasks::handle(service, fleet, event.payload).await.map_err(|failure| {
+    // A session's activation places its match: counted when this call is the one that made the
+    // session ACTIVE (Express may run a task twice).
+    let activating = match (task.as_str(), event.payload.get("sessionId").and_then(Value::as_str)) {
+        ("activate", Some(id)) => read::<SessionRecord, _>(&service.store, &items::session_key(&SessionId::from(id)))
+            .await
+            .filter(|session| session.status != SessionStatus::Active),
+        _ => None,
+    };
+    let output = workflow_tasks::handle(service, fleet, event.payload).await.map_err(|failure| {
         tracing::warn!(task, error_type = failure.error_type.as_str(), error = %failure.error_message, "task failed");
         task_diagnostic(failure)
-    })
+    })?;
+    if let Some(session) = activating.filter(|_| output["status"] == SessionStatus::Active.as_str()) {
+        if let Some(record) = read::<MatchRecord, _>(&service.store, &items::match_key(&session.match_id)).await {
+            metrics.emit(&metrics::placed_record(&record.matched, service.clock.now()));
+        }
+    }
+    Ok(output)
 }
 
 /// `sweeper`: one sweep per scheduled event. A failure is the function's error, which the schedule

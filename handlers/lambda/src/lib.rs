@@ -7,6 +7,7 @@
 pub mod cognito;
 pub mod config;
 pub mod functions;
+pub mod metrics;
 pub mod rulesets;
 pub mod wiring;
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::cognito::{CognitoTokens, JwksError};
 use crate::config::{ConfigError, FleetConfig, QueueUrls};
+use crate::metrics::{Metered, Sink};
 
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +38,15 @@ pub enum StartError {
 pub const PLACEMENT_WORKFLOW: &str = "session-placement";
 pub use queuematch_core::usecases::completion::COMPLETION_WORKFLOW;
 
+/// Domain events go to EventBridge, and the ones that are metrics to CloudWatch (as EMF on stdout).
+pub type FunctionEvents = Metered<EventBridgeEvents, SystemClock>;
+
 pub type MatcherService =
-    Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, CognitoTokens>;
-pub type TicketsApiService = Service<DynamoStore, (), (), EventBridgeEvents, SystemClock, ()>;
-pub type WorkflowTasksService = Service<DynamoStore, SqsTicketQueue, (), EventBridgeEvents, SystemClock, ()>;
-pub type SessionReportsService = Service<DynamoStore, (), SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
-pub type SweeperService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
+    Service<DynamoStore, SqsTicketQueue, SfnWorkflows, FunctionEvents, SystemClock, CognitoTokens>;
+pub type TicketsApiService = Service<DynamoStore, (), (), FunctionEvents, SystemClock, ()>;
+pub type WorkflowTasksService = Service<DynamoStore, SqsTicketQueue, (), FunctionEvents, SystemClock, ()>;
+pub type SessionReportsService = Service<DynamoStore, (), SfnWorkflows, FunctionEvents, SystemClock, ()>;
+pub type SweeperService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, FunctionEvents, SystemClock, ()>;
 
 /// The SDK configuration from the environment, with the adapters' retry policy.
 pub async fn sdk_config() -> aws_config::SdkConfig {
@@ -66,8 +70,12 @@ fn queue(clients: &Clients, urls: &QueueUrls) -> SqsTicketQueue {
     SqsTicketQueue::new(clients.sqs.clone(), &urls.url, &urls.dlq_url)
 }
 
-fn events(clients: &Clients, bus: &str) -> EventBridgeEvents {
-    EventBridgeEvents::new(clients.eventbridge.clone(), bus)
+fn events(clients: &Clients, bus: &str) -> FunctionEvents {
+    Metered {
+        inner: EventBridgeEvents::new(clients.eventbridge.clone(), bus),
+        clock: SystemClock,
+        sink: Sink::Stdout,
+    }
 }
 
 fn placement_workflows(clients: &Clients, arn: &str) -> SfnWorkflows {

@@ -23,6 +23,7 @@ use queuematch_handlers::push::{self, Connections, Posted, RouteEvent};
 use queuematch_handlers::Service;
 use queuematch_lambda::cognito::CognitoTokens;
 use queuematch_lambda::config::CognitoConfig;
+use queuematch_lambda::metrics::Sink;
 use queuematch_lambda::{functions, rulesets};
 use queuematch_local::{EventBus, ManualClock, MemoryQueue, MemoryStore, QueueConfig};
 use serde_json::{json, Value};
@@ -320,9 +321,13 @@ fn fixture(function: &str, case: &str) -> (Value, Value, Value) {
 async fn matcher_reports_an_unparseable_message_as_a_batch_item_failure() {
     let (event, given, expected) = fixture("matcher", "unparseable-message-goes-to-the-dlq");
     let event: SqsEvent = serde_json::from_value(event).unwrap_or_else(|e| panic!("{e}"));
-    let response = functions::matcher(&service_at(&given), LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap_or_else(|e| panic!("{}", e.error_message));
+    let response = functions::matcher(
+        &service_at(&given),
+        LambdaEvent::new(event, Context::default()),
+        &Sink::Memory(Default::default()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}", e.error_message));
     assert_eq!(
         serde_json::to_value(&response).unwrap_or_else(|e| panic!("{e}")),
         expected
@@ -333,9 +338,13 @@ async fn matcher_reports_an_unparseable_message_as_a_batch_item_failure() {
 async fn tickets_api_answers_a_request_without_a_caller_with_a_401_problem() {
     let (event, given, expected) = fixture("tickets-api", "no-caller");
     let event: ApiGatewayProxyRequest = serde_json::from_value(event).unwrap_or_else(|e| panic!("{e}"));
-    let response = functions::tickets_api(&service_at(&given), LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap_or_else(|e| panic!("{}", e.error_message));
+    let response = functions::tickets_api(
+        &service_at(&given),
+        LambdaEvent::new(event, Context::default()),
+        &Sink::Memory(Default::default()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}", e.error_message));
     assert_eq!(expected["statusCode"].as_i64(), Some(response.status_code));
     let body = match response.body {
         Some(Body::Text(text)) => serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{e}")),
@@ -351,6 +360,7 @@ async fn workflow_tasks_fail_with_the_errortype_the_workflow_matches_on() {
         &service_at(&given),
         &NoServers,
         LambdaEvent::new(event, Context::default()),
+        &Sink::Memory(Default::default()),
     )
     .await
     .map(|ok| panic!("the task succeeded: {ok}"))

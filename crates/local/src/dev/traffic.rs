@@ -25,9 +25,11 @@ use axum::response::Response;
 use queuematch_core::identity::jwt::Role;
 use queuematch_core::ports::Clock;
 use queuematch_core::ticket::AcceptanceType;
+use queuematch_core::Timestamp;
 use queuematch_handlers::problem::Problem;
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// Lines buffered for a listener that is momentarily slow: a burst of a few thousand tickets.
@@ -38,6 +40,11 @@ const BUFFER: usize = 8_192;
 pub struct Tap {
     lines: broadcast::Sender<String>,
     state: DevState,
+    /// The time of the last line sent. A line's time is read when its request arrives, but lines go
+    /// out when their answers are ready, and concurrent requests finish in any order: a line is
+    /// sent at no earlier a time than the one before it, so that a trace is in time order, as a
+    /// replay requires. The lock is held only to compare and send, never across an await.
+    last_at: Arc<Mutex<Timestamp>>,
 }
 
 impl std::fmt::Debug for Tap {
@@ -53,6 +60,7 @@ impl Tap {
         Self {
             lines: broadcast::channel(BUFFER).0,
             state: state.clone(),
+            last_at: Arc::new(Mutex::new(Timestamp(0))),
         }
     }
 
@@ -180,7 +188,11 @@ pub async fn observe(State(tap): State<Tap>, request: Request, next: Next) -> Re
         ),
         _ => (None, response),
     };
-    if let Some(line) = line {
+    if let Some(mut line) = line {
+        // A poisoned lock only means another request panicked between two plain assignments.
+        let mut last_at = tap.last_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *last_at = (*last_at).max(at);
+        line.set_at(*last_at);
         // Nobody may be listening any more; then the line has nowhere to go.
         let _ = tap.lines.send(line.to_line());
     }

@@ -67,6 +67,15 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, JsonE
     Ok(value)
 }
 
+/// `value` read as a `T`, or what is wrong with it, named by its field. A `Value` keeps no position,
+/// so the error's line and column are 0: the caller knows where the value came from.
+pub fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, JsonError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        json_error(Some(path), e.into_inner())
+    })
+}
+
 fn json_error(path: Option<String>, inner: serde_json::Error) -> JsonError {
     // serde_json ends its message with the position, which is given separately here.
     let message = inner.to_string();

@@ -37,7 +37,7 @@
 //! but not applied (the replay places no session), and an acceptance is recorded on its ticket but
 //! no workflow decides it.
 
-use super::{parse_json, AcceptingWorkflows, JsonError};
+use super::{from_value, parse_json, AcceptingWorkflows, JsonError};
 use crate::{ManualClock, MemoryQueue, MemoryStore, QueueConfig};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use queuematch_core::event::DomainEvent;
@@ -124,6 +124,97 @@ pub struct TicketArrival {
     pub request: Value,
 }
 
+/// The fields of a cancel, an acceptance and a report, read on their own: see [`parse_line`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CancelFields {
+    at: Timestamp,
+    ticket_id: String,
+    player_id: String,
+    status: u16,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AcceptFields {
+    at: Timestamp,
+    ticket_id: String,
+    player_id: String,
+    acceptance_type: AcceptanceType,
+    status: u16,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ReportFields {
+    at: Timestamp,
+    session_id: String,
+    report: Value,
+    status: u16,
+}
+
+/// The kinds of line, as `kind` names them.
+const KINDS: &str = "header, ticket, cancel, accept, report";
+
+/// One line of a trace. serde reads an internally tagged enum through a buffer that forgets where
+/// a value was, so a bad `at` would only be "invalid type" somewhere in the line: the line is read
+/// as JSON first, then its `kind`, then the fields of that kind, each bad one named by its path.
+fn parse_line(raw: &str) -> Result<TraceLine, JsonError> {
+    let mut value: Value = parse_json(raw)?;
+    let field_error = |field: &str, message: String| JsonError {
+        line: 1,
+        column: 0,
+        field: Some(field.to_owned()),
+        message,
+    };
+    let Some(object) = value.as_object_mut() else {
+        return Err(field_error("$", "a trace line is a JSON object".into()));
+    };
+    let kind = match object.remove("kind") {
+        Some(Value::String(kind)) => kind,
+        Some(other) => return Err(field_error("$.kind", format!("{other} is not one of {KINDS}"))),
+        None => return Err(field_error("$", format!("missing field `kind` ({KINDS})"))),
+    };
+    Ok(match kind.as_str() {
+        "header" => TraceLine::Header(from_value(value)?),
+        "ticket" => TraceLine::Ticket(from_value(value)?),
+        "cancel" => {
+            let f: CancelFields = from_value(value)?;
+            TraceLine::Cancel {
+                at: f.at,
+                ticket_id: f.ticket_id,
+                player_id: f.player_id,
+                status: f.status,
+            }
+        }
+        "accept" => {
+            let f: AcceptFields = from_value(value)?;
+            TraceLine::Accept {
+                at: f.at,
+                ticket_id: f.ticket_id,
+                player_id: f.player_id,
+                acceptance_type: f.acceptance_type,
+                status: f.status,
+            }
+        }
+        "report" => {
+            let f: ReportFields = from_value(value)?;
+            TraceLine::Report {
+                at: f.at,
+                session_id: f.session_id,
+                report: f.report,
+                status: f.status,
+            }
+        }
+        other => {
+            return Err(field_error(
+                "$.kind",
+                format!("unknown kind `{other}`, expected one of {KINDS}"),
+            ))
+        }
+    })
+}
+
 impl TraceLine {
     /// When it happened; the header has no time.
     pub fn at(&self) -> Option<Timestamp> {
@@ -131,6 +222,15 @@ impl TraceLine {
             TraceLine::Header(_) => None,
             TraceLine::Ticket(t) => Some(t.at),
             TraceLine::Cancel { at, .. } | TraceLine::Accept { at, .. } | TraceLine::Report { at, .. } => Some(*at),
+        }
+    }
+
+    /// The line at `time` instead; the header has no time and stays as it is.
+    pub fn set_at(&mut self, time: Timestamp) {
+        match self {
+            TraceLine::Header(_) => {}
+            TraceLine::Ticket(t) => t.at = time,
+            TraceLine::Cancel { at, .. } | TraceLine::Accept { at, .. } | TraceLine::Report { at, .. } => *at = time,
         }
     }
 
@@ -150,7 +250,8 @@ pub enum TraceError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{}: {}", error.column, error.what())]
+    /// A line that is not JSON (at its column), or a record with a bad field (named by its path).
+    #[error("{path}:{line}:{}{}", line_position(error), error.what())]
     Line {
         path: String,
         line: usize,
@@ -168,6 +269,15 @@ pub enum TraceError {
         #[source]
         source: PortError,
     },
+}
+
+/// `COLUMN: ` for a line that is not JSON; for a bad field, whose path says where it is, a space.
+fn line_position(error: &JsonError) -> String {
+    if error.field.is_none() {
+        format!("{}: ", error.column)
+    } else {
+        " ".into()
+    }
 }
 
 /// A trace, read and checked.
@@ -205,7 +315,7 @@ impl Trace {
             if raw.trim().is_empty() {
                 continue;
             }
-            let line: TraceLine = parse_json(raw).map_err(|error| TraceError::Line {
+            let line = parse_line(raw).map_err(|error| TraceError::Line {
                 path: path.to_owned(),
                 line: number,
                 error,
@@ -516,6 +626,12 @@ pub async fn replay(trace: &Trace, queues: Queues) -> Result<Replay, TraceError>
             run.batch(next_batch).await?;
             next_batch = next_batch.plus(BATCHING_WINDOW);
         }
+        // A cancel or an acceptance of a recorded ticket the replay has not admitted yet: live, the
+        // dev server's matcher admits within the window, often well before its end, and the player
+        // saw the ticket before answering. The matcher runs now, as it had live.
+        if run.awaits_admission(record, at).await? {
+            run.batch(at).await?;
+        }
         clock.set(at);
         run.apply(record, at).await?;
     }
@@ -642,6 +758,23 @@ impl Run<'_> {
             })?;
         let record: items::Versioned<TicketRecord> = items::read(&stored).map_err(Self::port(at))?;
         Ok(record.value)
+    }
+
+    /// Whether `record` answers a recorded ticket that is still queued, not yet admitted.
+    async fn awaits_admission(&self, record: &TraceLine, at: Timestamp) -> Result<bool, TraceError> {
+        let (TraceLine::Cancel { ticket_id, .. } | TraceLine::Accept { ticket_id, .. }) = record else {
+            return Ok(false);
+        };
+        if !self.queue_of.contains_key(ticket_id) {
+            return Ok(false);
+        }
+        let stored = self
+            .service
+            .store
+            .get(&items::ticket_key(&TicketId::from(ticket_id.as_str())))
+            .await
+            .map_err(Self::port(at))?;
+        Ok(stored.is_none())
     }
 
     /// One record, at its time.
@@ -816,12 +949,24 @@ mod tests {
                 format!("{h}\n{}\n{}", ticket(2000, "a", 1500), ticket(1000, "b", 1500)),
                 "t:3: $.at: 1000ms is before 2000ms, the time of line 2",
             ),
-            (format!("{h}\n{{\"kind\":\"teleport\",\"at\":1}}"), "unknown variant `teleport`"),
+            (
+                format!("{h}\n{{\"kind\":\"teleport\",\"at\":1}}"),
+                "t:2: $.kind: unknown kind `teleport`",
+            ),
+            (
+                format!("{h}\n{{\"kind\":\"cancel\",\"at\":\"soon\",\"ticketId\":\"a\",\"playerId\":\"p\",\"status\":200}}"),
+                "t:2: $.at: invalid type: string \"soon\", expected u64",
+            ),
+            (
+                format!("{h}\n{{\"kind\":\"ticket\",\"at\":1,\"ticketId\":\"a\",\"playerId\":7,\"request\":{{}}}}"),
+                "t:2: $.playerId: invalid type: integer `7`, expected a string",
+            ),
+            (format!("{h}\n{{\"at\":1}}"), "t:2: $: missing field `kind`"),
             (
                 format!("{h}\n{{\"kind\":\"cancel\",\"at\":1,\"ticketId\":\"a\",\"playerId\":\"p\",\"status\":200,\"why\":1}}"),
                 "unknown field `why`",
             ),
-            (format!("{h}\n{{\"kind\":\"cancel\",\"at\":1}}"), "missing field `ticketId`"),
+            (format!("{h}\n{{\"kind\":\"cancel\",\"at\":1}}"), "t:2: $: missing field `ticketId`"),
             (format!("{h}\nnot json"), "t:2:2: expected ident"),
             (
                 "{\"kind\":\"header\",\"version\":9,\"ruleSets\":[]}".to_owned(),
@@ -876,5 +1021,25 @@ mod tests {
         let summary = first.summary();
         assert_eq!((summary.tickets, summary.matches, summary.timed_out), (4, 1, 2));
         assert_eq!(summary.still_waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_recorded_before_the_window_ends_finds_its_ticket_admitted() {
+        // GIVEN a ticket cancelled 200 ms after it arrived: live, the dev server had admitted it
+        let cancel = TraceLine::Cancel {
+            at: Timestamp(1_000_200),
+            ticket_id: "a".into(),
+            player_id: "p-a".into(),
+            status: 200,
+        };
+        let text = [header(), ticket(1_000_000, "a", 1500), cancel.to_line()].join("\n");
+        let trace = Trace::parse("t", &text).unwrap();
+        // WHEN it is replayed
+        let log = replay(&trace, trace.queues(None).unwrap()).await.unwrap().log_text();
+        // THEN the cancel cancels it, as it did live, rather than finding no ticket
+        let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert_eq!(lines[0]["kind"], "cancelled");
+        assert_eq!(lines[0]["waitedMs"], 200);
     }
 }
