@@ -15,6 +15,7 @@
 
 pub mod cognito;
 pub mod matcher;
+pub mod ops_api;
 pub mod players_api;
 pub mod problem;
 pub mod push;

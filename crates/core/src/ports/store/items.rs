@@ -374,7 +374,19 @@ fn match_write(matched: &Match, status: MatchStatus, condition: Condition) -> Re
         matched: matched.clone(),
         status,
     };
-    Ok(Write::put(Item::new(key.clone(), body(&key, &record)?), condition))
+    let status = match status {
+        MatchStatus::Pending => "PENDING",
+        MatchStatus::Committed => "COMMITTED",
+    };
+    // Listed on GSI1 by status and age for operators, as tickets and sessions are.
+    let listed = IndexKey::new(
+        format!("MATCHES#{status}"),
+        format!("{}#{}", padded(matched.created_at), matched.id),
+    );
+    Ok(Write::put(
+        Item::new(key.clone(), body(&key, &record)?).with_gsi1(listed),
+        condition,
+    ))
 }
 
 // ---- sessions ----------------------------------------------------------------------------------
