@@ -81,16 +81,27 @@ impl ExecutionHistories for TimelineOnly {
     }
 }
 
-/// Whether the authorizer's claims name an operator.
+/// The Cognito group whose members are operators (`OperatorsGroup` in `infra/template.yaml`).
+pub const OPERATORS_GROUP: &str = "operators";
+
+/// Whether the authorizer's claims name an operator: a dev token's `role`, or membership of the
+/// Cognito group, which API Gateway hands over as the string `cognito:groups` (comma- or
+/// space-separated, sometimes bracketed).
 pub fn is_operator(request: &ApiGatewayProxyRequest) -> bool {
-    request
-        .request_context
-        .authorizer
-        .fields
-        .get("claims")
-        .and_then(|claims| claims.get("role"))
-        .and_then(|role| role.as_str())
-        == Some("operator")
+    let Some(claims) = request.request_context.authorizer.fields.get("claims") else {
+        return false;
+    };
+    if claims.get("role").and_then(|role| role.as_str()) == Some("operator") {
+        return true;
+    }
+    claims
+        .get("cognito:groups")
+        .and_then(|groups| groups.as_str())
+        .is_some_and(|groups| {
+            groups
+                .split(|c: char| c == ',' || c == '[' || c == ']' || c.is_whitespace())
+                .any(|group| group == OPERATORS_GROUP)
+        })
 }
 
 /// Handles one request.
@@ -908,6 +919,35 @@ mod tests {
         for bad in ["", "yesterday", "-5", "1969-12-31T23:59:59Z", "99999999999999999999999"] {
             assert_eq!(timestamp("since", bad).err().map(|p| p.status), Some(400), "{bad:?}");
         }
+    }
+
+    fn claims(claims: Value) -> ApiGatewayProxyRequest {
+        let mut request = ApiGatewayProxyRequest::default();
+        request
+            .request_context
+            .authorizer
+            .fields
+            .insert("claims".into(), claims);
+        request
+    }
+
+    #[test]
+    fn operators_are_a_dev_token_role_or_the_cognito_group() {
+        assert!(is_operator(&claims(json!({"sub": "ops", "role": "operator"}))));
+        assert!(is_operator(&claims(
+            json!({"sub": "ops", "cognito:groups": "operators"})
+        )));
+        assert!(is_operator(&claims(
+            json!({"sub": "ops", "cognito:groups": "[admins operators]"})
+        )));
+        assert!(is_operator(&claims(
+            json!({"sub": "ops", "cognito:groups": "admins,operators"})
+        )));
+        assert!(!is_operator(&claims(json!({"sub": "p", "role": "player"}))));
+        assert!(!is_operator(&claims(
+            json!({"sub": "p", "cognito:groups": "operators-to-be"})
+        )));
+        assert!(!is_operator(&ApiGatewayProxyRequest::default()));
     }
 
     #[test]

@@ -199,13 +199,13 @@ async fn tickets_and_matches_are_listed_by_status_and_time_and_counted_in_the_me
     tokio::time::sleep(Duration::from_millis(20)).await;
     let carol = dev.submit("coop-4", "carol", 1500).await;
     dev.ops_until("/v1/ops/tickets?status=SEARCHING", |b| {
-        ids(b, "tickets", "ticketId") == [carol.clone()]
+        ids(b, "tickets", "ticketId") == [carol.as_str()]
     })
     .await;
 
     // WHEN they are listed with every status, newest first, one a page
     let first = dev.ops("/v1/ops/tickets?limit=1").await;
-    assert_eq!(ids(&first, "tickets", "ticketId"), [carol.clone()]);
+    assert_eq!(ids(&first, "tickets", "ticketId"), [carol.as_str()]);
     let cursor = first["nextCursor"]
         .as_str()
         .unwrap_or_else(|| panic!("a cursor: {first}"));
@@ -217,7 +217,7 @@ async fn tickets_and_matches_are_listed_by_status_and_time_and_counted_in_the_me
 
     // THEN a time window keeps only what was created within it
     let since = dev.ops(&format!("/v1/ops/tickets?since={}", middle.0)).await;
-    assert_eq!(ids(&since, "tickets", "ticketId"), [carol.clone()]);
+    assert_eq!(ids(&since, "tickets", "ticketId"), [carol.as_str()]);
     let until = dev.ops(&format!("/v1/ops/tickets?until={}", middle.0)).await;
     assert_eq!(ids(&until, "tickets", "ticketId").len(), 2);
     let rfc3339 = chrono::DateTime::from_timestamp_millis(middle.0 as i64)
@@ -226,7 +226,7 @@ async fn tickets_and_matches_are_listed_by_status_and_time_and_counted_in_the_me
     let since = dev.ops(&format!("/v1/ops/tickets?since={rfc3339}")).await;
     assert_eq!(
         ids(&since, "tickets", "ticketId"),
-        [carol.clone()],
+        [carol.as_str()],
         "RFC 3339 reads the same"
     );
     let none = dev.ops(&format!("/v1/ops/tickets?until={}", before.0 - 1)).await;

@@ -40,6 +40,7 @@ pub use queuematch_core::usecases::completion::COMPLETION_WORKFLOW;
 pub type MatcherService =
     Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, CognitoTokens>;
 pub type TicketsApiService = Service<DynamoStore, (), (), EventBridgeEvents, SystemClock, ()>;
+pub type OpsApiService = Service<DynamoStore, SqsTicketQueue, (), (), SystemClock, ()>;
 pub type WorkflowTasksService = Service<DynamoStore, SqsTicketQueue, (), EventBridgeEvents, SystemClock, ()>;
 pub type SessionReportsService = Service<DynamoStore, (), SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
 pub type SweeperService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
@@ -174,6 +175,19 @@ pub fn session_reports(
         settings: Arc::new(Settings::default()),
     };
     Ok((service, fleet))
+}
+
+pub fn ops_api(config: &crate::config::OpsApiConfig, clients: &Clients) -> Result<OpsApiService, StartError> {
+    Ok(Service {
+        store: store(clients, &config.table_name),
+        queue: queue(clients, &config.queue),
+        workflows: (),
+        events: (),
+        clock: SystemClock,
+        party_tokens: (),
+        queues: queues()?,
+        settings: Arc::new(Settings::default()),
+    })
 }
 
 pub fn sweeper(
