@@ -851,6 +851,14 @@ async fn metrics_over<S: Store>(
             to_success.add(at.since(record.ticket.created_at).as_secs_f64());
         }
     }
+    // Time to cancel: from a ticket's creation to its cancellation, by the player or for an
+    // acceptance rejected or left unanswered. Tickets cancelled before the time was kept are left out.
+    let mut to_cancel = Histogram::seconds("TimeToTicketCancel", "time to ticket cancel");
+    for record in tickets.get(&TicketStatus::Cancelled).into_iter().flatten() {
+        if let Some(at) = record.finished_at {
+            to_cancel.add(at.since(record.ticket.created_at).as_secs_f64());
+        }
+    }
     let [to_match, spread, imbalance, latency] = quality_histograms(&matches);
     let started: usize = tickets.values().map(Vec::len).sum();
     Ok(json!({
@@ -870,6 +878,7 @@ async fn metrics_over<S: Store>(
             "MatchesPlaced": placed,
             "TimeToMatch": to_match.to_json(),
             "TimeToTicketSuccess": to_success.to_json(),
+            "TimeToTicketCancel": to_cancel.to_json(),
         },
         "quality": [spread.to_json(), imbalance.to_json(), latency.to_json()],
     }))

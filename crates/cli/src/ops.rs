@@ -229,7 +229,7 @@ fn render(views: &Value) -> String {
     ] {
         rows.push(vec![name.to_owned(), cell(&metrics[name]), String::new()]);
     }
-    let histograms = ["TimeToMatch", "TimeToTicketSuccess"]
+    let histograms = ["TimeToMatch", "TimeToTicketSuccess", "TimeToTicketCancel"]
         .iter()
         .map(|n| &metrics[*n])
         .chain(views["metrics"]["quality"].as_array().into_iter().flatten());

@@ -293,6 +293,14 @@ async fn tickets_and_matches_are_listed_by_status_and_time_and_counted_in_the_me
     let metrics = dev.ops("/v1/ops/metrics").await;
     assert_eq!(metrics["metrics"]["CurrentTickets"], 2, "{metrics}");
     assert_eq!(metrics["metrics"]["TicketsCancelled"], 1);
+    let to_cancel = &metrics["metrics"]["TimeToTicketCancel"];
+    assert_eq!(to_cancel["count"], 1, "{to_cancel}");
+    let waited = to_cancel["sum"].as_f64().unwrap_or(-1.0);
+    let alive = now().since(middle).as_secs_f64();
+    assert!(
+        (0.0..=alive).contains(&waited),
+        "{waited} s, within the {alive} s carol's ticket lived"
+    );
 }
 
 #[tokio::test]
