@@ -222,6 +222,41 @@ fn ops_shows_a_placed_duel_in_its_views_and_the_session_with_its_workflow_histor
         "{tables}"
     );
 
+    // AND `--watch 1` redraws the screen every second, with the same tables
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_queuematch"))
+        .args(["ops", "--url", &dev.url, "--watch", "1"])
+        .arg("--home")
+        .arg(&dev.home)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stdout = watch.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let (frames, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buffer) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+            if text.matches("\x1b[2J").count() >= 3 {
+                break;
+            }
+        }
+        let _ = frames.send(text);
+    });
+    let watched = seen.recv_timeout(Duration::from_secs(10));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let watched = watched.unwrap_or_else(|_| panic!("--watch 1 drew fewer than 3 frames in 10 s"));
+    let frames: Vec<&str> = watched.split("\x1b[2J\x1b[H").filter(|f| !f.is_empty()).collect();
+    assert!(frames.len() >= 2, "{watched:?}");
+    for frame in &frames[..2] {
+        assert!(frame.lines().any(|l| l.starts_with(session_id)), "{frame}");
+        assert!(frame.contains("(every 1 s; Ctrl-C to stop)"), "{frame}");
+    }
+
     // AND a player's token is refused with the server's reason, and a bad --watch by clap
     let player = queuematch(&dev, &["token", "--player", "ada"]);
     let player = String::from_utf8_lossy(&player.stdout).trim().to_owned();
