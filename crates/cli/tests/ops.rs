@@ -267,3 +267,93 @@ fn ops_shows_a_placed_duel_in_its_views_and_the_session_with_its_workflow_histor
     let output = queuematch(&dev, &["ops", "--url", &dev.url, "--watch", "0"]);
     assert!(!output.status.success());
 }
+
+/// `queuematch submit` without waiting: the ticket id it prints.
+fn submit_now(dev: &Dev, player: &str, skill: u32) -> String {
+    let output = queuematch(
+        dev,
+        &[
+            "submit",
+            "--url",
+            &dev.url,
+            "--queue",
+            "ranked-1v1",
+            "--player",
+            player,
+            "--attr",
+            &format!("skill={skill}"),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Polls `queuematch ops --json` until `done` holds, for at most 20 s.
+fn ops_until(dev: &Dev, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let views = ops_json(dev);
+        if done(&views) {
+            return views;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never {what}: {views}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ops_counts_matches_accepted_and_rejected_and_the_time_to_cancel() {
+    // GIVEN ranked-1v1 with acceptance required
+    let home = std::env::temp_dir().join(format!("qm-ops-acceptance-{}", std::process::id()));
+    let rulesets = home.join("rulesets");
+    std::fs::create_dir_all(&rulesets).unwrap_or_else(|e| panic!("{e}"));
+    let text =
+        std::fs::read_to_string(repo().join("examples/rulesets/ranked-1v1.json")).unwrap_or_else(|e| panic!("{e}"));
+    let mut rule_set: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    rule_set["queue"]["acceptance"] = serde_json::json!({"required": true, "timeoutSeconds": 30});
+    std::fs::write(rulesets.join("ranked-1v1.json"), rule_set.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let process = DevProcess::spawn(&rulesets, &home, None);
+    let url = process.url.clone();
+    let dev = Dev { process, url, home };
+    let accepting = |n: u64| {
+        move |views: &Value| {
+            views["queues"]["queues"][0]["requiresAcceptance"].as_u64() == Some(n)
+                && views["metrics"]["metrics"]["MatchesCreated"].as_u64() >= Some(1)
+        }
+    };
+
+    // WHEN one duel is accepted by both players
+    let ada = submit_now(&dev, "ada", 1500);
+    let bo = submit_now(&dev, "bo", 1510);
+    ops_until(&dev, "awaiting acceptance", accepting(2));
+    for (ticket, player) in [(&ada, "ada"), (&bo, "bo")] {
+        let output = queuematch(&dev, &["accept", ticket, "--player", player, "--url", &dev.url]);
+        assert!(output.status.success(), "{output:?}");
+    }
+    let views = ops_until(&dev, "accepted", |v| {
+        v["metrics"]["metrics"]["MatchesAccepted"] == 1 && v["metrics"]["metrics"]["MatchesPlaced"] == 1
+    });
+    assert_eq!(views["metrics"]["metrics"]["MatchesRejected"], 0, "{views}");
+
+    // AND another is declined by one of its players
+    let cy = submit_now(&dev, "cy", 1500);
+    let di = submit_now(&dev, "di", 1510);
+    ops_until(&dev, "awaiting acceptance again", |v| {
+        accepting(2)(v) && v["metrics"]["metrics"]["MatchesCreated"] == 2
+    });
+    let output = queuematch(&dev, &["accept", &cy, "--player", "cy", "--url", &dev.url]);
+    assert!(output.status.success(), "{output:?}");
+    let output = queuematch(&dev, &["decline", &di, "--player", "di", "--url", &dev.url]);
+    assert!(output.status.success(), "{output:?}");
+
+    // THEN the metrics count one match accepted and placed, one rejected, and di's cancel
+    let views = ops_until(&dev, "rejected", |v| v["metrics"]["metrics"]["MatchesRejected"] == 1);
+    let metrics = &views["metrics"]["metrics"];
+    assert_eq!(metrics["MatchesCreated"], 2, "{metrics}");
+    assert_eq!(metrics["MatchesAccepted"], 1);
+    assert_eq!(metrics["MatchesPlaced"], 1);
+    assert_eq!(metrics["TicketsCancelled"], 1);
+    assert_eq!(metrics["TimeToTicketCancel"]["count"], 1);
+    assert_eq!(metrics["CurrentTickets"], 1, "cy searches again");
+    assert_eq!(views["queues"]["queues"][0]["searching"], 1);
+}
