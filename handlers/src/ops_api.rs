@@ -326,6 +326,12 @@ fn statuses(params: &Params, names: &[String], refused: &[(&str, &str)]) -> Resu
 /// One page of a listing over GSI1 partitions `<prefix><status>`, newest first, merged across
 /// statuses: at most `limit` items created within the window and below the cursor, and the cursor
 /// of the next page when more may follow.
+///
+/// The cursor is the last item's GSI1 sort key (`<created>#<id>`), not the store's own cursor: one
+/// page merges several partitions, each read further than the page shows. The store port has no
+/// sort-key range condition, so each page reads its partitions from the newest and skips to the
+/// cursor; `since` stops a partition early. Operator volumes make that acceptable; a
+/// `KeyConditionExpression` on `gsi1sk` would be the step up.
 async fn page<S: Store>(
     store: &S,
     prefix: &str,
