@@ -819,7 +819,8 @@ async fn metrics_over<S: Store>(
     }
     // A match that required acceptance has a session only once every player accepted: the
     // placement workflow creates it after `IsAccepted`. Its acceptance was rejected (or timed out)
-    // when its tickets left it, back to SEARCHING or CANCELLED, with no session made.
+    // when its tickets left it, back to SEARCHING or CANCELLED, with no session made and none
+    // PLACING.
     let (mut accepted, mut rejected, mut placed) = (0usize, 0usize, 0usize);
     for m in &matches {
         let session = sessions.get(&session_id_for(&m.matched.id));
@@ -832,9 +833,11 @@ async fn metrics_over<S: Store>(
         if !needs_acceptance {
             continue;
         }
-        if session.is_some() {
+        // Between the last acceptance and the workflow's CreateSession, the tickets are already
+        // PLACING: accepted, not yet placed.
+        if session.is_some() || tickets_in(&tickets, TicketStatus::Placing, &m.matched.id) {
             accepted += 1;
-        } else if !tickets_still_in(&tickets, &m.matched.id) {
+        } else if !tickets_in(&tickets, TicketStatus::RequiresAcceptance, &m.matched.id) {
             rejected += 1;
         }
     }
@@ -890,10 +893,10 @@ async fn metrics_over<S: Store>(
     }))
 }
 
-/// Whether any ticket is still in `match_id`, waiting on its acceptance.
-fn tickets_still_in(tickets: &HashMap<TicketStatus, Vec<TicketRecord>>, match_id: &MatchId) -> bool {
+/// Whether any ticket of `status` is in `match_id`.
+fn tickets_in(tickets: &HashMap<TicketStatus, Vec<TicketRecord>>, status: TicketStatus, match_id: &MatchId) -> bool {
     tickets
-        .get(&TicketStatus::RequiresAcceptance)
+        .get(&status)
         .into_iter()
         .flatten()
         .any(|t| t.match_id.as_ref() == Some(match_id))
