@@ -7,6 +7,7 @@
 //!
 //! - [`matcher`]: SQS `tickets` batches → admissions and pool rounds → `batchItemFailures`.
 //! - [`tickets_api`]: API Gateway proxy requests for reading and cancelling tickets.
+//! - [`ops_api`]: the operators' listings, session histories, queue figures, DLQ and metrics.
 //! - [`workflow_tasks`]: the Task states of the `session-placement` workflow.
 //! - [`session_reports`]: game servers' signed reports on their sessions.
 //! - [`sweeper`]: the scheduled safety net: timed-out tickets, stuck sessions, lost placements.
@@ -15,6 +16,7 @@
 
 pub mod cognito;
 pub mod matcher;
+pub mod ops_api;
 pub mod players_api;
 pub mod problem;
 pub mod push;

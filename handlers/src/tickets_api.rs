@@ -119,7 +119,17 @@ where
     }
     let result = match request.http_method {
         Method::GET => tickets::get(&service.store, &service.clock, &caller, &id).await,
-        Method::DELETE => tickets::cancel(&service.store, &service.events, &service.settings, &caller, &id).await,
+        Method::DELETE => {
+            tickets::cancel(
+                &service.store,
+                &service.events,
+                &service.clock,
+                &service.settings,
+                &caller,
+                &id,
+            )
+            .await
+        }
         other => {
             return Problem::method_not_allowed(format!(
                 "{other} is not allowed on /v1/tickets/{{ticketId}}; use GET or DELETE"

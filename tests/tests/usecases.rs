@@ -319,6 +319,7 @@ async fn a_cancelled_ticket_leaves_the_pool_and_frees_its_player() {
     let view = tickets::cancel(
         &stack.store,
         &stack.events,
+        &stack.clock,
         &stack.settings,
         &"p-1".into(),
         &"t-1".into(),
@@ -331,6 +332,7 @@ async fn a_cancelled_ticket_leaves_the_pool_and_frees_its_player() {
     let again = tickets::cancel(
         &stack.store,
         &stack.events,
+        &stack.clock,
         &stack.settings,
         &"p-1".into(),
         &"t-1".into(),
@@ -357,6 +359,7 @@ async fn a_placing_ticket_cannot_be_cancelled_and_others_cannot_see_it() {
     let err = tickets::cancel(
         &stack.store,
         &stack.events,
+        &stack.clock,
         &stack.settings,
         &"p-1".into(),
         &"t-1".into(),

@@ -4,6 +4,7 @@ mod bots;
 mod client;
 mod dev;
 mod dev_home;
+mod ops;
 mod record;
 mod replay;
 mod ruleset;
@@ -59,6 +60,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Record the live traffic of a running `queuematch dev` to a trace.
     Record(record::RecordArgs),
+    /// The operators' views (queues, sessions, metrics) as tables, refreshed with --watch.
+    Ops(ops::OpsArgs),
     /// Work with Step Functions workflows: validate and run them on the embedded engine.
     Workflow {
         #[command(subcommand)]
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Workflow { command } => workflow::run(command),
         Command::Replay(args) => replay::run(args),
         Command::Record(args) => record::run(args),
+        Command::Ops(args) => ops::run(args),
     };
     match outcome {
         Ok(code) => code,

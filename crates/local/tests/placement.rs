@@ -1201,6 +1201,7 @@ async fn a_player_who_cancels_during_acceptance_drops_the_match_and_the_other_is
     let cancelled = tickets::cancel(
         &stack.service.store,
         &stack.service.events,
+        &stack.service.clock,
         &stack.service.settings,
         &PlayerId::from("p-2"),
         &TicketId::from("t-2"),

@@ -270,6 +270,25 @@ impl TicketsApiConfig {
     }
 }
 
+/// `ops-api`: the operators' views under /v1/ops/ and the DLQ's redrive. It reads the table and
+/// the tickets queue's attributes and dead letters; it writes nothing but the redrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsApiConfig {
+    pub table_name: String,
+    pub queue: QueueUrls,
+}
+
+impl OpsApiConfig {
+    pub const BINARY: &'static str = "ops-api";
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: table(env)?,
+            queue: QueueUrls::from_env(env)?,
+        })
+    }
+}
+
 /// `workflow-tasks`: places, activates and fails sessions; requeues tickets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkflowTasksConfig {
@@ -343,6 +362,7 @@ impl SweeperConfig {
 pub const BINARIES: &[&str] = &[
     MatcherConfig::BINARY,
     TicketsApiConfig::BINARY,
+    OpsApiConfig::BINARY,
     WorkflowTasksConfig::BINARY,
     SessionReportsConfig::BINARY,
     WsAuthorizerConfig::BINARY,
@@ -356,6 +376,7 @@ pub fn check(binary: &str, env: &Env) -> Result<(), ConfigError> {
     match binary {
         MatcherConfig::BINARY => MatcherConfig::from_env(env).map(drop),
         TicketsApiConfig::BINARY => TicketsApiConfig::from_env(env).map(drop),
+        OpsApiConfig::BINARY => OpsApiConfig::from_env(env).map(drop),
         WorkflowTasksConfig::BINARY => WorkflowTasksConfig::from_env(env).map(drop),
         SessionReportsConfig::BINARY => SessionReportsConfig::from_env(env).map(drop),
         WsAuthorizerConfig::BINARY => WsAuthorizerConfig::from_env(env).map(drop),

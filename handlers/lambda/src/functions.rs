@@ -19,7 +19,7 @@ use queuematch_core::{SessionStatus, TicketStatus};
 use queuematch_handlers::push::{self, Connections, RouteEvent};
 use queuematch_handlers::workflow_tasks::{self, TaskFailure};
 use queuematch_handlers::ws_authorizer::{self, PlayerTokens};
-use queuematch_handlers::{matcher, players_api, session_reports, sweeper, tickets_api, Service};
+use queuematch_handlers::{matcher, ops_api, players_api, session_reports, sweeper, tickets_api, Service};
 use serde_json::Value;
 
 /// A port error at the Lambda boundary: its stable `errorType` (DESIGN.md "Errors and limits").
@@ -123,6 +123,20 @@ fn response_json(response: &ApiGatewayProxyResponse) -> Option<Value> {
         Body::Empty => None,
         _ => None,
     }
+}
+
+/// `ops-api`: the operators' routes under /v1/ops/. Express keeps no execution history, so a
+/// session's timeline stands for it. Every outcome is an HTTP response.
+pub async fn ops_api<S, Q, W, E, C, P>(
+    service: &Service<S, Q, W, E, C, P>,
+    event: LambdaEvent<ApiGatewayProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Diagnostic>
+where
+    S: Store,
+    Q: TicketQueue,
+    C: Clock,
+{
+    Ok(ops_api::handle(service, &ops_api::TimelineOnly, event.payload).await)
 }
 
 /// `session-reports`: POST /v1/sessions/{sessionId}/events. Every outcome is an HTTP response.

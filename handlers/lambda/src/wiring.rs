@@ -44,6 +44,7 @@ pub type FunctionEvents = Metered<EventBridgeEvents, SystemClock>;
 pub type MatcherService =
     Service<DynamoStore, SqsTicketQueue, SfnWorkflows, FunctionEvents, SystemClock, CognitoTokens>;
 pub type TicketsApiService = Service<DynamoStore, (), (), FunctionEvents, SystemClock, ()>;
+pub type OpsApiService = Service<DynamoStore, SqsTicketQueue, (), (), SystemClock, ()>;
 pub type WorkflowTasksService = Service<DynamoStore, SqsTicketQueue, (), FunctionEvents, SystemClock, ()>;
 pub type SessionReportsService = Service<DynamoStore, (), SfnWorkflows, FunctionEvents, SystemClock, ()>;
 pub type SweeperService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, FunctionEvents, SystemClock, ()>;
@@ -182,6 +183,19 @@ pub fn session_reports(
         settings: Arc::new(Settings::default()),
     };
     Ok((service, fleet))
+}
+
+pub fn ops_api(config: &crate::config::OpsApiConfig, clients: &Clients) -> Result<OpsApiService, StartError> {
+    Ok(Service {
+        store: store(clients, &config.table_name),
+        queue: queue(clients, &config.queue),
+        workflows: (),
+        events: (),
+        clock: SystemClock,
+        party_tokens: (),
+        queues: queues()?,
+        settings: Arc::new(Settings::default()),
+    })
 }
 
 pub fn sweeper(

@@ -386,3 +386,87 @@ async fn sweeper_takes_the_schedulers_event_and_answers_what_it_swept() {
         json!({"timedOut": [], "failedSessions": [], "restarted": [], "resumed": [], "abandoned": []})
     );
 }
+
+/// An API Gateway proxy event of `/v1/ops/…` as the REST API sends it behind the Cognito
+/// authorizer: the claims are strings, and a user's groups are `cognito:groups`.
+fn ops_event(method: &str, resource: &str, query: Value, claims: Value) -> ApiGatewayProxyRequest {
+    let multi: serde_json::Map<String, Value> = query
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), json!([v])))
+        .collect();
+    serde_json::from_value(json!({
+        "resource": resource,
+        "path": resource,
+        "httpMethod": method,
+        "headers": {"Accept": "application/json"},
+        "multiValueHeaders": {"Accept": ["application/json"]},
+        "queryStringParameters": if multi.is_empty() { Value::Null } else { query.clone() },
+        "multiValueQueryStringParameters": if multi.is_empty() { Value::Null } else { Value::Object(multi) },
+        "pathParameters": null,
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": "123456789012",
+            "resourceId": "abc123",
+            "stage": "live",
+            "requestId": "00000000-0000-0000-0000-000000000001",
+            "identity": {"sourceIp": "203.0.113.7"},
+            "resourcePath": resource,
+            "httpMethod": method,
+            "apiId": "a1b2c3d4e5",
+            "authorizer": {"claims": claims},
+        },
+        "body": null,
+        "isBase64Encoded": false,
+    }))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn ops(event: ApiGatewayProxyRequest) -> (i64, Value) {
+    let service = service_at(&json!({"now": NOW.0}));
+    let response = functions::ops_api(&service, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.error_message));
+    let body = match response.body {
+        Some(Body::Text(text)) => serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{e}")),
+        other => panic!("not a text body: {other:?}"),
+    };
+    (response.status_code, body)
+}
+
+#[tokio::test]
+async fn ops_api_answers_the_operators_group_only_and_names_a_bad_filter() {
+    let operator = json!({"sub": "0f1e2d3c", "email": "ops@example.com", "cognito:groups": "operators"});
+    let player = json!({"sub": "a1b2c3d4", "email": "p@example.com"});
+
+    let (status, body) = ops(ops_event("GET", "/v1/ops/queues", json!({}), operator.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["ticketsQueue"],
+        json!({"visible": 0, "inFlight": 0, "delayed": 0, "dead": 0})
+    );
+    let queues: Vec<&str> = body["queues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert!(queues.contains(&"ranked-1v1"), "every rule set bundled: {queues:?}");
+
+    let (status, body) = ops(ops_event("GET", "/v1/ops/queues", json!({}), player)).await;
+    assert_eq!(status, 403, "{body}");
+
+    let (status, body) = ops(ops_event(
+        "GET",
+        "/v1/ops/tickets",
+        json!({"status": "NOPE"}),
+        operator.clone(),
+    ))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["pointer"], "/query/status");
+
+    let (status, body) = ops(ops_event("POST", "/v1/ops/dlq/redrive", json!({}), operator)).await;
+    assert_eq!((status, body), (200, json!({"moved": 0})));
+}

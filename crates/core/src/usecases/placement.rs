@@ -475,7 +475,9 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
             if record.ticket.status == TicketStatus::RequiresAcceptance {
                 if let Some(reason) = cancellation_reason(record, match_id, window_closed) {
                     let to = TicketStatus::Cancelled;
-                    if super::tickets::finish(self.store, self.events, &current, to, reason, self.settings).await? {
+                    let now = self.clock.now();
+                    if super::tickets::finish(self.store, self.events, &current, to, reason, now, self.settings).await?
+                    {
                         return Ok(Some(Requeue::Cancelled));
                     }
                     continue;

@@ -182,6 +182,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
                     current,
                     TicketStatus::TimedOut,
                     reason,
+                    now,
                     self.settings,
                 )
                 .await?

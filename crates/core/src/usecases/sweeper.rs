@@ -161,6 +161,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
                 &current,
                 TicketStatus::TimedOut,
                 reason,
+                now,
                 self.settings,
             )
             .await?

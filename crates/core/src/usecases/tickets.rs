@@ -14,6 +14,7 @@ use crate::ports::store::{Condition, Write};
 use crate::ports::{Clock, Events, PortError, Store};
 use crate::status::{SessionStatus, TicketStatus};
 use crate::ticket::AcceptanceType;
+use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -133,9 +134,10 @@ pub(crate) async fn read_for<S: Store>(
 
 /// Cancels `id` for `caller`. Cancelling a cancelled ticket answers it unchanged; a ticket being
 /// placed, or finished otherwise, cannot be cancelled.
-pub async fn cancel<S: Store, E: Events>(
+pub async fn cancel<S: Store, E: Events, C: Clock>(
     store: &S,
     events: &E,
+    clock: &C,
     settings: &Settings,
     caller: &PlayerId,
     id: &TicketId,
@@ -156,7 +158,8 @@ pub async fn cancel<S: Store, E: Events>(
             _ => {}
         }
         let reason = format!("cancelled by {caller}");
-        if finish(store, events, &current, TicketStatus::Cancelled, reason, settings).await? {
+        let now = clock.now();
+        if finish(store, events, &current, TicketStatus::Cancelled, reason, now, settings).await? {
             let after = read_for(store, caller, id).await?;
             return Ok(TicketView::from(&after.value));
         }
@@ -167,16 +170,19 @@ pub async fn cancel<S: Store, E: Events>(
 }
 
 /// Moves a ticket read at `current` to a terminal status with `reason`, and frees its players'
-/// guards, in one transaction. False when the ticket moved since it was read.
+/// guards, in one transaction, noting `at` as when it finished. False when the ticket moved since it
+/// was read.
 pub(crate) async fn finish<S: Store, E: Events>(
     store: &S,
     events: &E,
     current: &Versioned<TicketRecord>,
     to: TicketStatus,
     reason: String,
+    at: Timestamp,
     settings: &Settings,
 ) -> Result<bool, PortError> {
     let mut next = current.value.clone();
+    next.finished_at = Some(at);
     next.ticket
         .move_to(to, Some(reason))
         .map_err(|e| PortError::invalid(e.to_string()))?;

@@ -17,6 +17,8 @@
 //! - The sweeper loop runs the `sweeper` handler every minute, as EventBridge Scheduler does.
 //! - `GET /console` is the operators' web console, and `GET /v1/ops/stream?token=` its push: see
 //!   [`console`].
+//! - `/v1/ops/tickets`, `matches`, `sessions`, `sessions/{id}`, `queues`, `dlq`, `dlq/redrive` and
+//!   `metrics` become API Gateway proxy events for the `ops-api` handler (see `ops`).
 //! - `GET /v1/ops/traffic?token=` streams the accepted requests to an operator as trace lines, for
 //!   `queuematch record` (see `traffic`).
 //!
@@ -24,6 +26,7 @@
 
 pub mod console;
 mod matcher_loop;
+mod ops;
 mod push;
 mod reports;
 mod routes;

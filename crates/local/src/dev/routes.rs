@@ -1,6 +1,6 @@
 //! The HTTP routes of the dev server.
 
-use super::{console, push, reports, ticket_checks, traffic, DevState};
+use super::{console, ops, push, reports, ticket_checks, traffic, DevState};
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body as LambdaBody;
 use axum::body::{Body, Bytes};
@@ -15,7 +15,7 @@ use queuematch_core::ports::Clock;
 use queuematch_core::ticket_request::{FieldError, TicketRequest};
 use queuematch_core::usecases::messages::{Message, TicketMessage};
 use queuematch_handlers::problem::Problem;
-use queuematch_handlers::{players_api, tickets_api};
+use queuematch_handlers::{ops_api, players_api, tickets_api};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -47,6 +47,38 @@ pub fn router(state: DevState) -> Router {
         .route(
             "/v1/ops/stream",
             get(console::stream::stream).fallback(method_not_allowed),
+        )
+        .route(
+            ops_api::TICKETS_RESOURCE,
+            get(|s, m, h, q| ops::route(s, m, h, q, ops_api::TICKETS_RESOURCE)).fallback(method_not_allowed),
+        )
+        .route(
+            ops_api::MATCHES_RESOURCE,
+            get(|s, m, h, q| ops::route(s, m, h, q, ops_api::MATCHES_RESOURCE)).fallback(method_not_allowed),
+        )
+        .route(
+            ops_api::SESSIONS_RESOURCE,
+            get(|s, m, h, q| ops::route(s, m, h, q, ops_api::SESSIONS_RESOURCE)).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1/ops/sessions/{session_id}",
+            get(ops::session).fallback(method_not_allowed),
+        )
+        .route(
+            ops_api::QUEUES_RESOURCE,
+            get(|s, m, h, q| ops::route(s, m, h, q, ops_api::QUEUES_RESOURCE)).fallback(method_not_allowed),
+        )
+        .route(
+            ops_api::DLQ_RESOURCE,
+            get(|s, m, h, q| ops::route(s, m, h, q, ops_api::DLQ_RESOURCE)).fallback(method_not_allowed),
+        )
+        .route(
+            ops_api::REDRIVE_RESOURCE,
+            post(|s, m, h, q| ops::route(s, m, h, q, ops_api::REDRIVE_RESOURCE)).fallback(method_not_allowed),
+        )
+        .route(
+            ops_api::METRICS_RESOURCE,
+            get(|s, m, h, q| ops::route(s, m, h, q, ops_api::METRICS_RESOURCE)).fallback(method_not_allowed),
         )
         .route(
             "/v1/ops/traffic",
@@ -114,7 +146,7 @@ pub(super) fn unreadable_path(what: &str, rejection: &PathRejection) -> Response
 }
 
 /// The caller of a request with `Authorization: Bearer <dev token>`; the 401 to answer if none.
-fn authenticate(state: &DevState, headers: &HeaderMap) -> Result<Claims, Box<Problem>> {
+pub(super) fn authenticate(state: &DevState, headers: &HeaderMap) -> Result<Claims, Box<Problem>> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

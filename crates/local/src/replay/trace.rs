@@ -804,7 +804,15 @@ impl Run<'_> {
             } => {
                 let id = TicketId::from(ticket_id.as_str());
                 let caller = PlayerId::new(player_id.as_str());
-                let result = tickets::cancel(&service.store, &service.events, &service.settings, &caller, &id).await;
+                let result = tickets::cancel(
+                    &service.store,
+                    &service.events,
+                    &service.clock,
+                    &service.settings,
+                    &caller,
+                    &id,
+                )
+                .await;
                 service.events.take();
                 let line = match result {
                     Ok(view) if view.status == TicketStatus::Cancelled && self.cancelled.insert(ticket_id.clone()) => {

@@ -149,6 +149,10 @@ pub struct TicketRecord {
     /// player themselves. Emptied whenever the ticket leaves its match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub acceptances: BTreeMap<PlayerId, AcceptanceType>,
+    /// When the ticket was cancelled, timed out or failed by `usecases::tickets::finish`: what the
+    /// operators' TimeToTicketCancel measures. Absent on tickets written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
 }
 
 impl TicketRecord {
@@ -159,6 +163,7 @@ impl TicketRecord {
             partition: partition.into(),
             match_id: None,
             acceptances: BTreeMap::new(),
+            finished_at: None,
         }
     }
 
@@ -374,7 +379,19 @@ fn match_write(matched: &Match, status: MatchStatus, condition: Condition) -> Re
         matched: matched.clone(),
         status,
     };
-    Ok(Write::put(Item::new(key.clone(), body(&key, &record)?), condition))
+    let status = match status {
+        MatchStatus::Pending => "PENDING",
+        MatchStatus::Committed => "COMMITTED",
+    };
+    // Listed on GSI1 by status and age for operators, as tickets and sessions are.
+    let listed = IndexKey::new(
+        format!("MATCHES#{status}"),
+        format!("{}#{}", padded(matched.created_at), matched.id),
+    );
+    Ok(Write::put(
+        Item::new(key.clone(), body(&key, &record)?).with_gsi1(listed),
+        condition,
+    ))
 }
 
 // ---- sessions ----------------------------------------------------------------------------------

@@ -250,7 +250,7 @@ pub(crate) async fn snapshot(state: &DevState) -> Value {
         Ok(sessions) => {
             snapshot["sessions"] = sessions.iter().map(|(s, _)| views::session_row(s)).collect();
             snapshot["histograms"] = views::histograms(&sessions);
-            snapshot["queues"] = match views::queues(state, &sessions).await {
+            snapshot["queues"] = match views::queues(state).await {
                 Ok(queues) => queues,
                 Err(e) => json!({"error": e.to_string()}),
             };
