@@ -23,6 +23,8 @@
 //! [`check`] verifies a match independently of all this, and the property tests hold the matcher to it.
 
 pub mod check;
+#[cfg(test)]
+mod golden;
 mod group;
 mod outcome;
 mod plan;
