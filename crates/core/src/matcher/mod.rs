@@ -23,6 +23,8 @@
 //! [`check`] verifies a match independently of all this, and the property tests hold the matcher to it.
 
 pub mod check;
+#[cfg(test)]
+mod golden;
 mod group;
 mod outcome;
 mod plan;
@@ -113,15 +115,18 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
             .map(|e| ((pool.entries[e].created_at - oldest_ms) << 32) | u64::from(u32_of(e)))
             .collect();
         radsort::sort(&mut keyed);
-        keyed.iter().map(|&k| k as u32).collect()
+        let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
+        order_ties_by_id(&mut by_age, |i| keyed[i] >> 32, &pool);
+        by_age
     } else {
         let mut keyed: Vec<u128> = (0..n)
             .map(|e| (u128::from(pool.entries[e].created_at) << 32) | u128::from(u32_of(e)))
             .collect();
         radsort::sort(&mut keyed);
-        keyed.iter().map(|&k| k as u32).collect()
+        let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
+        order_ties_by_id(&mut by_age, |i| (keyed[i] >> 32) as u64, &pool);
+        by_age
     };
-    order_ties_by_id(&mut by_age, &pool);
 
     let mut fate = vec![Fate::Waiting; n];
     for (e, f) in fate.iter_mut().enumerate() {
@@ -237,27 +242,30 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
     }
     // Region names are shared by the round's matches: one string per region, not per match.
     let regions: Vec<Arc<str>> = pool.regions.iter().map(|&r| Arc::from(r)).collect();
-    let matches = formed
-        .into_iter()
-        .zip(&match_id_ends)
-        .scan(0, |start, (f, &end)| {
-            let id = &match_ids[*start..end];
-            *start = end;
-            Some(build_match(
-                f,
-                id,
-                &formed_members,
-                &plan,
-                &pool,
-                &regions,
-                &mut ids,
-                now,
-            ))
-        })
-        .collect();
+    // Sized once: collected from an iterator that gives no size, 50k matches of about 300 bytes
+    // grew by doubling, and each growth copied all of them (about 30 MB of copying at 100k).
+    let mut matches = Vec::with_capacity(formed.len());
+    let mut start = 0;
+    for (f, &end) in formed.into_iter().zip(&match_id_ends) {
+        let id = &match_ids[start..end];
+        start = end;
+        matches.push(build_match(
+            f,
+            id,
+            &formed_members,
+            &plan,
+            &pool,
+            &regions,
+            &mut ids,
+            now,
+        ));
+    }
 
-    let mut timed_out = Vec::new();
-    let mut remaining = Vec::new();
+    // Sized for the same reason: every ticket not matched is in one of the two.
+    let unmatched = fate.iter().filter(|&&f| f != Fate::Matched).count();
+    let timed_out_count = fate.iter().filter(|&&f| f == Fate::TimedOut).count();
+    let mut timed_out = Vec::with_capacity(timed_out_count);
+    let mut remaining = Vec::with_capacity(unmatched - timed_out_count);
     let mut next_change: Option<u64> = None;
     for &e in &by_age {
         let e = e as usize;
@@ -299,12 +307,13 @@ fn u32_of(n: usize) -> u32 {
 }
 
 /// Orders each run of tickets created in the same millisecond by id, so that ties never depend
-/// on the pool's order. `by_age` is sorted by time already.
-fn order_ties_by_id(by_age: &mut [u32], pool: &Pool) {
-    let time = |e: u32| pool.entries[e as usize].created_at;
+/// on the pool's order. `by_age` is sorted by time already, and `time(i)` is the time of its `i`th
+/// entry (or that time less a constant): read from the sorted keys, in order, rather than from
+/// each entry, at random.
+fn order_ties_by_id(by_age: &mut [u32], time: impl Fn(usize) -> u64, pool: &Pool) {
     let mut start = 0;
     for i in 1..=by_age.len() {
-        if i == by_age.len() || time(by_age[i]) != time(by_age[start]) {
+        if i == by_age.len() || time(i) != time(start) {
             if i - start > 1 {
                 by_age[start..i].sort_unstable_by(|&a, &b| pool.cmp_ticket_ids(a as usize, b as usize));
             }

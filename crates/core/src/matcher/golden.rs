@@ -1,0 +1,77 @@
+//! The golden test: the outcomes of the example rule sets on seeded pools, as a digest of their JSON.
+//!
+//! Speed work on the matcher must not change a single match. The scenario and property tests check
+//! behaviours and invariants; this one checks that every choice stays exactly as it was: any change
+//! in the matches, their order, teams, regions, quality figures or the next change shows up as a
+//! different digest. The digests were made by the code before the third speed pass. A deliberate
+//! change of behaviour must update them, and say so.
+
+use super::{round_with, Pairing};
+use crate::simulate::Population;
+use crate::{RuleSet, Timestamp};
+
+const NOW: Timestamp = Timestamp(10_000_000);
+
+/// FNV-1a, 64 bits: enough to tell two outcomes apart, and no dependency.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn example(name: &str) -> RuleSet {
+    let path = format!("{}/../../examples/rulesets/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    RuleSet::from_json_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Each example rule set's outcome on a pool of 3,000 tickets (seed 7), aged over 60 s and over 200 s
+/// (so some time out), with both pairings: (rule set, ages in ms, pairing, JSON bytes, digest).
+fn digests() -> Vec<(String, u64, Pairing, usize, u64)> {
+    let mut out = Vec::new();
+    for name in ["ranked-1v1", "ranked-5v5", "coop-4", "battle-royale-60"] {
+        let rules = example(name);
+        for ages_ms in [60_000, 200_000] {
+            let pool = Population::new(&rules, 7).waiting_pool(3_000, NOW, ages_ms);
+            for pairing in [Pairing::ClosestSkill, Pairing::ArrivalOrder] {
+                let json = serde_json::to_vec(&round_with(&pool, &rules, NOW, pairing)).unwrap();
+                out.push((name.to_owned(), ages_ms, pairing, json.len(), fnv1a(&json)));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_example_rule_sets_match_exactly_as_before() {
+    // (JSON bytes, digest), in the order of `digests`.
+    let expected: &[(usize, u64)] = &[
+        (557968, 0xc1ec1db0b9d3f6e5), // ranked-1v1 60000 ClosestSkill
+        (558469, 0x5856bd8c85de076e), // ranked-1v1 60000 ArrivalOrder
+        (358581, 0x09a2cef4af0c0fea), // ranked-1v1 200000 ClosestSkill
+        (360386, 0x073e6b1f376f6ce5), // ranked-1v1 200000 ArrivalOrder
+        (249474, 0x35b1f52d04fcb6f8), // ranked-5v5 60000 ClosestSkill
+        (214671, 0x802406e14badd3e7), // ranked-5v5 60000 ArrivalOrder
+        (169981, 0x74936feff72bf5f6), // ranked-5v5 200000 ClosestSkill
+        (147104, 0x59793fd56e39a1e3), // ranked-5v5 200000 ArrivalOrder
+        (477088, 0xccf7e94276a32581), // coop-4 60000 ClosestSkill
+        (490024, 0x87ac3f7cab2ec2ef), // coop-4 60000 ArrivalOrder
+        (427829, 0x80a4ae2d54e325ff), // coop-4 200000 ClosestSkill
+        (444763, 0xb367ad503574ec1d), // coop-4 200000 ArrivalOrder
+        (180547, 0x321f85c0b08a8df5), // battle-royale-60 60000 ClosestSkill
+        (180385, 0xbd92431e020733f2), // battle-royale-60 60000 ArrivalOrder
+        (170595, 0x3fa46fc02d12ccd0), // battle-royale-60 200000 ClosestSkill
+        (168697, 0x2fc9c31c556ea87a), // battle-royale-60 200000 ArrivalOrder
+    ];
+    let got = digests();
+    let printed: Vec<String> = got
+        .iter()
+        .map(|(n, a, p, len, d)| format!("({len}, 0x{d:016x}), // {n} {a} {p:?}"))
+        .collect();
+    assert_eq!(
+        got.iter().map(|g| (g.3, g.4)).collect::<Vec<_>>(),
+        expected,
+        "outcomes changed:\n{}",
+        printed.join("\n")
+    );
+}
