@@ -246,7 +246,13 @@ async fn a_player_who_leaves_mid_game_leaves_an_open_slot_that_a_backfilled_play
     );
     assert_eq!(told.teams[1].score, score("p-c"));
     let reports = receiver.until("end").await;
-    assert_eq!(check_reports(&reports, "s-leave", &secret), ["ready", "result", "end"]);
+    // AND the service was told of the departure, signed like every report, so it could backfill
+    assert_eq!(
+        check_reports(&reports, "s-leave", &secret),
+        ["ready", "playerLeft", "result", "end"]
+    );
+    let left = reports.iter().find(|r| r.kind() == "playerLeft").unwrap().json();
+    assert_eq!(left, serde_json::json!({"type": "playerLeft", "playerId": "p-b"}));
     let scores = &reports.iter().find(|r| r.kind() == "result").unwrap().json()["result"]["scores"];
     assert_eq!(
         scores.as_object().unwrap().len(),

@@ -41,7 +41,7 @@ pub type MatcherService =
     Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, CognitoTokens>;
 pub type TicketsApiService = Service<DynamoStore, (), (), EventBridgeEvents, SystemClock, ()>;
 pub type WorkflowTasksService = Service<DynamoStore, SqsTicketQueue, (), EventBridgeEvents, SystemClock, ()>;
-pub type SessionReportsService = Service<DynamoStore, (), SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
+pub type SessionReportsService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
 pub type SweeperService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, EventBridgeEvents, SystemClock, ()>;
 
 /// The SDK configuration from the environment, with the adapters' retry policy.
@@ -165,7 +165,7 @@ pub fn session_reports(
     let fleet = fleet(clients, &store, &config.fleet);
     let service = Service {
         store,
-        queue: (),
+        queue: queue(clients, &config.queue),
         workflows: workflows(clients, COMPLETION_WORKFLOW, &config.completion_state_machine_arn),
         events: events(clients, &config.event_bus_name),
         clock: SystemClock,
