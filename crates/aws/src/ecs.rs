@@ -200,6 +200,15 @@ impl ServerRegistry {
         Err(PortError::transient(format!("server {server}'s item kept changing")))
     }
 
+    /// The server's item as it is now, without touching it: a server between heartbeats looks here
+    /// for a claim, so its players need not wait a whole heartbeat to be let in.
+    pub async fn current(&self, server: &str) -> Result<Option<ServerRecord>, PortError> {
+        match self.store.get(&self.key(server)).await? {
+            Some(stored) => Ok(Some(items::read::<ServerRecord>(&stored)?.value)),
+            None => Ok(None),
+        }
+    }
+
     /// The server is stopping: its item is deleted when it is free, and marked dead when a session
     /// claimed it (the session's placement then fails on its next poll rather than waiting).
     pub async fn deregister(&self, server: &str) -> Result<(), PortError> {

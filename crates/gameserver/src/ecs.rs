@@ -3,10 +3,10 @@
 //! With `--register-table T --fleet F` (a build with the `ecs` feature), the server:
 //! 1. puts its own warm-server item, `FLEET#F` / `SERVER#<id>`: its address and port, free, seen now,
 //!    expiring `--registration-ttl` later (queuematch-aws's [`ServerRegistry`]);
-//! 2. every `--heartbeat-interval`, refreshes the item (keeping any claim) and reads it back: a
-//!    session the fleet's adapter ([`queuematch_aws::ecs::EcsFleet`]) claimed there is fed to the
-//!    server as the local fleet feeds its control channel, once; an item that expired (a long pause)
-//!    is put back, free;
+//! 2. every `--heartbeat-interval`, refreshes the item (keeping any claim), and every 250 ms reads
+//!    it: a session the fleet's adapter ([`queuematch_aws::ecs::EcsFleet`]) claimed there is fed to
+//!    the server as the local fleet feeds its control channel, once; an item that expired (a long
+//!    pause) is put back, free;
 //! 3. on SIGTERM or Ctrl-C (ECS stops a task with SIGTERM), deletes its item, or marks it dead when
 //!    a session holds it, and exits.
 //!
@@ -26,6 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+
+/// How often an idle server looks for a claim on its item, between heartbeats.
+const CLAIM_POLL: Duration = Duration::from_millis(250);
 
 /// Why a registered server stopped.
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +90,22 @@ pub async fn run(
     );
     let beating = async {
         let mut fed: Option<SessionId> = None;
-        let mut ticks = tokio::time::interval(heartbeat);
+        // A claim is looked for often (a read), the item refreshed once a heartbeat (a write):
+        // placement answers ready as soon as it claims, and the players come at once.
+        let mut ticks = tokio::time::interval(heartbeat.min(CLAIM_POLL));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_beat: Option<tokio::time::Instant> = None;
         loop {
             ticks.tick().await;
             let now = SystemClock.now();
-            match registry.heartbeat(&record.server_id, now, registration.ttl).await {
+            let due = last_beat.is_none_or(|at| at.elapsed() >= heartbeat);
+            let read = if due {
+                last_beat = Some(tokio::time::Instant::now());
+                registry.heartbeat(&record.server_id, now, registration.ttl).await
+            } else {
+                registry.current(&record.server_id).await
+            };
+            match read {
                 Ok(Some(current)) if current.dead => return Err(RegistrationError::Dead),
                 Ok(Some(current)) => {
                     if let Some(assignment) = current.session {

@@ -120,7 +120,7 @@ async fn a_server_registers_itself_is_claimed_hosts_its_session_and_deregisters_
         Command::new(env!("CARGO_BIN_EXE_queuematch-gameserver"))
             .args(["--service-url", &receiver.url, "--register-table", &table])
             .args(["--fleet", "arena", "--server-id", "srv-1"])
-            .args(["--heartbeat-interval", "200ms", "--registration-ttl", "3s"])
+            .args(["--heartbeat-interval", "1s", "--registration-ttl", "4s"])
             .args(["--ticks-per-second", "50", "--game-ticks", "30"])
             .env("AWS_ENDPOINT_URL", &url)
             .env("AWS_ACCESS_KEY_ID", "testing")
