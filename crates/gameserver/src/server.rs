@@ -681,6 +681,14 @@ async fn play(
             Some(join) = joins.recv() => {
                 let Some(join) = for_this_session(join, &table.assignment.session_id).await else { continue };
                 let team = match game.team_of(&join.player) {
+                    // Back after leaving: their slot, unless a backfilled player took it meanwhile
+                    // (a seated player's new connection replaces the old one, as ever).
+                    Some(team)
+                        if !table.seats.contains_key(&join.player)
+                            && table.open_slots().get(team).copied().unwrap_or(0) == 0 =>
+                    {
+                        None
+                    }
                     Some(team) => Some(team),
                     // Backfill: the team with the most open slots, if any has one.
                     None => table

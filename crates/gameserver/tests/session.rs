@@ -231,6 +231,11 @@ async fn a_player_who_leaves_mid_game_leaves_an_open_slot_that_a_backfilled_play
         denial(&endpoint, &token(&secret, "s-leave", "p-d")).await,
         "player p-d is not in this session, and it has no open slot"
     );
+    // AND p-b, back too late, finds their slot taken: the team stays at its size
+    assert_eq!(
+        denial(&endpoint, &token(&secret, "s-leave", "p-b")).await,
+        "player p-b is not in this session, and it has no open slot"
+    );
     let (a, c) = (player(a, Some(0.05), 3), player(c, Some(0.05), 4));
     let told = outcome(a).await;
     assert_eq!(outcome(c).await, told);
