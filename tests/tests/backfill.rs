@@ -383,3 +383,54 @@ async fn departures_are_checked_before_anything_changes() {
     // (c and d form a match of their own instead)
     assert_eq!(report.matches.len(), 1, "{report:?}");
 }
+
+#[tokio::test]
+async fn a_player_who_comes_back_before_backfill_closes_their_slot_again() {
+    let stack = Stack::new("MANUAL");
+    let session = stack.session_of("a", "b").await;
+    stack.left(&session, "p-b").await;
+    // GIVEN b is back in their slot before the server asked for backfill
+    let back = json!({"type": "playerReturned", "playerId": "p-b"}).to_string();
+    stack.report(&session, &back).await.unwrap_or_else(|e| panic!("{e}"));
+    // WHEN the server asks anyway, and a ticket that would fit waits
+    stack
+        .report(&session, r#"{"type":"backfill"}"#)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stack.queue_ticket("c", 1500.0).await;
+    stack.queue_ticket("d", 1500.0).await;
+    let report = stack.round().await;
+    // THEN nothing is backfilled: c and d form a match of their own
+    assert!(report.backfilled.is_empty(), "{report:?}");
+    assert_eq!(report.matches.len(), 1, "{report:?}");
+    // AND a second return changes nothing
+    stack.report(&session, &back).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn a_player_whose_slot_was_backfilled_cannot_return_to_it() {
+    let stack = Stack::new("AUTOMATIC");
+    let session = stack.session_of("a", "b").await;
+    stack.left(&session, "p-b").await;
+    stack.queue_ticket("c", 1500.0).await;
+    let report = stack.round().await;
+    assert_eq!(report.backfilled.len(), 1, "{report:?}");
+    // WHEN b reports back
+    let back = json!({"type": "playerReturned", "playerId": "p-b"}).to_string();
+    let refused = stack.report(&session, &back).await;
+    // THEN it is a conflict that names the reason
+    assert!(
+        matches!(refused, Err(ReportError::Conflict(ref m)) if m.contains("backfilled while they were away")),
+        "{refused:?}"
+    );
+    // AND a return of someone who never left, or a stranger, is checked like a departure
+    let stranger = stack
+        .report(&session, r#"{"type":"playerReturned","playerId":"p-z"}"#)
+        .await;
+    assert!(
+        matches!(stranger, Err(ReportError::Invalid(ref f)) if f.pointer == "/playerId"),
+        "{stranger:?}"
+    );
+    let stayed = json!({"type": "playerReturned", "playerId": "p-a"}).to_string();
+    stack.report(&session, &stayed).await.unwrap_or_else(|e| panic!("{e}"));
+}

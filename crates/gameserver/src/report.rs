@@ -35,6 +35,11 @@ pub enum Report {
         #[serde(rename = "playerId")]
         player_id: PlayerId,
     },
+    /// A player who left is back in their slot.
+    PlayerReturned {
+        #[serde(rename = "playerId")]
+        player_id: PlayerId,
+    },
 }
 
 impl Report {
@@ -45,6 +50,7 @@ impl Report {
             Report::Result { .. } => "result",
             Report::End { .. } => "end",
             Report::PlayerLeft { .. } => "playerLeft",
+            Report::PlayerReturned { .. } => "playerReturned",
         }
     }
 }

@@ -705,7 +705,11 @@ async fn play(
                     continue;
                 };
                 let player = join.player.clone();
+                let returning = game.team_of(&player).is_some() && !table.seats.contains_key(&player);
                 if table.seat(join, team).await {
+                    if returning {
+                        let _ = reports.send(Report::PlayerReturned { player_id: player.clone() });
+                    }
                     game.join(&player, team);
                     table.send(&player, &ServerMessage::Tick(game.view()));
                 }

@@ -305,6 +305,12 @@ async fn a_player_who_reconnects_mid_game_plays_on_in_their_own_slot() {
         vec![PlayerId::from("p-b")],
         "still one player on blue"
     );
+    // AND the service heard both: the slot opened, then closed again
+    let reports = receiver.until("end").await;
+    assert_eq!(
+        check_reports(&reports, "s-back", &secret),
+        ["ready", "playerLeft", "playerReturned", "result", "end"]
+    );
 }
 
 #[tokio::test]

@@ -57,9 +57,10 @@ pub struct BackfillRoster {
     pub collections: BTreeMap<String, Vec<String>>,
     /// Every team slot, in the match's order.
     pub teams: Vec<SeatedTeam>,
-    /// Players who left, in order: a second report of the same departure changes nothing.
+    /// Players who left and have not come back, in order, with the team slot they left: a second
+    /// report of the same departure changes nothing, and a return finds its slot.
     #[serde(default)]
-    pub left: Vec<PlayerId>,
+    pub left: Vec<Departure>,
     /// The queue's mode when the roster was made.
     pub automatic: bool,
     /// MANUAL: the game server asked for backfill.
@@ -71,6 +72,15 @@ pub struct BackfillRoster {
     /// The session is over: nothing is backfilled into it any more.
     #[serde(default)]
     pub closed: bool,
+}
+
+/// A player who left a running session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Departure {
+    pub player: Player,
+    /// The index of the team slot they left.
+    pub team: usize,
 }
 
 impl BackfillRoster {
@@ -121,6 +131,8 @@ fn roster_write(roster: &BackfillRoster, read: Option<u64>) -> Result<Write, Por
 pub enum BackfillError {
     #[error("player {player} is not seated in session {session}")]
     NotSeated { player: PlayerId, session: SessionId },
+    #[error("player {player}'s slot in session {session} was backfilled while they were away")]
+    SlotTaken { player: PlayerId, session: SessionId },
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -159,22 +171,54 @@ impl<S: Store, E: Events, C: Clock> Backfills<'_, S, E, C> {
         rule_set: &RuleSet,
     ) -> Result<RosterChange, BackfillError> {
         self.change_roster(session, rule_set, |roster| {
-            if roster.left.contains(player) {
+            if roster.left.iter().any(|d| &d.player.id == player) {
                 return Ok(false);
             }
             let Some(team) = roster
                 .teams
-                .iter_mut()
-                .find(|t| t.players.iter().any(|p| &p.id == player))
+                .iter()
+                .position(|t| t.players.iter().any(|p| &p.id == player))
             else {
                 return Err(BackfillError::NotSeated {
                     player: player.clone(),
                     session: session.session_id.clone(),
                 });
             };
-            team.players.retain(|p| &p.id != player);
-            team.open += 1;
-            roster.left.push(player.clone());
+            let seated = &mut roster.teams[team];
+            let Some(at) = seated.players.iter().position(|p| &p.id == player) else {
+                return Ok(false);
+            };
+            let gone = seated.players.remove(at);
+            seated.open += 1;
+            roster.left.push(Departure { player: gone, team });
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Records that `player`, who left, is back in their slot: it is no longer open. Idempotent; a
+    /// conflict when backfill filled the slot meanwhile (the game server then turns them away).
+    pub async fn player_returned(
+        &self,
+        session: &SessionRecord,
+        player: &PlayerId,
+        rule_set: &RuleSet,
+    ) -> Result<RosterChange, BackfillError> {
+        self.change_roster(session, rule_set, |roster| {
+            let Some(at) = roster.left.iter().position(|d| &d.player.id == player) else {
+                // Never left, or back already.
+                return Ok(false);
+            };
+            let team = roster.left[at].team;
+            let Some(seated) = roster.teams.get_mut(team).filter(|t| t.open > 0) else {
+                return Err(BackfillError::SlotTaken {
+                    player: player.clone(),
+                    session: session.session_id.clone(),
+                });
+            };
+            let back = roster.left.remove(at);
+            seated.open -= 1;
+            seated.players.push(back.player);
             Ok(true)
         })
         .await
@@ -205,6 +249,9 @@ impl<S: Store, E: Events, C: Clock> Backfills<'_, S, E, C> {
             }
             if !was_open && roster.open_slots() > 0 {
                 roster.opened_at = Some(self.clock.now());
+            }
+            if roster.open_slots() == 0 {
+                roster.opened_at = None;
             }
             match self
                 .store

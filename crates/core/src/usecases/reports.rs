@@ -1,5 +1,5 @@
-//! Game-server reports: `ready`, `heartbeat`, `result`, `end`, `playerLeft` and `backfill`, signed
-//! with the session's secret.
+//! Game-server reports: `ready`, `heartbeat`, `result`, `end`, `playerLeft`, `playerReturned` and
+//! `backfill`, signed with the session's secret.
 //!
 //! Each report is checked in this order, so that nothing unauthenticated is parsed, and nothing
 //! refused is stored:
@@ -15,7 +15,8 @@
 //! which is therefore started once; an `end` without a result finishes the session at once:
 //! ENDED, with a timeline entry, its players freed to queue again, its server released.
 //!
-//! A `playerLeft` (`playerId`: a player seated in the ACTIVE session) opens that player's slot, and
+//! A `playerLeft` (`playerId`: a player seated in the ACTIVE session) opens that player's slot (a
+//! `playerReturned` closes it again, when the player came back before backfill filled it), and
 //! `backfill` asks for open slots to be filled (what a MANUAL queue waits for; an AUTOMATIC one fills
 //! them unasked): see [`super::backfill`]. The departed player stays on the session's list, since
 //! they played part of the game and the result scores them.
@@ -54,6 +55,8 @@ pub enum Report {
     End { reason: Option<String> },
     /// A player left mid-game: their slot is open.
     PlayerLeft { player_id: PlayerId },
+    /// A player who left is back in their slot: it is no longer open.
+    PlayerReturned { player_id: PlayerId },
     /// The server asks for its open slots to be filled.
     Backfill,
 }
@@ -121,12 +124,20 @@ impl Report {
                 format!("a `{kind}` report has no `{field}`"),
             ))
         };
-        if player_id.is_some() && kind != "playerLeft" {
+        if player_id.is_some() && !matches!(kind, "playerLeft" | "playerReturned") {
             return extra("playerId");
         }
         match (kind, result, reason) {
-            ("ready" | "heartbeat" | "end" | "playerLeft" | "backfill", Some(_), _) => extra("result"),
-            ("ready" | "heartbeat" | "result" | "playerLeft" | "backfill", _, Some(_)) => extra("reason"),
+            ("ready" | "heartbeat" | "end" | "playerLeft" | "playerReturned" | "backfill", Some(_), _) => {
+                extra("result")
+            }
+            ("ready" | "heartbeat" | "result" | "playerLeft" | "playerReturned" | "backfill", _, Some(_)) => {
+                extra("reason")
+            }
+            ("playerReturned", None, None) => match player_id {
+                Some(player_id) => Ok(Report::PlayerReturned { player_id }),
+                None => Err(FieldError::new("/playerId", "a `playerReturned` report needs `playerId`")),
+            },
             ("playerLeft", None, None) => match player_id {
                 Some(player_id) => Ok(Report::PlayerLeft { player_id }),
                 None => Err(FieldError::new("/playerId", "a `playerLeft` report needs `playerId`")),
@@ -140,7 +151,7 @@ impl Report {
             (other, _, _) => Err(FieldError::new(
                 "/type",
                 format!(
-                    "unknown report type `{other}`; expected ready, heartbeat, result, end, playerLeft or backfill"
+                    "unknown report type `{other}`; expected ready, heartbeat, result, end, playerLeft, playerReturned or backfill"
                 ),
             )),
         }
@@ -327,18 +338,26 @@ impl<S: Store, Q: TicketQueue, F: Fleet, W: Workflows, E: Events, C: Clock> Repo
                     )));
                 }
             }
-            Report::PlayerLeft { .. } | Report::Backfill if status != SessionStatus::Active => {
+            Report::PlayerLeft { .. } | Report::PlayerReturned { .. } | Report::Backfill
+                if status != SessionStatus::Active =>
+            {
                 return Err(ReportError::Conflict(format!(
                     "session {session_id} is {status}: only a running game has open slots"
                 )))
             }
-            Report::PlayerLeft { player_id } if !session.value.player_ids.contains(player_id) => {
+            Report::PlayerLeft { player_id } | Report::PlayerReturned { player_id }
+                if !session.value.player_ids.contains(player_id) =>
+            {
                 return Err(ReportError::Invalid(FieldError::new(
                     "/playerId",
                     format!("player {player_id} is not in session {session_id}"),
                 )))
             }
-            Report::Ready | Report::Heartbeat | Report::PlayerLeft { .. } | Report::Backfill => {}
+            Report::Ready
+            | Report::Heartbeat
+            | Report::PlayerLeft { .. }
+            | Report::PlayerReturned { .. }
+            | Report::Backfill => {}
         }
         // The nonce outlives the window either side of the clock, so a replay is refused for as
         // long as its timestamp would still pass.
@@ -370,6 +389,11 @@ impl<S: Store, Q: TicketQueue, F: Fleet, W: Workflows, E: Events, C: Clock> Repo
             Report::PlayerLeft { player_id } => {
                 let (backfills, rule_set) = self.backfills(&session.value)?;
                 let changed = backfills.player_left(&session.value, &player_id, rule_set).await;
+                self.after_roster_change(changed).await?;
+            }
+            Report::PlayerReturned { player_id } => {
+                let (backfills, rule_set) = self.backfills(&session.value)?;
+                let changed = backfills.player_returned(&session.value, &player_id, rule_set).await;
                 self.after_roster_change(changed).await?;
             }
             Report::Backfill => {
@@ -404,7 +428,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, W: Workflows, E: Events, C: Clock> Repo
     /// Sends the pool a tick when a roster is listed for backfill now.
     async fn after_roster_change(&self, changed: Result<RosterChange, BackfillError>) -> Result<(), ReportError> {
         let change = changed.map_err(|e| match e {
-            BackfillError::NotSeated { .. } => ReportError::Conflict(e.to_string()),
+            BackfillError::NotSeated { .. } | BackfillError::SlotTaken { .. } => ReportError::Conflict(e.to_string()),
             BackfillError::Port(port) => ReportError::Port(port),
         })?;
         if let Some(pool) = change.listed {
