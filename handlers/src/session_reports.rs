@@ -10,7 +10,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use base64::Engine;
 use http::Method;
 use queuematch_core::ids::SessionId;
-use queuematch_core::ports::{Clock, Events, Fleet, Store, Workflows};
+use queuematch_core::ports::{Clock, Events, Fleet, Store, TicketQueue, Workflows};
 use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::reports::{ReportError, Reports, SignedReport};
 
@@ -63,6 +63,7 @@ pub async fn handle<S, Q, W, E, C, P, F>(
 ) -> ApiGatewayProxyResponse
 where
     S: Store,
+    Q: TicketQueue,
     W: Workflows,
     E: Events,
     C: Clock,
@@ -84,6 +85,8 @@ where
     };
     let reports = Reports {
         store: &service.store,
+        queue: &service.queue,
+        queues: &service.queues,
         fleet,
         workflows: &service.workflows,
         events: &service.events,

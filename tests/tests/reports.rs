@@ -12,8 +12,8 @@ use queuematch_core::ports::{Fleet, PortError, Store, Workflows};
 use queuematch_core::status::SessionStatus;
 use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::reports::{ReportError, Reports, SignedReport};
-use queuematch_core::usecases::Settings;
-use queuematch_local::{EventBus, ManualClock, MemoryStore};
+use queuematch_core::usecases::{Queues, Settings};
+use queuematch_local::{EventBus, ManualClock, MemoryQueue, MemoryStore, QueueConfig};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +61,8 @@ struct World {
     events: EventBus,
     fleet: Releases,
     workflows: Starts,
+    queue: MemoryQueue,
+    queues: Queues,
     settings: Settings,
     secret: SessionSecret,
     session: SessionId,
@@ -98,11 +100,13 @@ async fn world() -> World {
         store.put(item, condition).await.unwrap_or_else(|e| panic!("{e}"));
     }
     World {
-        clock,
+        clock: clock.clone(),
         store,
         events: EventBus::default(),
         fleet: Releases::default(),
         workflows: Starts::default(),
+        queue: MemoryQueue::new(clock.clone(), QueueConfig::default()),
+        queues: Queues::default(),
         settings: Settings::default(),
         secret,
         session,
@@ -124,6 +128,8 @@ impl World {
     ) -> Result<SessionStatus, ReportError> {
         let reports = Reports {
             store: &self.store,
+            queue: &self.queue,
+            queues: &self.queues,
             fleet: &self.fleet,
             workflows: &self.workflows,
             events: &self.events,
@@ -216,6 +222,8 @@ async fn forged_stale_and_stranger_reports_are_refused() {
     assert_eq!(world.session().await.status, SessionStatus::Active, "nothing changed");
     let unknown = Reports {
         store: &world.store,
+        queue: &world.queue,
+        queues: &world.queues,
         fleet: &world.fleet,
         workflows: &world.workflows,
         events: &world.events,

@@ -27,6 +27,7 @@ use queuematch_core::ports::fleet::{Endpoint, Placement, PlacementId, SessionAss
 use queuematch_core::ports::store::items::{self, Versioned};
 use queuematch_core::ports::store::{Condition, Item, Key, Query, Store, Write};
 use queuematch_core::ports::{Fleet, PortError};
+use queuematch_core::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -64,6 +65,11 @@ pub struct ServerRecord {
     /// Its task stopped: never claimed again.
     #[serde(default)]
     pub dead: bool,
+    /// When the server last said it was alive ([`ServerRegistry::heartbeat`]). A self-registered
+    /// server's item expires (the table's TTL) a few heartbeats later, so a server that stopped
+    /// without a word is invisible, and never claimed, once its heartbeats are overdue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
 }
 
 /// Where a session's placement is.
@@ -111,6 +117,125 @@ impl std::fmt::Debug for EcsFleet {
         f.debug_struct("EcsFleet")
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// A game server's own item in the table: it registers itself free when it starts, heartbeats, and
+/// goes away when it stops (see the module's items). What `queuematch-gameserver --register-table`
+/// runs on ECS.
+///
+/// Every write but the first is conditional on the version read, so a heartbeat never undoes a claim
+/// made meanwhile: it reads again and keeps the claim. The item expires `ttl` after each heartbeat;
+/// DynamoDB's TTL is lazy, but the store treats an expired item as absent for every read and
+/// condition, so [`EcsFleet`] never sees, let alone claims, a server whose heartbeats stopped.
+#[derive(Clone)]
+pub struct ServerRegistry {
+    store: Arc<dyn Store>,
+    fleet: String,
+}
+
+impl std::fmt::Debug for ServerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerRegistry")
+            .field("fleet", &self.fleet)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerRegistry {
+    pub fn new(store: Arc<dyn Store>, fleet: impl Into<String>) -> Self {
+        Self {
+            store,
+            fleet: fleet.into(),
+        }
+    }
+
+    fn key(&self, server: &str) -> Key {
+        Key::new(format!("FLEET#{}", self.fleet), format!("SERVER#{server}"))
+    }
+
+    /// Puts the server's item, free and seen `now`, expiring `ttl` later. Registering again replaces
+    /// it, free: a restarted server serves no session.
+    pub async fn register(
+        &self,
+        server: &ServerRecord,
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<(), PortError> {
+        let record = ServerRecord {
+            session: None,
+            dead: false,
+            last_seen: Some(now),
+            ..server.clone()
+        };
+        let item = Item::new(self.key(&server.server_id), body(&record)?).expiring_at(now.plus(ttl));
+        self.store.put(item, Condition::Any).await.map(|_| ())
+    }
+
+    /// Marks the server seen `now`, expiring `ttl` later, keeping whatever claimed it. The item as it
+    /// now is: its `session` is how the server learns what to host. `None` when the item is gone
+    /// (it expired, or the server was deregistered): the caller registers again if it is free.
+    pub async fn heartbeat(
+        &self,
+        server: &str,
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<Option<ServerRecord>, PortError> {
+        let key = self.key(server);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(stored) = self.store.get(&key).await? else {
+                return Ok(None);
+            };
+            let current: Versioned<ServerRecord> = items::read(&stored)?;
+            let mut next = current.value.clone();
+            next.last_seen = Some(now);
+            let item = Item::new(key.clone(), body(&next)?).expiring_at(now.plus(ttl));
+            match self.store.put(item, Condition::Version(current.version)).await {
+                Ok(_) => return Ok(Some(next)),
+                // Claimed or released meanwhile: read it again.
+                Err(PortError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(PortError::transient(format!("server {server}'s item kept changing")))
+    }
+
+    /// The server's item as it is now, without touching it: a server between heartbeats looks here
+    /// for a claim, so its players need not wait a whole heartbeat to be let in.
+    pub async fn current(&self, server: &str) -> Result<Option<ServerRecord>, PortError> {
+        match self.store.get(&self.key(server)).await? {
+            Some(stored) => Ok(Some(items::read::<ServerRecord>(&stored)?.value)),
+            None => Ok(None),
+        }
+    }
+
+    /// The server is stopping: its item is deleted when it is free, and marked dead when a session
+    /// claimed it (the session's placement then fails on its next poll rather than waiting).
+    pub async fn deregister(&self, server: &str) -> Result<(), PortError> {
+        let key = self.key(server);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(stored) = self.store.get(&key).await? else {
+                return Ok(());
+            };
+            let current: Versioned<ServerRecord> = items::read(&stored)?;
+            let outcome = if current.value.session.is_none() {
+                self.store.delete(&key, Condition::Version(current.version)).await
+            } else {
+                let mut dead = current.value.clone();
+                dead.dead = true;
+                let item = Item::new(key.clone(), body(&dead)?);
+                self.store
+                    .put(item, Condition::Version(current.version))
+                    .await
+                    .map(|_| ())
+            };
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(PortError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(PortError::transient(format!("server {server}'s item kept changing")))
     }
 }
 

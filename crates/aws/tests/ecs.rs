@@ -42,6 +42,7 @@ fn server(id: &str, port: u16, task: Option<&str>) -> ServerRecord {
         task_arn: task.map(str::to_owned),
         session: None,
         dead: false,
+        last_seen: None,
     }
 }
 

@@ -53,9 +53,50 @@ pub struct Args {
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub game_ticks: u32,
 
-    /// How often an active session heartbeats to the service.
+    /// How often an active session heartbeats to the service (and, with `--register-table`, how
+    /// often the server refreshes its item in the table).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
+
+    /// ECS: register this server in the service's DynamoDB table (the AWS SDK's configuration comes
+    /// from the environment), heartbeat its item and host the sessions claimed there, instead of
+    /// taking sessions from stdin. Needs a build with the `ecs` feature.
+    #[arg(
+        long,
+        env = "QUEUEMATCH_REGISTER_TABLE",
+        requires = "fleet",
+        conflicts_with = "session"
+    )]
+    pub register_table: Option<String>,
+
+    /// The fleet whose items (`FLEET#<fleet>`) the server registers under.
+    #[arg(long, env = "QUEUEMATCH_FLEET", requires = "register_table")]
+    pub fleet: Option<String>,
+
+    /// The server's id in the fleet; a fresh one when left out.
+    #[arg(long, env = "QUEUEMATCH_SERVER_ID", requires = "register_table")]
+    pub server_id: Option<String>,
+
+    /// The address players connect to, as registered; the listening address when left out.
+    #[arg(long, env = "QUEUEMATCH_ADVERTISE_ADDRESS", requires = "register_table")]
+    pub advertise_address: Option<String>,
+
+    /// How long the registered item outlives the server's last heartbeat: past it, the fleet no
+    /// longer sees the server.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, requires = "register_table")]
+    pub registration_ttl: Duration,
+}
+
+/// Where a self-registering server puts itself (`--register-table`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub table: String,
+    pub fleet: String,
+    pub server_id: String,
+    /// `None`: the listening address.
+    pub advertise_address: Option<String>,
+    /// More than the heartbeat interval.
+    pub ttl: Duration,
 }
 
 /// Where the server's session comes from.
@@ -92,6 +133,8 @@ pub struct Config {
     pub service_url: String,
     pub source: SessionSource,
     pub timing: Timing,
+    /// ECS: the server registers itself (then `source` is `Control`, fed from its item).
+    pub registration: Option<Registration>,
 }
 
 /// A configuration that cannot run.
@@ -105,6 +148,10 @@ pub enum ConfigError {
     BadServiceUrl(String),
     #[error("--heartbeat-interval must be more than zero")]
     ZeroHeartbeat,
+    #[error("--registration-ttl ({ttl:?}) must be longer than --heartbeat-interval ({heartbeat:?})")]
+    ShortRegistration { ttl: Duration, heartbeat: Duration },
+    #[error("--register-table needs a server built with the `ecs` feature (cargo build --features ecs)")]
+    NoEcs,
 }
 
 impl Config {
@@ -128,10 +175,32 @@ impl Config {
                 teams: Vec::new(),
             }),
         };
+        let registration = match (args.register_table, args.fleet) {
+            (Some(table), Some(fleet)) => {
+                if !cfg!(feature = "ecs") {
+                    return Err(ConfigError::NoEcs);
+                }
+                if args.registration_ttl <= args.heartbeat_interval {
+                    return Err(ConfigError::ShortRegistration {
+                        ttl: args.registration_ttl,
+                        heartbeat: args.heartbeat_interval,
+                    });
+                }
+                Some(Registration {
+                    table,
+                    fleet,
+                    server_id: args.server_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                    advertise_address: args.advertise_address,
+                    ttl: args.registration_ttl,
+                })
+            }
+            _ => None,
+        };
         Ok(Self {
             listen: args.listen,
             service_url,
             source,
+            registration,
             timing: Timing {
                 lobby: args.lobby_timeout,
                 heartbeat: args.heartbeat_interval,
@@ -174,6 +243,32 @@ mod tests {
         let mut argv = vec!["queuematch-gameserver", "--service-url", "http://127.0.0.1:9/"];
         argv.extend_from_slice(extra);
         Args::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn registration_needs_a_fleet_the_ecs_feature_and_a_ttl_past_the_heartbeat() {
+        let argv = [
+            "queuematch-gameserver",
+            "--service-url",
+            "http://x",
+            "--register-table",
+            "t",
+        ];
+        assert!(Args::try_parse_from(argv).is_err(), "--register-table without --fleet");
+        let registered = Config::from_args(args(&["--register-table", "t", "--fleet", "f"]), None);
+        let short = Config::from_args(
+            args(&["--register-table", "t", "--fleet", "f", "--registration-ttl", "5s"]),
+            None,
+        );
+        if cfg!(feature = "ecs") {
+            let registration = registered.unwrap().registration.unwrap();
+            assert_eq!((registration.table.as_str(), registration.fleet.as_str()), ("t", "f"));
+            assert_eq!(registration.ttl, Duration::from_secs(15));
+            assert!(!registration.server_id.is_empty());
+            assert!(matches!(short, Err(ConfigError::ShortRegistration { .. })), "{short:?}");
+        } else {
+            assert!(matches!(registered, Err(ConfigError::NoEcs)), "{registered:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!   out of `ps` and out of `/proc/<pid>/environ`.
 //! - **From its command line** (`--session`, `--player`, the secret in `QUEUEMATCH_SESSION_SECRET`),
 //!   for a server started by hand or by a task definition: it hosts that one session and exits.
+//! - **From its item in the service's table** (`--register-table`, a build with the `ecs` feature):
+//!   on ECS it registers itself as a warm server, heartbeats, and hosts the sessions claimed there
+//!   (see `ecs`).
 //!
 //! Players play *tracker* (see [`game`]), a realtime aiming game in fixed ticks (20 a second by
 //! default, `--ticks-per-second`; `--game-ticks` long), over a WebSocket on the listening port. The
@@ -27,6 +30,8 @@
 pub mod client;
 pub mod config;
 pub mod control;
+#[cfg(feature = "ecs")]
+pub mod ecs;
 pub mod game;
 pub mod lobby;
 pub mod protocol;

@@ -27,6 +27,11 @@ async fn main() -> anyhow::Result<()> {
         timing: config.timing,
         backoff: Backoff::default(),
     };
+    #[cfg(feature = "ecs")]
+    if let Some(registration) = config.registration {
+        queuematch_gameserver::ecs::run(listener, client, options, registration).await?;
+        return Ok(());
+    }
     let sessions = match config.source {
         SessionSource::Control => Sessions::Control(tokio::io::BufReader::new(tokio::io::stdin())),
         SessionSource::Fixed(assignment) => Sessions::Fixed(assignment),

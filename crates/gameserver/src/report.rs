@@ -24,8 +24,22 @@ pub const SIGNATURE_HEADER: &str = "X-Queuematch-Signature";
 pub enum Report {
     Ready,
     Heartbeat,
-    Result { result: GameResult },
-    End { reason: String },
+    Result {
+        result: GameResult,
+    },
+    End {
+        reason: String,
+    },
+    /// A player left mid-game: their slot is open, for the service to backfill.
+    PlayerLeft {
+        #[serde(rename = "playerId")]
+        player_id: PlayerId,
+    },
+    /// A player who left is back in their slot.
+    PlayerReturned {
+        #[serde(rename = "playerId")]
+        player_id: PlayerId,
+    },
 }
 
 impl Report {
@@ -35,6 +49,8 @@ impl Report {
             Report::Heartbeat => "heartbeat",
             Report::Result { .. } => "result",
             Report::End { .. } => "end",
+            Report::PlayerLeft { .. } => "playerLeft",
+            Report::PlayerReturned { .. } => "playerReturned",
         }
     }
 }

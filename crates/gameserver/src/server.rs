@@ -431,12 +431,14 @@ impl<'a> Table<'a> {
         true
     }
 
-    /// Takes `player`'s seat away, if `seat` is still theirs; their slot opens.
-    fn leave(&mut self, player: &PlayerId, seat: u64) {
+    /// Takes `player`'s seat away, if `seat` is still theirs; their slot opens. Whether it did.
+    fn leave(&mut self, player: &PlayerId, seat: u64) -> bool {
         if self.seats.get(player).is_some_and(|s| s.id == seat) {
             self.seats.remove(player);
             tracing::info!(player_id = %player, "player left");
+            return true;
         }
+        false
     }
 
     fn is_current(&self, player: &PlayerId, seat: u64) -> bool {
@@ -542,7 +544,7 @@ async fn host_session(
         tracing::warn!("nobody connected before the lobby closed");
         "no player connected".to_owned()
     } else {
-        let outcome = play(&mut table, joins, &mut incoming).await;
+        let outcome = play(&mut table, joins, &mut incoming, &reports).await;
         tracing::info!(
             winners = ?outcome.winners,
             scores = ?outcome.scores,
@@ -638,7 +640,9 @@ async fn gather(
                 }
             }
             Some(event) = incoming.recv() => match event {
-                Incoming::Left { player, seat } => table.leave(&player, seat),
+                Incoming::Left { player, seat } => {
+                    table.leave(&player, seat);
+                }
                 Incoming::Text { player, seat, .. } | Incoming::BadFrame { player, seat } => {
                     if table.is_current(&player, seat) {
                         let reason = "the game has not started: wait for tick 0".to_owned();
@@ -650,11 +654,13 @@ async fn gather(
     }
 }
 
-/// Plays the game with the players present, in fixed ticks, seating whoever joins on the way.
+/// Plays the game with the players present, in fixed ticks, seating whoever joins on the way. A
+/// player who leaves is reported (`playerLeft`), so that the service can backfill their slot.
 async fn play(
     table: &mut Table<'_>,
     joins: &mut mpsc::Receiver<Join>,
     incoming: &mut mpsc::Receiver<Incoming>,
+    reports: &mpsc::UnboundedSender<Report>,
 ) -> Outcome {
     let timing = table.timing;
     let mut game = Game::new(&table.rosters, timing.game_ticks, seed_of(&table.assignment.session_id));
@@ -675,6 +681,14 @@ async fn play(
             Some(join) = joins.recv() => {
                 let Some(join) = for_this_session(join, &table.assignment.session_id).await else { continue };
                 let team = match game.team_of(&join.player) {
+                    // Back after leaving: their slot, unless a backfilled player took it meanwhile
+                    // (a seated player's new connection replaces the old one, as ever).
+                    Some(team)
+                        if !table.seats.contains_key(&join.player)
+                            && table.open_slots().get(team).copied().unwrap_or(0) == 0 =>
+                    {
+                        None
+                    }
                     Some(team) => Some(team),
                     // Backfill: the team with the most open slots, if any has one.
                     None => table
@@ -691,13 +705,21 @@ async fn play(
                     continue;
                 };
                 let player = join.player.clone();
+                let returning = game.team_of(&player).is_some() && !table.seats.contains_key(&player);
                 if table.seat(join, team).await {
+                    if returning {
+                        let _ = reports.send(Report::PlayerReturned { player_id: player.clone() });
+                    }
                     game.join(&player, team);
                     table.send(&player, &ServerMessage::Tick(game.view()));
                 }
             }
             Some(event) = incoming.recv() => match event {
-                Incoming::Left { player, seat } => table.leave(&player, seat),
+                Incoming::Left { player, seat } => {
+                    if table.leave(&player, seat) {
+                        let _ = reports.send(Report::PlayerLeft { player_id: player });
+                    }
+                }
                 Incoming::BadFrame { player, seat } if table.is_current(&player, seat) => {
                     let reason = "messages are JSON text, not binary".to_owned();
                     table.send(&player, &ServerMessage::Error { reason });

@@ -231,6 +231,11 @@ async fn a_player_who_leaves_mid_game_leaves_an_open_slot_that_a_backfilled_play
         denial(&endpoint, &token(&secret, "s-leave", "p-d")).await,
         "player p-d is not in this session, and it has no open slot"
     );
+    // AND p-b, back too late, finds their slot taken: the team stays at its size
+    assert_eq!(
+        denial(&endpoint, &token(&secret, "s-leave", "p-b")).await,
+        "player p-b is not in this session, and it has no open slot"
+    );
     let (a, c) = (player(a, Some(0.05), 3), player(c, Some(0.05), 4));
     let told = outcome(a).await;
     assert_eq!(outcome(c).await, told);
@@ -246,7 +251,13 @@ async fn a_player_who_leaves_mid_game_leaves_an_open_slot_that_a_backfilled_play
     );
     assert_eq!(told.teams[1].score, score("p-c"));
     let reports = receiver.until("end").await;
-    assert_eq!(check_reports(&reports, "s-leave", &secret), ["ready", "result", "end"]);
+    // AND the service was told of the departure, signed like every report, so it could backfill
+    assert_eq!(
+        check_reports(&reports, "s-leave", &secret),
+        ["ready", "playerLeft", "result", "end"]
+    );
+    let left = reports.iter().find(|r| r.kind() == "playerLeft").unwrap().json();
+    assert_eq!(left, serde_json::json!({"type": "playerLeft", "playerId": "p-b"}));
     let scores = &reports.iter().find(|r| r.kind() == "result").unwrap().json()["result"]["scores"];
     assert_eq!(
         scores.as_object().unwrap().len(),
@@ -293,6 +304,12 @@ async fn a_player_who_reconnects_mid_game_plays_on_in_their_own_slot() {
         told.teams[1].players,
         vec![PlayerId::from("p-b")],
         "still one player on blue"
+    );
+    // AND the service heard both: the slot opened, then closed again
+    let reports = receiver.until("end").await;
+    assert_eq!(
+        check_reports(&reports, "s-back", &secret),
+        ["ready", "playerLeft", "playerReturned", "result", "end"]
     );
 }
 

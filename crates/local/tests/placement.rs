@@ -1243,6 +1243,8 @@ async fn report_from(
     let signature = report::sign(&session.secret, now, nonce, body.as_bytes());
     let reports = Reports {
         store: &stack.service.store,
+        queue: &stack.service.queue,
+        queues: &stack.service.queues,
         fleet: &stack.fleet,
         workflows: &stack.service.workflows,
         events: &stack.service.events,

@@ -315,6 +315,8 @@ impl WorkflowTasksConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionReportsConfig {
     pub table_name: String,
+    /// A slot opened for backfill sends its pool a tick.
+    pub queue: QueueUrls,
     pub event_bus_name: String,
     pub completion_state_machine_arn: String,
     pub fleet: FleetConfig,
@@ -326,6 +328,7 @@ impl SessionReportsConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: table(env)?,
+            queue: QueueUrls::from_env(env)?,
             event_bus_name: bus(env)?,
             completion_state_machine_arn: completion_arn(env)?,
             fleet: FleetConfig::from_env(env)?,

@@ -147,6 +147,7 @@ pub async fn session_reports<S, Q, W, E, C, P, F>(
 ) -> Result<ApiGatewayProxyResponse, Diagnostic>
 where
     S: Store,
+    Q: TicketQueue,
     W: Workflows,
     E: Events,
     C: Clock,

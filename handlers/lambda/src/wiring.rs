@@ -46,7 +46,7 @@ pub type MatcherService =
 pub type TicketsApiService = Service<DynamoStore, (), (), FunctionEvents, SystemClock, ()>;
 pub type OpsApiService = Service<DynamoStore, SqsTicketQueue, (), (), SystemClock, ()>;
 pub type WorkflowTasksService = Service<DynamoStore, SqsTicketQueue, (), FunctionEvents, SystemClock, ()>;
-pub type SessionReportsService = Service<DynamoStore, (), SfnWorkflows, FunctionEvents, SystemClock, ()>;
+pub type SessionReportsService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, FunctionEvents, SystemClock, ()>;
 pub type SweeperService = Service<DynamoStore, SqsTicketQueue, SfnWorkflows, FunctionEvents, SystemClock, ()>;
 
 /// The SDK configuration from the environment, with the adapters' retry policy.
@@ -174,7 +174,7 @@ pub fn session_reports(
     let fleet = fleet(clients, &store, &config.fleet);
     let service = Service {
         store,
-        queue: (),
+        queue: queue(clients, &config.queue),
         workflows: workflows(clients, COMPLETION_WORKFLOW, &config.completion_state_machine_arn),
         events: events(clients, &config.event_bus_name),
         clock: SystemClock,

@@ -22,6 +22,7 @@
 //!
 //! [`check`] verifies a match independently of all this, and the property tests hold the matcher to it.
 
+pub mod backfill;
 pub mod check;
 #[cfg(test)]
 mod golden;

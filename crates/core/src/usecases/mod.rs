@@ -3,6 +3,7 @@
 //!
 //! - [`acceptance`]: players accept or reject a match that requires it.
 //! - [`admission`]: a queued ticket enters its pool, or fails with a reason.
+//! - [`backfill`]: a running session's open slots, filled from its pool before new matches form.
 //! - [`round`]: one matchmaking round of a pool, under its lease.
 //! - [`placement`]: the tasks of the `session-placement` workflow.
 //! - [`completion`]: the tasks of the `session-completion` workflow: ratings, ENDED, release.
@@ -13,6 +14,7 @@
 
 pub mod acceptance;
 pub mod admission;
+pub mod backfill;
 pub mod completion;
 pub mod messages;
 pub mod placement;

@@ -1,4 +1,5 @@
-//! Game-server reports: `ready`, `heartbeat`, `result` and `end`, signed with the session's secret.
+//! Game-server reports: `ready`, `heartbeat`, `result`, `end`, `playerLeft`, `playerReturned` and
+//! `backfill`, signed with the session's secret.
 //!
 //! Each report is checked in this order, so that nothing unauthenticated is parsed, and nothing
 //! refused is stored:
@@ -13,23 +14,33 @@
 //! ends the session and releases its server. An `end` after a result starts the same execution,
 //! which is therefore started once; an `end` without a result finishes the session at once:
 //! ENDED, with a timeline entry, its players freed to queue again, its server released.
+//!
+//! A `playerLeft` (`playerId`: a player seated in the ACTIVE session) opens that player's slot (a
+//! `playerReturned` closes it again, when the player came back before backfill filled it), and
+//! `backfill` asks for open slots to be filled (what a MANUAL queue waits for; an AUTOMATIC one fills
+//! them unasked): see [`super::backfill`]. The departed player stays on the session's list, since
+//! they played part of the game and the result scores them.
 
+use super::backfill::{BackfillError, Backfills, RosterChange};
 use super::completion::{self, Completions, COMPLETION_WORKFLOW};
+use super::messages::{Message, PoolTick};
 use super::placement::Step;
-use super::Settings;
+use super::{Queues, Settings};
 use crate::event::DomainEvent;
 use crate::identity::report::{self, REPORT_WINDOW};
 use crate::ids::{PlayerId, SessionId};
 use crate::ports::fleet::Fleet;
 use crate::ports::store::items::{self, SessionRecord, Versioned};
 use crate::ports::store::{Condition, Item, Key};
-use crate::ports::{Clock, Events, PortError, Store, Workflows};
+use crate::ports::{Clock, Events, PortError, Store, TicketQueue, Workflows};
+use crate::ruleset::RuleSet;
 use crate::status::SessionStatus;
 use crate::ticket_request::FieldError;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// What a game server reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,10 +53,16 @@ pub enum Report {
     Result { result: GameResult },
     /// The session is over.
     End { reason: Option<String> },
+    /// A player left mid-game: their slot is open.
+    PlayerLeft { player_id: PlayerId },
+    /// A player who left is back in their slot: it is no longer open.
+    PlayerReturned { player_id: PlayerId },
+    /// The server asks for its open slots to be filled.
+    Backfill,
 }
 
 impl Report {
-    /// Reads a report body, `{"type", "result"?, "reason"?}`, naming what is wrong at its JSON
+    /// Reads a report body, `{"type", "result"?, "reason"?, "playerId"?}`, naming what is wrong at its JSON
     /// pointer. Read by hand rather than by serde, which names no field for a wrong type and lets
     /// unknown fields of unit variants through.
     pub fn parse(body: &[u8]) -> Result<Report, FieldError> {
@@ -57,10 +74,13 @@ impl Report {
                 format!("a report is a JSON object, not {}", json_kind(&value)),
             ));
         };
-        if let Some(key) = map.keys().find(|k| !matches!(k.as_str(), "type" | "result" | "reason")) {
+        if let Some(key) = map
+            .keys()
+            .find(|k| !matches!(k.as_str(), "type" | "result" | "reason" | "playerId"))
+        {
             return Err(FieldError::new(
                 pointer(&[key]),
-                format!("unknown field `{key}`; a report has `type`, `result` and `reason`"),
+                format!("unknown field `{key}`; a report has `type`, `result`, `reason` and `playerId`"),
             ));
         }
         let kind = match map.get("type") {
@@ -83,6 +103,17 @@ impl Report {
                 ))
             }
         };
+        let player_id = match map.get("playerId") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if !id.is_empty() => Some(PlayerId::from(id.as_str())),
+            Some(Value::String(_)) => return Err(FieldError::new("/playerId", "`playerId` is empty")),
+            Some(other) => {
+                return Err(FieldError::new(
+                    "/playerId",
+                    format!("`playerId` is a string, not {}", json_kind(other)),
+                ))
+            }
+        };
         let result = match map.get("result") {
             None | Some(Value::Null) => None,
             Some(result) => Some(read_result(result)?),
@@ -93,9 +124,25 @@ impl Report {
                 format!("a `{kind}` report has no `{field}`"),
             ))
         };
+        if player_id.is_some() && !matches!(kind, "playerLeft" | "playerReturned") {
+            return extra("playerId");
+        }
         match (kind, result, reason) {
-            ("ready" | "heartbeat" | "end", Some(_), _) => extra("result"),
-            ("ready" | "heartbeat" | "result", _, Some(_)) => extra("reason"),
+            ("ready" | "heartbeat" | "end" | "playerLeft" | "playerReturned" | "backfill", Some(_), _) => {
+                extra("result")
+            }
+            ("ready" | "heartbeat" | "result" | "playerLeft" | "playerReturned" | "backfill", _, Some(_)) => {
+                extra("reason")
+            }
+            ("playerReturned", None, None) => match player_id {
+                Some(player_id) => Ok(Report::PlayerReturned { player_id }),
+                None => Err(FieldError::new("/playerId", "a `playerReturned` report needs `playerId`")),
+            },
+            ("playerLeft", None, None) => match player_id {
+                Some(player_id) => Ok(Report::PlayerLeft { player_id }),
+                None => Err(FieldError::new("/playerId", "a `playerLeft` report needs `playerId`")),
+            },
+            ("backfill", None, None) => Ok(Report::Backfill),
             ("ready", None, None) => Ok(Report::Ready),
             ("heartbeat", None, None) => Ok(Report::Heartbeat),
             ("result", Some(result), None) => Ok(Report::Result { result }),
@@ -103,7 +150,9 @@ impl Report {
             ("end", None, reason) => Ok(Report::End { reason }),
             (other, _, _) => Err(FieldError::new(
                 "/type",
-                format!("unknown report type `{other}`; expected ready, heartbeat, result or end"),
+                format!(
+                    "unknown report type `{other}`; expected ready, heartbeat, result, end, playerLeft, playerReturned or backfill"
+                ),
             )),
         }
     }
@@ -229,8 +278,12 @@ fn nonce_key(session: &SessionId, nonce: &str) -> Key {
 
 /// Records game-server reports.
 #[derive(Debug)]
-pub struct Reports<'a, S, F, W, E, C> {
+pub struct Reports<'a, S, Q, F, W, E, C> {
     pub store: &'a S,
+    /// Takes a pool tick when a slot opens for backfill, so the pool's next round comes at once.
+    pub queue: &'a Q,
+    /// The rule sets: a queue's `backfillMode`.
+    pub queues: &'a Queues,
     pub fleet: &'a F,
     /// Starts `session-completion` once a result is in.
     pub workflows: &'a W,
@@ -239,7 +292,7 @@ pub struct Reports<'a, S, F, W, E, C> {
     pub settings: &'a Settings,
 }
 
-impl<S: Store, F: Fleet, W: Workflows, E: Events, C: Clock> Reports<'_, S, F, W, E, C> {
+impl<S: Store, Q: TicketQueue, F: Fleet, W: Workflows, E: Events, C: Clock> Reports<'_, S, Q, F, W, E, C> {
     pub async fn record(&self, session_id: &SessionId, signed: SignedReport<'_>) -> Result<Recorded, ReportError> {
         let now = self.clock.now();
         let session = self.read_session(session_id).await?;
@@ -285,7 +338,26 @@ impl<S: Store, F: Fleet, W: Workflows, E: Events, C: Clock> Reports<'_, S, F, W,
                     )));
                 }
             }
-            Report::Ready | Report::Heartbeat => {}
+            Report::PlayerLeft { .. } | Report::PlayerReturned { .. } | Report::Backfill
+                if status != SessionStatus::Active =>
+            {
+                return Err(ReportError::Conflict(format!(
+                    "session {session_id} is {status}: only a running game has open slots"
+                )))
+            }
+            Report::PlayerLeft { player_id } | Report::PlayerReturned { player_id }
+                if !session.value.player_ids.contains(player_id) =>
+            {
+                return Err(ReportError::Invalid(FieldError::new(
+                    "/playerId",
+                    format!("player {player_id} is not in session {session_id}"),
+                )))
+            }
+            Report::Ready
+            | Report::Heartbeat
+            | Report::PlayerLeft { .. }
+            | Report::PlayerReturned { .. }
+            | Report::Backfill => {}
         }
         // The nonce outlives the window either side of the clock, so a replay is refused for as
         // long as its timestamp would still pass.
@@ -314,11 +386,60 @@ impl<S: Store, F: Fleet, W: Workflows, E: Events, C: Clock> Reports<'_, S, F, W,
                     .await?;
                 self.start_completion(session_id).await?;
             }
+            Report::PlayerLeft { player_id } => {
+                let (backfills, rule_set) = self.backfills(&session.value)?;
+                let changed = backfills.player_left(&session.value, &player_id, rule_set).await;
+                self.after_roster_change(changed).await?;
+            }
+            Report::PlayerReturned { player_id } => {
+                let (backfills, rule_set) = self.backfills(&session.value)?;
+                let changed = backfills.player_returned(&session.value, &player_id, rule_set).await;
+                self.after_roster_change(changed).await?;
+            }
+            Report::Backfill => {
+                let (backfills, rule_set) = self.backfills(&session.value)?;
+                let changed = backfills.request(&session.value, rule_set).await;
+                self.after_roster_change(changed).await?;
+            }
         }
         Ok(Recorded {
             session_id: session_id.clone(),
             status,
         })
+    }
+
+    /// Backfill over these ports, and the session's rule set.
+    fn backfills(&self, session: &SessionRecord) -> Result<(Backfills<'_, S, E, C>, &RuleSet), ReportError> {
+        let rule_set = self.queues.get(&session.queue).ok_or_else(|| {
+            ReportError::Conflict(format!(
+                "session {} is of queue `{}`, which is not served here",
+                session.session_id, session.queue
+            ))
+        })?;
+        let backfills = Backfills {
+            store: self.store,
+            events: self.events,
+            clock: self.clock,
+            settings: self.settings,
+        };
+        Ok((backfills, rule_set))
+    }
+
+    /// Sends the pool a tick when a roster is listed for backfill now.
+    async fn after_roster_change(&self, changed: Result<RosterChange, BackfillError>) -> Result<(), ReportError> {
+        let change = changed.map_err(|e| match e {
+            BackfillError::NotSeated { .. } | BackfillError::SlotTaken { .. } => ReportError::Conflict(e.to_string()),
+            BackfillError::Port(port) => ReportError::Port(port),
+        })?;
+        if let Some(pool) = change.listed {
+            let tick = Message::PoolTick(PoolTick {
+                queue: pool.queue,
+                partition: pool.partition,
+                due: self.clock.now(),
+            });
+            self.queue.send(tick.to_body(), Duration::ZERO).await?;
+        }
+        Ok(())
     }
 
     async fn read_session(&self, session_id: &SessionId) -> Result<Versioned<SessionRecord>, ReportError> {
@@ -440,6 +561,37 @@ mod tests {
                 reason: Some("game over".into())
             })
         );
+    }
+
+    #[test]
+    fn a_departure_names_its_player_and_a_backfill_request_nothing() {
+        assert_eq!(
+            Report::parse(br#"{"type":"playerLeft","playerId":"p-2"}"#),
+            Ok(Report::PlayerLeft {
+                player_id: PlayerId::from("p-2")
+            })
+        );
+        assert_eq!(Report::parse(br#"{"type":"backfill"}"#), Ok(Report::Backfill));
+        let cases: [(&[u8], &str, &str); 5] = [
+            (br#"{"type":"playerLeft"}"#, "/playerId", "needs `playerId`"),
+            (
+                br#"{"type":"playerLeft","playerId":7}"#,
+                "/playerId",
+                "is a string, not a number",
+            ),
+            (br#"{"type":"playerLeft","playerId":""}"#, "/playerId", "is empty"),
+            (
+                br#"{"type":"heartbeat","playerId":"p-1"}"#,
+                "/playerId",
+                "has no `playerId`",
+            ),
+            (br#"{"type":"backfill","reason":"x"}"#, "/reason", "has no `reason`"),
+        ];
+        for (body, pointer, why) in cases {
+            let err = Report::parse(body).unwrap_err();
+            assert_eq!(err.pointer, pointer, "{err}");
+            assert!(err.message.contains(why), "{err} should say {why}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! 1. Take the lease (a conditional put with an expiry). If someone holds it, they will see the new
 //!    tickets in their next round; make sure a tick is due within the batching window.
 //! 2. Read the pool: every shard of the sparse pool index, page by page.
-//! 3. Run the matcher.
+//! 3. Fill the open slots of the pool's running sessions that asked for backfill (see
+//!    [`super::backfill`]), then run the matcher on the tickets left.
 //! 4. Commit each match: its tickets SEARCHING → PLACING (or REQUIRES_ACCEPTANCE), conditional on
 //!    the versions read, with the match item, in one transaction. A ticket that moved meanwhile (a
 //!    cancel) makes the commit fail whole, and its partners stay in the pool for the next round. A
@@ -56,6 +57,8 @@ pub fn timeout_reason(rule_set: &crate::RuleSet, waited: Duration) -> String {
 /// What a round did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RoundReport {
+    /// The running sessions whose open slots this round filled, before any new match.
+    pub backfilled: Vec<super::backfill::Backfilled>,
     /// The matches committed, in the order they were formed.
     pub matches: Vec<Match>,
     pub timed_out: Vec<TicketId>,
@@ -119,7 +122,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
             }
             Err(e) => return Err(e),
         }
-        let outcome = self.round_under_lease(pool, rule_set, now).await;
+        let outcome = self.round_under_lease(pool, rule_set, now, holder).await;
         // Give the lease up whatever happened; if this fails, the lease expires on its own.
         let _ = self.store.delete(&pool.lease_key(), Condition::Exists).await;
         outcome
@@ -130,8 +133,16 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         pool: &PoolRef,
         rule_set: &crate::RuleSet,
         now: Timestamp,
+        holder: &str,
     ) -> Result<RoundReport, PortError> {
-        let waiting = self.read_pool(pool).await?;
+        let mut waiting = self.read_pool(pool).await?;
+        let backfills = super::backfill::Backfills {
+            store: self.store,
+            events: self.events,
+            clock: self.clock,
+            settings: self.settings,
+        };
+        let backfilled = backfills.serve(pool, rule_set, &mut waiting, holder).await?;
         let tickets: Vec<_> = waiting.values().map(|t| self.as_matched(&t.value.ticket)).collect();
         let outcome = matcher::round(&tickets, rule_set, now);
         let to = if rule_set.queue.acceptance.required {
@@ -141,6 +152,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         };
 
         let mut report = RoundReport {
+            backfilled,
             remaining: outcome.remaining.len(),
             ..RoundReport::default()
         };

@@ -41,11 +41,11 @@ pub fn read<T: DeserializeOwned>(stored: &Stored) -> Result<Versioned<T>, PortEr
     })
 }
 
-fn body<T: Serialize>(key: &Key, value: &T) -> Result<serde_json::Value, PortError> {
+pub(crate) fn body<T: Serialize>(key: &Key, value: &T) -> Result<serde_json::Value, PortError> {
     serde_json::to_value(value).map_err(|e| PortError::invalid(format!("{key} cannot be serialised: {e}")))
 }
 
-fn padded(at: Timestamp) -> String {
+pub(crate) fn padded(at: Timestamp) -> String {
     format!("{:020}", at.as_millis())
 }
 
