@@ -599,7 +599,7 @@ fn table(summary: &Summary) -> String {
         (
             "games played",
             format!(
-                "{} ({} sessions; {} a player asked)",
+                "{} ({} sessions; {} per player, as asked)",
                 summary.games_played, summary.sessions, summary.games_per_player
             ),
         ),

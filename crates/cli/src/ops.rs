@@ -1,10 +1,15 @@
-//! `queuematch ops`: the operators' views in the terminal, from `/v1/ops/queues`, `/v1/ops/sessions`
-//! and `/v1/ops/metrics`, as tables; `--watch N` redraws them every N seconds, `--json` prints them
-//! once for scripts.
+//! `queuematch ops`: the operators' views in the terminal, as tables; `--watch N` redraws them every N
+//! seconds, `--json` prints them once for scripts.
+//!
+//! - with no view: queues, the newest sessions and the metrics (`/v1/ops/queues`, `/v1/ops/sessions`,
+//!   `/v1/ops/metrics`);
+//! - `session ID`: one session, its match, its timeline and the path each of its workflows took
+//!   (`/v1/ops/sessions/{id}`);
+//! - `dlq`: the tickets queue's dead letters (`/v1/ops/dlq`); `dlq --redrive` moves them back.
 
 use crate::client::DevSigner;
 use anyhow::{bail, Context};
-use clap::Args;
+use clap::{Args, Subcommand};
 use queuematch_core::identity::jwt::{Audience, Role};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -15,27 +20,114 @@ use std::time::Duration;
 /// How many sessions the table shows, newest first.
 const SESSIONS_SHOWN: usize = 15;
 
+/// How much of a dead letter's body its row shows.
+const BODY_SHOWN: usize = 60;
+
 #[derive(Debug, Args)]
 pub struct OpsArgs {
+    /// What to show; with none, queues, sessions and metrics.
+    #[command(subcommand)]
+    view: Option<View>,
     /// The service's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// An operator's token to use instead of minting one from the dev secret (e.g. a Cognito token
     /// of the `operators` group on AWS).
-    #[arg(long, env = "QUEUEMATCH_TOKEN")]
+    #[arg(long, global = true, env = "QUEUEMATCH_TOKEN")]
     token: Option<String>,
     /// Where the dev secret lives (default: $QUEUEMATCH_HOME or ~/.queuematch).
-    #[arg(long, env = "QUEUEMATCH_HOME")]
+    #[arg(long, global = true, env = "QUEUEMATCH_HOME")]
     home: Option<PathBuf>,
-    /// Print the three views once, as one JSON object, for scripts.
-    #[arg(long, conflicts_with = "watch")]
+    /// Print the view once, as the service's JSON, for scripts.
+    #[arg(long, global = true, conflicts_with = "watch")]
     json: bool,
     /// Redraw the tables every SECONDS until interrupted.
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     watch: Option<u64>,
 }
 
+#[derive(Debug, Clone, Subcommand)]
+enum View {
+    /// One session: its players and server, its timeline (every transition with the workflow and
+    /// state that made it) and the path each of its workflow executions took.
+    Session {
+        /// The session's id, as `queuematch ops` lists it.
+        session_id: String,
+    },
+    /// The tickets queue's dead letters, up to 10 of them; --redrive moves them all back.
+    Dlq {
+        /// Move every dead letter back to the tickets queue, and say how many moved.
+        #[arg(long)]
+        redrive: bool,
+    },
+}
+
+/// The operator routes of one service, with one token.
+struct Ops<'a> {
+    client: reqwest::Client,
+    base: &'a str,
+    token: &'a str,
+}
+
+impl Ops<'_> {
+    /// `GET path`, which must answer 2xx: its body.
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::GET, path).await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+        let base = self.base;
+        let response = self
+            .client
+            .request(method.clone(), format!("{base}{path}"))
+            .bearer_auth(self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {base}; is the service running?"))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let detail = body["detail"].as_str().unwrap_or("no detail");
+            bail!("{method} {path}: {status}: {detail}");
+        }
+        Ok(body)
+    }
+
+    /// What `view` shows, as the service's JSON.
+    async fn fetch(&self, view: Option<&View>) -> anyhow::Result<Value> {
+        match view {
+            None => self.overview().await,
+            Some(View::Session { session_id }) => self.get(&format!("/v1/ops/sessions/{session_id}")).await,
+            Some(View::Dlq { .. }) => self.get("/v1/ops/dlq").await,
+        }
+    }
+}
+
+fn render(view: Option<&View>, body: &Value) -> String {
+    match view {
+        None => render_overview(body),
+        Some(View::Session { .. }) => render_session(body),
+        Some(View::Dlq { .. }) => render_dlq(body),
+    }
+}
+
 pub fn run(args: OpsArgs) -> anyhow::Result<ExitCode> {
+    let view = args.view.as_ref();
+    if let Some(View::Session { session_id }) = view {
+        // The id goes into the path: say what is wrong with it here rather than ask for another route.
+        if session_id.is_empty()
+            || session_id.len() > 128
+            || !session_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+        {
+            bail!("{session_id:?} is not a session id: 1 to 128 letters, digits, `_`, `.`, `:` or `-`");
+        }
+    }
+    let redrive = matches!(view, Some(View::Dlq { redrive: true }));
+    if redrive && (args.watch.is_some() || args.json) {
+        bail!("--redrive moves the dead letters once: it takes neither --watch nor --json");
+    }
     let token = match &args.token {
         Some(token) => token.clone(),
         None => DevSigner::load(args.home.clone())?.mint(
@@ -47,15 +139,26 @@ pub fn run(args: OpsArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let base = args.url.trim_end_matches('/');
+        let ops = Ops {
+            client: reqwest::Client::new(),
+            base: args.url.trim_end_matches('/'),
+            token: &token,
+        };
+        if redrive {
+            let answer = ops.send(reqwest::Method::POST, "/v1/ops/dlq/redrive").await?;
+            println!(
+                "moved {} dead letters back to the tickets queue",
+                cell(&answer["moved"])
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         if args.json {
-            let views = fetch(&client, base, &token).await?;
-            println!("{}", serde_json::to_string_pretty(&views)?);
+            let body = ops.fetch(view).await?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
             return Ok(ExitCode::SUCCESS);
         }
         let Some(every) = args.watch else {
-            print!("{}", render(&fetch(&client, base, &token).await?));
+            print!("{}", render(view, &ops.fetch(view).await?));
             return Ok(ExitCode::SUCCESS);
         };
         let interrupted = tokio::signal::ctrl_c();
@@ -63,8 +166,8 @@ pub fn run(args: OpsArgs) -> anyhow::Result<ExitCode> {
         loop {
             // A failed refresh is shown in place of the tables and retried, not fatal: the server
             // may be restarting.
-            let screen = match fetch(&client, base, &token).await {
-                Ok(views) => render(&views),
+            let screen = match ops.fetch(view).await {
+                Ok(body) => render(view, &body),
                 Err(e) => format!("{e:#}\n"),
             };
             // Clear the screen and home the cursor, then draw.
@@ -77,28 +180,15 @@ pub fn run(args: OpsArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The three views: `{"queues", "sessions", "metrics"}`.
-async fn fetch(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<Value> {
-    let get = |path: String| async move {
-        let response = client
-            .get(format!("{base}{path}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {base}; is the service running?"))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let detail = body["detail"].as_str().unwrap_or("no detail");
-            bail!("GET {path}: {status}: {detail}");
-        }
-        Ok(body)
-    };
-    Ok(json!({
-        "queues": get("/v1/ops/queues".into()).await?,
-        "sessions": get(format!("/v1/ops/sessions?limit={SESSIONS_SHOWN}")).await?["sessions"].take(),
-        "metrics": get("/v1/ops/metrics".into()).await?,
-    }))
+impl Ops<'_> {
+    /// The three views: `{"queues", "sessions", "metrics"}`.
+    async fn overview(&self) -> anyhow::Result<Value> {
+        Ok(json!({
+            "queues": self.get("/v1/ops/queues").await?,
+            "sessions": self.get(&format!("/v1/ops/sessions?limit={SESSIONS_SHOWN}")).await?["sessions"].take(),
+            "metrics": self.get("/v1/ops/metrics").await?,
+        }))
+    }
 }
 
 /// A table: a header row and rows, each column as wide as its widest cell, numbers right-aligned.
@@ -148,8 +238,8 @@ fn cell(value: &Value) -> String {
     }
 }
 
-/// The tables of `queuematch ops`.
-fn render(views: &Value) -> String {
+/// The tables of `queuematch ops` with no view.
+fn render_overview(views: &Value) -> String {
     let mut out = String::new();
     let q = &views["queues"]["ticketsQueue"];
     let _ = writeln!(
@@ -189,14 +279,7 @@ fn render(views: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|s| {
-            // The time of day, UTC: enough to tell recent sessions apart.
-            let created = s["createdAt"].as_u64().map_or_else(
-                || "-".into(),
-                |ms| {
-                    let day = (ms / 1000) % 86_400;
-                    format!("{:02}:{:02}:{:02}Z", day / 3600, day % 3600 / 60, day % 60)
-                },
-            );
+            let created = time_of_day(&s["createdAt"], false);
             vec![
                 cell(&s["sessionId"]),
                 cell(&s["queue"]),
@@ -250,6 +333,149 @@ fn render(views: &Value) -> String {
     out
 }
 
+/// A time in milliseconds since the epoch as its time of day, UTC (with milliseconds when `precise`):
+/// enough to tell recent sessions, and the steps of one, apart.
+fn time_of_day(millis: &Value, precise: bool) -> String {
+    let Some(ms) = millis.as_u64() else {
+        return "-".into();
+    };
+    let day = (ms / 1000) % 86_400;
+    let (h, m, s) = (day / 3600, day % 3600 / 60, day % 60);
+    if precise {
+        format!("{h:02}:{m:02}:{s:02}.{:03}Z", ms % 1000)
+    } else {
+        format!("{h:02}:{m:02}:{s:02}Z")
+    }
+}
+
+/// The state machine an execution ARN belongs to (`…:execution:<state machine>:<name>`), or the whole
+/// id when it is not one.
+fn workflow_of(execution_id: &str) -> &str {
+    execution_id
+        .split_once(":execution:")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .map_or(execution_id, |(machine, _)| machine)
+}
+
+/// `queuematch ops session ID`: the session, its match, its timeline and its workflows' paths.
+fn render_session(detail: &Value) -> String {
+    let mut out = String::new();
+    let session = &detail["session"];
+    let reason = session["reason"]
+        .as_str()
+        .map_or_else(String::new, |r| format!(": {r}"));
+    let _ = writeln!(
+        out,
+        "session  {}  {}  {}{reason}",
+        cell(&session["sessionId"]),
+        cell(&session["queue"]),
+        cell(&session["status"])
+    );
+    let _ = writeln!(
+        out,
+        "created  {}   server {}",
+        time_of_day(&session["createdAt"], true),
+        cell(&session["endpoint"])
+    );
+    let matched = &detail["match"];
+    if matched.is_object() {
+        let q = &matched["quality"];
+        let _ = writeln!(
+            out,
+            "match    {}  region {}  skill spread {}  team imbalance {}  worst latency {} ms",
+            cell(&matched["matchId"]),
+            cell(&matched["region"]),
+            cell(&q["skillSpread"]),
+            cell(&q["teamImbalance"]),
+            cell(&q["worstLatencyMs"])
+        );
+        for team in matched["teams"].as_array().into_iter().flatten() {
+            let players: Vec<String> = team["players"].as_array().into_iter().flatten().map(cell).collect();
+            let _ = writeln!(out, "  {:<7}{}", cell(&team["name"]), players.join(", "));
+        }
+    } else {
+        let players: Vec<String> = session["players"].as_array().into_iter().flatten().map(cell).collect();
+        let _ = writeln!(out, "players  {}", players.join(", "));
+    }
+    let _ = writeln!(out);
+    let rows: Vec<Vec<String>> = detail["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            vec![
+                time_of_day(&entry["at"], true),
+                cell(&entry["status"]),
+                workflow_of(entry["executionId"].as_str().unwrap_or("-")).to_owned(),
+                cell(&entry["state"]),
+                cell(&entry["detail"]),
+            ]
+        })
+        .collect();
+    table(&mut out, &["TIME", "STATUS", "WORKFLOW", "STATE", "DETAIL"], &rows);
+    let rows: Vec<Vec<String>> = detail["executions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|execution| {
+            let id = execution["executionId"].as_str().unwrap_or("-");
+            let workflow = execution["workflow"].as_str().unwrap_or_else(|| workflow_of(id));
+            // The engine's record where the stack has one (`queuematch dev`); on AWS, where Express
+            // workflows keep no history, the states the timeline names.
+            let engine = &execution["engine"];
+            let (status, path): (String, Vec<String>) = if engine.is_object() {
+                let mut path: Vec<String> = engine["path"].as_array().into_iter().flatten().map(cell).collect();
+                if let Some(current) = engine["current"].as_str() {
+                    path.push(format!("[{current}]"));
+                }
+                (cell(&engine["status"]), path)
+            } else {
+                let steps = execution["steps"].as_array().into_iter().flatten();
+                ("-".into(), steps.map(|s| cell(&s["state"])).collect())
+            };
+            vec![workflow.to_owned(), status, path.join(" > ")]
+        })
+        .collect();
+    let _ = writeln!(out);
+    table(&mut out, &["WORKFLOW", "STATUS", "PATH"], &rows);
+    out
+}
+
+/// `queuematch ops dlq`: how many dead letters, and the first ones.
+fn render_dlq(dlq: &Value) -> String {
+    let mut out = String::new();
+    let letters = dlq["deadLetters"].as_array().map_or(&[][..], Vec::as_slice);
+    let _ = writeln!(
+        out,
+        "dead letters: {} (showing {}; `queuematch ops dlq --redrive` moves them all back)\n",
+        cell(&dlq["dead"]),
+        letters.len()
+    );
+    let rows: Vec<Vec<String>> = letters
+        .iter()
+        .map(|letter| {
+            let body = letter["body"].as_str().unwrap_or_default();
+            // One line a letter: newlines shown as spaces, long bodies cut.
+            let mut shown: String = body
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(BODY_SHOWN)
+                .collect();
+            if body.chars().count() > BODY_SHOWN {
+                shown.push('…');
+            }
+            vec![
+                cell(&letter["messageId"]),
+                cell(&letter["receiveCount"]),
+                time_of_day(&letter["sentAt"], false),
+                shown,
+            ]
+        })
+        .collect();
+    table(&mut out, &["MESSAGE", "RECEIVES", "SENT", "BODY"], &rows);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +495,33 @@ mod tests {
             out,
             "QUEUE       SEARCHING\nranked-1v1          3\ncoop-4             12\n"
         );
+    }
+
+    #[test]
+    fn a_workflow_is_named_from_its_execution_arn() {
+        assert_eq!(
+            workflow_of("arn:aws:states:eu-west-1:123456789012:execution:session-placement:m-1"),
+            "session-placement"
+        );
+        assert_eq!(workflow_of("local-run"), "local-run");
+    }
+
+    #[test]
+    fn a_dead_letter_is_one_line_with_its_body_cut() {
+        let long = format!("{{\"ticket\":\n{}}}", "x".repeat(100));
+        let drawn = render_dlq(&json!({
+            "dead": 12,
+            "deadLetters": [{"messageId": "m-1", "body": long, "receiveCount": 5, "sentAt": 3_723_004u64}],
+        }));
+        let lines: Vec<&str> = drawn.lines().collect();
+        assert!(lines[0].starts_with("dead letters: 12 (showing 1;"), "{drawn}");
+        assert!(lines[2].starts_with("MESSAGE"), "{drawn}");
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>()[..3],
+            ["m-1", "5", "01:02:03Z"]
+        );
+        assert!(lines[3].ends_with("xxx…"), "{drawn}");
+        assert_eq!(lines[3].matches('x').count(), BODY_SHOWN - 11, "{drawn}");
+        assert_eq!(lines.len(), 4, "{drawn}");
     }
 }

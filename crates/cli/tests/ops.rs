@@ -1,6 +1,7 @@
 //! `queuematch ops` against a real `queuematch dev`: a duel matched and placed on a real game
 //! server, then the operators' views, as JSON for scripts and as tables; and a session's detail with its
-//! timeline and its workflows' histories from `GET /v1/ops/sessions/{id}`.
+//! timeline and its workflows' histories from `GET /v1/ops/sessions/{id}`, also drawn by
+//! `queuematch ops session ID`; and the DLQ view.
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -202,6 +203,72 @@ fn ops_shows_a_placed_duel_in_its_views_and_the_session_with_its_workflow_histor
     assert!(placement["engine"]["events"].as_array().is_some_and(|e| !e.is_empty()));
     assert!(placement["steps"].as_array().is_some_and(|s| !s.is_empty()));
     assert_eq!(detail["match"]["queue"], "ranked-1v1");
+
+    // AND `queuematch ops session ID` draws that detail: the timeline in order, the path taken
+    let output = queuematch(&dev, &["ops", "session", session_id, "--url", &dev.url]);
+    let drawn = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{drawn} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        drawn
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains(session_id) && l.ends_with("ACTIVE")),
+        "{drawn}"
+    );
+    let steps: Vec<&str> = drawn
+        .lines()
+        .skip_while(|l| !l.starts_with("TIME"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().nth(3).unwrap_or_default())
+        .collect();
+    let timeline_states: Vec<&str> = detail["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["state"].as_str())
+        .collect();
+    assert_eq!(steps, timeline_states, "{drawn}");
+    assert!(
+        drawn
+            .lines()
+            .any(|l| l.starts_with("session-placement") && l.contains("SUCCEEDED") && l.ends_with("> Placed")),
+        "{drawn}"
+    );
+    let output = queuematch(&dev, &["ops", "session", session_id, "--url", &dev.url, "--json"]);
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {output:?}"));
+    assert_eq!(json["timeline"], detail["timeline"]);
+    // An unknown session is the service's 404, an id that cannot be one is refused before asking
+    let output = queuematch(&dev, &["ops", "session", "s-none", "--url", &dev.url]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("404"), "{stderr}");
+    let output = queuematch(&dev, &["ops", "session", "../queues", "--url", &dev.url]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("\"../queues\" is not a session id"),
+        "{stderr}"
+    );
+
+    // AND the DLQ view is empty, and redriving it moves nothing
+    let output = queuematch(&dev, &["ops", "dlq", "--url", &dev.url]);
+    let drawn = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && drawn.starts_with("dead letters: 0 (showing 0;"),
+        "{drawn}"
+    );
+    let output = queuematch(&dev, &["ops", "dlq", "--redrive", "--url", &dev.url]);
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        said.trim(),
+        "moved 0 dead letters back to the tickets queue",
+        "{output:?}"
+    );
+    let output = queuematch(&dev, &["ops", "dlq", "--redrive", "--json", "--url", &dev.url]);
+    assert!(!output.status.success(), "--redrive --json must be refused: {output:?}");
 
     // AND the tables show the same
     let output = queuematch(&dev, &["ops", "--url", &dev.url]);
