@@ -30,6 +30,7 @@ mod ops;
 mod push;
 mod reports;
 mod routes;
+mod socket;
 mod sweeper_loop;
 mod ticket_checks;
 mod traffic;

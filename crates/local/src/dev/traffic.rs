@@ -12,6 +12,7 @@
 //! socket is closed with the count of lost lines instead, so the recording fails loudly.
 
 use super::routes::{problem, verify};
+use super::socket::{self, TokenQuery};
 use super::DevState;
 use crate::replay::trace::{TicketArrival, TraceHeader, TraceLine, TRACE_VERSION};
 use axum::body::Body;
@@ -27,7 +28,6 @@ use queuematch_core::ports::Clock;
 use queuematch_core::ticket::AcceptanceType;
 use queuematch_core::Timestamp;
 use queuematch_handlers::problem::Problem;
-use serde::Deserialize;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -199,48 +199,25 @@ pub async fn observe(State(tap): State<Tap>, request: Request, next: Next) -> Re
     response
 }
 
-#[derive(Debug, Deserialize)]
-pub struct TrafficQuery {
-    /// An operator's token; browsers cannot set headers on a WebSocket.
-    token: Option<String>,
-}
-
 /// `GET /v1/ops/traffic?token=`: an operator's token (401 without a valid one, 403 for a player's),
 /// then the WebSocket upgrade.
 pub async fn stream(
     State(tap): State<Tap>,
-    query: Result<Query<TrafficQuery>, QueryRejection>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let token = match query {
-        Ok(Query(TrafficQuery { token: Some(token) })) => token,
-        Ok(Query(TrafficQuery { token: None })) => return problem(Problem::unauthorized("pass the token as ?token=")),
-        Err(rejection) => {
-            return problem(Problem::unauthorized(format!(
-                "pass the token once as ?token=: {}",
-                rejection.body_text()
-            )))
-        }
-    };
-    let claims = match verify(&tap.state, &token) {
+    let claims = match socket::caller(&tap.state, query, "pass the token as ?token=") {
         Ok(claims) => claims,
-        Err(unauthorized) => return problem(*unauthorized),
+        Err(refused) => return problem(*refused),
     };
     if claims.role != Role::Operator {
         return problem(Problem::forbidden(
             "live traffic is for operators; `queuematch token --operator` mints an operator's token",
         ));
     }
-    let upgrade = match upgrade {
+    let upgrade = match socket::upgrade(upgrade) {
         Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            let status = rejection.status();
-            return problem(Problem::new(
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("Bad Request"),
-                format!("this route is a WebSocket: {}", rejection.body_text()),
-            ));
-        }
+        Err(refused) => return problem(*refused),
     };
     // Subscribed before the header goes out: whatever the listener does once it has the header
     // is in the trace.

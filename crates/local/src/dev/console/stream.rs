@@ -16,7 +16,8 @@
 //!
 //! Nothing here polls: the connection sleeps until the bus or the engine says something changed.
 
-use super::super::routes::{problem, verify};
+use super::super::routes::problem;
+use super::super::socket::{self, TokenQuery};
 use super::super::DevState;
 use super::views;
 use crate::events::Delivery;
@@ -37,12 +38,6 @@ pub const COALESCE: Duration = Duration::from_millis(150);
 
 /// How many dead letters a snapshot shows (the port's most per call).
 const DEAD_LETTERS_SHOWN: usize = 10;
-
-#[derive(Debug, serde::Deserialize)]
-pub struct StreamQuery {
-    /// Browsers cannot set headers on a WebSocket, so the operator token comes in the query.
-    token: Option<String>,
-}
 
 /// What the client may send.
 #[derive(Debug, PartialEq)]
@@ -75,42 +70,22 @@ impl ClientMessage {
 /// The token is checked first (401 without a valid one, 403 for a player's), then the upgrade.
 pub async fn stream(
     State(state): State<DevState>,
-    query: Result<Query<StreamQuery>, QueryRejection>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let token = match query {
-        Ok(Query(StreamQuery { token: Some(token) })) => token,
-        Ok(Query(StreamQuery { token: None })) => {
-            return problem(Problem::unauthorized(
-                "pass an operator token as ?token=; `queuematch token --operator` mints one",
-            ))
-        }
-        Err(rejection) => {
-            return problem(Problem::unauthorized(format!(
-                "pass the token once as ?token=: {}",
-                rejection.body_text()
-            )))
-        }
-    };
-    let claims = match verify(&state, &token) {
+    let missing = "pass an operator token as ?token=; `queuematch token --operator` mints one";
+    let claims = match socket::caller(&state, query, missing) {
         Ok(claims) => claims,
-        Err(unauthorized) => return problem(*unauthorized),
+        Err(refused) => return problem(*refused),
     };
     if claims.role != Role::Operator {
         return problem(Problem::forbidden(
             "the operators' stream needs an operator token (`queuematch token --operator`)",
         ));
     }
-    let upgrade = match upgrade {
+    let upgrade = match socket::upgrade(upgrade) {
         Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            let status = rejection.status();
-            return problem(Problem::new(
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("Bad Request"),
-                format!("this route is a WebSocket: {}", rejection.body_text()),
-            ));
-        }
+        Err(refused) => return problem(*refused),
     };
     upgrade.on_upgrade(move |socket| serve(state, socket))
 }
