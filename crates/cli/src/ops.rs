@@ -5,6 +5,7 @@
 //!   `/v1/ops/metrics`);
 //! - `session ID`: one session, its match, its timeline and the path each of its workflows took
 //!   (`/v1/ops/sessions/{id}`);
+//! - `histograms`: the times and the match quality, drawn as bars (`/v1/ops/metrics`);
 //! - `dlq`: the tickets queue's dead letters (`/v1/ops/dlq`); `dlq --redrive` moves them back.
 
 use crate::client::DevSigner;
@@ -22,6 +23,9 @@ const SESSIONS_SHOWN: usize = 15;
 
 /// How much of a dead letter's body its row shows.
 const BODY_SHOWN: usize = 60;
+
+/// The widest bar of a histogram, in characters.
+const BAR_WIDTH: usize = 40;
 
 #[derive(Debug, Args)]
 pub struct OpsArgs {
@@ -54,6 +58,9 @@ enum View {
         /// The session's id, as `queuematch ops` lists it.
         session_id: String,
     },
+    /// The time-to-match and time-to-ticket histograms and the match quality ones (skill spread,
+    /// team imbalance, worst latency), drawn as bars.
+    Histograms,
     /// The tickets queue's dead letters, up to 10 of them; --redrive moves them all back.
     Dlq {
         /// Move every dead letter back to the tickets queue, and say how many moved.
@@ -98,6 +105,7 @@ impl Ops<'_> {
         match view {
             None => self.overview().await,
             Some(View::Session { session_id }) => self.get(&format!("/v1/ops/sessions/{session_id}")).await,
+            Some(View::Histograms) => self.get("/v1/ops/metrics").await,
             Some(View::Dlq { .. }) => self.get("/v1/ops/dlq").await,
         }
     }
@@ -107,6 +115,7 @@ fn render(view: Option<&View>, body: &Value) -> String {
     match view {
         None => render_overview(body),
         Some(View::Session { .. }) => render_session(body),
+        Some(View::Histograms) => render_histograms(body),
         Some(View::Dlq { .. }) => render_dlq(body),
     }
 }
@@ -312,11 +321,7 @@ fn render_overview(views: &Value) -> String {
     ] {
         rows.push(vec![name.to_owned(), cell(&metrics[name]), String::new()]);
     }
-    let histograms = ["TimeToMatch", "TimeToTicketSuccess", "TimeToTicketCancel"]
-        .iter()
-        .map(|n| &metrics[*n])
-        .chain(views["metrics"]["quality"].as_array().into_iter().flatten());
-    for h in histograms {
+    for h in histograms(&views["metrics"]) {
         let count = h["count"].as_f64().unwrap_or(0.0);
         let mean = if count > 0.0 {
             format!(
@@ -441,6 +446,66 @@ fn render_session(detail: &Value) -> String {
     out
 }
 
+/// The histograms of a `/v1/ops/metrics` answer: the times, then the match quality.
+fn histograms(metrics: &Value) -> impl Iterator<Item = &Value> {
+    ["TimeToMatch", "TimeToTicketSuccess", "TimeToTicketCancel"]
+        .into_iter()
+        .map(|n| &metrics["metrics"][n])
+        .chain(metrics["quality"].as_array().into_iter().flatten())
+}
+
+/// `queuematch ops histograms`: each histogram of `/v1/ops/metrics` as a bar per bucket, the longest
+/// bar [`BAR_WIDTH`] wide; an empty histogram is one line saying so.
+fn render_histograms(metrics: &Value) -> String {
+    let mut out = String::new();
+    for h in histograms(metrics) {
+        let title = h["title"].as_str().or(h["name"].as_str()).unwrap_or("-");
+        let unit = cell(&h["unit"]);
+        let count = h["count"].as_u64().unwrap_or(0);
+        if count == 0 {
+            let _ = writeln!(out, "{title} ({unit}): no values yet\n");
+            continue;
+        }
+        let mean = h["sum"].as_f64().unwrap_or(0.0) / count as f64;
+        let _ = writeln!(out, "{title} ({unit}): {count} values, mean {mean:.1}");
+        let buckets = h["buckets"].as_array().map_or(&[][..], Vec::as_slice);
+        let most = buckets
+            .iter()
+            .filter_map(|b| b["count"].as_u64())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        // Each bucket counts the values above the bound before it, up to its own (`le`); the last,
+        // without a bound, the values above every bound.
+        let mut last_bound = String::from("-");
+        for bucket in buckets {
+            let n = bucket["count"].as_u64().unwrap_or(0);
+            let label = match bucket["le"].as_f64() {
+                Some(le) => {
+                    last_bound = trim_number(le);
+                    format!("<= {last_bound}")
+                }
+                None => format!("> {last_bound}"),
+            };
+            // Rounded up: a bucket with values always shows at least one mark.
+            let bar = "#".repeat((n as usize * BAR_WIDTH).div_ceil(most as usize));
+            let line = format!("  {label:<10} {n:>6}  {bar}");
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+/// A bucket's bound without a needless `.0`.
+fn trim_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        value.to_string()
+    }
+}
+
 /// `queuematch ops dlq`: how many dead letters, and the first ones.
 fn render_dlq(dlq: &Value) -> String {
     let mut out = String::new();
@@ -523,5 +588,25 @@ mod tests {
         assert!(lines[3].ends_with("xxx…"), "{drawn}");
         assert_eq!(lines[3].matches('x').count(), BODY_SHOWN - 11, "{drawn}");
         assert_eq!(lines.len(), 4, "{drawn}");
+    }
+
+    #[test]
+    fn a_histogram_draws_a_bar_per_bucket_scaled_to_the_fullest() {
+        let drawn = render_histograms(&json!({
+            "metrics": {
+                "TimeToMatch": {"name": "TimeToMatch", "title": "time to match", "unit": "s", "count": 41,
+                    "sum": 50.5, "buckets": [
+                        {"le": 1.0, "count": 40}, {"le": 2.5, "count": 1}, {"le": null, "count": 0}]},
+                "TimeToTicketSuccess": {"name": "TimeToTicketSuccess", "unit": "s", "count": 0, "sum": 0,
+                    "buckets": []},
+            },
+            "quality": [],
+        }));
+        let lines: Vec<&str> = drawn.lines().collect();
+        assert_eq!(lines[0], "time to match (s): 41 values, mean 1.2", "{drawn}");
+        assert_eq!(lines[1], format!("  <= 1           40  {}", "#".repeat(BAR_WIDTH)));
+        assert_eq!(lines[2], "  <= 2.5          1  #", "{drawn}");
+        assert_eq!(lines[3], "  > 2.5           0", "{drawn}");
+        assert_eq!(lines[5], "TimeToTicketSuccess (s): no values yet", "{drawn}");
     }
 }

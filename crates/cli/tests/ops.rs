@@ -253,6 +253,21 @@ fn ops_shows_a_placed_duel_in_its_views_and_the_session_with_its_workflow_histor
         "{stderr}"
     );
 
+    // AND `queuematch ops histograms` draws the two waits and the duel's 20-point spread
+    let output = queuematch(&dev, &["ops", "histograms", "--url", &dev.url]);
+    let drawn = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{drawn}");
+    assert!(drawn.contains("time to match (s): 2 values"), "{drawn}");
+    let spread: Vec<&str> = drawn
+        .lines()
+        .skip_while(|l| !l.starts_with("skill spread (points): 1 values, mean 20.0"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.ends_with('#'))
+        .collect();
+    assert_eq!(spread.len(), 1, "one bucket holds the one match: {drawn}");
+    assert!(spread[0].trim_start().starts_with("<= 25"), "{drawn}");
+
     // AND the DLQ view is empty, and redriving it moves nothing
     let output = queuematch(&dev, &["ops", "dlq", "--url", &dev.url]);
     let drawn = String::from_utf8_lossy(&output.stdout);
