@@ -60,7 +60,7 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Record the live traffic of a running `queuematch dev` to a trace.
     Record(record::RecordArgs),
-    /// The operators' views (queues, sessions, metrics) as tables, refreshed with --watch.
+    /// The operators' views as tables: queues, sessions and metrics; one session's timeline; histograms; the DLQ.
     Ops(ops::OpsArgs),
     /// Work with Step Functions workflows: validate and run them on the embedded engine.
     Workflow {
