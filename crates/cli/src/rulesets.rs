@@ -7,7 +7,18 @@ use std::path::Path;
 /// Every `*.json` rule set in `dir`, sorted by queue name. Any bad one fails the whole load, with
 /// every error of every file, so a service never starts with half its queues.
 pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<RuleSet>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read rule sets from {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).with_context(|| {
+        // A relative directory (the default, `examples/rulesets`) is read from where the command
+        // runs: say where that is.
+        let here = match std::env::current_dir() {
+            Ok(cwd) if dir.is_relative() => format!(" (relative to {})", cwd.display()),
+            _ => String::new(),
+        };
+        format!(
+            "cannot read rule sets from {}{here}; --rulesets DIR names them",
+            dir.display()
+        )
+    })?;
     let mut files: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -34,4 +45,23 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<RuleSet>> {
     anyhow::ensure!(!rule_sets.is_empty(), "no rule sets (*.json) in {}", dir.display());
     rule_sets.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rule_sets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_relative_directory_says_where_it_was_looked_for_and_how_to_name_another() {
+        let error = load_dir(Path::new("no-such-rulesets-dir")).unwrap_err();
+        let message = format!("{error:#}");
+        let cwd = std::env::current_dir().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "cannot read rule sets from no-such-rulesets-dir (relative to {}); --rulesets DIR names them:",
+                cwd.display()
+            )),
+            "{message}"
+        );
+    }
 }
