@@ -302,7 +302,9 @@ impl Group {
         }
         let rules = plan.distinct.len();
         let players = info.first_player as usize..(info.first_player + info.size) as usize;
-        for p in players.clone() {
+        // Without `!=` rules (a duel, say) there is nothing to look at per player, here or below.
+        let distinct_players = if rules == 0 { 0..0 } else { players };
+        for p in distinct_players.clone() {
             for (taken, key) in self.taken.iter().zip(pool.distinct(p, rules)) {
                 if taken.contains(key) {
                     return false;
@@ -347,7 +349,7 @@ impl Group {
                 (*w).max(l)
             };
         }
-        for p in players {
+        for p in distinct_players {
             for (taken, key) in self.taken.iter_mut().zip(pool.distinct(p, rules)) {
                 taken.push(*key);
             }

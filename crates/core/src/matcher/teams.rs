@@ -61,6 +61,14 @@ impl Problem<'_, '_> {
         spread_of_averages(&scratch.sums, &scratch.counts)
     }
 
+    /// [`Problem::imbalance`] of a split where member `t` is team `t`'s one player (see `solo_seats`),
+    /// without tallying teams: a duel is split tens of thousands of times a round. Each team's
+    /// average is its sum, started from 0.0 as the tally starts it, over one player; adding to 0.0
+    /// is kept so that a -0.0 value gives the same bits as the tally does.
+    fn solo_imbalance(&self, column: usize) -> f64 {
+        spread((0..self.members.len()).map(|m| (0.0 + self.balance(m, column)) / 1.0))
+    }
+
     /// Players and the sum of `column` per team, into `scratch`.
     fn tally(&self, scratch: &mut Scratch, team_of: &[usize], column: usize) {
         scratch.counts.clear();
@@ -141,12 +149,17 @@ impl Problem<'_, '_> {
 
 /// The largest difference between the averages of teams that have players.
 pub(crate) fn spread_of_averages(sums: &[f64], counts: &[u32]) -> f64 {
-    let (lo, hi) = sums
-        .iter()
-        .zip(counts)
-        .filter(|(_, &n)| n > 0)
-        .map(|(&s, &n)| s / f64::from(n))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), a| (lo.min(a), hi.max(a)));
+    spread(
+        sums.iter()
+            .zip(counts)
+            .filter(|(_, &n)| n > 0)
+            .map(|(&s, &n)| s / f64::from(n)),
+    )
+}
+
+/// The largest difference between `averages`, in the order given; 0 when there are none.
+fn spread(averages: impl Iterator<Item = f64>) -> f64 {
+    let (lo, hi) = averages.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), a| (lo.min(a), hi.max(a)));
     if lo.is_finite() {
         hi - lo
     } else {
@@ -213,10 +226,12 @@ impl Splitter {
             // Each team holds exactly one player, so the sizes hold when no minimum exceeds one:
             // nothing to tally.
             let sized = problem.limits.team_min.iter().all(|&min| min <= 1);
+            let balance_limits = &problem.limits.max_difference;
             let valid = sized
-                && problem.balanced(&mut self.scratch, &self.best)
+                && (0..balance_limits.len())
+                    .all(|column| problem.solo_imbalance(column) <= balance_limits[column] + EPSILON)
                 && problem.composed(&mut self.scratch, &self.best);
-            let found = valid.then(|| problem.imbalance(&mut self.scratch, &self.best, 0));
+            let found = valid.then(|| problem.solo_imbalance(0));
             // Hand the buffer back, or every 1v1 match would allocate a fresh one.
             self.sizes = sizes;
             return found;
