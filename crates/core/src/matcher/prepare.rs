@@ -176,6 +176,11 @@ impl Ids {
 impl<'a> Pool<'a> {
     pub fn new(tickets: &'a [Ticket], plan: &Plan<'a>, now_ms: u64) -> Self {
         let distance_attrs: Vec<Attr> = plan.distance.iter().map(|d| Attr::new(plan, d.attribute)).collect();
+        // Looked up by name once, not once per ticket.
+        let distance_aggregations: Vec<PartyAggregation> = distance_attrs
+            .iter()
+            .map(|a| plan.distance_aggregation(a.name))
+            .collect();
         let balance_attrs: Vec<Attr> = plan.balance_columns.iter().map(|a| Attr::new(plan, a)).collect();
         let skill_attr = plan.skill.map(|a| Attr::new(plan, a));
         let skill_is_distance = plan.distance.first().map(|d| d.attribute) == plan.skill;
@@ -253,8 +258,8 @@ impl<'a> Pool<'a> {
             pool.ids.players.extend(players.iter().map(|p| Some(p.id.clone())));
 
             let distance_row = pool.distance.len();
-            for attr in &distance_attrs {
-                let value = party_number(players, attr, plan.distance_aggregation(attr.name));
+            for (attr, &aggregation) in distance_attrs.iter().zip(&distance_aggregations) {
+                let value = party_number(players, attr, aggregation);
                 matchable &= value.is_some();
                 pool.distance.push(value.unwrap_or(0.0));
             }
@@ -411,8 +416,12 @@ impl<'a> Pool<'a> {
                     }
                     r += 1;
                 }
-                let start = row(&pool);
-                pool.latency[start + r..start + pool.regions.len()].fill(UNMEASURED);
+                // Usually every region was measured and there is nothing to fill: not even a call
+                // to `memset` for no bytes, once per player.
+                if r < pool.regions.len() {
+                    let start = row(&pool);
+                    pool.latency[start + r..start + pool.regions.len()].fill(UNMEASURED);
+                }
             }
             if plan.has_latency_rule {
                 matchable &= pool.latency[row(&pool)..].iter().any(|&ms| ms != UNMEASURED);
