@@ -141,6 +141,17 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
         .filter(|&(_, &e)| fate[e as usize] == Fate::Waiting && pool.entries[e as usize].matchable);
     // The entries the walks step through, in the pairing's order.
     let walked: Vec<u32> = match pairing {
+        Pairing::ClosestSkill if plan.equal.is_empty() => {
+            // Without `=` rules every ticket is in partition 0, and the order is (skill, age rank).
+            // The candidates come in age order and the radix sort is stable, so sorting by skill
+            // alone leaves equal skills in age order: half the passes of sorting the packed key
+            // below (the age rank's bytes are not sorted on), each moving the same 16 bytes.
+            let mut order: Vec<(u64, u32)> = candidates
+                .map(|(rank, &e)| (sortable(pool.sort_key(e as usize)), u32_of(rank)))
+                .collect();
+            radsort::sort_by_key(&mut order, |&(skill, _)| skill);
+            order.iter().map(|&(_, rank)| by_age[rank as usize]).collect()
+        }
         Pairing::ClosestSkill => {
             // (partition, skill, age rank) packed into one integer of the same order, as above.
             let mut order: Vec<u128> = candidates
