@@ -480,7 +480,7 @@ pub fn session_row(session: &SessionRecord) -> Value {
 // ---- one session -------------------------------------------------------------------------------
 
 /// Session ids are opaque but bounded, as ticket ids are.
-fn valid_session_id(id: &str) -> bool {
+pub fn valid_session_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && id

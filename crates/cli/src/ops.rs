@@ -8,7 +8,7 @@
 //! - `histograms`: the times and the match quality, drawn as bars (`/v1/ops/metrics`);
 //! - `dlq`: the tickets queue's dead letters (`/v1/ops/dlq`); `dlq --redrive` moves them back.
 
-use crate::client::DevSigner;
+use crate::client::{answer, DevSigner};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use queuematch_core::identity::jwt::{Audience, Role};
@@ -82,6 +82,7 @@ impl Ops<'_> {
         self.send(reqwest::Method::GET, path).await
     }
 
+    /// `method path`: its JSON body, or the service's problem as an error naming the request.
     async fn send(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
         let base = self.base;
         let response = self
@@ -91,13 +92,7 @@ impl Ops<'_> {
             .send()
             .await
             .with_context(|| format!("cannot reach {base}; is the service running?"))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let detail = body["detail"].as_str().unwrap_or("no detail");
-            bail!("{method} {path}: {status}: {detail}");
-        }
-        Ok(body)
+        answer(response).await.with_context(|| format!("{method} {path}"))
     }
 
     /// What `view` shows, as the service's JSON.
@@ -124,12 +119,7 @@ pub fn run(args: OpsArgs) -> anyhow::Result<ExitCode> {
     let view = args.view.as_ref();
     if let Some(View::Session { session_id }) = view {
         // The id goes into the path: say what is wrong with it here rather than ask for another route.
-        if session_id.is_empty()
-            || session_id.len() > 128
-            || !session_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
-        {
+        if !queuematch_handlers::ops_api::valid_session_id(session_id) {
             bail!("{session_id:?} is not a session id: 1 to 128 letters, digits, `_`, `.`, `:` or `-`");
         }
     }
