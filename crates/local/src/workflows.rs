@@ -109,6 +109,16 @@ impl ExecutionStatus {
     pub fn is_running(&self) -> bool {
         matches!(self, ExecutionStatus::Running)
     }
+
+    /// The name Step Functions gives the status (`DescribeExecution`'s `status`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded { .. } => "SUCCEEDED",
+            ExecutionStatus::Failed { .. } => "FAILED",
+            ExecutionStatus::TimedOut { .. } => "TIMED_OUT",
+        }
+    }
 }
 
 /// One execution, as an operator sees it.

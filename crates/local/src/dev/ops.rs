@@ -4,7 +4,7 @@
 
 use super::routes::{authenticate, lambda_response, problem};
 use super::DevState;
-use crate::workflows::{ExecutionStatus, LocalWorkflows};
+use crate::workflows::LocalWorkflows;
 use aws_lambda_events::apigw::ApiGatewayProxyRequest;
 use aws_lambda_events::query_map::QueryMap;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -24,14 +24,8 @@ struct EngineHistories(Option<Arc<LocalWorkflows>>);
 impl ExecutionHistories for EngineHistories {
     fn history(&self, id: &str) -> Option<Value> {
         let record = self.0.as_ref()?.execution(&ExecutionId(id.to_owned()))?;
-        let status = match &record.status {
-            ExecutionStatus::Running => "RUNNING",
-            ExecutionStatus::Succeeded { .. } => "SUCCEEDED",
-            ExecutionStatus::Failed { .. } => "FAILED",
-            ExecutionStatus::TimedOut { .. } => "TIMED_OUT",
-        };
         Some(json!({
-            "status": status,
+            "status": record.status.name(),
             "path": record.path(),
             "current": record.current_state(),
             "events": record.history_json()["events"],

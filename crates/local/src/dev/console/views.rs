@@ -8,7 +8,7 @@
 
 use super::super::DevState;
 use queuematch_core::ids::SessionId;
-use queuematch_core::ports::store::items::{self, MatchRecord, SessionRecord, TIMELINE_PREFIX};
+use queuematch_core::ports::store::items::{self, MatchRecord, SessionRecord};
 use queuematch_core::ports::store::{Index, Query};
 use queuematch_core::ports::workflows::ExecutionId;
 use queuematch_core::ports::Clock;
@@ -81,14 +81,7 @@ pub(crate) async fn session_detail(state: &DevState, id: &SessionId) -> Result<V
         return Ok(json!({"type": "session", "sessionId": id, "error": format!("no session {id}")}));
     };
     let session = items::read::<SessionRecord>(&stored)?.value;
-    let query = Query::new(Index::Table, format!("SESSION#{id}"), TIMELINE_SHOWN).with_prefix(TIMELINE_PREFIX);
-    let timeline: Vec<items::TimelineEntry> = store
-        .query(query)
-        .await?
-        .items
-        .iter()
-        .map(|stored| items::read(stored).map(|v| v.value))
-        .collect::<Result<_, _>>()?;
+    let timeline = ops_api::timeline(store, id, TIMELINE_SHOWN).await?;
     let mut execution_ids: Vec<&str> = Vec::new();
     for entry in &timeline {
         if !execution_ids.contains(&entry.execution_id.as_str()) {
@@ -100,17 +93,11 @@ pub(crate) async fn session_detail(state: &DevState, id: &SessionId) -> Result<V
             .iter()
             .filter_map(|id| workflows.execution(&ExecutionId((*id).to_owned())))
             .map(|record| {
-                let status = match &record.status {
-                    crate::workflows::ExecutionStatus::Running => "RUNNING",
-                    crate::workflows::ExecutionStatus::Succeeded { .. } => "SUCCEEDED",
-                    crate::workflows::ExecutionStatus::Failed { .. } => "FAILED",
-                    crate::workflows::ExecutionStatus::TimedOut { .. } => "TIMED_OUT",
-                };
                 json!({
                     "id": record.id.0,
                     "name": record.name,
                     "definition": record.definition,
-                    "status": status,
+                    "status": record.status.name(),
                     "path": record.path(),
                     "current": record.current_state(),
                     "graph": workflows.graph(&record.definition).as_deref(),
@@ -119,20 +106,10 @@ pub(crate) async fn session_detail(state: &DevState, id: &SessionId) -> Result<V
             .collect(),
         None => Vec::new(),
     };
-    let endpoint = session.endpoint.as_ref().map(|e| format!("{}:{}", e.address, e.port));
     Ok(json!({
         "type": "session",
         "sessionId": id,
-        "session": {
-            "sessionId": session.session_id,
-            "matchId": session.match_id,
-            "queue": session.queue,
-            "status": session.status,
-            "players": session.player_ids,
-            "createdAt": session.created_at,
-            "endpoint": endpoint,
-            "reason": session.reason,
-        },
+        "session": ops_api::session_row(&session),
         "timeline": timeline,
         "executions": executions,
     }))
