@@ -174,20 +174,18 @@ impl<S: Store, E: Events, C: Clock> Backfills<'_, S, E, C> {
             if roster.left.iter().any(|d| &d.player.id == player) {
                 return Ok(false);
             }
-            let Some(team) = roster
-                .teams
-                .iter()
-                .position(|t| t.players.iter().any(|p| &p.id == player))
-            else {
+            // The team slot and the seat in it, found in one pass.
+            let seat = roster.teams.iter().enumerate().find_map(|(team, seated)| {
+                let at = seated.players.iter().position(|p| &p.id == player)?;
+                Some((team, at))
+            });
+            let Some((team, at)) = seat else {
                 return Err(BackfillError::NotSeated {
                     player: player.clone(),
                     session: session.session_id.clone(),
                 });
             };
             let seated = &mut roster.teams[team];
-            let Some(at) = seated.players.iter().position(|p| &p.id == player) else {
-                return Ok(false);
-            };
             let gone = seated.players.remove(at);
             seated.open += 1;
             roster.left.push(Departure { player: gone, team });
