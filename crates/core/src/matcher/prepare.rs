@@ -10,7 +10,7 @@ use super::plan::Plan;
 use crate::attribute::{AttributeType, AttributeValue};
 use crate::ids::{PlayerId, TicketId};
 use crate::ruleset::PartyAggregation;
-use crate::ticket::{Player, Ticket};
+use crate::ticket::Ticket;
 use std::collections::BTreeMap;
 
 /// Latency of a region some player did not measure: no match may be placed there.
@@ -58,35 +58,187 @@ impl<'a> Interner<'a> {
 /// A declared attribute the rules read, with its type and default.
 #[derive(Debug, Clone, Copy)]
 struct Attr<'a> {
-    name: &'a str,
+    /// The attribute's position in [`Names`]: where each player's value of it is found.
+    slot: usize,
     kind: AttributeType,
     default: Option<&'a AttributeValue>,
 }
 
-impl<'a> Attr<'a> {
-    fn new(plan: &Plan<'a>, name: &'a str) -> Self {
+/// The attributes the rules read, sorted and distinct. Each player's are looked up once, in one
+/// walk of their map (see [`Names::look_up`]), however many rules read them.
+#[derive(Debug, Default)]
+struct Names<'a> {
+    names: Vec<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    /// Every attribute `plan` reads.
+    fn of(plan: &Plan<'a>) -> Self {
+        let mut names: Vec<&'a str> = plan
+            .distance
+            .iter()
+            .map(|d| d.attribute)
+            .chain(plan.balance_columns.iter().copied())
+            .chain(plan.skill)
+            .chain(plan.equal.iter().copied())
+            .chain(plan.distinct.iter().copied())
+            .chain(plan.collection.iter().map(|&(_, a)| a))
+            .chain(plan.composition.iter().map(|c| c.attribute))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        Names { names }
+    }
+
+    /// The attribute called `name`, which must be one of these.
+    fn attr(&self, plan: &Plan<'a>, name: &str) -> Attr<'a> {
         let declared = plan.rule_set.attribute(name);
         Attr {
-            name,
+            slot: self.names.binary_search(&name).unwrap_or(0),
             kind: declared.map_or(AttributeType::Number, |a| a.kind),
             default: declared.and_then(|a| a.default.as_ref()),
         }
     }
 
-    /// The player's value, or the default when the ticket omits it or gives one of the wrong type.
-    fn of(&self, player: &'a Player) -> Option<&'a AttributeValue> {
-        player
-            .attributes
-            .get(self.name)
+    fn attrs(&self, plan: &Plan<'a>, names: impl Iterator<Item = &'a str>) -> Vec<Attr<'a>> {
+        names.map(|name| self.attr(plan, name)).collect()
+    }
+
+    /// A player's row of values: one per name, `None` where the player has no such attribute.
+    fn width(&self) -> usize {
+        // At least one, so that rows are never empty and can be counted.
+        self.names.len().max(1)
+    }
+
+    /// Writes `attributes`' value of each name into `row` (of [`Names::width`]): `None` for the
+    /// names the player has no value for.
+    ///
+    /// The map and the names are both sorted, so one walk of the map finds them all, comparing
+    /// names by [`next_is`] (else [`seek`]); a search per name compared each with the map's keys by
+    /// calls to `memcmp`.
+    /// A map far larger than the names is searched instead, since the walk would visit every entry.
+    fn look_up(&self, attributes: &'a BTreeMap<String, AttributeValue>, row: &mut [Option<&'a AttributeValue>]) {
+        if attributes.len() > WALK_LIMIT {
+            for (value, name) in row.iter_mut().zip(&self.names) {
+                *value = attributes.get(*name);
+            }
+            return;
+        }
+        let mut slot = 0;
+        for (name, value) in attributes {
+            if slot == self.names.len() {
+                break;
+            }
+            if next_is(&self.names, slot, name) {
+                fill(row, slot..slot + 1, Some(value));
+                slot += 1;
+                continue;
+            }
+            // The names passed over: the player has none of them.
+            slot = match seek(&self.names, slot, name) {
+                Ok(at) => {
+                    fill(row, slot..at, None);
+                    fill(row, at..at + 1, Some(value));
+                    at + 1
+                }
+                Err(at) => {
+                    fill(row, slot..at, None);
+                    at
+                }
+            };
+        }
+        fill(row, slot..row.len(), None);
+    }
+}
+
+/// Sets `row[range]` to `value`. Usually the range is empty, and then nothing is called.
+fn fill<T: Copy>(row: &mut [T], range: std::ops::Range<usize>, value: T) {
+    if let Some(cells) = row.get_mut(range) {
+        for cell in cells {
+            *cell = value;
+        }
+    }
+}
+
+/// Attribute maps larger than this are searched by name rather than walked (see [`Names::look_up`]):
+/// up to this size a map is one node, in which a search compares keys one by one anyway.
+const WALK_LIMIT: usize = 11;
+
+impl<'a> Attr<'a> {
+    /// The player's value, from the player's `row` of looked-up values: the default when the ticket
+    /// omits it or gives one of the wrong type.
+    fn of(&self, row: &[Option<&'a AttributeValue>]) -> Option<&'a AttributeValue> {
+        row.get(self.slot)
+            .copied()
+            .flatten()
             .filter(|v| v.kind() == self.kind)
             .or(self.default)
     }
 
-    fn number(&self, player: &'a Player) -> Option<f64> {
-        self.of(player)
+    fn number(&self, row: &[Option<&'a AttributeValue>]) -> Option<f64> {
+        self.of(row)
             .and_then(AttributeValue::as_number)
             .filter(|n| n.is_finite())
     }
+}
+
+/// Finds `name` in `known` (sorted, distinct) at or after `from`: `Ok` with its index, or `Err`
+/// with the index it would be inserted at.
+///
+/// Callers walk a sorted map against `known`, and its names nearly always come in the same order,
+/// each the very next one (every player measures the same regions): they try that one first, by
+/// [`next_is`], and call this only when it is not. Out of line, so that their loops stay short.
+#[inline(never)]
+fn seek(known: &[&str], from: usize, name: &str) -> Result<usize, usize> {
+    let mut at = from;
+    while let Some(&k) = known.get(at) {
+        if same(k.as_bytes(), name.as_bytes()) {
+            return Ok(at);
+        }
+        if k > name {
+            return Err(at);
+        }
+        at += 1;
+    }
+    Err(at)
+}
+
+/// Whether `name` is `known[at]`.
+fn next_is(known: &[&str], at: usize, name: &str) -> bool {
+    known.get(at).is_some_and(|k| same(k.as_bytes(), name.as_bytes()))
+}
+
+/// Whether two byte strings are equal.
+///
+/// The names and id prefixes read from tickets are short; up to 16 bytes they are compared as two
+/// overlapping words (or bytes) in a few instructions, where `==` calls `bcmp`, whose call and
+/// set-up cost several times as many for a few bytes. Longer ones are compared by `==`.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4),
+        8..=16 => u64_at(a, 0) == u64_at(b, 0) && u64_at(a, n - 8) == u64_at(b, n - 8),
+        _ => a == b,
+    }
+}
+
+/// The 4 bytes of `s` from `at`, as an integer (0 past the end, which callers never ask for).
+fn u32_at(s: &[u8], at: usize) -> u32 {
+    s.get(at..)
+        .and_then(<[u8]>::first_chunk)
+        .map_or(0, |w| u32::from_ne_bytes(*w))
+}
+
+/// The 8 bytes of `s` from `at`, as an integer (0 past the end, which callers never ask for).
+fn u64_at(s: &[u8], at: usize) -> u64 {
+    s.get(at..)
+        .and_then(<[u8]>::first_chunk)
+        .map_or(0, |w| u64::from_ne_bytes(*w))
 }
 
 /// The pool, flattened.
@@ -173,194 +325,186 @@ impl Ids {
     }
 }
 
-impl<'a> Pool<'a> {
-    pub fn new(tickets: &'a [Ticket], plan: &Plan<'a>, now_ms: u64) -> Self {
-        let distance_attrs: Vec<Attr> = plan.distance.iter().map(|d| Attr::new(plan, d.attribute)).collect();
-        // Looked up by name once, not once per ticket.
-        let distance_aggregations: Vec<PartyAggregation> = distance_attrs
-            .iter()
-            .map(|a| plan.distance_aggregation(a.name))
-            .collect();
-        let balance_attrs: Vec<Attr> = plan.balance_columns.iter().map(|a| Attr::new(plan, a)).collect();
-        let skill_attr = plan.skill.map(|a| Attr::new(plan, a));
-        let skill_is_distance = plan.distance.first().map(|d| d.attribute) == plan.skill;
-        let equal_attrs: Vec<Attr> = plan.equal.iter().map(|a| Attr::new(plan, a)).collect();
-        let distinct_attrs: Vec<Attr> = plan.distinct.iter().map(|a| Attr::new(plan, a)).collect();
-        let collection_attrs: Vec<Attr> = plan.collection.iter().map(|(_, a)| Attr::new(plan, a)).collect();
-        let composition_attrs: Vec<Attr> = plan.composition.iter().map(|c| Attr::new(plan, c.attribute)).collect();
-        let largest_team = plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
-        let player_count: usize = tickets.iter().map(|t| t.players.len()).sum();
+/// Tickets read at a time by [`Pool::new`], each kind of read in its own loop over them.
+const BLOCK: usize = 16;
 
-        let mut pool = Pool {
-            tickets,
-            entries: Vec::with_capacity(tickets.len()),
-            latency: Vec::new(),
-            regions: Vec::new(),
-            distance: Vec::with_capacity(tickets.len() * distance_attrs.len()),
-            distance_rules: distance_attrs.len(),
-            balance: Vec::with_capacity(tickets.len() * balance_attrs.len()),
-            balance_columns: balance_attrs.len(),
-            distinct: Vec::with_capacity(player_count * distinct_attrs.len()),
-            collection: Vec::with_capacity(tickets.len() * collection_attrs.len()),
-            collection_values: Vec::new(),
-            roles: Vec::with_capacity(player_count * composition_attrs.len()),
-            role_ids: Vec::new(),
-            role_masks: Vec::with_capacity(player_count * composition_attrs.len()),
-            strings: Vec::new(),
-            now_ms,
-            // Filled in the loop below, which reads each ticket and its players anyway: a pass of
-            // its own would read them all a second time, mostly from memory.
-            ids: Ids {
-                tickets: Vec::with_capacity(tickets.len()),
-                players: Vec::with_capacity(player_count),
-            },
-            id_keys: Vec::with_capacity(tickets.len()),
-            origin: Vec::new(),
+/// How [`Pool::new`] reads tickets under one rule set: the attributes each kind of rule reads, and
+/// what the reading carries from one ticket to the next (interned strings, partitions).
+struct Reader<'p, 'a> {
+    plan: &'p Plan<'a>,
+    names: Names<'a>,
+    /// Each distance rule's attribute, and its aggregation (looked up by name once, not per ticket).
+    distance: Vec<(Attr<'a>, PartyAggregation)>,
+    /// Each balance column's attribute, and the distance rule that reads it too, if one does: for a
+    /// solo ticket the column's sum is the value that rule has just read (one value, aggregated or
+    /// summed, is itself).
+    balance: Vec<(Attr<'a>, Option<usize>)>,
+    skill: Option<Attr<'a>>,
+    skill_is_distance: bool,
+    equal: Vec<Attr<'a>>,
+    distinct: Vec<Attr<'a>>,
+    collection: Vec<Attr<'a>>,
+    composition: Vec<Attr<'a>>,
+    largest_team: u32,
+    strings: Interner<'a>,
+    partitions: BTreeMap<Vec<Key>, u32>,
+    partition_key: Vec<Key>,
+}
+
+impl<'p, 'a> Reader<'p, 'a> {
+    fn new(plan: &'p Plan<'a>) -> Self {
+        let names = Names::of(plan);
+        let distance: Vec<(Attr<'a>, PartyAggregation)> = plan
+            .distance
+            .iter()
+            .map(|d| (names.attr(plan, d.attribute), plan.distance_aggregation(d.attribute)))
+            .collect();
+        let balance = names
+            .attrs(plan, plan.balance_columns.iter().copied())
+            .into_iter()
+            .map(|b| (b, distance.iter().position(|(d, _)| d.slot == b.slot)))
+            .collect();
+        Reader {
+            plan,
+            distance,
+            balance,
+            skill: plan.skill.map(|a| names.attr(plan, a)),
+            skill_is_distance: plan.distance.first().map(|d| d.attribute) == plan.skill,
+            equal: names.attrs(plan, plan.equal.iter().copied()),
+            distinct: names.attrs(plan, plan.distinct.iter().copied()),
+            collection: names.attrs(plan, plan.collection.iter().map(|&(_, a)| a)),
+            composition: names.attrs(plan, plan.composition.iter().map(|c| c.attribute)),
+            largest_team: plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0),
+            names,
+            strings: Interner::default(),
+            partitions: BTreeMap::new(),
+            partition_key: Vec::new(),
+        }
+    }
+
+    /// Reads ticket `t` into `pool`'s rows for it and returns its entry, from `values`, its players'
+    /// rows of looked-up attributes (see [`Names::look_up`]). Its ids and latencies are read already.
+    fn read(
+        &mut self,
+        pool: &mut Pool<'a>,
+        t: usize,
+        ticket: &Ticket,
+        values: &[Option<&'a AttributeValue>],
+        first_player: u32,
+    ) -> Entry {
+        let width = self.names.width();
+        // Rows by multiplication: `chunks_exact` divides by the width, a slow instruction, per ticket.
+        let rows =
+            || (0..ticket.players.len()).map(move |p| values.get(p * width..(p + 1) * width).unwrap_or_default());
+        let size = u32_len(ticket.players.len());
+        let mut matchable = size >= 1 && size <= self.largest_team;
+
+        let distance_row = pool.distance.len();
+        for &(attr, aggregation) in &self.distance {
+            let value = party_number(rows(), &attr, aggregation);
+            matchable &= value.is_some();
+            pool.distance.push(value.unwrap_or(0.0));
+        }
+        for (attr, same) in &self.balance {
+            match same {
+                // A missing value made the ticket unmatchable above and was recorded as 0.
+                Some(d) if size == 1 => pool.balance.push(pool.distance[distance_row + d]),
+                _ => {
+                    let sum: Option<f64> = rows().map(|row| attr.number(row)).sum();
+                    matchable &= sum.is_some();
+                    pool.balance.push(sum.unwrap_or(0.0));
+                }
+            }
+        }
+        let (skill_lo, skill_hi) = match self.skill {
+            Some(_) if self.skill_is_distance => {
+                let v = pool.distance[distance_row];
+                (v, v)
+            }
+            Some(attr) => rows()
+                .filter_map(|row| attr.number(row))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v))),
+            None => (0.0, 0.0),
         };
-        let first_id = tickets.first().map_or(&b""[..], |t| t.id.as_str().as_bytes());
-        // The length of the prefix every ticket id seen so far shares (see `id_keys`), and the
-        // first ticket whose key was made with the final length: the keys before it were made with a
-        // longer prefix and are made again after the loop.
-        let mut shared_prefix = first_id.len();
-        let mut keys_valid_from = 0;
-        // A balance column that a distance rule also reads: for a solo ticket its sum is the value
-        // the distance rule has just read (one value, aggregated or summed, is itself), so the
-        // attribute is looked up once, not twice.
-        let balance_from_distance: Vec<Option<usize>> = balance_attrs
-            .iter()
-            .map(|b| distance_attrs.iter().position(|d| d.name == b.name))
-            .collect();
-        let mut strings = Interner::default();
-        let mut partitions: BTreeMap<Vec<Key>, u32> = BTreeMap::new();
-        let mut partition_key: Vec<Key> = Vec::with_capacity(equal_attrs.len());
-        let mut first_player = 0u32;
 
-        for (t, ticket) in tickets.iter().enumerate() {
-            if t % TOUCH_AHEAD == 0 {
-                touch(&tickets[t..tickets.len().min(t + TOUCH_AHEAD)]);
-            }
-            let players = &ticket.players;
-            let size = u32::try_from(players.len()).unwrap_or(u32::MAX);
-            let mut matchable = size >= 1 && size <= largest_team;
-
-            let id = ticket.id.as_str().as_bytes();
-            // Usually the whole prefix is shared still: one comparison, not one per byte.
-            if id.get(..shared_prefix) != Some(&first_id[..shared_prefix]) {
-                shared_prefix = first_id[..shared_prefix]
-                    .iter()
-                    .zip(id)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                keys_valid_from = pool.id_keys.len();
-            }
-            pool.id_keys.push(id_key(id, shared_prefix));
-            pool.ids.tickets.push(Some(ticket.id.clone()));
-            pool.ids.players.extend(players.iter().map(|p| Some(p.id.clone())));
-
-            let distance_row = pool.distance.len();
-            for (attr, &aggregation) in distance_attrs.iter().zip(&distance_aggregations) {
-                let value = party_number(players, attr, aggregation);
-                matchable &= value.is_some();
-                pool.distance.push(value.unwrap_or(0.0));
-            }
-            for (attr, same) in balance_attrs.iter().zip(&balance_from_distance) {
-                match same {
-                    // A missing value made the ticket unmatchable above and was recorded as 0.
-                    Some(d) if size == 1 => pool.balance.push(pool.distance[distance_row + d]),
-                    _ => {
-                        let sum: Option<f64> = players.iter().map(|p| attr.number(p)).sum();
-                        matchable &= sum.is_some();
-                        pool.balance.push(sum.unwrap_or(0.0));
-                    }
-                }
-            }
-            let (skill_lo, skill_hi) = match skill_attr {
-                Some(_) if skill_is_distance => {
-                    let v = pool.distance[pool.distance.len() - distance_attrs.len()];
-                    (v, v)
-                }
-                Some(attr) => players
-                    .iter()
-                    .filter_map(|p| attr.number(p))
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v))),
-                None => (0.0, 0.0),
-            };
-
-            // `=` attributes: every member must agree, and the shared values name the partition.
-            partition_key.clear();
-            for attr in &equal_attrs {
-                let mut keys = players.iter().map(|p| key_of(attr, p, &mut strings));
+        // `=` attributes: every member must agree, and the shared values name the partition.
+        let partition = if self.equal.is_empty() {
+            // No `=` rule: one partition, without a map lookup per ticket.
+            0
+        } else {
+            self.partition_key.clear();
+            for attr in &self.equal {
+                let mut keys = rows().map(|row| key_of(attr, row, &mut self.strings));
                 let first = keys.next().flatten();
                 let agreed = first.is_some() && keys.all(|k| k == first);
                 matchable &= agreed;
-                partition_key.push(first.unwrap_or(Key::Number(0)));
+                self.partition_key.push(first.unwrap_or(Key::Number(0)));
             }
-            let partition = if equal_attrs.is_empty() {
-                // No `=` rule: one partition, without a map lookup per ticket.
-                0
-            } else {
-                match partitions.get(partition_key.as_slice()) {
-                    Some(&id) => id,
-                    None => {
-                        let id = u32::try_from(partitions.len()).unwrap_or(u32::MAX);
-                        partitions.insert(partition_key.clone(), id);
-                        id
-                    }
+            match self.partitions.get(self.partition_key.as_slice()) {
+                Some(&id) => id,
+                None => {
+                    let id = u32_len(self.partitions.len());
+                    self.partitions.insert(self.partition_key.clone(), id);
+                    id
                 }
-            };
+            }
+        };
 
-            // `!=` attributes: members of one party must already differ from each other.
+        // `!=` attributes: members of one party must already differ from each other.
+        if !self.distinct.is_empty() {
             let distinct_start = pool.distinct.len();
-            for player in players {
-                for attr in &distinct_attrs {
-                    let key = key_of(attr, player, &mut strings);
+            for row in rows() {
+                for attr in &self.distinct {
+                    let key = key_of(attr, row, &mut self.strings);
                     matchable &= key.is_some();
                     pool.distinct.push(key.unwrap_or(Key::Number(0)));
                 }
             }
-            let rules = distinct_attrs.len();
+            let rules = self.distinct.len();
             for rule in 0..rules {
-                let mut values: Vec<Key> = pool.distinct[distinct_start..]
+                let mut keys: Vec<Key> = pool.distinct[distinct_start..]
                     .chunks(rules)
                     .map(|keys| keys[rule])
                     .collect();
-                let n = values.len();
-                values.sort_unstable();
-                values.dedup();
-                matchable &= values.len() == n;
+                let n = keys.len();
+                keys.sort_unstable();
+                keys.dedup();
+                matchable &= keys.len() == n;
             }
+        }
 
-            // Collections: the party's common values, as a sorted set of ids.
-            for attr in &collection_attrs {
-                let start = pool.collection_values.len();
-                let mut common: Option<Vec<u32>> = None;
-                for player in players {
-                    let mut ids: Vec<u32> = attr
-                        .of(player)
-                        .and_then(AttributeValue::as_string_list)
-                        .unwrap_or(&[])
-                        .iter()
-                        .map(|s| strings.intern(s))
-                        .collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    common = Some(match common {
-                        None => ids,
-                        Some(prev) => intersect(&prev, &ids),
-                    });
-                }
-                let common = common.unwrap_or_default();
-                matchable &= !common.is_empty();
-                pool.collection_values.extend_from_slice(&common);
-                pool.collection
-                    .push((u32_len(start), u32_len(pool.collection_values.len())));
+        // Collections: the party's common values, as a sorted set of ids.
+        for attr in &self.collection {
+            let start = pool.collection_values.len();
+            let mut common: Option<Vec<u32>> = None;
+            for row in rows() {
+                let mut ids: Vec<u32> = attr
+                    .of(row)
+                    .and_then(AttributeValue::as_string_list)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|s| self.strings.intern(s))
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                common = Some(match common {
+                    None => ids,
+                    Some(prev) => intersect(&prev, &ids),
+                });
             }
+            let common = common.unwrap_or_default();
+            matchable &= !common.is_empty();
+            pool.collection_values.extend_from_slice(&common);
+            pool.collection
+                .push((u32_len(start), u32_len(pool.collection_values.len())));
+        }
 
-            // Roles each member can take, for each composition rule.
-            for player in players {
-                for (rule, attr) in plan.composition.iter().zip(&composition_attrs) {
+        // Roles each member can take, for each composition rule.
+        if !self.composition.is_empty() {
+            for row in rows() {
+                for (rule, attr) in self.plan.composition.iter().zip(&self.composition) {
                     let start = pool.role_ids.len();
-                    if let Some(list) = attr.of(player).and_then(AttributeValue::as_string_list) {
+                    if let Some(list) = attr.of(row).and_then(AttributeValue::as_string_list) {
                         // Sorted and deduplicated in place: a vector per player would be an
                         // allocation per player.
                         pool.role_ids.extend(
@@ -384,67 +528,155 @@ impl<'a> Pool<'a> {
                     pool.role_masks.push(role_mask(&pool.role_ids[start..]));
                 }
             }
+        }
 
-            // Latencies: the party's worst to each region; a region one member did not measure is out.
-            // The row starts at `entries × regions`, which moves when a region is added.
-            let row = |pool: &Pool| pool.entries.len() * pool.regions.len();
-            pool.latency.resize(row(&pool) + pool.regions.len(), 0);
-            for (i, player) in players.iter().enumerate() {
-                // Both the player's measurements and the known regions are sorted by name: merge them.
-                let mut r = 0;
-                for (region, &ms) in &player.latencies {
-                    // One comparison per step: comparing names is most of the cost of reading a
-                    // ticket's latencies, and a known region is usually the very next one.
-                    loop {
-                        match pool.regions.get(r).map(|known| (*known).cmp(region.as_str())) {
-                            Some(std::cmp::Ordering::Less) => {
-                                let at = row(&pool) + r;
-                                pool.latency[at] = UNMEASURED;
-                                r += 1;
-                            }
-                            Some(std::cmp::Ordering::Equal) => break,
-                            _ => {
-                                // Earlier members of the party did not measure the new region.
-                                pool.add_region(r, region, if i == 0 { 0 } else { UNMEASURED });
-                                break;
-                            }
-                        }
-                    }
-                    let at = row(&pool) + r;
-                    if pool.latency[at] != UNMEASURED {
-                        pool.latency[at] = pool.latency[at].max(ms);
-                    }
-                    r += 1;
+        if self.plan.has_latency_rule {
+            matchable &= pool.latency(t).iter().any(|&ms| ms != UNMEASURED);
+        }
+        Entry {
+            matchable,
+            size,
+            first_player,
+            partition,
+            created_at: ticket.created_at.as_millis(),
+            skill_lo,
+            skill_hi,
+        }
+    }
+}
+
+impl<'a> Pool<'a> {
+    /// Reads the pool, [`BLOCK`] tickets at a time.
+    ///
+    /// Nearly all the cost of reading a ticket is cache misses along chains of pointers (ticket,
+    /// players, map node, key string), and a loop that does all of a ticket's work is too long for the
+    /// processor to start the next ticket's misses while it works on this one. So each kind of read
+    /// has its own short loop over the block (the ids' bytes; the attributes; the latencies), in which
+    /// the processor has several tickets' misses in flight at once, and the rules' work on the values
+    /// read comes last. (It replaced a read-ahead loop that walked every map a second time.)
+    pub fn new(tickets: &'a [Ticket], plan: &Plan<'a>, now_ms: u64) -> Self {
+        let mut reader = Reader::new(plan);
+        let width = reader.names.width();
+        let distance_rules = reader.distance.len();
+        let balance_columns = reader.balance.len();
+        let player_count: usize = tickets.iter().map(|t| t.players.len()).sum();
+
+        let mut pool = Pool {
+            tickets,
+            entries: Vec::with_capacity(tickets.len()),
+            // Its width grows with each region found (see `add_region`), in the first tickets.
+            latency: Vec::new(),
+            regions: Vec::new(),
+            distance: Vec::with_capacity(tickets.len() * distance_rules),
+            distance_rules,
+            balance: Vec::with_capacity(tickets.len() * balance_columns),
+            balance_columns,
+            distinct: Vec::with_capacity(player_count * reader.distinct.len()),
+            collection: Vec::with_capacity(tickets.len() * reader.collection.len()),
+            collection_values: Vec::new(),
+            roles: Vec::with_capacity(player_count * reader.composition.len()),
+            role_ids: Vec::new(),
+            role_masks: Vec::with_capacity(player_count * reader.composition.len()),
+            strings: Vec::new(),
+            now_ms,
+            ids: Ids {
+                tickets: Vec::with_capacity(tickets.len()),
+                players: Vec::with_capacity(player_count),
+            },
+            id_keys: Vec::with_capacity(tickets.len()),
+            origin: Vec::new(),
+        };
+        let first_id = tickets.first().map_or(&b""[..], |t| t.id.as_str().as_bytes());
+        // The length of the prefix every ticket id seen so far shares (see `id_keys`), and the
+        // first ticket whose key was made with the final length: the keys before it were made with a
+        // longer prefix and are made again after the loop.
+        let mut shared_prefix = first_id.len();
+        let mut keys_valid_from = 0;
+        // The block's players' rows of looked-up attributes, `width` each.
+        let mut values: Vec<Option<&'a AttributeValue>> = Vec::new();
+        let mut first_player = 0u32;
+
+        for (b, block) in tickets.chunks(BLOCK).enumerate() {
+            let first = b * BLOCK;
+
+            // The ids' bytes: their keys; and the player ids' memory, which their clones below
+            // write (each clone is a locked increment, which waits for its line, one at a time).
+            let mut touched = 0usize;
+            for ticket in block {
+                let id = ticket.id.as_str().as_bytes();
+                // Usually the whole prefix is shared still: one comparison, not one per byte.
+                if !id
+                    .get(..shared_prefix)
+                    .is_some_and(|p| same(p, &first_id[..shared_prefix]))
+                {
+                    shared_prefix = first_id[..shared_prefix]
+                        .iter()
+                        .zip(id)
+                        .take_while(|(a, b)| a == b)
+                        .count();
+                    keys_valid_from = pool.id_keys.len();
                 }
-                // Usually every region was measured and there is nothing to fill: not even a call
-                // to `memset` for no bytes, once per player.
-                if r < pool.regions.len() {
-                    let start = row(&pool);
-                    pool.latency[start + r..start + pool.regions.len()].fill(UNMEASURED);
+                pool.id_keys.push(id_key(id, shared_prefix));
+                for player in &ticket.players {
+                    touched =
+                        touched.wrapping_add(usize::from(player.id.as_str().as_bytes().first().copied().unwrap_or(0)));
                 }
             }
-            if plan.has_latency_rule {
-                matchable &= pool.latency[row(&pool)..].iter().any(|&ms| ms != UNMEASURED);
+            std::hint::black_box(touched);
+
+            // Each player's values of the attributes the rules read, once however many rules do.
+            let players: usize = block.iter().map(|t| t.players.len()).sum();
+            if values.len() < players * width {
+                values.resize(players * width, None);
+            }
+            for (player, row) in block
+                .iter()
+                .flat_map(|t| &t.players)
+                .zip(values.chunks_exact_mut(width))
+            {
+                reader.names.look_up(&player.attributes, row);
             }
 
-            pool.entries.push(Entry {
-                matchable,
-                size,
-                first_player,
-                partition,
-                created_at: ticket.created_at.as_millis(),
-                skill_lo,
-                skill_hi,
-            });
-            first_player = first_player.saturating_add(size);
+            for (t, ticket) in (first..).zip(block) {
+                pool.read_latencies(t, ticket);
+            }
+
+            let mut rest = &values[..];
+            for (t, ticket) in (first..).zip(block) {
+                let (own, after) = rest.split_at(ticket.players.len() * width);
+                rest = after;
+                pool.ids.tickets.push(Some(ticket.id.clone()));
+                pool.ids
+                    .players
+                    .extend(ticket.players.iter().map(|p| Some(p.id.clone())));
+                let entry = reader.read(&mut pool, t, ticket, own, first_player);
+                pool.entries.push(entry);
+                first_player = first_player.saturating_add(entry.size);
+            }
         }
         for (key, ticket) in pool.id_keys[..keys_valid_from].iter_mut().zip(tickets) {
             *key = id_key(ticket.id.as_str().as_bytes(), shared_prefix);
         }
-        let mut by_id: Vec<(u32, &str)> = strings.ids.into_iter().map(|(s, id)| (id, s)).collect();
+        let mut by_id: Vec<(u32, &str)> = reader.strings.ids.into_iter().map(|(s, id)| (id, s)).collect();
         by_id.sort_unstable();
         pool.strings = by_id.into_iter().map(|(_, s)| s).collect();
         pool
+    }
+
+    /// Merges the latencies of ticket `t`'s players into its row of the table: the party's worst to
+    /// each region; a region one member did not measure is out.
+    fn read_latencies(&mut self, t: usize, ticket: &'a Ticket) {
+        for (i, player) in ticket.players.iter().enumerate() {
+            loop {
+                let width = self.regions.len();
+                let row = self.latency.get_mut(t * width..(t + 1) * width).unwrap_or_default();
+                match merge_latencies(row, &self.regions, &player.latencies) {
+                    None => break,
+                    // Earlier members of the party did not measure the new region.
+                    Some((at, region)) => self.add_region(t, at, region, if i == 0 { 0 } else { UNMEASURED }),
+                }
+            }
+        }
     }
 
     /// The string an interned id stands for.
@@ -558,21 +790,23 @@ impl<'a> Pool<'a> {
         };
     }
 
-    /// Adds a region no earlier ticket measured, at index `at` of the sorted regions. Rows already
-    /// filled get [`UNMEASURED`] there, the row being filled gets `current`. Regions are few and
-    /// show up in the first tickets, so this rarely runs and never late.
-    fn add_region(&mut self, at: usize, region: &'a str, current: u32) {
+    /// Adds a region no earlier ticket measured, at index `at` of the sorted regions, while ticket
+    /// `filling`'s row is being filled. Earlier rows get [`UNMEASURED`] there, the row being filled
+    /// gets `current`, and later rows 0, as the rest of their row. Regions are few and show up in
+    /// the first tickets, so this rarely runs and never late.
+    ///
+    /// The table keeps a row for every ticket, later ones zero until filled: a row is then written
+    /// in place, without growing the table (and a call to `memset`) once per ticket.
+    fn add_region(&mut self, filling: usize, at: usize, region: &'a str, current: u32) {
         let width = self.regions.len();
-        // With no region yet every row is empty: the rows are the entries so far and this one.
-        let rows = self.latency.len().checked_div(width).unwrap_or(self.entries.len() + 1);
-        // Room for every ticket's row: the table then never grows (and copies itself) again
-        // unless yet another region turns up.
-        let mut latency = Vec::with_capacity((width + 1) * self.tickets.len().max(rows));
-        for row in 0..rows {
-            let old = &self.latency[row * width..(row + 1) * width];
-            latency.extend_from_slice(&old[..at]);
-            latency.push(if row + 1 == rows { current } else { UNMEASURED });
-            latency.extend_from_slice(&old[at..]);
+        // Zeroed by the allocator (fresh pages, for a table this size), not written.
+        let mut latency = vec![0; (width + 1) * self.tickets.len()];
+        for row in 0..=filling {
+            let old = self.latency.get(row * width..(row + 1) * width).unwrap_or_default();
+            let new = &mut latency[row * (width + 1)..(row + 1) * (width + 1)];
+            new[..at].copy_from_slice(&old[..at]);
+            new[at] = if row == filling { current } else { UNMEASURED };
+            new[at + 1..].copy_from_slice(&old[at..]);
         }
         self.latency = latency;
         self.regions.insert(at, region);
@@ -648,45 +882,66 @@ fn u32_len(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Tickets read ahead by [`touch`] at a time.
-const TOUCH_AHEAD: usize = 16;
-
-/// Reads the heap memory the loop of [`Pool::new`] is about to read for `tickets`: each id, and
-/// each player's id and the names in its attribute and latency maps.
-///
-/// Nearly all the cost of reading a ticket is cache misses along chains of pointers (ticket,
-/// players, map node, key string), and the loop's body is too long for the processor to start
-/// the next ticket's misses while it works on this one. In a loop this short it starts a few
-/// tickets' at once, and the loop then finds them in the cache. It changes nothing; the sum it
-/// computes is only there so that the reads are made.
-fn touch(tickets: &[Ticket]) {
-    // A string's length is in its pointer; its first byte is in the memory to be read.
-    let first = |s: &str| usize::from(s.as_bytes().first().copied().unwrap_or(0));
-    let mut sum = 0usize;
-    for ticket in tickets {
-        sum = sum.wrapping_add(first(ticket.id.as_str()));
-        for player in &ticket.players {
-            sum = sum.wrapping_add(first(player.id.as_str()));
-            for name in player.attributes.keys().chain(player.latencies.keys()) {
-                sum = sum.wrapping_add(first(name));
-            }
-        }
-    }
-    std::hint::black_box(sum);
-}
-
 /// A ticket id's key (see `Pool::id_keys`), given the length of the prefix every id shares.
 fn id_key(id: &[u8], shared: usize) -> u64 {
-    let mut key = [0u8; 8];
-    for (k, &b) in key.iter_mut().zip(&id[shared..]) {
-        *k = b;
+    let rest = id.get(shared..).unwrap_or_default();
+    match rest.first_chunk::<8>() {
+        Some(first) => u64::from_be_bytes(*first),
+        // Fewer than 8 bytes, zero-padded on the right: byte by byte, where copying them into an
+        // array was a call to `memcpy`.
+        None => rest
+            .iter()
+            .enumerate()
+            .fold(0, |key, (i, &b)| key | u64::from(b) << (56 - 8 * i)),
     }
-    u64::from_be_bytes(key)
 }
 
-/// The party's value of a number attribute, as `aggregation` counts a party.
-fn party_number<'a>(players: &'a [Player], attr: &Attr<'a>, aggregation: PartyAggregation) -> Option<f64> {
-    let mut values = players.iter().map(|p| attr.number(p));
+/// Merges one player's `measured` latencies into their ticket's `row` of the latency table, whose
+/// columns are the `known` regions: the worst of the party's so far, or [`UNMEASURED`] where this
+/// player measured nothing. Returns a measured region not known yet, and where it goes among the
+/// known: the caller adds it and merges again, which repeats the steps already made to the same
+/// effect (each keeps the worst, or marks a region out).
+///
+/// Both the measurements and the known regions are sorted by name, so this is a merge, which
+/// compares each measured name with the known region after the last one found, by [`seek`].
+#[inline(never)]
+fn merge_latencies<'m>(
+    row: &mut [u32],
+    known: &[&str],
+    measured: &'m BTreeMap<String, u32>,
+) -> Option<(usize, &'m str)> {
+    let mut r = 0;
+    for (region, &ms) in measured {
+        let at = if next_is(known, r, region) {
+            r
+        } else {
+            match seek(known, r, region) {
+                Ok(at) => {
+                    // Known regions passed over: this player did not measure them.
+                    fill(row, r..at, UNMEASURED);
+                    at
+                }
+                Err(at) => return Some((at, region)),
+            }
+        };
+        // The worst of the party's; an unmeasured region stays out, since UNMEASURED is the largest.
+        if let Some(cell) = row.get_mut(at) {
+            *cell = (*cell).max(ms);
+        }
+        r = at + 1;
+    }
+    fill(row, r..row.len(), UNMEASURED);
+    None
+}
+
+/// The party's value of a number attribute, as `aggregation` counts a party: `rows` are its players'
+/// looked-up values.
+fn party_number<'r, 'a: 'r>(
+    rows: impl Iterator<Item = &'r [Option<&'a AttributeValue>]>,
+    attr: &Attr<'a>,
+    aggregation: PartyAggregation,
+) -> Option<f64> {
+    let mut values = rows.map(|row| attr.number(row));
     let first = values.next()??;
     let (mut lo, mut hi, mut sum, mut n) = (first, first, first, 1.0);
     for v in values {
@@ -703,8 +958,8 @@ fn party_number<'a>(players: &'a [Player], attr: &Attr<'a>, aggregation: PartyAg
     })
 }
 
-fn key_of<'a>(attr: &Attr<'a>, player: &'a Player, strings: &mut Interner<'a>) -> Option<Key> {
-    match attr.of(player)? {
+fn key_of<'a>(attr: &Attr<'a>, row: &[Option<&'a AttributeValue>], strings: &mut Interner<'a>) -> Option<Key> {
+    match attr.of(row)? {
         AttributeValue::Number(n) if n.is_finite() => {
             // 0.0 and -0.0 are equal values; give them one key.
             let n = if *n == 0.0 { 0.0 } else { *n };
