@@ -163,13 +163,16 @@ impl Ids {
     /// The ids of entry `e`'s players.
     pub fn players<'s>(&'s mut self, e: usize, pool: &'s Pool) -> impl Iterator<Item = PlayerId> + 's {
         let entry = &pool.entries[e];
-        let ticket = pool.ticket(e);
-        (0..entry.size as usize).map(move |i| {
-            self.players
-                .get_mut(entry.first_player as usize + i)
-                .and_then(Option::take)
-                .unwrap_or_else(|| ticket.players[i].id.clone())
-        })
+        (0..entry.size as usize).map(move |i| self.player(e, entry.first_player as usize, i, pool))
+    }
+
+    /// The id of entry `e`'s player `i`, given its first player `first` (see `Entry::first_player`);
+    /// taken once, as [`Ids::ticket`].
+    pub fn player(&mut self, e: usize, first: usize, i: usize, pool: &Pool) -> PlayerId {
+        self.players
+            .get_mut(first + i)
+            .and_then(Option::take)
+            .unwrap_or_else(|| pool.ticket(e).players[i].id.clone())
     }
 }
 
