@@ -390,37 +390,42 @@ impl Group {
 /// Whether every distance rule still holds when a ticket whose values are `values` joins members
 /// whose lowest and highest values are `lo` and `hi` (infinite while there are none).
 pub(crate) fn distances_hold(lo: &[f64], hi: &[f64], values: &[f64], limits: &Limits) -> bool {
+    // Zipped rather than indexed: no bounds checks in a check made for every offer.
     !values
         .iter()
-        .enumerate()
-        .any(|(i, &v)| hi[i].max(v) - lo[i].min(v) > limits.max_distance[i])
+        .zip(lo.iter().zip(hi))
+        .zip(&limits.max_distance)
+        .any(|((&v, (&lo, &hi)), &limit)| hi.max(v) - lo.min(v) > limit)
 }
 
 /// Whether some region is within the latency limit for everyone when a ticket whose latencies are
 /// `latency` joins members whose worst latencies are `worst`.
 pub(crate) fn region_in_reach(worst: &[u32], latency: &[u32], limits: &Limits) -> bool {
     let limit = limits.max_latency.unwrap_or(f64::INFINITY);
-    worst
-        .iter()
-        .zip(latency)
-        .any(|(&w, &l)| w != UNMEASURED && l != UNMEASURED && f64::from(w.max(l)) <= limit)
+    worst.iter().zip(latency).any(|(&w, &l)| {
+        let worst = worse(w, l);
+        worst != UNMEASURED && f64::from(worst) <= limit
+    })
 }
 
-/// The worse of two latencies to a region, where an unmeasured one rules the region out.
+/// The worse of two latencies to a region, where an unmeasured one rules the region out: the
+/// higher, since [`UNMEASURED`] is above every measurement.
 pub(crate) fn worse(w: u32, l: u32) -> u32 {
-    if w == UNMEASURED || l == UNMEASURED {
-        UNMEASURED
-    } else {
-        w.max(l)
-    }
+    const { assert!(UNMEASURED == u32::MAX) };
+    w.max(l)
 }
 
 /// The region whose worst latency is lowest (the first such, in name order), and that latency.
 pub(crate) fn best_region(worst: impl Iterator<Item = u32>) -> Option<(usize, u32)> {
-    worst
-        .enumerate()
-        .filter(|&(_, w)| w != UNMEASURED)
-        .min_by_key(|&(i, w)| (w, i))
+    // Only a strictly lower latency replaces the best so far, so the first of equals stays, and
+    // an unmeasured region (above every measurement) never does.
+    let (mut best, mut best_ms) = (0, UNMEASURED);
+    for (i, w) in worst.enumerate() {
+        if w < best_ms {
+            (best, best_ms) = (i, w);
+        }
+    }
+    (best_ms != UNMEASURED).then_some((best, best_ms))
 }
 
 /// The skill spread of a match: the highest of its members' highest skills less the lowest of
