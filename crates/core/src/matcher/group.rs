@@ -459,6 +459,7 @@ impl Pair {
     }
 
     /// As [`Group::offer`], for a rule set with only distance and latency rules.
+    #[inline(always)]
     pub fn offer(&mut self, entry: u32, plan: &Plan, pool: &Pool, limits: &Limits) -> bool {
         let e = entry as usize;
         let info = &pool.entries[e];

@@ -481,6 +481,8 @@ impl Forming for Pair {
         Pair::clear(self);
     }
 
+    // Small, and called for every candidate: inlined where the anchor and its walk offer.
+    #[inline(always)]
     fn offer(&mut self, entry: u32, plan: &Plan, pool: &Pool, limits: &Limits) -> bool {
         Pair::offer(self, entry, plan, pool, limits)
     }
@@ -636,6 +638,7 @@ struct Walk<'c> {
 }
 
 impl<'c> Walk<'c> {
+    #[inline(always)]
     fn new(
         chain: &'c Chain,
         pool: &Pool,
@@ -666,6 +669,7 @@ impl<'c> Walk<'c> {
     }
 
     /// The next ticket to offer, or `None` when the walk is over.
+    #[inline(always)]
     fn next(&mut self, pool: &Pool) -> Option<u32> {
         let limit = match self.pairing {
             Pairing::ClosestSkill => SKILL_WALK_LIMIT,
