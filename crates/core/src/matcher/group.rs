@@ -283,22 +283,12 @@ impl Group {
             return false;
         }
         let distance = pool.distance(e);
-        for (i, &v) in distance.iter().enumerate() {
-            if self.hi[i].max(v) - self.lo[i].min(v) > limits.max_distance[i] {
-                return false;
-            }
+        if !distances_hold(&self.lo, &self.hi, distance, limits) {
+            return false;
         }
         let latency = pool.latency(e);
-        if plan.has_latency_rule {
-            let limit = limits.max_latency.unwrap_or(f64::INFINITY);
-            let reachable = self
-                .worst
-                .iter()
-                .zip(latency)
-                .any(|(&w, &l)| w != UNMEASURED && l != UNMEASURED && f64::from(w.max(l)) <= limit);
-            if !reachable {
-                return false;
-            }
+        if plan.has_latency_rule && !region_in_reach(&self.worst, latency, limits) {
+            return false;
         }
         let rules = plan.distinct.len();
         let players = info.first_player as usize..(info.first_player + info.size) as usize;
@@ -343,11 +333,7 @@ impl Group {
             self.hi[i] = self.hi[i].max(v);
         }
         for (w, &l) in self.worst.iter_mut().zip(latency) {
-            *w = if *w == UNMEASURED || l == UNMEASURED {
-                UNMEASURED
-            } else {
-                (*w).max(l)
-            };
+            *w = worse(*w, l);
         }
         for p in distinct_players {
             for (taken, key) in self.taken.iter_mut().zip(pool.distinct(p, rules)) {
@@ -393,13 +379,139 @@ impl Group {
         &self.common
     }
 
-    /// The region with the lowest worst latency (the first such, in name order), and that latency.
+    /// The region with the lowest worst latency (see [`best_region`]), and that latency.
     pub fn best_region(&self) -> Option<(usize, u32)> {
-        self.worst
-            .iter()
-            .enumerate()
-            .filter(|(_, &w)| w != UNMEASURED)
-            .min_by_key(|(i, &w)| (w, *i))
-            .map(|(i, &w)| (i, w))
+        best_region(self.worst.iter().copied())
+    }
+}
+
+// The rules a candidate match applies to a ticket, written once for a [`Group`] and a [`Pair`].
+
+/// Whether every distance rule still holds when a ticket whose values are `values` joins members
+/// whose lowest and highest values are `lo` and `hi` (infinite while there are none).
+pub(crate) fn distances_hold(lo: &[f64], hi: &[f64], values: &[f64], limits: &Limits) -> bool {
+    // Zipped rather than indexed: no bounds checks in a check made for every offer.
+    !values
+        .iter()
+        .zip(lo.iter().zip(hi))
+        .zip(&limits.max_distance)
+        .any(|((&v, (&lo, &hi)), &limit)| hi.max(v) - lo.min(v) > limit)
+}
+
+/// Whether some region is within the latency limit for everyone when a ticket whose latencies are
+/// `latency` joins members whose worst latencies are `worst`.
+pub(crate) fn region_in_reach(worst: &[u32], latency: &[u32], limits: &Limits) -> bool {
+    let limit = limits.max_latency.unwrap_or(f64::INFINITY);
+    worst.iter().zip(latency).any(|(&w, &l)| {
+        let worst = worse(w, l);
+        worst != UNMEASURED && f64::from(worst) <= limit
+    })
+}
+
+/// The worse of two latencies to a region, where an unmeasured one rules the region out: the
+/// higher, since [`UNMEASURED`] is above every measurement.
+pub(crate) fn worse(w: u32, l: u32) -> u32 {
+    const { assert!(UNMEASURED == u32::MAX) };
+    w.max(l)
+}
+
+/// The region whose worst latency is lowest (the first such, in name order), and that latency.
+pub(crate) fn best_region(worst: impl Iterator<Item = u32>) -> Option<(usize, u32)> {
+    // Only a strictly lower latency replaces the best so far, so the first of equals stays, and
+    // an unmeasured region (above every measurement) never does.
+    let (mut best, mut best_ms) = (0, UNMEASURED);
+    for (i, w) in worst.enumerate() {
+        if w < best_ms {
+            (best, best_ms) = (i, w);
+        }
+    }
+    (best_ms != UNMEASURED).then_some((best, best_ms))
+}
+
+/// The skill spread of a match: the highest of its members' highest skills less the lowest of
+/// their lowest.
+pub(crate) fn skill_spread(pool: &Pool, members: &[u32]) -> f64 {
+    let (lo, hi) = members.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &m| {
+        let e = &pool.entries[m as usize];
+        (lo.min(e.skill_lo), hi.max(e.skill_hi))
+    });
+    hi - lo
+}
+
+/// A duel's candidate match: an anchor and at most one opponent, solo tickets on teams of one.
+///
+/// It applies a [`Group`]'s rules with the same functions, but keeps no summaries: a group of one
+/// ticket has that ticket's values as its lowest, highest and worst, so the anchor's own rows
+/// stand in for them. Before anyone joins, the anchor checked against itself gets what an empty
+/// group gives it: a spread of 0, and the regions it reaches within the limit. Only for rule sets
+/// with nothing else to check (see `duels_only` in the parent module).
+#[derive(Debug, Default)]
+pub(crate) struct Pair {
+    members: [u32; 2],
+    len: usize,
+    players: u32,
+}
+
+impl Pair {
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.players = 0;
+    }
+
+    /// As [`Group::offer`], for a rule set with only distance and latency rules.
+    #[inline(always)]
+    pub fn offer(&mut self, entry: u32, plan: &Plan, pool: &Pool, limits: &Limits) -> bool {
+        let e = entry as usize;
+        let info = &pool.entries[e];
+        if !info.matchable || self.players + info.size > plan.max_players {
+            return false;
+        }
+        let first = if self.len == 0 { e } else { self.members[0] as usize };
+        let own = pool.distance(first);
+        if !distances_hold(own, own, pool.distance(e), limits) {
+            return false;
+        }
+        if plan.has_latency_rule && !region_in_reach(pool.latency(first), pool.latency(e), limits) {
+            return false;
+        }
+        // A matchable ticket is one player, at most two fit: there is room.
+        self.members[self.len] = entry;
+        self.len += 1;
+        self.players += info.size;
+        true
+    }
+
+    /// Entries, in the order they joined; the first is the anchor.
+    pub fn members(&self) -> &[u32] {
+        &self.members[..self.len]
+    }
+
+    pub fn players(&self) -> u32 {
+        self.players
+    }
+
+    /// Both members, once the pair is full.
+    pub fn both(&self) -> [u32; 2] {
+        debug_assert_eq!(self.len, 2);
+        self.members
+    }
+
+    /// Drops the newest member: what [`Group::rebuild`] does without it, since the anchor alone is
+    /// taken again as it was taken first.
+    pub fn drop_newest(&mut self, pool: &Pool) {
+        self.len -= 1;
+        self.players -= pool.entries[self.members[self.len] as usize].size;
+    }
+
+    /// The region with the lowest worst latency of both, as [`Group::best_region`] finds it.
+    /// (With the anchor alone, its own latencies: the worse of a latency and itself is itself.)
+    pub fn best_region(&self, pool: &Pool) -> Option<(usize, u32)> {
+        let (first, last) = (self.members[0] as usize, self.members[self.len.max(1) - 1] as usize);
+        best_region(
+            pool.latency(first)
+                .iter()
+                .zip(pool.latency(last))
+                .map(|(&a, &b)| worse(a, b)),
+        )
     }
 }

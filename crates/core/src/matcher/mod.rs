@@ -15,6 +15,11 @@
 //!    (see `teams`). If no split satisfies the rules, the newest member is dropped and the walk
 //!    goes on.
 //!
+//! A duel's rule set (two teams of one, and only distance, latency, `=` and team-balance rules)
+//! takes the same steps with a `Pair` in place of the group: the same rule functions and the same
+//! split, without the summaries, lists and scratch a match of any size needs; its matches are
+//! built whole. A test holds it to the general path on random duels.
+//!
 //! A round costs O(n log n) for two sorts plus O(n × the match size) for the walks, which also give
 //! up after a run of refusals. The sorts are radix sorts of packed integer keys. In practice reading
 //! the pool and building the matches cost about as much as the matching itself, and the walks' cost
@@ -37,11 +42,11 @@ mod tests;
 pub use outcome::{Match, MatchQuality, MatchTeam, MatchTeams, RoundOutcome, TeamMembers, Waits};
 use std::sync::Arc;
 
-use crate::ids::MatchId;
-use crate::ruleset::RuleSet;
+use crate::ids::{MatchId, TicketId};
+use crate::ruleset::{ExpansionTarget, RuleSet};
 use crate::ticket::Ticket;
 use crate::time::Timestamp;
-use group::Group;
+use group::{skill_spread, Group, Pair};
 use plan::{Limits, Plan};
 use prepare::Pool;
 use std::collections::BTreeMap;
@@ -97,21 +102,88 @@ pub fn round(pool: &[Ticket], rule_set: &RuleSet, now: Timestamp) -> RoundOutcom
 }
 
 /// Runs one round, choosing who joins each anchor by `pairing`.
+// Never inlined, though it is a call: profiles count the round by this name (see BENCHMARKS.md).
+#[inline(never)]
 pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairing: Pairing) -> RoundOutcome {
+    round_by(tickets, rule_set, now, pairing, Paths::Fastest)
+}
+
+/// The code that forms a round's matches: a duel's rule set may take a path of its own, which the
+/// tests hold to the general one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paths {
+    /// The duel path where it applies (see [`duels_only`]).
+    Fastest,
+    /// The general path for every rule set.
+    #[cfg_attr(not(test), allow(dead_code))]
+    General,
+}
+
+// Each phase of a round is a function of its own, never inlined (each is called once a round), so
+// that a profile shows what each costs by name.
+fn round_by(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairing: Pairing, paths: Paths) -> RoundOutcome {
     let plan = Plan::new(rule_set);
     let now_ms = now.as_millis();
     let mut pool = Pool::new(tickets, &plan, now_ms);
-    let n = pool.len();
+    let by_age = age_order(&pool);
+    let walked = walk_order(&pool, &plan, &by_age, pairing);
+    let by_age = renumber(&mut pool, &walked, &by_age);
+    // Each walked entry's age rank (see `renumber`): walks break ties by it, and a match's oldest
+    // ticket has the lowest.
+    let age_rank = walked;
+    // The walks' tickets are linked until they match: the others timed out or cannot match.
+    let mut chain = Chain::new(pool.len(), 0..u32_of(age_rank.len()));
+    // The ids are moved into the outcome instead of cloned: no decision reads them.
+    let ids = pool.take_ids();
+    let round = Round {
+        plan: &plan,
+        pool: &pool,
+        by_age: &by_age,
+        age_rank: &age_rank,
+        pairing,
+        now,
+    };
+    let (matches, ids) = if paths == Paths::Fastest && duels_only(&plan) {
+        let duels = form_duels(&round, &mut chain);
+        build_duels(&round, duels, ids)
+    } else {
+        let (formed, formed_members) = form_groups(&round, &mut chain);
+        build_matches(&round, formed, &formed_members, ids)
+    };
+    let (timed_out, remaining, next_change_at) = the_rest(&round, &chain, ids);
+    RoundOutcome {
+        matches,
+        timed_out,
+        remaining,
+        next_change_at,
+    }
+}
 
-    // Age order: created_at, then id, so ties never depend on the pool's order. Sorting plain
-    // integers first and comparing ids only within runs of equal times keeps the sort cache-friendly.
-    // Each (time, entry) pair is packed into one integer of the same order, and the integers are
-    // radix sorted: keys are distinct, so the order is the one a comparison sort gives, and the
-    // bytes every key shares cost nothing. Times are taken from the oldest, so that a pool
-    // spanning less than 49 days (any real one) packs into a u64, half the bytes to move.
+/// What every phase after the renumbering reads.
+struct Round<'r, 'a> {
+    plan: &'r Plan<'a>,
+    pool: &'r Pool<'a>,
+    /// Entries, oldest first.
+    by_age: &'r [u32],
+    /// The walks' entries' age ranks, by entry.
+    age_rank: &'r [u32],
+    pairing: Pairing,
+    now: Timestamp,
+}
+
+/// The entries, oldest first: by created_at, then id, so ties never depend on the pool's order.
+///
+/// Sorting plain integers first and comparing ids only within runs of equal times keeps the sort
+/// cache-friendly. Each (time, entry) pair is packed into one integer of the same order, and the
+/// integers are radix sorted: keys are distinct, so the order is the one a comparison sort gives,
+/// and the bytes every key shares cost nothing. Times are taken from the oldest, so that a pool
+/// spanning less than 49 days (any real one) packs into a u64, half the bytes to move.
+#[inline(never)]
+fn age_order(pool: &Pool) -> Vec<u32> {
+    let n = pool.len();
     let oldest_ms = pool.entries.iter().map(|e| e.created_at).min().unwrap_or(0);
     let span_ms = pool.entries.iter().map(|e| e.created_at - oldest_ms).max().unwrap_or(0);
-    let mut by_age: Vec<u32> = if span_ms <= u64::from(u32::MAX) {
+    if span_ms <= u64::from(u32::MAX) {
         let mut keyed: Vec<u64> = (0..n)
             .map(|e| ((pool.entries[e].created_at - oldest_ms) << 32) | u64::from(u32_of(e)))
             .collect();
@@ -119,7 +191,7 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
         // gives the order of the whole key, without passes over the entry's bytes.
         radsort::sort_by_key(&mut keyed, |&k| k >> 32);
         let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
-        order_ties_by_id(&mut by_age, |i| keyed[i] >> 32, &pool);
+        order_ties_by_id(&mut by_age, |i| keyed[i] >> 32, pool);
         by_age
     } else {
         let mut keyed: Vec<u128> = (0..n)
@@ -127,22 +199,20 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
             .collect();
         radsort::sort(&mut keyed);
         let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
-        order_ties_by_id(&mut by_age, |i| (keyed[i] >> 32) as u64, &pool);
+        order_ties_by_id(&mut by_age, |i| (keyed[i] >> 32) as u64, pool);
         by_age
-    };
-
-    let mut fate = vec![Fate::Waiting; n];
-    for (e, f) in fate.iter_mut().enumerate() {
-        if pool.waited(e) >= plan.timeout_ms {
-            *f = Fate::TimedOut;
-        }
     }
-    let candidates = by_age
-        .iter()
-        .enumerate()
-        .filter(|&(_, &e)| fate[e as usize] == Fate::Waiting && pool.entries[e as usize].matchable);
-    // The entries the walks step through, in the pairing's order.
-    let walked: Vec<u32> = match pairing {
+}
+
+/// The age ranks of the tickets that may match (neither timed out nor unmatchable), in the order
+/// the walks step through them: by partition, then skill (or arrival, as `pairing` says), then age.
+#[inline(never)]
+fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Vec<u32> {
+    let candidates = by_age.iter().enumerate().filter(|&(_, &e)| {
+        let e = e as usize;
+        pool.waited(e) < plan.timeout_ms && pool.entries[e].matchable
+    });
+    match pairing {
         Pairing::ClosestSkill if plan.equal.is_empty() => {
             // Without `=` rules every ticket is in partition 0, and the order is (skill, age rank).
             // The candidates come in age order and the radix sort is stable, so sorting by skill
@@ -152,7 +222,7 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
                 .map(|(rank, &e)| (sortable(pool.sort_key(e as usize)), u32_of(rank)))
                 .collect();
             radsort::sort_by_key(&mut order, |&(skill, _)| skill);
-            order.iter().map(|&(_, rank)| by_age[rank as usize]).collect()
+            order.iter().map(|&(_, rank)| rank).collect()
         }
         Pairing::ClosestSkill => {
             // (partition, skill, age rank) packed into one integer of the same order, as above.
@@ -164,156 +234,171 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
                 })
                 .collect();
             radsort::sort(&mut order);
-            order.iter().map(|&k| by_age[k as u32 as usize]).collect()
+            order.iter().map(|&k| k as u32).collect()
         }
         Pairing::ArrivalOrder => {
             let mut order: Vec<u64> = candidates
                 .map(|(rank, &e)| (u64::from(pool.entries[e as usize].partition) << 32) | u64::from(u32_of(rank)))
                 .collect();
             radsort::sort(&mut order);
-            order.iter().map(|&k| by_age[k as u32 as usize]).collect()
+            order.iter().map(|&k| k as u32).collect()
         }
-    };
-    // From here on entries are numbered in walk order (the rest after them, oldest first), so a
-    // walk reads neighbouring memory. Only numbering changes: every decision below depends on
-    // values and age ranks, never on an entry's number.
-    let walked_len = walked.len();
-    let mut renumbered = walked;
-    let mut walked_mark = vec![false; n];
-    for &e in &renumbered {
-        walked_mark[e as usize] = true;
     }
-    renumbered.extend(by_age.iter().copied().filter(|&e| !walked_mark[e as usize]));
-    drop(walked_mark);
-    let mut new_of = vec![0u32; n];
-    for (new, &old) in renumbered.iter().enumerate() {
-        new_of[old as usize] = u32_of(new);
+}
+
+/// Numbers the entries in walk order, the rest after them, oldest first, so that a walk reads
+/// neighbouring memory; returns the new numbers, oldest first.
+///
+/// Only numbering changes: every decision depends on values and age ranks, never on an entry's
+/// number. New entry `i < walked.len()` is the one of age rank `walked[i]`, so the new numbers in
+/// age order are written straight from the ranks, without a table from old numbers to new.
+#[inline(never)]
+fn renumber(pool: &mut Pool, walked: &[u32], by_age: &[u32]) -> Vec<u32> {
+    let n = pool.len();
+    let mut renumbered: Vec<u32> = Vec::with_capacity(n);
+    let mut new_by_age = vec![NIL; n];
+    for (new, &rank) in walked.iter().enumerate() {
+        renumbered.push(by_age[rank as usize]);
+        new_by_age[rank as usize] = u32_of(new);
+    }
+    for (new, &old) in new_by_age.iter_mut().zip(by_age) {
+        if *new == NIL {
+            *new = u32_of(renumbered.len());
+            renumbered.push(old);
+        }
     }
     pool.renumber(&renumbered);
-    let fate: Vec<Fate> = renumbered.iter().map(|&old| fate[old as usize]).collect();
-    let mut fate = fate;
-    for e in &mut by_age {
-        *e = new_of[*e as usize];
-    }
-    drop(new_of);
-    drop(renumbered);
-    let mut chain = Chain::new(n, 0..u32_of(walked_len));
-    let mut age_rank = vec![0u32; n];
-    for (rank, &e) in by_age.iter().enumerate() {
-        age_rank[e as usize] = u32_of(rank);
-    }
+    new_by_age
+}
 
-    let mut group = Group::new(&plan, &pool);
-    let mut splitter = Splitter::default();
+/// The duel path's matching: a [`Pair`] for each anchor, and what [`Duel::decide`] records.
+#[inline(never)]
+fn form_duels(round: &Round, chain: &mut Chain) -> Vec<Duel> {
+    let mut duels: Vec<Duel> = Vec::with_capacity(round.age_rank.len() / 2 + 1);
+    form(&mut Pair::default(), round, chain, |pair, _, imbalance, _| {
+        duels.push(Duel::decide(pair, imbalance, round.plan, round.pool, round.age_rank));
+    });
+    duels
+}
+
+/// The general matching: a [`Group`] for each anchor, and what [`decide`] records.
+#[inline(never)]
+fn form_groups(round: &Round, chain: &mut Chain) -> (Vec<Formed>, Vec<(u32, u32)>) {
+    let (plan, pool) = (round.plan, round.pool);
+    let n = pool.len();
     // Sized for a pool of solo tickets that all match, so that in the usual case neither grows
     // (and copies itself) in the loop.
     let mut formed: Vec<Formed> = Vec::with_capacity(n / plan.max_players.max(1) as usize + 1);
     let mut formed_members: Vec<(u32, u32)> = Vec::with_capacity(n);
-    for &anchor in &by_age {
-        if fate[anchor as usize] != Fate::Waiting || !chain.contains(anchor) {
-            continue;
-        }
-        let limits = plan.limits(pool.waited(anchor as usize));
-        group.clear();
-        if !group.offer(anchor, &plan, &pool, limits) {
-            continue;
-        }
-        let walk = Walk::new(&chain, &pool, &plan, limits, &age_rank, anchor, pairing);
-        let Some(imbalance) = grow(&mut group, &mut splitter, walk, &plan, &pool, limits) else {
-            continue;
-        };
-        formed.push(decide(
-            imbalance,
-            splitter.team_of(),
-            &group,
-            &plan,
-            &pool,
-            limits,
-            &age_rank,
-            &mut formed_members,
-        ));
-        for &m in &group.members {
-            fate[m as usize] = Fate::Matched;
-            chain.unlink(m);
-        }
-    }
+    form(
+        &mut Group::new(plan, pool),
+        round,
+        chain,
+        |group, splitter, imbalance, limits| {
+            formed.push(decide(
+                imbalance,
+                splitter.team_of(),
+                group,
+                plan,
+                pool,
+                limits,
+                round.age_rank,
+                &mut formed_members,
+            ));
+        },
+    );
+    (formed, formed_members)
+}
 
-    // Every decision is made: move the ids into the outcome instead of cloning them.
-    let mut ids = pool.take_ids();
-    // Each match's id, `m-<now>-<oldest ticket>`, written for all the matches first, into one
-    // string: the oldest tickets' ids are read at random, and in a loop this short the processor
-    // overlaps those cache misses, which it could not inside `build_match`.
-    let id_prefix = format!("m-{now_ms}-");
-    let mut match_ids = String::with_capacity(formed.len() * (id_prefix.len() + 16));
-    let mut match_id_ends = Vec::with_capacity(formed.len());
-    for f in &formed {
-        let oldest = formed_members[f.members.clone()]
-            .first()
-            .map_or(0, |&(e, _)| e as usize);
-        match_ids.push_str(&id_prefix);
-        match_ids.push_str(ids.peek_ticket(oldest, &pool));
-        match_id_ends.push(match_ids.len());
-    }
-    // Region names are shared by the round's matches: one string per region, not per match.
-    let regions: Vec<Arc<str>> = pool.regions.iter().map(|&r| Arc::from(r)).collect();
+/// Builds the duels' matches.
+#[inline(never)]
+fn build_duels(round: &Round, duels: Vec<Duel>, mut ids: prepare::Ids) -> (Vec<Match>, prepare::Ids) {
+    let match_ids = match_ids(duels.iter().map(|d| d.entries[d.oldest]), round, &ids);
+    let regions = shared_regions(round.pool);
+    let mut matches = Vec::with_capacity(duels.len());
+    matches.extend(
+        duels
+            .into_iter()
+            .zip(match_ids)
+            .map(|(duel, id)| build_duel(duel, id, round, &regions, &mut ids)),
+    );
+    (matches, ids)
+}
+
+/// Builds the general path's matches.
+#[inline(never)]
+fn build_matches(
+    round: &Round,
+    formed: Vec<Formed>,
+    formed_members: &[(u32, u32)],
+    mut ids: prepare::Ids,
+) -> (Vec<Match>, prepare::Ids) {
+    let oldest = formed.iter().map(|f| formed_members[f.members.start].0);
+    let match_ids = match_ids(oldest, round, &ids);
+    let regions = shared_regions(round.pool);
     // Sized once: collected from an iterator that gives no size, 50k matches of about 300 bytes
     // grew by doubling, and each growth copied all of them (about 30 MB of copying at 100k).
     let mut matches = Vec::with_capacity(formed.len());
-    let mut start = 0;
-    for (f, &end) in formed.into_iter().zip(&match_id_ends) {
-        let id = &match_ids[start..end];
-        start = end;
-        matches.push(build_match(
-            f,
-            id,
-            &formed_members,
-            &plan,
-            &pool,
-            &regions,
-            &mut ids,
-            now,
-        ));
+    for (f, id) in formed.into_iter().zip(match_ids) {
+        matches.push(build_match(f, id, formed_members, round, &regions, &mut ids));
     }
-
-    // Sized for the same reason: every ticket not matched is in one of the two.
-    let unmatched = fate.iter().filter(|&&f| f != Fate::Matched).count();
-    let timed_out_count = fate.iter().filter(|&&f| f == Fate::TimedOut).count();
-    let mut timed_out = Vec::with_capacity(timed_out_count);
-    let mut remaining = Vec::with_capacity(unmatched - timed_out_count);
-    let mut next_change: Option<u64> = None;
-    for &e in &by_age {
-        let e = e as usize;
-        match fate[e] {
-            Fate::TimedOut => timed_out.push(ids.ticket(e, &pool)),
-            Fate::Waiting => {
-                remaining.push(ids.ticket(e, &pool));
-                let w = pool.waited(e);
-                let timeout = plan.timeout_ms - w.min(plan.timeout_ms);
-                let mut due = plan.next_loosening_after(w).map_or(timeout, |d| d.min(timeout));
-                // Patience loosens continuously over a ticket's first seconds: look again within a
-                // second while it does, or a pool with no arrivals would wait for its next
-                // expansion step although a match is already within reach.
-                if w < PATIENCE_MS {
-                    due = due.min((PATIENCE_MS - w).min(PATIENCE_RECHECK_MS));
-                }
-                next_change = Some(next_change.map_or(due, |n| n.min(due)));
-            }
-            Fate::Matched => {}
-        }
-    }
-    RoundOutcome {
-        matches,
-        timed_out,
-        remaining,
-        next_change_at: next_change.map(|d| Timestamp(now_ms.saturating_add(d))),
-    }
+    (matches, ids)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    Waiting,
-    TimedOut,
-    Matched,
+/// The tickets that did not match, oldest first: those that timed out, those still waiting, and
+/// when the next round could match differently although no ticket arrives.
+#[inline(never)]
+fn the_rest(round: &Round, chain: &Chain, mut ids: prepare::Ids) -> (Vec<TicketId>, Vec<TicketId>, Option<Timestamp>) {
+    let (plan, pool) = (round.plan, round.pool);
+    let n = pool.len();
+    let walked = round.age_rank.len();
+    let matched = |e: usize| e < walked && !chain.contains(u32_of(e));
+    // Sized for the same reason: every ticket not matched is in one of the two.
+    let timed_out_count = (0..n).filter(|&e| pool.waited(e) >= plan.timeout_ms).count();
+    let matched_count = (0..walked).filter(|&e| matched(e)).count();
+    let mut timed_out = Vec::with_capacity(timed_out_count);
+    let mut remaining = Vec::with_capacity(n - matched_count - timed_out_count);
+    let mut next_change: Option<u64> = None;
+    for &e in round.by_age {
+        let e = e as usize;
+        if matched(e) {
+            continue;
+        }
+        let w = pool.waited(e);
+        if w >= plan.timeout_ms {
+            timed_out.push(ids.ticket(e, pool));
+            continue;
+        }
+        remaining.push(ids.ticket(e, pool));
+        let timeout = plan.timeout_ms - w.min(plan.timeout_ms);
+        let mut due = plan.next_loosening_after(w).map_or(timeout, |d| d.min(timeout));
+        // Patience loosens continuously over a ticket's first seconds: look again within a
+        // second while it does, or a pool with no arrivals would wait for its next
+        // expansion step although a match is already within reach.
+        if w < PATIENCE_MS {
+            due = due.min((PATIENCE_MS - w).min(PATIENCE_RECHECK_MS));
+        }
+        next_change = Some(next_change.map_or(due, |n| n.min(due)));
+    }
+    let next_change_at = next_change.map(|d| Timestamp(round.now.as_millis().saturating_add(d)));
+    (timed_out, remaining, next_change_at)
+}
+
+/// Whether `plan`'s matches are duels a [`Pair`] forms as a [`Group`] would: two teams of one
+/// player, both needed at every wait (no expansion lowers a team's minimum, so no match starts
+/// short), and no rule beyond distance, latency, `=` (the walks keep to a partition) and team
+/// balance (the split's).
+fn duels_only(plan: &Plan) -> bool {
+    plan.slots.len() == 2
+        && plan.slots.iter().all(|s| s.min_players == 1 && s.max_players == 1)
+        && !plan
+            .rule_set
+            .expansions
+            .iter()
+            .any(|e| matches!(e.target, ExpansionTarget::Team { .. }))
+        && plan.distinct.is_empty()
+        && plan.collection.is_empty()
+        && plan.composition.is_empty()
 }
 
 fn u32_of(n: usize) -> u32 {
@@ -346,9 +431,115 @@ fn sortable(v: f64) -> u64 {
     }
 }
 
-/// Offers the walk's tickets to the anchor's group until it forms a match; returns its team split.
-fn grow(
-    group: &mut Group,
+/// A candidate match as [`grow`] grows it: a [`Group`] for any rule set, or a [`Pair`] for a duel.
+trait Forming {
+    /// Empties it, ready for a new anchor.
+    fn clear(&mut self);
+    /// Adds `entry` if the match can still satisfy every rule with it; reports whether it did.
+    fn offer(&mut self, entry: u32, plan: &Plan, pool: &Pool, limits: &Limits) -> bool;
+    /// Entries, in the order they joined; the first is the anchor.
+    fn members(&self) -> &[u32];
+    fn players(&self) -> u32;
+    /// Takes the newest member out.
+    fn drop_newest(&mut self, plan: &Plan, pool: &Pool, limits: &Limits);
+    /// Splits the complete candidate into teams, if it can be; returns the split's imbalance.
+    fn finish(&self, splitter: &mut Splitter, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<f64>;
+}
+
+impl Forming for Group {
+    fn clear(&mut self) {
+        Group::clear(self);
+    }
+
+    fn offer(&mut self, entry: u32, plan: &Plan, pool: &Pool, limits: &Limits) -> bool {
+        Group::offer(self, entry, plan, pool, limits)
+    }
+
+    fn members(&self) -> &[u32] {
+        &self.members
+    }
+
+    fn players(&self) -> u32 {
+        self.players
+    }
+
+    fn drop_newest(&mut self, plan: &Plan, pool: &Pool, limits: &Limits) {
+        let kept: Vec<u32> = self.members[..self.members.len() - 1].to_vec();
+        self.rebuild(&kept, plan, pool, limits);
+    }
+
+    fn finish(&self, splitter: &mut Splitter, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<f64> {
+        if !self.roles_complete() {
+            return None;
+        }
+        splitter.split(plan, pool, limits, &self.members)
+    }
+}
+
+impl Forming for Pair {
+    fn clear(&mut self) {
+        Pair::clear(self);
+    }
+
+    // Small, and called for every candidate: inlined where the anchor and its walk offer.
+    #[inline(always)]
+    fn offer(&mut self, entry: u32, plan: &Plan, pool: &Pool, limits: &Limits) -> bool {
+        Pair::offer(self, entry, plan, pool, limits)
+    }
+
+    fn members(&self) -> &[u32] {
+        Pair::members(self)
+    }
+
+    fn players(&self) -> u32 {
+        Pair::players(self)
+    }
+
+    fn drop_newest(&mut self, _: &Plan, pool: &Pool, _: &Limits) {
+        Pair::drop_newest(self, pool);
+    }
+
+    /// A pair is only finished full (its rule set has no match that starts short): two solos.
+    fn finish(&self, splitter: &mut Splitter, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<f64> {
+        splitter.split_duel(plan, pool, limits, &self.both())
+    }
+}
+
+/// Oldest first, each ticket still waiting anchors a candidate match, grown from its walk. Each
+/// match formed is handed to `record`, with the splitter that split it, the split's imbalance and
+/// the limits in force, and its members leave the chain.
+fn form<F: Forming>(
+    forming: &mut F,
+    round: &Round,
+    chain: &mut Chain,
+    mut record: impl FnMut(&F, &Splitter, f64, &Limits),
+) {
+    let (plan, pool) = (round.plan, round.pool);
+    let mut splitter = Splitter::default();
+    for &anchor in round.by_age {
+        // Only tickets that may still match are linked.
+        if !chain.contains(anchor) {
+            continue;
+        }
+        let limits = plan.limits(pool.waited(anchor as usize));
+        forming.clear();
+        if !forming.offer(anchor, plan, pool, limits) {
+            continue;
+        }
+        let walk = Walk::new(chain, pool, plan, limits, round.age_rank, anchor, round.pairing);
+        let Some(imbalance) = grow(forming, &mut splitter, walk, plan, pool, limits) else {
+            continue;
+        };
+        record(forming, &splitter, imbalance, limits);
+        for &m in forming.members() {
+            chain.unlink(m);
+        }
+    }
+}
+
+/// Offers the walk's tickets to the anchor's candidate until it forms a match; returns its team split.
+fn grow<F: Forming>(
+    forming: &mut F,
     splitter: &mut Splitter,
     mut walk: Walk,
     plan: &Plan,
@@ -359,21 +550,20 @@ fn grow(
     let mut refusals = 0;
     let patience_for_refusals = REFUSALS_IN_A_ROW + 8 * plan.max_players as usize;
     loop {
-        if group.players == plan.max_players {
-            if let Some(split) = finish(group, splitter, plan, pool, limits) {
+        if forming.players() == plan.max_players {
+            if let Some(split) = forming.finish(splitter, plan, pool, limits) {
                 return Some(split);
             }
             failed_splits += 1;
-            if failed_splits >= SPLIT_ATTEMPTS || group.members.len() < 2 {
+            if failed_splits >= SPLIT_ATTEMPTS || forming.members().len() < 2 {
                 return None;
             }
             // The newest member spoilt the split: look on without it.
-            let kept: Vec<u32> = group.members[..group.members.len() - 1].to_vec();
-            group.rebuild(&kept, plan, pool, limits);
+            forming.drop_newest(plan, pool, limits);
             continue;
         }
         let Some(candidate) = walk.next(pool) else { break };
-        if group.offer(candidate, plan, pool, limits) {
+        if forming.offer(candidate, plan, pool, limits) {
             refusals = 0;
         } else {
             refusals += 1;
@@ -383,17 +573,9 @@ fn grow(
         }
     }
     // The walk ran out before the match was full: it may still start short, at its minimum.
-    (group.players >= plan.min_players(limits).max(1))
-        .then(|| finish(group, splitter, plan, pool, limits))
+    (forming.players() >= plan.min_players(limits).max(1))
+        .then(|| forming.finish(splitter, plan, pool, limits))
         .flatten()
-}
-
-/// Splits a complete candidate into teams, if it can be; returns the split's imbalance.
-fn finish(group: &Group, splitter: &mut Splitter, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<f64> {
-    if !group.roles_complete() {
-        return None;
-    }
-    splitter.split(plan, pool, limits, &group.members)
 }
 
 /// A doubly linked list over the waiting tickets in some order, from which matched tickets are
@@ -456,6 +638,7 @@ struct Walk<'c> {
 }
 
 impl<'c> Walk<'c> {
+    #[inline(always)]
     fn new(
         chain: &'c Chain,
         pool: &Pool,
@@ -486,6 +669,7 @@ impl<'c> Walk<'c> {
     }
 
     /// The next ticket to offer, or `None` when the walk is over.
+    #[inline(always)]
     fn next(&mut self, pool: &Pool) -> Option<u32> {
         let limit = match self.pairing {
             Pairing::ClosestSkill => SKILL_WALK_LIMIT,
@@ -524,17 +708,42 @@ impl<'c> Walk<'c> {
     }
 }
 
+/// What a match reports beyond its teams, worked out when it is decided, while its tickets' rows
+/// are in the cache.
+struct Summary {
+    imbalance: Option<f64>,
+    region: Option<(usize, u32)>,
+    spread: Option<f64>,
+    /// The wait of the match's oldest ticket, which sets the expansion level in force.
+    oldest_wait_ms: u64,
+}
+
+impl Summary {
+    fn new(
+        imbalance: f64,
+        region: Option<(usize, u32)>,
+        members: &[u32],
+        oldest: usize,
+        plan: &Plan,
+        pool: &Pool,
+    ) -> Self {
+        Summary {
+            // With nothing to balance every split is even, and there is nothing to report.
+            imbalance: (!plan.balance_columns.is_empty()).then_some(imbalance),
+            region,
+            spread: plan.skill.map(|_| skill_spread(pool, members)),
+            oldest_wait_ms: pool.waited(oldest),
+        }
+    }
+}
+
 /// A match decided in the first pass. It is built into a [`Match`] after the last decision, so
 /// that the ids it needs can be moved out of the pool rather than cloned.
 struct Formed {
     /// Its members' range of `formed_members`: (entry, team slot), oldest first.
     members: std::ops::Range<usize>,
-    imbalance: Option<f64>,
-    region: Option<(usize, u32)>,
     collections: BTreeMap<String, Vec<String>>,
-    spread: Option<f64>,
-    /// The wait of the match's oldest ticket, which sets the expansion level in force.
-    oldest_wait_ms: u64,
+    summary: Summary,
 }
 
 /// Records what the match of `group` is, split into teams by `team_of`.
@@ -567,23 +776,95 @@ fn decide(
             )
         })
         .collect();
-    let spread = plan.skill.map(|_| {
-        let (lo, hi) = group
-            .members
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &m| {
-                let e = &pool.entries[m as usize];
-                (lo.min(e.skill_lo), hi.max(e.skill_hi))
-            });
-        hi - lo
-    });
     Formed {
         members: start..formed_members.len(),
-        imbalance: (!plan.balance_columns.is_empty()).then_some(imbalance),
-        region: group.best_region(),
         collections,
-        spread,
-        oldest_wait_ms: pool.waited(oldest),
+        summary: Summary::new(imbalance, group.best_region(), &group.members, oldest, plan, pool),
+    }
+}
+
+/// A duel decided in the first pass: what [`decide`] records of a match of two solos, without
+/// the general lists.
+struct Duel {
+    /// Entries by team: the anchor on the first, its opponent on the second, as a split of two
+    /// solos puts them.
+    entries: [u32; 2],
+    /// Their players (see `Entry::first_player`).
+    players: [u32; 2],
+    waits_ms: [u64; 2],
+    /// Which of the two has waited longer (by age rank): the match is named after it.
+    oldest: usize,
+    summary: Summary,
+}
+
+impl Duel {
+    fn decide(pair: &Pair, imbalance: f64, plan: &Plan, pool: &Pool, age_rank: &[u32]) -> Self {
+        let entries = pair.both();
+        let oldest = usize::from(age_rank[entries[1] as usize] < age_rank[entries[0] as usize]);
+        let entry = |t: usize| &pool.entries[entries[t] as usize];
+        Duel {
+            entries,
+            players: [entry(0).first_player, entry(1).first_player],
+            waits_ms: [pool.waited(entries[0] as usize), pool.waited(entries[1] as usize)],
+            oldest,
+            summary: Summary::new(
+                imbalance,
+                pair.best_region(pool),
+                &entries,
+                entries[oldest] as usize,
+                plan,
+                pool,
+            ),
+        }
+    }
+}
+
+/// Each match's id, `m-<now>-<oldest ticket>`, given each match's oldest entry. Made for all the
+/// matches before any is built: the oldest tickets' ids are read at random, and in a loop this
+/// short the processor overlaps those cache misses, which it could not while building a match.
+fn match_ids(oldest: impl Iterator<Item = u32>, round: &Round, ids: &prepare::Ids) -> Vec<MatchId> {
+    let mut id = format!("m-{}-", round.now.as_millis());
+    let prefix = id.len();
+    oldest
+        .map(|e| {
+            id.truncate(prefix);
+            id.push_str(ids.peek_ticket(e as usize, round.pool));
+            MatchId::from(id.as_str())
+        })
+        .collect()
+}
+
+/// Region names are shared by the round's matches: one string per region, not per match.
+fn shared_regions(pool: &Pool) -> Vec<Arc<str>> {
+    pool.regions.iter().map(|&r| Arc::from(r)).collect()
+}
+
+/// A match from its parts: everything but its teams and waits is shared or worked out already.
+#[inline(always)]
+fn assemble(
+    id: MatchId,
+    teams: MatchTeams,
+    waits_ms: Waits,
+    collections: BTreeMap<String, Vec<String>>,
+    summary: Summary,
+    round: &Round,
+    regions: &[Arc<str>],
+) -> Match {
+    let plan = round.plan;
+    Match {
+        id,
+        queue: Arc::clone(&plan.queue),
+        created_at: round.now,
+        teams,
+        region: summary.region.map(|(r, _)| Arc::clone(&regions[r])),
+        collections,
+        quality: MatchQuality {
+            skill_spread: summary.spread,
+            team_imbalance: summary.imbalance,
+            worst_latency_ms: summary.region.map(|(_, ms)| ms),
+            waits_ms,
+            expansion_steps: Arc::clone(&plan.limits(summary.oldest_wait_ms).steps_applied),
+        },
     }
 }
 
@@ -591,19 +872,16 @@ fn decide(
 ///
 /// Names and the expansion level are shared, and a duel's lists are inline, so a 1v1 match costs
 /// one allocation: its id.
-#[allow(clippy::too_many_arguments)]
 fn build_match(
     formed: Formed,
-    id: &str,
+    id: MatchId,
     formed_members: &[(u32, u32)],
-    plan: &Plan,
-    pool: &Pool,
+    round: &Round,
     regions: &[Arc<str>],
     ids: &mut prepare::Ids,
-    now: Timestamp,
 ) -> Match {
+    let (plan, pool) = (round.plan, round.pool);
     let members = &formed_members[formed.members.clone()];
-    let match_id = MatchId::from(id);
     let mut waits_ms = Waits::with_capacity(members.len());
     let mut teams = MatchTeams::with_capacity(plan.slot_names.len());
     for (t, name) in plan.slot_names.iter().enumerate() {
@@ -620,21 +898,31 @@ fn build_match(
         }
         teams.push(team);
     }
-    Match {
-        id: match_id,
-        queue: Arc::clone(&plan.queue),
-        created_at: now,
+    assemble(id, teams, waits_ms, formed.collections, formed.summary, round, regions)
+}
+
+/// [`build_match`] for a duel: each team one ticket of one player, the lists made whole.
+#[inline(always)]
+fn build_duel(duel: Duel, id: MatchId, round: &Round, regions: &[Arc<str>], ids: &mut prepare::Ids) -> Match {
+    let (plan, pool) = (round.plan, round.pool);
+    let mut team = |t: usize| {
+        let e = duel.entries[t] as usize;
+        MatchTeam {
+            name: Arc::clone(&plan.slot_names[t]),
+            tickets: TeamMembers::from_buf([ids.ticket(e, pool)]),
+            players: TeamMembers::from_buf([ids.player(e, duel.players[t] as usize, 0, pool)]),
+        }
+    };
+    let teams = MatchTeams::from_buf([team(0), team(1)]);
+    assemble(
+        id,
         teams,
-        region: formed.region.map(|(r, _)| Arc::clone(&regions[r])),
-        collections: formed.collections,
-        quality: MatchQuality {
-            skill_spread: formed.spread,
-            team_imbalance: formed.imbalance,
-            worst_latency_ms: formed.region.map(|(_, ms)| ms),
-            waits_ms,
-            expansion_steps: Arc::clone(&plan.limits(formed.oldest_wait_ms).steps_applied),
-        },
-    }
+        Waits::from_buf(duel.waits_ms),
+        BTreeMap::new(),
+        duel.summary,
+        round,
+        regions,
+    )
 }
 
 /// Picks `count` of the `common` values, in the order the anchor's first player listed them: the

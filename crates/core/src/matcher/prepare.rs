@@ -282,7 +282,8 @@ pub(crate) struct Pool<'a> {
     /// By entry: the ticket id's bytes after the prefix every id of the pool shares, the first 8
     /// of them (zero-padded) as a big-endian integer. A smaller key is a smaller id; equal keys say
     /// nothing, and those ids are compared whole. Ordering tickets created in the same millisecond
-    /// compares these rather than reading two strings at random per comparison.
+    /// compares these rather than reading two strings at random per comparison. Only the age
+    /// order compares ids, before [`Pool::renumber`], which drops them rather than moving them.
     id_keys: Vec<u64>,
     /// Each entry's position in `tickets`, once [`Pool::renumber`] has put the entries in another
     /// order; empty while they are in the pool's order.
@@ -320,13 +321,16 @@ impl Ids {
     /// The ids of entry `e`'s players.
     pub fn players<'s>(&'s mut self, e: usize, pool: &'s Pool) -> impl Iterator<Item = PlayerId> + 's {
         let entry = &pool.entries[e];
-        let ticket = pool.ticket(e);
-        (0..entry.size as usize).map(move |i| {
-            self.players
-                .get_mut(entry.first_player as usize + i)
-                .and_then(Option::take)
-                .unwrap_or_else(|| ticket.players[i].id.clone())
-        })
+        (0..entry.size as usize).map(move |i| self.player(e, entry.first_player as usize, i, pool))
+    }
+
+    /// The id of entry `e`'s player `i`, given its first player `first` (see `Entry::first_player`);
+    /// taken once, as [`Ids::ticket`].
+    pub fn player(&mut self, e: usize, first: usize, i: usize, pool: &Pool) -> PlayerId {
+        self.players
+            .get_mut(first + i)
+            .and_then(Option::take)
+            .unwrap_or_else(|| pool.ticket(e).players[i].id.clone())
     }
 }
 
@@ -763,31 +767,40 @@ impl<'a> Pool<'a> {
                 .collect()
         }
         let players = self.ids.players.len();
-        // Old player numbers in their new order.
-        let mut player_order: Vec<u32> = Vec::with_capacity(players);
+        // Old player numbers in their new order. When every ticket is a solo, a ticket's player
+        // has the ticket's own number, before and after: the players' order is `order` itself,
+        // not a list of its own (a duel's pool, usually).
+        let solos = players == self.entries.len() && self.entries.iter().all(|e| e.size == 1);
+        let mut player_order: Vec<u32> = Vec::with_capacity(if solos { 0 } else { players });
         self.entries = order
             .iter()
-            .map(|&o| {
+            .enumerate()
+            .map(|(new, &o)| {
                 let mut entry = self.entries[o as usize];
-                let first = u32_len(player_order.len());
-                player_order.extend(entry.first_player..entry.first_player.saturating_add(entry.size));
-                entry.first_player = first;
+                if solos {
+                    entry.first_player = u32_len(new);
+                } else {
+                    let first = u32_len(player_order.len());
+                    player_order.extend(entry.first_player..entry.first_player.saturating_add(entry.size));
+                    entry.first_player = first;
+                }
                 entry
             })
             .collect();
+        let player_order = if solos { order } else { &player_order };
         self.distance = gather(&self.distance, self.distance_rules, order);
         self.balance = gather(&self.balance, self.balance_columns, order);
         self.latency = gather(&self.latency, self.regions.len(), order);
-        self.id_keys = gather(&self.id_keys, 1, order);
+        self.id_keys = Vec::new();
         let collections = self.collection.len().checked_div(order.len()).unwrap_or(0);
         self.collection = gather(&self.collection, collections, order);
         let distinct_rules = self.distinct.len().checked_div(players).unwrap_or(0);
-        self.distinct = gather(&self.distinct, distinct_rules, &player_order);
+        self.distinct = gather(&self.distinct, distinct_rules, player_order);
         let compositions = self.roles.len().checked_div(players).unwrap_or(0);
-        self.roles = gather(&self.roles, compositions, &player_order);
-        self.role_masks = gather(&self.role_masks, compositions, &player_order);
+        self.roles = gather(&self.roles, compositions, player_order);
+        self.role_masks = gather(&self.role_masks, compositions, player_order);
         self.ids.tickets = take(&mut self.ids.tickets, order);
-        self.ids.players = take(&mut self.ids.players, &player_order);
+        self.ids.players = take(&mut self.ids.players, player_order);
         self.origin = if self.origin.is_empty() {
             order.to_vec()
         } else {

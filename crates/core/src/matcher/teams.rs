@@ -174,6 +174,20 @@ fn solo_seats(problem: Problem) -> bool {
         && problem.plan.slots.iter().all(|s| s.max_players == 1)
 }
 
+/// Splits a candidate whose teams are one player each and whose tickets are solos (see
+/// [`solo_seats`]); `team_of` is member `t` on team `t`. All splits are the same up to naming the
+/// teams (1v1, free-for-all), so the first is as good as any.
+fn split_solo_seats(problem: Problem, scratch: &mut Scratch, team_of: &[usize]) -> Option<f64> {
+    // Each team holds exactly one player, so the sizes hold when no minimum exceeds one: nothing
+    // to tally.
+    let sized = problem.limits.team_min.iter().all(|&min| min <= 1);
+    let balance_limits = &problem.limits.max_difference;
+    let valid = sized
+        && (0..balance_limits.len()).all(|column| problem.solo_imbalance(column) <= balance_limits[column] + EPSILON)
+        && problem.composed(scratch, team_of);
+    valid.then(|| problem.solo_imbalance(0))
+}
+
 /// Splits candidates into teams; one per round, its buffers reused from match to match.
 #[derive(Debug, Default)]
 pub(crate) struct Splitter {
@@ -219,19 +233,9 @@ impl Splitter {
             sizes: &sizes,
         };
         let found = if solo_seats(problem) {
-            // Every team is one player and every ticket a solo: all splits are the same up to
-            // naming the teams (1v1, free-for-all), so the first is as good as any.
             self.best.clear();
             self.best.extend(0..members.len());
-            // Each team holds exactly one player, so the sizes hold when no minimum exceeds one:
-            // nothing to tally.
-            let sized = problem.limits.team_min.iter().all(|&min| min <= 1);
-            let balance_limits = &problem.limits.max_difference;
-            let valid = sized
-                && (0..balance_limits.len())
-                    .all(|column| problem.solo_imbalance(column) <= balance_limits[column] + EPSILON)
-                && problem.composed(&mut self.scratch, &self.best);
-            let found = valid.then(|| problem.solo_imbalance(0));
+            let found = split_solo_seats(problem, &mut self.scratch, &self.best);
             // Hand the buffer back, or every 1v1 match would allocate a fresh one.
             self.sizes = sizes;
             return found;
@@ -246,6 +250,20 @@ impl Splitter {
         let found = found.or_else(|| if searched_all { None } else { self.draft(problem) });
         self.sizes = sizes;
         found
+    }
+
+    /// [`Splitter::split`] of a duel's two solo tickets, teams of one player each: its split is
+    /// theirs in order (the first member on the first team), and [`Splitter::team_of`] is not set.
+    pub fn split_duel(&mut self, plan: &Plan, pool: &Pool, limits: &Limits, members: &[u32; 2]) -> Option<f64> {
+        let problem = Problem {
+            plan,
+            pool,
+            limits,
+            members,
+            sizes: &[1, 1],
+        };
+        debug_assert!(solo_seats(problem));
+        split_solo_seats(problem, &mut self.scratch, &[0, 1])
     }
 
     /// The team slot of each member, parallel to the members of the last successful split.

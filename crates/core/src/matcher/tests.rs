@@ -436,3 +436,154 @@ fn a_composition_of_many_roles_is_filled_by_augmenting_paths() {
     assert_eq!(outcome.remaining, vec![TicketId::from("t9")]);
     assert_valid(&outcome, &pool, &rules);
 }
+
+/// The duel path (a [`group::Pair`] for each anchor, and its matches built whole) must decide
+/// exactly as the general path does, on every rule set it takes: the same outcome, byte for byte.
+mod duel_path {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A duel's rule set, from the rules a pair applies itself (distance, latency, `=`, team
+    /// balance, with expansions), and now and then one that keeps it on the general path.
+    fn duel_rule_sets() -> impl Strategy<Value = RuleSet> {
+        let rules = (
+            prop::option::of((0.0f64..400.0, 0usize..3)),
+            prop::option::of(0.0f64..300.0),
+            prop::option::of(20u32..250),
+            any::<bool>(),
+            any::<bool>(),
+            0usize..8,
+        );
+        let expansions = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), 30u32..=120);
+        (rules, expansions).prop_filter_map("valid rule set", |(rules, expansions)| {
+            let (distance, balance, latency, equal, quantity, general) = rules;
+            let (expand_distance, expand_latency, expand_balance, expand_team, timeout) = expansions;
+            let mut rules_json = Vec::new();
+            if let Some((max, aggregation)) = distance {
+                let aggregation = ["avg", "min", "max"][aggregation];
+                rules_json.push(json!({"name": "fair", "type": "distance", "attribute": "skill", "maxDistance": max, "partyAggregation": aggregation}));
+            }
+            if let Some(max) = balance {
+                rules_json.push(json!({"name": "even", "type": "teamBalance", "attribute": "skill", "maxDifference": max}));
+            }
+            if let Some(max) = latency {
+                rules_json.push(json!({"name": "ping", "type": "latency", "maxLatency": max}));
+            }
+            if equal {
+                rules_json.push(json!({"name": "mode", "type": "comparison", "attribute": "mode", "operation": "="}));
+            }
+            // Rules only the general path applies: the rule set must then take it.
+            match general {
+                1 => rules_json.push(json!({"name": "unique", "type": "comparison", "attribute": "badge", "operation": "!="})),
+                2 => rules_json.push(json!({"name": "map", "type": "collection", "attribute": "maps", "minCount": 1})),
+                3 => rules_json.push(json!({"name": "roles", "type": "composition", "attribute": "roles", "perTeam": {"tank": 1}})),
+                _ => {}
+            }
+            let mut expansions_json = Vec::new();
+            if expand_distance && distance.is_some() {
+                expansions_json.push(json!({"target": "rules[fair].maxDistance", "steps": [{"waitTimeSeconds": 10, "value": 500}, {"waitTimeSeconds": 25, "value": 1500}]}));
+            }
+            if expand_latency && latency.is_some() {
+                expansions_json.push(json!({"target": "rules[ping].maxLatency", "steps": [{"waitTimeSeconds": 15, "value": 400}]}));
+            }
+            if expand_balance && balance.is_some() {
+                expansions_json.push(json!({"target": "rules[even].maxDifference", "steps": [{"waitTimeSeconds": 20, "value": 600}]}));
+            }
+            if expand_team {
+                let team = if quantity { "side" } else { "red" };
+                expansions_json.push(json!({"target": format!("teams[{team}].minPlayers"), "steps": [{"waitTimeSeconds": 20, "value": 0}]}));
+            }
+            let min_players = if general == 4 { 0 } else { 1 };
+            let teams = if quantity {
+                json!([{"name": "side", "minPlayers": min_players, "maxPlayers": 1, "quantity": 2}])
+            } else {
+                json!([{"name": "red", "minPlayers": 1, "maxPlayers": 1}, {"name": "blue", "minPlayers": min_players, "maxPlayers": 1}])
+            };
+            RuleSet::from_json(&json!({
+                "name": "duel",
+                "ruleLanguageVersion": "1.0",
+                "playerAttributes": [
+                    {"name": "skill", "type": "number", "default": 1500},
+                    {"name": "mode", "type": "string", "default": "ranked"},
+                    {"name": "badge", "type": "number", "default": 0},
+                    {"name": "maps", "type": "string_list", "default": ["harbor"]},
+                    {"name": "roles", "type": "string_list", "default": ["tank"]}
+                ],
+                "teams": teams,
+                "rules": rules_json,
+                "expansions": expansions_json,
+                "queue": {"timeoutSeconds": timeout}
+            }))
+            .ok()
+        })
+    }
+
+    /// Up to 80 tickets, mostly solos (a party cannot play a duel and waits), with missing skills,
+    /// unmeasured regions, -0.0 and equal skills, and coarse ages so that ties are common.
+    fn pools() -> impl Strategy<Value = Vec<Ticket>> {
+        let player = (
+            prop::option::of(prop_oneof![Just(-0.0f64), Just(1500.0), 1000.0f64..2000.0]),
+            prop::option::of(prop::sample::select(vec!["ranked", "casual"])),
+            prop::collection::btree_map(prop::sample::select(vec!["eu", "us", "ap"]), 10u32..200, 0..=3),
+        );
+        let party = prop::collection::vec(player, 1..=2);
+        let tickets = prop::collection::vec((party, prop::bool::weighted(0.9), 0u64..=130_000), 0..80);
+        tickets.prop_map(|tickets| {
+            tickets
+                .into_iter()
+                .enumerate()
+                .map(|(i, (party, solo, created_at))| {
+                    let players = party
+                        .into_iter()
+                        .take(if solo { 1 } else { 2 })
+                        .enumerate()
+                        .map(|(j, (skill, mode, latencies))| {
+                            let mut p = Player::new(format!("p{i}-{j}"));
+                            if let Some(skill) = skill {
+                                p = p.with_attribute("skill", AttributeValue::Number(skill.round()));
+                            }
+                            if let Some(mode) = mode {
+                                p = p.with_attribute("mode", AttributeValue::String(mode.into()));
+                            }
+                            for (region, ms) in latencies {
+                                p = p.with_latency(region, ms);
+                            }
+                            p
+                        })
+                        .collect();
+                    ticket(&format!("t{i:02}"), created_at / 5_000 * 5_000, players)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_duel_path_decides_as_the_general_path(rule_set in duel_rule_sets(), pool in pools()) {
+            for pairing in [Pairing::ClosestSkill, Pairing::ArrivalOrder] {
+                let now = Timestamp(130_000);
+                let fastest = round_by(&pool, &rule_set, now, pairing, Paths::Fastest);
+                let general = round_by(&pool, &rule_set, now, pairing, Paths::General);
+                prop_assert_eq!(
+                    serde_json::to_string(&fastest).unwrap(),
+                    serde_json::to_string(&general).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_duel_path_is_taken_by_duels_only() {
+        let ranked = |name: &str| {
+            let path = format!("{}/../../examples/rulesets/{name}.json", env!("CARGO_MANIFEST_DIR"));
+            RuleSet::from_json_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        assert!(duels_only(&Plan::new(&ranked("ranked-1v1"))));
+        assert!(duels_only(&Plan::new(&duel(json!([]), json!([])))));
+        for name in ["ranked-5v5", "coop-4", "battle-royale-60"] {
+            assert!(!duels_only(&Plan::new(&ranked(name))), "{name}");
+        }
+    }
+}
