@@ -436,7 +436,13 @@ impl<'p, 'a> Reader<'p, 'a> {
 
         let distance_row = pool.distance.len();
         for &(attr, aggregation) in &self.distance {
-            let value = party_number(rows(), &attr, aggregation);
+            // A solo's value is its player's, whatever the aggregation (an average of one is
+            // exactly that one): read directly, without the party's iterator and fold.
+            let value = if size == 1 {
+                attr.number(values)
+            } else {
+                party_number(rows(), &attr, aggregation)
+            };
             matchable &= value.is_some();
             pool.distance.push(value.unwrap_or(0.0));
         }
