@@ -125,29 +125,55 @@ impl<'a> Names<'a> {
             return;
         }
         let mut slot = 0;
-        for (name, value) in attributes {
-            if slot == self.names.len() {
-                break;
-            }
-            if next_is(&self.names, slot, name) {
-                fill(row, slot..slot + 1, Some(value));
-                slot += 1;
-                continue;
-            }
-            // The names passed over: the player has none of them.
-            slot = match seek(&self.names, slot, name) {
-                Ok(at) => {
-                    fill(row, slot..at, None);
-                    fill(row, at..at + 1, Some(value));
-                    at + 1
+        match attributes.len() {
+            // The first and the last entry are all of such a map, and each is one step from the
+            // root: an iterator's set-up, for both of its ends, cost more than the walk itself.
+            1 | 2 => {
+                if let Some((name, value)) = attributes.first_key_value() {
+                    slot = self.found(slot, name, value, row);
                 }
-                Err(at) => {
-                    fill(row, slot..at, None);
-                    at
+                if let Some((name, value)) = attributes.last_key_value().filter(|_| attributes.len() == 2) {
+                    slot = self.found(slot, name, value, row);
                 }
-            };
+            }
+            _ => {
+                for (name, value) in attributes {
+                    if slot == self.names.len() {
+                        break;
+                    }
+                    slot = self.found(slot, name, value, row);
+                }
+            }
         }
         fill(row, slot..row.len(), None);
+    }
+
+    /// One step of [`Names::look_up`]'s walk: the map's next entry is `name`, and the names before
+    /// `slot` are done. Fills `row` up to the slot after `name`'s, if `name` is one of the names,
+    /// else up to where it would be, and returns that slot.
+    fn found(
+        &self,
+        slot: usize,
+        name: &str,
+        value: &'a AttributeValue,
+        row: &mut [Option<&'a AttributeValue>],
+    ) -> usize {
+        if next_is(&self.names, slot, name) {
+            fill(row, slot..slot + 1, Some(value));
+            return slot + 1;
+        }
+        // The names passed over: the player has none of them.
+        match seek(&self.names, slot, name) {
+            Ok(at) => {
+                fill(row, slot..at, None);
+                fill(row, at..at + 1, Some(value));
+                at + 1
+            }
+            Err(at) => {
+                fill(row, slot..at, None);
+                at
+            }
+        }
     }
 }
 
@@ -410,7 +436,13 @@ impl<'p, 'a> Reader<'p, 'a> {
 
         let distance_row = pool.distance.len();
         for &(attr, aggregation) in &self.distance {
-            let value = party_number(rows(), &attr, aggregation);
+            // A solo's value is its player's, whatever the aggregation (an average of one is
+            // exactly that one): read directly, without the party's iterator and fold.
+            let value = if size == 1 {
+                attr.number(values)
+            } else {
+                party_number(rows(), &attr, aggregation)
+            };
             matchable &= value.is_some();
             pool.distance.push(value.unwrap_or(0.0));
         }
@@ -675,6 +707,12 @@ impl<'a> Pool<'a> {
     /// Merges the latencies of ticket `t`'s players into its row of the table: the party's worst to
     /// each region; a region one member did not measure is out.
     fn read_latencies(&mut self, t: usize, ticket: &'a Ticket) {
+        // Rows are added zeroed, a block's at a time (see `add_region`): one call to `memset` per
+        // block, not per ticket, nor one for the whole table.
+        let width = self.regions.len();
+        if self.latency.len() < (t + 1) * width {
+            self.latency.resize((t + BLOCK).min(self.tickets.len()) * width, 0);
+        }
         for (i, player) in ticket.players.iter().enumerate() {
             loop {
                 let width = self.regions.len();
@@ -813,18 +851,17 @@ impl<'a> Pool<'a> {
     /// gets `current`, and later rows 0, as the rest of their row. Regions are few and show up in
     /// the first tickets, so this rarely runs and never late.
     ///
-    /// The table keeps a row for every ticket, later ones zero until filled: a row is then written
-    /// in place, without growing the table (and a call to `memset`) once per ticket.
+    /// The table keeps the rows up to `filling` only: later ones are added, zeroed, by
+    /// [`Pool::read_latencies`]. (A zeroed table of every row was zeroed by `memset`, once the
+    /// allocator reused memory rather than mapping fresh pages, as it does from the second round.)
     fn add_region(&mut self, filling: usize, at: usize, region: &'a str, current: u32) {
         let width = self.regions.len();
-        // Zeroed by the allocator (fresh pages, for a table this size), not written.
-        let mut latency = vec![0; (width + 1) * self.tickets.len()];
+        let mut latency = Vec::with_capacity((width + 1) * self.tickets.len());
         for row in 0..=filling {
             let old = self.latency.get(row * width..(row + 1) * width).unwrap_or_default();
-            let new = &mut latency[row * (width + 1)..(row + 1) * (width + 1)];
-            new[..at].copy_from_slice(&old[..at]);
-            new[at] = if row == filling { current } else { UNMEASURED };
-            new[at + 1..].copy_from_slice(&old[at..]);
+            latency.extend_from_slice(&old[..at]);
+            latency.push(if row == filling { current } else { UNMEASURED });
+            latency.extend_from_slice(&old[at..]);
         }
         self.latency = latency;
         self.regions.insert(at, region);
@@ -903,10 +940,17 @@ fn u32_len(n: usize) -> u32 {
 /// A ticket id's key (see `Pool::id_keys`), given the length of the prefix every id shares.
 fn id_key(id: &[u8], shared: usize) -> u64 {
     let rest = id.get(shared..).unwrap_or_default();
+    let n = rest.len();
     match rest.first_chunk::<8>() {
         Some(first) => u64::from_be_bytes(*first),
-        // Fewer than 8 bytes, zero-padded on the right: byte by byte, where copying them into an
-        // array was a call to `memcpy`.
+        // 4 to 7 bytes (a pool's ids usually differ in their last few digits), zero-padded on the
+        // right: the first 4 and the last 4, which overlap, each moved into place; the bytes they
+        // share are equal, so or-ing them is harmless. Byte by byte, it was a loop of ~20.
+        None if n >= 4 => {
+            let (first, last) = (u32::from_be(u32_at(rest, 0)), u32::from_be(u32_at(rest, n - 4)));
+            (u64::from(first) << 32) | (u64::from(last) << (64 - 8 * n))
+        }
+        // Fewer, byte by byte, where copying them into an array was a call to `memcpy`.
         None => rest
             .iter()
             .enumerate()
@@ -1008,6 +1052,25 @@ pub(crate) fn intersect_into(a: &[u32], b: &[u32], out: &mut Vec<u32>) {
                 i += 1;
                 j += 1;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_key;
+
+    #[test]
+    fn an_id_key_is_the_first_8_bytes_after_the_prefix_zero_padded() {
+        let id = b"ticket-0123456789";
+        for shared in 0..=id.len() {
+            let rest = &id[shared..];
+            let expected = rest
+                .iter()
+                .take(8)
+                .enumerate()
+                .fold(0u64, |key, (i, &b)| key | u64::from(b) << (56 - 8 * i));
+            assert_eq!(id_key(id, shared), expected, "{} bytes after the prefix", rest.len());
         }
     }
 }
