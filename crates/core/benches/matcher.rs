@@ -3,7 +3,8 @@
 //! For pools of 10k and 100k waiting tickets of `ranked-1v1` and `ranked-5v5` (synthetic players from
 //! the simulator's population, ages spread over the last minute), it prints:
 //! - the round's CPU time and tickets matched per second, on one thread;
-//! - the round's time as a multiple of sorting the same tickets by skill;
+//! - the round's time as a multiple of sorting the same tickets by skill (the two run in turn, and the
+//!   ratio is the median of each turn's, see [`in_turn`]);
 //! - for 1v1, the time of a naive greedy matcher that scans every waiting ticket for each anchor,
 //!   given the same rules and expansions and the same preprocessed numbers (so it is not slowed
 //!   by attribute lookups), measured in the same run, and the ratio.
@@ -31,21 +32,63 @@ fn example(name: &str) -> RuleSet {
     RuleSet::from_json_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The median CPU time of this thread over `runs` runs of `f`, and its last result. CPU time, not
-/// wall time: on a shared machine the wall clock also counts other processes' turns.
+/// One timed run of `f` on this thread's CPU clock, and its result. CPU time, not wall time: on a
+/// shared machine the wall clock also counts other processes' turns.
+fn timed<T>(f: &mut impl FnMut() -> T) -> (Duration, T) {
+    let start = ThreadTime::now();
+    let out = black_box(f());
+    (start.elapsed(), out)
+}
+
+fn middle(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// The median CPU time over `runs` runs of `f`, and its last result.
 fn median<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     let mut times = Vec::with_capacity(runs);
     let mut last = None;
     for _ in 0..runs {
         // The previous result is dropped outside the timed region.
         drop(last.take());
-        let start = ThreadTime::now();
-        let out = black_box(f());
-        times.push(start.elapsed());
+        let (time, out) = timed(&mut f);
+        times.push(time);
         last = Some(out);
     }
-    times.sort();
-    (times[runs / 2], last.unwrap_or_else(|| panic!("no runs")))
+    (middle(times), last.unwrap_or_else(|| panic!("no runs")))
+}
+
+/// The round and the yardstick run in turn, `runs` times each: their median times, the median of each
+/// turn's ratio, and the round's last result.
+///
+/// This machine's speed drifts by up to 2x within minutes, so a ratio of two medians taken one after
+/// the other can compare a fast minute with a slow one; a round and the sort timed back to back run at
+/// the same speed, and the median of their ratios is what the target is about.
+fn in_turn<T>(
+    runs: usize,
+    mut round: impl FnMut() -> T,
+    mut sort: impl FnMut() -> usize,
+) -> (Duration, Duration, f64, T) {
+    let (mut round_times, mut sort_times, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..runs {
+        drop(last.take());
+        let (round_time, out) = timed(&mut round);
+        let (sort_time, _) = timed(&mut sort);
+        ratios.push(round_time.as_secs_f64() / sort_time.as_secs_f64());
+        round_times.push(round_time);
+        sort_times.push(sort_time);
+        last = Some(out);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let ratio = ratios[runs / 2];
+    (
+        middle(round_times),
+        middle(sort_times),
+        ratio,
+        last.unwrap_or_else(|| panic!("no runs")),
+    )
 }
 
 fn skill(t: &Ticket) -> f64 {
@@ -150,9 +193,9 @@ fn main() {
         for size in sizes.iter().copied() {
             let pool = Population::new(&rules, 42).waiting_pool(size, NOW, AGES_MS);
             let runs = if size > 10_000 { 5 } else { 15 };
-            let (round_time, outcome) = median(runs, || round(&pool, &rules, NOW));
+            let (round_time, sort_time, round_per_sort, outcome) =
+                in_turn(runs, || round(&pool, &rules, NOW), || sort_by_skill(&pool));
             let matched: usize = outcome.matches.iter().map(|m| m.ticket_ids().count()).sum();
-            let (sort_time, _) = median(runs, || sort_by_skill(&pool));
             let naive = if name == "ranked-1v1" && !(size > 10_000 && skip_naive_100k) {
                 let naive_runs = if size > 10_000 { 1 } else { 3 };
                 let (t, naive_matched) = median(naive_runs, || naive_1v1(&pool, &rules, NOW));
@@ -180,7 +223,7 @@ fn main() {
                 matched,
                 per_second,
                 sort_time.as_secs_f64() * 1e3,
-                round_time.as_secs_f64() / sort_time.as_secs_f64(),
+                round_per_sort,
                 naive_time,
                 naive_ratio,
             );
