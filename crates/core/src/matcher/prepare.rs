@@ -5,7 +5,7 @@
 //! Everything is indexed by the ticket's position in the pool (its *entry*) or by a player's position
 //! in the flattened list of all players.
 
-use super::group::role_mask;
+use super::group::{role_mask, worse};
 use super::plan::Plan;
 use crate::attribute::{AttributeType, AttributeValue};
 use crate::ids::{PlayerId, TicketId};
@@ -986,9 +986,9 @@ fn merge_latencies<'m>(
                 Err(at) => return Some((at, region)),
             }
         };
-        // The worst of the party's; an unmeasured region stays out, since UNMEASURED is the largest.
+        // The worst of the party's; an unmeasured region stays out.
         if let Some(cell) = row.get_mut(at) {
-            *cell = (*cell).max(ms);
+            *cell = worse(*cell, ms);
         }
         r = at + 1;
     }
