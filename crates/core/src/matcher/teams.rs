@@ -180,12 +180,25 @@ fn solo_seats(problem: Problem) -> bool {
 fn split_solo_seats(problem: Problem, scratch: &mut Scratch, team_of: &[usize]) -> Option<f64> {
     // Each team holds exactly one player, so the sizes hold when no minimum exceeds one: nothing
     // to tally.
-    let sized = problem.limits.team_min.iter().all(|&min| min <= 1);
-    let balance_limits = &problem.limits.max_difference;
-    let valid = sized
-        && (0..balance_limits.len()).all(|column| problem.solo_imbalance(column) <= balance_limits[column] + EPSILON)
-        && problem.composed(scratch, team_of);
-    valid.then(|| problem.solo_imbalance(0))
+    if !problem.limits.team_min.iter().all(|&min| min <= 1) {
+        return None;
+    }
+    // The first column's imbalance is the split's, and its rule's check: worked out once.
+    let first = problem.solo_imbalance(0);
+    let balanced = problem
+        .limits
+        .max_difference
+        .iter()
+        .enumerate()
+        .all(|(column, &limit)| {
+            let imbalance = if column == 0 {
+                first
+            } else {
+                problem.solo_imbalance(column)
+            };
+            imbalance <= limit + EPSILON
+        });
+    (balanced && problem.composed(scratch, team_of)).then_some(first)
 }
 
 /// Splits candidates into teams; one per round, its buffers reused from match to match.
