@@ -313,7 +313,7 @@ fn form_groups(round: &Round, chain: &mut Chain) -> (Vec<Formed>, Vec<(u32, u32)
 /// Builds the duels' matches.
 #[inline(never)]
 fn build_duels(round: &Round, duels: Vec<Duel>, mut ids: prepare::Ids) -> (Vec<Match>, prepare::Ids) {
-    let match_ids = match_ids(duels.iter().map(|d| d.entries[d.oldest]), round, &ids);
+    let match_ids = match_ids(duels.iter().map(|d| d.entries[d.oldest]), round);
     let regions = shared_regions(round.pool);
     let mut matches = Vec::with_capacity(duels.len());
     matches.extend(
@@ -334,7 +334,7 @@ fn build_matches(
     mut ids: prepare::Ids,
 ) -> (Vec<Match>, prepare::Ids) {
     let oldest = formed.iter().map(|f| formed_members[f.members.start].0);
-    let match_ids = match_ids(oldest, round, &ids);
+    let match_ids = match_ids(oldest, round);
     let regions = shared_regions(round.pool);
     // Sized once: collected from an iterator that gives no size, 50k matches of about 300 bytes
     // grew by doubling, and each growth copied all of them (about 30 MB of copying at 100k).
@@ -820,15 +820,16 @@ impl Duel {
 }
 
 /// Each match's id, `m-<now>-<oldest ticket>`, given each match's oldest entry. Made for all the
-/// matches before any is built: the oldest tickets' ids are read at random, and in a loop this
-/// short the processor overlaps those cache misses, which it could not while building a match.
-fn match_ids(oldest: impl Iterator<Item = u32>, round: &Round, ids: &prepare::Ids) -> Vec<MatchId> {
+/// matches before any is built: the oldest tickets' ids are read at random (from the pool's copy
+/// of their text), and in a loop this short the processor overlaps those cache misses, which it
+/// could not while building a match.
+fn match_ids(oldest: impl Iterator<Item = u32>, round: &Round) -> Vec<MatchId> {
     let mut id = format!("m-{}-", round.now.as_millis());
     let prefix = id.len();
     oldest
         .map(|e| {
             id.truncate(prefix);
-            id.push_str(ids.peek_ticket(e as usize, round.pool));
+            id.push_str(round.pool.ticket_id_text(e as usize));
             MatchId::from(id.as_str())
         })
         .collect()
