@@ -218,41 +218,55 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Vec
             // below (the age rank's bytes are not sorted on), each moving the same 16 bytes.
             // Each entry's sort key is made first, in entry order, which is the order of their
             // memory: read in age order, the entries and their keys were two cache misses each,
-            // where one array of keys is a fifth of their size.
-            // Not a candidate: the key of a NaN, which no sort key is (values are finite).
+            // where one array of keys is a fifth of their size. `OUT` marks the others: it is the
+            // key of a NaN, which no sort key is (values are finite).
             const OUT: u64 = u64::MAX;
             let keys: Vec<u64> = (0..pool.len())
                 .map(|e| if may_match(e) { sortable(pool.sort_key(e)) } else { OUT })
                 .collect();
-            let mut order: Vec<(u64, u32)> = by_age
-                .iter()
-                .enumerate()
-                .map(|(rank, &e)| (keys[e as usize], u32_of(rank)))
-                .filter(|&(key, _)| key != OUT)
-                .collect();
+            let mut order = all_of(
+                by_age.len(),
+                by_age
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, &e)| (keys[e as usize], u32_of(rank)))
+                    .filter(|&(key, _)| key != OUT),
+            );
             radsort::sort_by_key(&mut order, |&(skill, _)| skill);
             order.iter().map(|&(_, rank)| rank).collect()
         }
         Pairing::ClosestSkill => {
             // (partition, skill, age rank) packed into one integer of the same order, as above.
-            let mut order: Vec<u128> = candidates
-                .map(|(rank, &e)| {
+            let mut order = all_of(
+                by_age.len(),
+                candidates.map(|(rank, &e)| {
                     (u128::from(pool.entries[e as usize].partition) << 96)
                         | (u128::from(sortable(pool.sort_key(e as usize))) << 32)
                         | u128::from(u32_of(rank))
-                })
-                .collect();
+                }),
+            );
             radsort::sort(&mut order);
             order.iter().map(|&k| k as u32).collect()
         }
         Pairing::ArrivalOrder => {
-            let mut order: Vec<u64> = candidates
-                .map(|(rank, &e)| (u64::from(pool.entries[e as usize].partition) << 32) | u64::from(u32_of(rank)))
-                .collect();
+            let mut order = all_of(
+                by_age.len(),
+                candidates
+                    .map(|(rank, &e)| (u64::from(pool.entries[e as usize].partition) << 32) | u64::from(u32_of(rank))),
+            );
             radsort::sort(&mut order);
             order.iter().map(|&k| k as u32).collect()
         }
     }
+}
+
+/// Collects `items`, at most `most` of them, into a vector sized once: a filtered iterator gives
+/// no lower bound, and collected as it is, a vector of 100k grew by doubling, copying itself each
+/// time.
+fn all_of<T>(most: usize, items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut all = Vec::with_capacity(most);
+    all.extend(items);
+    all
 }
 
 /// Numbers the entries in walk order, the rest after them, oldest first, so that a walk reads
@@ -589,27 +603,30 @@ fn grow<F: Forming>(
 
 /// A doubly linked list over the waiting tickets in some order, from which matched tickets are
 /// unlinked, so a walk steps over them in O(1).
+///
+/// Each entry's two links are kept side by side, and whether it is linked is told by them too: an
+/// anchor's first reads (is it still waiting? who are its neighbours?) are one cache line, where
+/// three arrays were up to three cache misses per anchor, anchors coming in age order, at random.
 #[derive(Debug)]
 struct Chain {
-    prev: Vec<u32>,
-    next: Vec<u32>,
-    /// Whether each entry is linked.
-    linked: Vec<bool>,
+    /// By entry: the previous and the next linked entry ([`NIL`] at the ends), or [`UNLINKED`] twice
+    /// for an entry not linked.
+    links: Vec<[u32; 2]>,
 }
+
+/// The links of an entry not in the chain: no entry has this number, and neither is it [`NIL`].
+const UNLINKED: u32 = u32::MAX - 1;
 
 impl Chain {
     fn new(n: usize, order: impl Iterator<Item = u32>) -> Self {
         let mut chain = Chain {
-            prev: vec![NIL; n],
-            next: vec![NIL; n],
-            linked: vec![false; n],
+            links: vec![[UNLINKED; 2]; n],
         };
         let mut last = NIL;
         for e in order {
-            chain.linked[e as usize] = true;
-            chain.prev[e as usize] = last;
+            chain.links[e as usize] = [last, NIL];
             if last != NIL {
-                chain.next[last as usize] = e;
+                chain.links[last as usize][1] = e;
             }
             last = e;
         }
@@ -617,18 +634,26 @@ impl Chain {
     }
 
     fn contains(&self, e: u32) -> bool {
-        self.linked[e as usize]
+        self.links[e as usize][0] != UNLINKED
+    }
+
+    fn prev(&self, e: u32) -> u32 {
+        self.links[e as usize][0]
+    }
+
+    fn next(&self, e: u32) -> u32 {
+        self.links[e as usize][1]
     }
 
     fn unlink(&mut self, e: u32) {
-        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        let [p, n] = self.links[e as usize];
         if p != NIL {
-            self.next[p as usize] = n;
+            self.links[p as usize][1] = n;
         }
         if n != NIL {
-            self.prev[n as usize] = p;
+            self.links[n as usize][0] = p;
         }
-        self.linked[e as usize] = false;
+        self.links[e as usize] = [UNLINKED; 2];
     }
 }
 
@@ -669,10 +694,10 @@ impl<'c> Walk<'c> {
             key: pool.sort_key(anchor as usize),
             reach,
             left: match pairing {
-                Pairing::ClosestSkill => chain.prev[anchor as usize],
+                Pairing::ClosestSkill => chain.prev(anchor),
                 Pairing::ArrivalOrder => NIL,
             },
-            right: chain.next[anchor as usize],
+            right: chain.next(anchor),
             offered: 0,
         }
     }
@@ -709,9 +734,9 @@ impl<'c> Walk<'c> {
         self.offered += 1;
         let chosen = if take_left { self.left } else { self.right };
         if take_left {
-            self.left = self.chain.prev[chosen as usize];
+            self.left = self.chain.prev(chosen);
         } else {
-            self.right = self.chain.next[chosen as usize];
+            self.right = self.chain.next(chosen);
         }
         Some(chosen)
     }

@@ -624,7 +624,9 @@ impl<'a> Pool<'a> {
                 players: Vec::with_capacity(player_count),
             },
             id_keys: Vec::with_capacity(tickets.len()),
-            id_text: String::new(),
+            // Sized as if every id were as long as the first: a pool's ids usually are, and then
+            // the text is not copied as it grows.
+            id_text: String::with_capacity(tickets.first().map_or(0, |t| t.id.as_str().len()) * tickets.len()),
             id_ends: Vec::with_capacity(tickets.len()),
             origin: Vec::new(),
         };
