@@ -311,13 +311,14 @@ pub(crate) struct Pool<'a> {
     /// compares these rather than reading two strings at random per comparison. Only the age
     /// order compares ids, before [`Pool::renumber`], which drops them rather than moving them.
     id_keys: Vec<u64>,
-    /// Every ticket id's text, one after another in the pool's order, and where each ends: a copy
-    /// made while [`Pool::new`] reads the ids anyway. A match is named after its oldest ticket, and
+    /// Every ticket id's text, one after another in the pool's order, and by entry where each is
+    /// (moved by [`Pool::renumber`] with the entries): a copy made while [`Pool::new`] reads the
+    /// ids anyway. A match is named after its oldest ticket, and
     /// reading that id from its ticket when the match is built was a cache miss per match (the
     /// ids' own memory is scattered over the pool's), about a seventh of a duel round's time; here
     /// they are a few contiguous megabytes at most.
     id_text: String,
-    id_ends: Vec<u32>,
+    id_spans: Vec<(u32, u32)>,
     /// Each entry's position in `tickets`, once [`Pool::renumber`] has put the entries in another
     /// order; empty while they are in the pool's order.
     origin: Vec<u32>,
@@ -627,7 +628,7 @@ impl<'a> Pool<'a> {
             // Sized as if every id were as long as the first: a pool's ids usually are, and then
             // the text is not copied as it grows.
             id_text: String::with_capacity(tickets.first().map_or(0, |t| t.id.as_str().len()) * tickets.len()),
-            id_ends: Vec::with_capacity(tickets.len()),
+            id_spans: Vec::with_capacity(tickets.len()),
             origin: Vec::new(),
         };
         let first_id = tickets.first().map_or(&b""[..], |t| t.id.as_str().as_bytes());
@@ -661,8 +662,9 @@ impl<'a> Pool<'a> {
                     keys_valid_from = pool.id_keys.len();
                 }
                 pool.id_keys.push(id_key(id, shared_prefix));
+                let start = u32_len(pool.id_text.len());
                 pool.id_text.push_str(ticket.id.as_str());
-                pool.id_ends.push(u32_len(pool.id_text.len()));
+                pool.id_spans.push((start, u32_len(pool.id_text.len())));
                 for player in &ticket.players {
                     touched =
                         touched.wrapping_add(usize::from(player.id.as_str().as_bytes().first().copied().unwrap_or(0)));
@@ -763,10 +765,9 @@ impl<'a> Pool<'a> {
 
     /// Entry `e`'s ticket id, from the pool's copy of the ids' text (see `id_text`).
     pub fn ticket_id_text(&self, e: usize) -> &str {
-        let t = self.origin(e);
-        let start = t.checked_sub(1).map_or(0, |before| self.id_ends[before] as usize);
+        let (start, end) = self.id_spans[e];
         self.id_text
-            .get(start..self.id_ends[t] as usize)
+            .get(start as usize..end as usize)
             .unwrap_or_else(|| self.ticket_id(e).as_str())
     }
 
@@ -844,6 +845,7 @@ impl<'a> Pool<'a> {
         self.balance = gather(&self.balance, self.balance_columns, order);
         self.latency = gather(&self.latency, self.regions.len(), order);
         self.id_keys = Vec::new();
+        self.id_spans = gather(&self.id_spans, 1, order);
         let collections = self.collection.len().checked_div(order.len()).unwrap_or(0);
         self.collection = gather(&self.collection, collections, order);
         let distinct_rules = self.distinct.len().checked_div(players).unwrap_or(0);
