@@ -129,17 +129,18 @@ fn round_by(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairing: Pai
     let walked = walk_order(&pool, &plan, &by_age, pairing);
     let by_age = renumber(&mut pool, &walked, &by_age);
     // Each walked entry's age rank (see `renumber`): walks break ties by it, and a match's oldest
-    // ticket has the lowest.
-    let age_rank = walked;
+    // ticket has the lowest. Kept in the entries, which the walks read anyway.
+    pool.rank_by_age(&walked);
+    let walked = walked.len();
     // The walks' tickets are linked until they match: the others timed out or cannot match.
-    let mut chain = Chain::new(pool.len(), 0..u32_of(age_rank.len()));
+    let mut chain = Chain::new(pool.len(), 0..u32_of(walked));
     // The ids are moved into the outcome instead of cloned: no decision reads them.
     let ids = pool.take_ids();
     let round = Round {
         plan: &plan,
         pool: &pool,
         by_age: &by_age,
-        age_rank: &age_rank,
+        walked,
         pairing,
         now,
     };
@@ -165,8 +166,8 @@ struct Round<'r, 'a> {
     pool: &'r Pool<'a>,
     /// Entries, oldest first.
     by_age: &'r [u32],
-    /// The walks' entries' age ranks, by entry.
-    age_rank: &'r [u32],
+    /// How many entries the walks take: the first ones (see `renumber`).
+    walked: usize,
     pairing: Pairing,
     now: Timestamp,
 }
@@ -297,9 +298,9 @@ fn renumber(pool: &mut Pool, walked: &[u32], by_age: &[u32]) -> Vec<u32> {
 /// The duel path's matching: a [`Pair`] for each anchor, and what [`Duel::decide`] records.
 #[inline(never)]
 fn form_duels(round: &Round, chain: &mut Chain) -> Vec<Duel> {
-    let mut duels: Vec<Duel> = Vec::with_capacity(round.age_rank.len() / 2 + 1);
+    let mut duels: Vec<Duel> = Vec::with_capacity(round.walked / 2 + 1);
     form(&mut Pair::default(), round, chain, |pair, _, imbalance, _| {
-        duels.push(Duel::decide(pair, imbalance, round.plan, round.pool, round.age_rank));
+        duels.push(Duel::decide(pair, imbalance, round.plan, round.pool));
     });
     duels
 }
@@ -325,7 +326,6 @@ fn form_groups(round: &Round, chain: &mut Chain) -> (Vec<Formed>, Vec<(u32, u32)
                 plan,
                 pool,
                 limits,
-                round.age_rank,
                 &mut formed_members,
             ));
         },
@@ -374,7 +374,7 @@ fn build_matches(
 fn the_rest(round: &Round, chain: &Chain, mut ids: prepare::Ids) -> (Vec<TicketId>, Vec<TicketId>, Option<Timestamp>) {
     let (plan, pool) = (round.plan, round.pool);
     let n = pool.len();
-    let walked = round.age_rank.len();
+    let walked = round.walked;
     let matched = |e: usize| e < walked && !chain.contains(u32_of(e));
     // Sized for the same reason: every ticket not matched is in one of the two.
     let timed_out_count = (0..n).filter(|&e| pool.waited(e) >= plan.timeout_ms).count();
@@ -549,7 +549,7 @@ fn form<F: Forming>(
         if !forming.offer(anchor, plan, pool, limits) {
             continue;
         }
-        let walk = Walk::new(chain, pool, plan, limits, round.age_rank, anchor, round.pairing);
+        let walk = Walk::new(chain, pool, plan, limits, anchor, round.pairing);
         let Some(imbalance) = grow(forming, &mut splitter, walk, plan, pool, limits) else {
             continue;
         };
@@ -660,7 +660,6 @@ impl Chain {
 /// The tickets offered to one anchor, in the order the pairing wants them.
 struct Walk<'c> {
     chain: &'c Chain,
-    age_rank: &'c [u32],
     pairing: Pairing,
     partition: u32,
     key: f64,
@@ -673,22 +672,13 @@ struct Walk<'c> {
 
 impl<'c> Walk<'c> {
     #[inline(always)]
-    fn new(
-        chain: &'c Chain,
-        pool: &Pool,
-        plan: &Plan,
-        limits: &Limits,
-        age_rank: &'c [u32],
-        anchor: u32,
-        pairing: Pairing,
-    ) -> Self {
+    fn new(chain: &'c Chain, pool: &Pool, plan: &Plan, limits: &Limits, anchor: u32, pairing: Pairing) -> Self {
         let reach = match (pairing, plan.distance.is_empty()) {
             (Pairing::ClosestSkill, false) => limits.max_distance[0] * patience(pool.waited(anchor as usize)),
             _ => f64::INFINITY,
         };
         Walk {
             chain,
-            age_rank,
             pairing,
             partition: pool.entries[anchor as usize].partition,
             key: pool.sort_key(anchor as usize),
@@ -728,7 +718,9 @@ impl<'c> Walk<'c> {
             (None, Some(_)) => false,
             // Equally near: the one who has waited longer.
             (Some(dl), Some(dr)) => {
-                dl < dr || (dl == dr && self.age_rank[self.left as usize] < self.age_rank[self.right as usize])
+                dl < dr
+                    || (dl == dr
+                        && pool.entries[self.left as usize].age_rank < pool.entries[self.right as usize].age_rank)
             }
         };
         self.offered += 1;
@@ -789,12 +781,11 @@ fn decide(
     plan: &Plan,
     pool: &Pool,
     limits: &Limits,
-    age_rank: &[u32],
     formed_members: &mut Vec<(u32, u32)>,
 ) -> Formed {
     let start = formed_members.len();
     formed_members.extend(group.members.iter().zip(team_of).map(|(&e, &t)| (e, u32_of(t))));
-    formed_members[start..].sort_unstable_by_key(|&(e, _)| age_rank[e as usize]);
+    formed_members[start..].sort_unstable_by_key(|&(e, _)| pool.entries[e as usize].age_rank);
     let oldest = formed_members[start].0 as usize;
 
     let anchor = pool.ticket(group.members[0] as usize);
@@ -832,9 +823,10 @@ struct Duel {
 }
 
 impl Duel {
-    fn decide(pair: &Pair, imbalance: f64, plan: &Plan, pool: &Pool, age_rank: &[u32]) -> Self {
+    fn decide(pair: &Pair, imbalance: f64, plan: &Plan, pool: &Pool) -> Self {
         let entries = pair.both();
-        let oldest = usize::from(age_rank[entries[1] as usize] < age_rank[entries[0] as usize]);
+        let rank = |t: usize| pool.entries[entries[t] as usize].age_rank;
+        let oldest = usize::from(rank(1) < rank(0));
         let entry = |t: usize| &pool.entries[entries[t] as usize];
         Duel {
             entries,

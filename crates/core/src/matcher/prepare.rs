@@ -40,7 +40,16 @@ pub(crate) struct Entry {
     /// aggregates it, when the skill attribute is a distance rule's).
     pub skill_lo: f64,
     pub skill_hi: f64,
+    /// What the walks sort and step by: the first distance rule's value, else `skill_lo` (see
+    /// [`Pool::sort_key`]).
+    pub key: f64,
+    /// The ticket's rank in age order among those the walks take, set once they are numbered in
+    /// walk order (see [`Pool::rank_by_age`]); [`NOT_WALKED`] for the others.
+    pub age_rank: u32,
 }
+
+/// The age rank of an entry no walk takes (it timed out, or cannot match).
+pub(crate) const NOT_WALKED: u32 = u32::MAX;
 
 /// A string attribute's interned values, so sets of them are sorted integer slices.
 #[derive(Debug, Default)]
@@ -582,6 +591,12 @@ impl<'p, 'a> Reader<'p, 'a> {
             created_at: ticket.created_at.as_millis(),
             skill_lo,
             skill_hi,
+            key: if self.distance.is_empty() {
+                skill_lo
+            } else {
+                pool.distance[distance_row]
+            },
+            age_rank: NOT_WALKED,
         }
     }
 }
@@ -841,7 +856,11 @@ impl<'a> Pool<'a> {
             })
             .collect();
         let player_order = if solos { order } else { &player_order };
-        self.distance = gather(&self.distance, self.distance_rules, order);
+        // One rule's values are the entries' keys (see `Pool::distance`): not moved twice.
+        self.distance = match self.distance_rules {
+            1 => Vec::new(),
+            n => gather(&self.distance, n, order),
+        };
         self.balance = gather(&self.balance, self.balance_columns, order);
         self.latency = gather(&self.latency, self.regions.len(), order);
         self.id_keys = Vec::new();
@@ -890,10 +909,7 @@ impl<'a> Pool<'a> {
 
     /// The value the matcher sorts tickets by: the first distance rule's, else the skill attribute's.
     pub fn sort_key(&self, entry: usize) -> f64 {
-        match self.distance_rules() {
-            0 => self.entries[entry].skill_lo,
-            n => self.distance[entry * n],
-        }
+        self.entries[entry].key
     }
 
     fn distance_rules(&self) -> usize {
@@ -901,9 +917,22 @@ impl<'a> Pool<'a> {
     }
 
     /// The party's value for each distance rule.
+    ///
+    /// With one distance rule (a duel's, usually) that value is the entry's key: read from the
+    /// entry, which a walk reads anyway, rather than from a row of its own (see [`Pool::renumber`]).
     pub fn distance(&self, entry: usize) -> &[f64] {
-        let n = self.distance_rules();
-        &self.distance[entry * n..(entry + 1) * n]
+        match self.distance_rules() {
+            1 => std::slice::from_ref(&self.entries[entry].key),
+            n => &self.distance[entry * n..(entry + 1) * n],
+        }
+    }
+
+    /// Records each walked entry's age rank: entry `i` is the one of rank `ranks[i]` (see the
+    /// parent module's `renumber`).
+    pub fn rank_by_age(&mut self, ranks: &[u32]) {
+        for (entry, &rank) in self.entries.iter_mut().zip(ranks) {
+            entry.age_rank = rank;
+        }
     }
 
     /// The sum of the party's values for each balance column.
