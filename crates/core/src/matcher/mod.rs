@@ -42,7 +42,7 @@ mod tests;
 pub use outcome::{Match, MatchQuality, MatchTeam, MatchTeams, RoundOutcome, TeamMembers, Waits};
 use std::sync::Arc;
 
-use crate::ids::{MatchId, TicketId};
+use crate::ids::{MatchId, PlayerId, TicketId};
 use crate::ruleset::{ExpansionTarget, RuleSet};
 use crate::ticket::Ticket;
 use crate::time::Timestamp;
@@ -336,14 +336,33 @@ fn form_groups(round: &Round, chain: &mut Chain) -> (Vec<Formed>, Vec<(u32, u32)
 /// Builds the duels' matches.
 #[inline(never)]
 fn build_duels(round: &Round, duels: Vec<Duel>, mut ids: prepare::Ids) -> (Vec<Match>, prepare::Ids) {
+    let pool = round.pool;
     let match_ids = match_ids(duels.iter().map(|d| d.entries[d.oldest]), round);
-    let regions = shared_regions(round.pool);
+    // The members' ids are taken in a loop of their own too, before any shared name is cloned: a
+    // clone's count is raised by a locked instruction, which waits for every load before it, so
+    // in one loop each match's reads of its ids waited for the previous match's clones instead of
+    // overlapping with other matches' reads.
+    let members: Vec<DuelIds> = duels
+        .iter()
+        .map(|duel| {
+            let [first, second] = duel.entries.map(|e| e as usize);
+            DuelIds {
+                tickets: [ids.ticket(first, pool), ids.ticket(second, pool)],
+                players: [
+                    ids.player(first, duel.players[0] as usize, 0, pool),
+                    ids.player(second, duel.players[1] as usize, 0, pool),
+                ],
+            }
+        })
+        .collect();
+    let regions = shared_regions(pool);
     let mut matches = Vec::with_capacity(duels.len());
     matches.extend(
         duels
             .into_iter()
             .zip(match_ids)
-            .map(|(duel, id)| build_duel(duel, id, round, &regions, &mut ids)),
+            .zip(members)
+            .map(|((duel, id), members)| build_duel(duel, id, members, round, &regions)),
     );
     (matches, ids)
 }
@@ -928,19 +947,28 @@ fn build_match(
     assemble(id, teams, waits_ms, formed.collections, formed.summary, round, regions)
 }
 
+/// A duel's ticket and player ids, by team.
+struct DuelIds {
+    tickets: [TicketId; 2],
+    players: [PlayerId; 2],
+}
+
 /// [`build_match`] for a duel: each team one ticket of one player, the lists made whole.
 #[inline(always)]
-fn build_duel(duel: Duel, id: MatchId, round: &Round, regions: &[Arc<str>], ids: &mut prepare::Ids) -> Match {
-    let (plan, pool) = (round.plan, round.pool);
-    let mut team = |t: usize| {
-        let e = duel.entries[t] as usize;
-        MatchTeam {
-            name: Arc::clone(&plan.slot_names[t]),
-            tickets: TeamMembers::from_buf([ids.ticket(e, pool)]),
-            players: TeamMembers::from_buf([ids.player(e, duel.players[t] as usize, 0, pool)]),
-        }
+fn build_duel(duel: Duel, id: MatchId, members: DuelIds, round: &Round, regions: &[Arc<str>]) -> Match {
+    let DuelIds {
+        tickets: [first_ticket, second_ticket],
+        players: [first_player, second_player],
+    } = members;
+    let team = |t: usize, ticket: TicketId, player: PlayerId| MatchTeam {
+        name: Arc::clone(&round.plan.slot_names[t]),
+        tickets: TeamMembers::from_buf([ticket]),
+        players: TeamMembers::from_buf([player]),
     };
-    let teams = MatchTeams::from_buf([team(0), team(1)]);
+    let teams = MatchTeams::from_buf([
+        team(0, first_ticket, first_player),
+        team(1, second_ticket, second_player),
+    ]);
     assemble(
         id,
         teams,
