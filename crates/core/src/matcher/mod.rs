@@ -337,7 +337,12 @@ fn form_groups(round: &Round, chain: &mut Chain) -> (Vec<Formed>, Vec<(u32, u32)
 #[inline(never)]
 fn build_duels(round: &Round, duels: Vec<Duel>, mut ids: prepare::Ids) -> (Vec<Match>, prepare::Ids) {
     let pool = round.pool;
-    let match_ids = match_ids(duels.iter().map(|d| d.entries[d.oldest]), round);
+    let match_ids = match_ids(
+        duels
+            .iter()
+            .map(|d| pool.id_text_at(d.id_span, d.entries[d.oldest] as usize)),
+        round,
+    );
     // The members' ids are taken in a loop of their own too, before any shared name is cloned: a
     // clone's count is raised by a locked instruction, which waits for every load before it, so
     // in one loop each match's reads of its ids waited for the previous match's clones instead of
@@ -376,7 +381,7 @@ fn build_matches(
     mut ids: prepare::Ids,
 ) -> (Vec<Match>, prepare::Ids) {
     let oldest = formed.iter().map(|f| formed_members[f.members.start].0);
-    let match_ids = match_ids(oldest, round);
+    let match_ids = match_ids(oldest.map(|e| round.pool.ticket_id_text(e as usize)), round);
     let regions = shared_regions(round.pool);
     // Sized once: collected from an iterator that gives no size, 50k matches of about 300 bytes
     // grew by doubling, and each growth copied all of them (about 30 MB of copying at 100k).
@@ -838,6 +843,9 @@ struct Duel {
     waits_ms: [u64; 2],
     /// Which of the two has waited longer (by age rank): the match is named after it.
     oldest: usize,
+    /// Where its id is in the pool's copy of the ids (see `Entry::id_span`): read here, with the
+    /// entry, and not when the match is named.
+    id_span: (u32, u32),
     summary: Summary,
 }
 
@@ -852,6 +860,7 @@ impl Duel {
             players: [entry(0).first_player, entry(1).first_player],
             waits_ms: [pool.waited(entries[0] as usize), pool.waited(entries[1] as usize)],
             oldest,
+            id_span: entry(oldest).id_span,
             summary: Summary::new(
                 imbalance,
                 pair.best_region(pool),
@@ -864,17 +873,17 @@ impl Duel {
     }
 }
 
-/// Each match's id, `m-<now>-<oldest ticket>`, given each match's oldest entry. Made for all the
-/// matches before any is built: the oldest tickets' ids are read at random (from the pool's copy
-/// of their text), and in a loop this short the processor overlaps those cache misses, which it
-/// could not while building a match.
-fn match_ids(oldest: impl Iterator<Item = u32>, round: &Round) -> Vec<MatchId> {
+/// Each match's id, `m-<now>-<oldest ticket>`, given each match's oldest ticket's id. Made for
+/// all the matches before any is built: the oldest tickets' ids are read at random (from the
+/// pool's copy of their text), and in a loop this short the processor overlaps those cache misses,
+/// which it could not while building a match.
+fn match_ids<'p>(oldest: impl Iterator<Item = &'p str>, round: &Round) -> Vec<MatchId> {
     let mut id = format!("m-{}-", round.now.as_millis());
     let prefix = id.len();
     oldest
-        .map(|e| {
+        .map(|ticket| {
             id.truncate(prefix);
-            id.push_str(round.pool.ticket_id_text(e as usize));
+            id.push_str(ticket);
             MatchId::from(id.as_str())
         })
         .collect()

@@ -46,7 +46,15 @@ pub(crate) struct Entry {
     /// The ticket's rank in age order among those the walks take, set once they are numbered in
     /// walk order (see [`Pool::rank_by_age`]); [`NOT_WALKED`] for the others.
     pub age_rank: u32,
+    /// Where the ticket's id is in the pool's copy of the ids' text (see `Pool::id_text`): kept
+    /// with the entry, so that naming a match after its oldest ticket reads the entry the match's
+    /// decision has just read.
+    pub id_span: (u32, u32),
 }
+
+/// The `id_span` of an id past the first 4 GiB of the ids' text: no text is there, and the id is
+/// read from its ticket.
+const NO_SPAN: (u32, u32) = (1, 0);
 
 /// The age rank of an entry no walk takes (it timed out, or cannot match).
 pub(crate) const NOT_WALKED: u32 = u32::MAX;
@@ -320,14 +328,12 @@ pub(crate) struct Pool<'a> {
     /// compares these rather than reading two strings at random per comparison. Only the age
     /// order compares ids, before [`Pool::renumber`], which drops them rather than moving them.
     id_keys: Vec<u64>,
-    /// Every ticket id's text, one after another in the pool's order, and by entry where each is
-    /// (moved by [`Pool::renumber`] with the entries): a copy made while [`Pool::new`] reads the
-    /// ids anyway. A match is named after its oldest ticket, and
+    /// Every ticket id's text, one after another in the pool's order (each entry has its span):
+    /// a copy made while [`Pool::new`] reads the ids anyway. A match is named after its oldest ticket, and
     /// reading that id from its ticket when the match is built was a cache miss per match (the
     /// ids' own memory is scattered over the pool's), about a seventh of a duel round's time; here
     /// they are a few contiguous megabytes at most.
     id_text: String,
-    id_spans: Vec<(u32, u32)>,
     /// Each entry's position in `tickets`, once [`Pool::renumber`] has put the entries in another
     /// order; empty while they are in the pool's order.
     origin: Vec<u32>,
@@ -597,6 +603,8 @@ impl<'p, 'a> Reader<'p, 'a> {
                 pool.distance[distance_row]
             },
             age_rank: NOT_WALKED,
+            // Set by the caller, which read the id.
+            id_span: (0, 0),
         }
     }
 }
@@ -643,7 +651,6 @@ impl<'a> Pool<'a> {
             // Sized as if every id were as long as the first: a pool's ids usually are, and then
             // the text is not copied as it grows.
             id_text: String::with_capacity(tickets.first().map_or(0, |t| t.id.as_str().len()) * tickets.len()),
-            id_spans: Vec::with_capacity(tickets.len()),
             origin: Vec::new(),
         };
         let first_id = tickets.first().map_or(&b""[..], |t| t.id.as_str().as_bytes());
@@ -662,7 +669,8 @@ impl<'a> Pool<'a> {
             // The ids' bytes: their keys; and the player ids' memory, which their clones below
             // write (each clone is a locked increment, which waits for its line, one at a time).
             let mut touched = 0usize;
-            for ticket in block {
+            let mut id_spans = [(0, 0); BLOCK];
+            for (ticket, span) in block.iter().zip(&mut id_spans) {
                 let id = ticket.id.as_str().as_bytes();
                 // Usually the whole prefix is shared still: one comparison, not one per byte.
                 if !id
@@ -677,9 +685,12 @@ impl<'a> Pool<'a> {
                     keys_valid_from = pool.id_keys.len();
                 }
                 pool.id_keys.push(id_key(id, shared_prefix));
-                let start = u32_len(pool.id_text.len());
+                let start = pool.id_text.len();
                 pool.id_text.push_str(ticket.id.as_str());
-                pool.id_spans.push((start, u32_len(pool.id_text.len())));
+                *span = match (u32::try_from(start), u32::try_from(pool.id_text.len())) {
+                    (Ok(start), Ok(end)) => (start, end),
+                    _ => NO_SPAN,
+                };
                 for player in &ticket.players {
                     touched =
                         touched.wrapping_add(usize::from(player.id.as_str().as_bytes().first().copied().unwrap_or(0)));
@@ -705,14 +716,17 @@ impl<'a> Pool<'a> {
             }
 
             let mut rest = &values[..];
-            for (t, ticket) in (first..).zip(block) {
+            for ((t, ticket), id_span) in (first..).zip(block).zip(id_spans) {
                 let (own, after) = rest.split_at(ticket.players.len() * width);
                 rest = after;
                 pool.ids.tickets.push(Some(ticket.id.clone()));
                 pool.ids
                     .players
                     .extend(ticket.players.iter().map(|p| Some(p.id.clone())));
-                let entry = reader.read(&mut pool, t, ticket, own, first_player);
+                let entry = Entry {
+                    id_span,
+                    ..reader.read(&mut pool, t, ticket, own, first_player)
+                };
                 pool.entries.push(entry);
                 first_player = first_player.saturating_add(entry.size);
             }
@@ -780,7 +794,12 @@ impl<'a> Pool<'a> {
 
     /// Entry `e`'s ticket id, from the pool's copy of the ids' text (see `id_text`).
     pub fn ticket_id_text(&self, e: usize) -> &str {
-        let (start, end) = self.id_spans[e];
+        self.id_text_at(self.entries[e].id_span, e)
+    }
+
+    /// Entry `e`'s ticket id, given its `id_span` read already: from the ids' text, or from the
+    /// ticket where the text is too long for its spans (see [`NO_SPAN`]).
+    pub fn id_text_at(&self, (start, end): (u32, u32), e: usize) -> &str {
         self.id_text
             .get(start as usize..end as usize)
             .unwrap_or_else(|| self.ticket_id(e).as_str())
@@ -864,7 +883,6 @@ impl<'a> Pool<'a> {
         self.balance = gather(&self.balance, self.balance_columns, order);
         self.latency = gather(&self.latency, self.regions.len(), order);
         self.id_keys = Vec::new();
-        self.id_spans = gather(&self.id_spans, 1, order);
         let collections = self.collection.len().checked_div(order.len()).unwrap_or(0);
         self.collection = gather(&self.collection, collections, order);
         let distinct_rules = self.distinct.len().checked_div(players).unwrap_or(0);
