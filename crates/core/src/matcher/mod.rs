@@ -182,8 +182,8 @@ struct Round<'r, 'a> {
 #[inline(never)]
 fn age_order(pool: &Pool) -> Vec<u32> {
     let n = pool.len();
-    let oldest_ms = pool.entries.iter().map(|e| e.created_at).min().unwrap_or(0);
-    let span_ms = pool.entries.iter().map(|e| e.created_at - oldest_ms).max().unwrap_or(0);
+    let (oldest_ms, newest_ms) = pool.created_range();
+    let span_ms = newest_ms - oldest_ms;
     if span_ms <= u64::from(u32::MAX) {
         let mut keyed: Vec<u64> = (0..n)
             .map(|e| ((pool.entries[e].created_at - oldest_ms) << 32) | u64::from(u32_of(e)))

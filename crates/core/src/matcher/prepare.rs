@@ -321,6 +321,9 @@ pub(crate) struct Pool<'a> {
     strings: Vec<&'a str>,
     /// The round's time, in ms.
     now_ms: u64,
+    /// The oldest and the newest ticket's `created_at`, noted while the tickets are read: the age
+    /// order needs them before its one pass over the entries.
+    created_range: (u64, u64),
     ids: Ids,
     /// By entry: the ticket id's bytes after the prefix every id of the pool shares, the first 8
     /// of them (zero-padded) as a big-endian integer. A smaller key is a smaller id; equal keys say
@@ -643,6 +646,7 @@ impl<'a> Pool<'a> {
             role_masks: Vec::with_capacity(player_count * reader.composition.len()),
             strings: Vec::new(),
             now_ms,
+            created_range: (u64::MAX, 0),
             ids: Ids {
                 tickets: Vec::with_capacity(tickets.len()),
                 players: Vec::with_capacity(player_count),
@@ -728,6 +732,8 @@ impl<'a> Pool<'a> {
                     ..reader.read(&mut pool, t, ticket, own, first_player)
                 };
                 pool.entries.push(entry);
+                let (oldest, newest) = &mut pool.created_range;
+                (*oldest, *newest) = ((*oldest).min(entry.created_at), (*newest).max(entry.created_at));
                 first_player = first_player.saturating_add(entry.size);
             }
         }
@@ -765,6 +771,15 @@ impl<'a> Pool<'a> {
     /// The string an interned id stands for.
     pub fn string(&self, id: u32) -> &'a str {
         self.strings.get(id as usize).copied().unwrap_or_default()
+    }
+
+    /// The oldest and the newest ticket's creation time, in ms; (0, 0) for an empty pool.
+    pub fn created_range(&self) -> (u64, u64) {
+        if self.entries.is_empty() {
+            (0, 0)
+        } else {
+            self.created_range
+        }
     }
 
     pub fn len(&self) -> usize {
