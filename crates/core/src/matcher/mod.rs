@@ -400,9 +400,13 @@ fn the_rest(round: &Round, chain: &Chain, mut ids: prepare::Ids) -> (Vec<TicketI
     let n = pool.len();
     let walked = round.walked;
     let matched = |e: usize| e < walked && !chain.contains(u32_of(e));
-    // Sized for the same reason: every ticket not matched is in one of the two.
-    let timed_out_count = (0..n).filter(|&e| pool.waited(e) >= plan.timeout_ms).count();
-    let matched_count = (0..walked).filter(|&e| matched(e)).count();
+    // Sized for the same reason: every ticket not matched is in one of the two. Those that timed
+    // out are the oldest, a run at the start of the age order, found by a binary search rather
+    // than a pass over every entry; the walks' tickets matched are those unlinked.
+    let timed_out_count = round
+        .by_age
+        .partition_point(|&e| pool.waited(e as usize) >= plan.timeout_ms);
+    let matched_count = chain.unlinked;
     let mut timed_out = Vec::with_capacity(timed_out_count);
     let mut remaining = Vec::with_capacity(n - matched_count - timed_out_count);
     let mut next_change: Option<u64> = None;
@@ -636,6 +640,8 @@ struct Chain {
     /// By entry: the previous and the next linked entry ([`NIL`] at the ends), or [`UNLINKED`] twice
     /// for an entry not linked.
     links: Vec<[u32; 2]>,
+    /// How many entries have been unlinked.
+    unlinked: usize,
 }
 
 /// The links of an entry not in the chain: no entry has this number, and neither is it [`NIL`].
@@ -645,6 +651,7 @@ impl Chain {
     fn new(n: usize, order: impl Iterator<Item = u32>) -> Self {
         let mut chain = Chain {
             links: vec![[UNLINKED; 2]; n],
+            unlinked: 0,
         };
         let mut last = NIL;
         for e in order {
@@ -678,6 +685,7 @@ impl Chain {
             self.links[n as usize][0] = p;
         }
         self.links[e as usize] = [UNLINKED; 2];
+        self.unlinked += 1;
     }
 }
 
