@@ -128,9 +128,8 @@ fn round_by(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairing: Pai
     let by_age = age_order(&pool);
     let walked = walk_order(&pool, &plan, &by_age, pairing);
     let by_age = renumber(&mut pool, &walked, &by_age);
-    // Each walked entry's age rank (see `renumber`): walks break ties by it, and a match's oldest
-    // ticket has the lowest. Kept in the entries, which the walks read anyway.
-    pool.rank_by_age(&walked);
+    // Each walked entry now has its age rank (see `renumber`): walks break ties by it, and a
+    // match's oldest ticket has the lowest. It is kept in the entries, which the walks read anyway.
     let walked = walked.len();
     // The walks' tickets are linked until they match: the others timed out or cannot match.
     let mut chain = Chain::new(pool.len(), 0..u32_of(walked));
@@ -291,7 +290,7 @@ fn renumber(pool: &mut Pool, walked: &[u32], by_age: &[u32]) -> Vec<u32> {
             renumbered.push(old);
         }
     }
-    pool.renumber(&renumbered);
+    pool.renumber(&renumbered, walked);
     new_by_age
 }
 

@@ -44,7 +44,7 @@ pub(crate) struct Entry {
     /// [`Pool::sort_key`]).
     pub key: f64,
     /// The ticket's rank in age order among those the walks take, set once they are numbered in
-    /// walk order (see [`Pool::rank_by_age`]); [`NOT_WALKED`] for the others.
+    /// walk order (see [`Pool::renumber`]); [`NOT_WALKED`] for the others.
     pub age_rank: u32,
     /// Where the ticket's id is in the pool's copy of the ids' text (see `Pool::id_text`): kept
     /// with the entry, so that naming a match after its oldest ticket reads the entry the match's
@@ -324,6 +324,8 @@ pub(crate) struct Pool<'a> {
     /// The oldest and the newest ticket's `created_at`, noted while the tickets are read: the age
     /// order needs them before its one pass over the entries.
     created_range: (u64, u64),
+    /// Whether every ticket is one player, noted while the tickets are read (see `Pool::renumber`).
+    solos: bool,
     ids: Ids,
     /// By entry: the ticket id's bytes after the prefix every id of the pool shares, the first 8
     /// of them (zero-padded) as a big-endian integer. A smaller key is a smaller id; equal keys say
@@ -647,6 +649,7 @@ impl<'a> Pool<'a> {
             strings: Vec::new(),
             now_ms,
             created_range: (u64::MAX, 0),
+            solos: true,
             ids: Ids {
                 tickets: Vec::with_capacity(tickets.len()),
                 players: Vec::with_capacity(player_count),
@@ -732,6 +735,7 @@ impl<'a> Pool<'a> {
                     ..reader.read(&mut pool, t, ticket, own, first_player)
                 };
                 pool.entries.push(entry);
+                pool.solos &= entry.size == 1;
                 let (oldest, newest) = &mut pool.created_range;
                 (*oldest, *newest) = ((*oldest).min(entry.created_at), (*newest).max(entry.created_at));
                 first_player = first_player.saturating_add(entry.size);
@@ -826,7 +830,9 @@ impl<'a> Pool<'a> {
     }
 
     /// Renumbers the entries so that entry `i` is the one that was entry `order[i]` (a permutation
-    /// of the entries), moving every per-entry and per-player row with it.
+    /// of the entries), moving every per-entry and per-player row with it; the first of them are
+    /// the walks' in walk order, and entry `i` is given the age rank `ranks[i]` (see
+    /// `Entry::age_rank`), the others none.
     ///
     /// The walks visit tickets in skill order, which is random in the pool's order: renumbered in
     /// skill order, a walk reads adjacent memory instead of missing the cache on every array for
@@ -834,7 +840,7 @@ impl<'a> Pool<'a> {
     /// new `first_player`), so an offer's role and `!=` checks and a match's ids read the
     /// neighbourhood the walk has just read. The gathers here read at random, but in short loops
     /// whose cache misses the processor overlaps; the walks and the matches could not.
-    pub fn renumber(&mut self, order: &[u32]) {
+    pub fn renumber(&mut self, order: &[u32], ranks: &[u32]) {
         fn gather<T: Copy>(rows: &[T], width: usize, order: &[u32]) -> Vec<T> {
             // The usual widths copy rows of a size known at compile time: a few moves each, not a
             // call to `memcpy` per row (a million calls a round at 100k).
@@ -872,13 +878,14 @@ impl<'a> Pool<'a> {
         // Old player numbers in their new order. When every ticket is a solo, a ticket's player
         // has the ticket's own number, before and after: the players' order is `order` itself,
         // not a list of its own (a duel's pool, usually).
-        let solos = players == self.entries.len() && self.entries.iter().all(|e| e.size == 1);
+        let solos = self.solos;
         let mut player_order: Vec<u32> = Vec::with_capacity(if solos { 0 } else { players });
         self.entries = order
             .iter()
             .enumerate()
             .map(|(new, &o)| {
                 let mut entry = self.entries[o as usize];
+                entry.age_rank = ranks.get(new).copied().unwrap_or(NOT_WALKED);
                 if solos {
                     entry.first_player = u32_len(new);
                 } else {
@@ -957,14 +964,6 @@ impl<'a> Pool<'a> {
         match self.distance_rules() {
             1 => std::slice::from_ref(&self.entries[entry].key),
             n => &self.distance[entry * n..(entry + 1) * n],
-        }
-    }
-
-    /// Records each walked entry's age rank: entry `i` is the one of rank `ranks[i]` (see the
-    /// parent module's `renumber`).
-    pub fn rank_by_age(&mut self, ranks: &[u32]) {
-        for (entry, &rank) in self.entries.iter_mut().zip(ranks) {
-            entry.age_rank = rank;
         }
     }
 
