@@ -108,7 +108,7 @@ impl GameLiftFleet {
                         PlayerLatency::builder()
                             .player_id(player.id.as_str())
                             .region_identifier(region)
-                            .latency_in_milliseconds(*ms as f32)
+                            .latency_in_milliseconds(ms as f32)
                             .build(),
                     );
                 }

@@ -56,8 +56,8 @@ async fn store_with_tickets(m: &Match) -> Arc<dyn Store> {
     let store = MemoryStore::new(ManualClock::default());
     for (team, ms) in m.teams.iter().zip([30u32, 45]) {
         let mut player = Player::new(team.players[0].clone());
-        player.latencies.insert("eu-west-1".into(), ms);
-        player.latencies.insert("us-east-1".into(), ms + 80);
+        player.latencies.insert("eu-west-1", ms);
+        player.latencies.insert("us-east-1", ms + 80);
         let mut ticket = Ticket::queued(team.tickets[0].clone(), m.queue.as_ref(), vec![player], Timestamp(1));
         ticket.status = TicketStatus::Searching;
         let record = TicketRecord::unmatched(ticket, "p");

@@ -131,7 +131,7 @@ fn naive_1v1(pool: &[Ticket], rules: &RuleSet, now: Timestamp) -> usize {
     let skills: Vec<f64> = pool.iter().map(skill).collect();
     let latencies: Vec<[u32; 3]> = pool
         .iter()
-        .map(|t| regions.map(|r| t.players[0].latencies.get(r).copied().unwrap_or(u32::MAX)))
+        .map(|t| regions.map(|r| t.players[0].latencies.get(r).unwrap_or(u32::MAX)))
         .collect();
     let mut order: Vec<usize> = (0..pool.len()).collect();
     order.sort_by(|&a, &b| {

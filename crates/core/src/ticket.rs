@@ -3,6 +3,7 @@
 use crate::attribute::AttributeValue;
 use crate::event::DomainEvent;
 use crate::ids::{PlayerId, TicketId};
+pub use crate::latencies::Latencies;
 use crate::status::{TicketStatus, TransitionError};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ pub struct Player {
     pub attributes: BTreeMap<String, AttributeValue>,
     /// Round-trip time in milliseconds to each region the game client measured.
     #[serde(default)]
-    pub latencies: BTreeMap<String, u32>,
+    pub latencies: Latencies,
 }
 
 impl Player {
@@ -26,7 +27,7 @@ impl Player {
         Self {
             id: id.into(),
             attributes: BTreeMap::new(),
-            latencies: BTreeMap::new(),
+            latencies: Latencies::new(),
         }
     }
 
@@ -36,7 +37,7 @@ impl Player {
     }
 
     pub fn with_latency(mut self, region: &str, ms: u32) -> Self {
-        self.latencies.insert(region.to_owned(), ms);
+        self.latencies.insert(region, ms);
         self
     }
 }

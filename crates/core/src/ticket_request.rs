@@ -8,6 +8,7 @@
 
 use crate::attribute::AttributeValue;
 use crate::ids::PlayerId;
+use crate::latencies::Latencies;
 use crate::ruleset::RuleSet;
 use crate::ticket::Player;
 use serde_json::{json, Map, Value};
@@ -56,7 +57,7 @@ pub struct RequestedPlayer {
     #[serde(default)]
     pub attributes: Map<String, Value>,
     #[serde(default)]
-    pub latencies: BTreeMap<String, u32>,
+    pub latencies: Latencies,
     /// A party member's consent: required for every member but the caller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub party_token: Option<String>,
@@ -319,14 +320,14 @@ fn read_player(
             Map::new()
         }
     };
-    let mut latencies = BTreeMap::new();
+    let mut latencies = Latencies::new();
     match map.get("latencies") {
         None => {}
         Some(Value::Object(regions)) => {
             for (region, ms) in regions {
                 match ms.as_u64() {
                     Some(ms) if ms <= MAX_LATENCY_MS => {
-                        latencies.insert(region.clone(), ms as u32);
+                        latencies.insert(region.as_str(), ms as u32);
                     }
                     _ => errors.push(FieldError::new(
                         format!("{pointer}/latencies/{region}"),
@@ -450,7 +451,7 @@ mod tests {
             AttributeValue::Number(1500.0),
             "the default"
         );
-        assert_eq!(players[0].latencies["eu-west-1"], 40);
+        assert_eq!(players[0].latencies.get("eu-west-1"), Some(40));
     }
 
     #[test]

@@ -161,7 +161,7 @@ fn roster_match(session: OpenSession<'_>, picked: &[Vec<&Ticket>], now: Timestam
     let worst_latency_ms = session.region.and_then(|region| {
         everyone
             .iter()
-            .map(|p| p.latencies.get(region).copied())
+            .map(|p| p.latencies.get(region))
             .try_fold(0, |worst, l| l.map(|l| worst.max(l)))
     });
     let roster = Match {
@@ -431,7 +431,7 @@ mod tests {
                                 skill + j as f64 * 10.0,
                                 ["tank", "healer", "dps"][role],
                             );
-                            p.latencies.insert("eu".into(), ping);
+                            p.latencies.insert("eu", ping);
                             p
                         })
                         .collect();

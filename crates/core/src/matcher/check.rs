@@ -238,10 +238,7 @@ pub fn check_match(m: &Match, pool: &[Ticket], rule_set: &RuleSet) -> Result<(),
     if let Some(region) = &m.region {
         let worst =
             worst_latency(&all, region).ok_or_else(|| fail(format!("some player has no latency to {region}")))?;
-        let regions: BTreeSet<&str> = all
-            .iter()
-            .flat_map(|p| p.latencies.keys().map(String::as_str))
-            .collect();
+        let regions: BTreeSet<&str> = all.iter().flat_map(|p| p.latencies.regions()).collect();
         if let Some(better) = regions
             .iter()
             .find(|r| worst_latency(&all, r).is_some_and(|w| w < worst))
@@ -306,7 +303,7 @@ fn spread(values: &[f64]) -> f64 {
 fn worst_latency(players: &[&Player], region: &str) -> Option<u32> {
     players
         .iter()
-        .map(|p| p.latencies.get(region).copied())
+        .map(|p| p.latencies.get(region))
         .try_fold(0, |worst, l| l.map(|l| worst.max(l)))
 }
 

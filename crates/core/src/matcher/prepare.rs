@@ -9,6 +9,7 @@ use super::group::{role_mask, worse};
 use super::plan::Plan;
 use crate::attribute::{AttributeType, AttributeValue};
 use crate::ids::{PlayerId, TicketId};
+use crate::latencies::Latencies;
 use crate::ruleset::PartyAggregation;
 use crate::ticket::Ticket;
 use std::collections::BTreeMap;
@@ -1044,13 +1045,9 @@ fn id_key(id: &[u8], shared: usize) -> u64 {
 /// Both the measurements and the known regions are sorted by name, so this is a merge, which
 /// compares each measured name with the known region after the last one found, by [`seek`].
 #[inline(never)]
-fn merge_latencies<'m>(
-    row: &mut [u32],
-    known: &[&str],
-    measured: &'m BTreeMap<String, u32>,
-) -> Option<(usize, &'m str)> {
+fn merge_latencies<'m>(row: &mut [u32], known: &[&str], measured: &'m Latencies) -> Option<(usize, &'m str)> {
     let mut r = 0;
-    for (region, &ms) in measured {
+    for (region, ms) in measured {
         let at = if next_is(known, r, region) {
             r
         } else {

@@ -513,7 +513,7 @@ impl<S: Store, E: Events, C: Clock> Backfills<'_, S, E, C> {
         let mut player = player.clone();
         if let Some(region) = &self.settings.single_region {
             if player.latencies.is_empty() {
-                player.latencies.insert(region.clone(), 0);
+                player.latencies.insert(region.as_str(), 0);
             }
         }
         player

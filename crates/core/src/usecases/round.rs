@@ -222,7 +222,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         let mut ticket = ticket.clone();
         if let Some(region) = &self.settings.single_region {
             for player in ticket.players.iter_mut().filter(|p| p.latencies.is_empty()) {
-                player.latencies.insert(region.clone(), 0);
+                player.latencies.insert(region.as_str(), 0);
             }
         }
         ticket
