@@ -3,7 +3,7 @@
 use crate::attribute::AttributeValue;
 use crate::event::DomainEvent;
 use crate::ids::{PlayerId, TicketId};
-pub use crate::latencies::Latencies;
+use crate::latencies::Latencies;
 use crate::status::{TicketStatus, TransitionError};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};

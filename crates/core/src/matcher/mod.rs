@@ -181,8 +181,8 @@ struct Round<'r, 'a> {
 #[inline(never)]
 fn age_order(pool: &Pool) -> Vec<u32> {
     let n = pool.len();
-    let (oldest_ms, newest_ms) = pool.created_range();
-    let span_ms = newest_ms - oldest_ms;
+    let oldest_ms = pool.entries.iter().map(|e| e.created_at).min().unwrap_or(0);
+    let span_ms = pool.entries.iter().map(|e| e.created_at - oldest_ms).max().unwrap_or(0);
     if span_ms <= u64::from(u32::MAX) {
         let mut keyed: Vec<u64> = (0..n)
             .map(|e| ((pool.entries[e].created_at - oldest_ms) << 32) | u64::from(u32_of(e)))
@@ -859,9 +859,8 @@ struct Duel {
 impl Duel {
     fn decide(pair: &Pair, imbalance: f64, plan: &Plan, pool: &Pool) -> Self {
         let entries = pair.both();
-        let rank = |t: usize| pool.entries[entries[t] as usize].age_rank;
-        let oldest = usize::from(rank(1) < rank(0));
         let entry = |t: usize| &pool.entries[entries[t] as usize];
+        let oldest = usize::from(entry(1).age_rank < entry(0).age_rank);
         Duel {
             entries,
             players: [entry(0).first_player, entry(1).first_player],

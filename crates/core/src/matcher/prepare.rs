@@ -322,11 +322,6 @@ pub(crate) struct Pool<'a> {
     strings: Vec<&'a str>,
     /// The round's time, in ms.
     now_ms: u64,
-    /// The oldest and the newest ticket's `created_at`, noted while the tickets are read: the age
-    /// order needs them before its one pass over the entries.
-    created_range: (u64, u64),
-    /// Whether every ticket is one player, noted while the tickets are read (see `Pool::renumber`).
-    solos: bool,
     ids: Ids,
     /// By entry: the ticket id's bytes after the prefix every id of the pool shares, the first 8
     /// of them (zero-padded) as a big-endian integer. A smaller key is a smaller id; equal keys say
@@ -649,8 +644,6 @@ impl<'a> Pool<'a> {
             role_masks: Vec::with_capacity(player_count * reader.composition.len()),
             strings: Vec::new(),
             now_ms,
-            created_range: (u64::MAX, 0),
-            solos: true,
             ids: Ids {
                 tickets: Vec::with_capacity(tickets.len()),
                 players: Vec::with_capacity(player_count),
@@ -736,9 +729,6 @@ impl<'a> Pool<'a> {
                     ..reader.read(&mut pool, t, ticket, own, first_player)
                 };
                 pool.entries.push(entry);
-                pool.solos &= entry.size == 1;
-                let (oldest, newest) = &mut pool.created_range;
-                (*oldest, *newest) = ((*oldest).min(entry.created_at), (*newest).max(entry.created_at));
                 first_player = first_player.saturating_add(entry.size);
             }
         }
@@ -776,15 +766,6 @@ impl<'a> Pool<'a> {
     /// The string an interned id stands for.
     pub fn string(&self, id: u32) -> &'a str {
         self.strings.get(id as usize).copied().unwrap_or_default()
-    }
-
-    /// The oldest and the newest ticket's creation time, in ms; (0, 0) for an empty pool.
-    pub fn created_range(&self) -> (u64, u64) {
-        if self.entries.is_empty() {
-            (0, 0)
-        } else {
-            self.created_range
-        }
     }
 
     pub fn len(&self) -> usize {
@@ -879,7 +860,7 @@ impl<'a> Pool<'a> {
         // Old player numbers in their new order. When every ticket is a solo, a ticket's player
         // has the ticket's own number, before and after: the players' order is `order` itself,
         // not a list of its own (a duel's pool, usually).
-        let solos = self.solos;
+        let solos = players == self.entries.len() && self.entries.iter().all(|e| e.size == 1);
         let mut player_order: Vec<u32> = Vec::with_capacity(if solos { 0 } else { players });
         self.entries = order
             .iter()
