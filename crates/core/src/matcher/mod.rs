@@ -35,6 +35,7 @@ mod group;
 mod outcome;
 mod plan;
 mod prepare;
+mod recycle;
 mod teams;
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,7 @@ use crate::time::Timestamp;
 use group::{skill_spread, Group, Pair};
 use plan::{Limits, Plan};
 use prepare::Pool;
+use recycle::{recyclable, Buf};
 use std::collections::BTreeMap;
 use teams::Splitter;
 
@@ -179,26 +181,26 @@ struct Round<'r, 'a> {
 /// and the bytes every key shares cost nothing. Times are taken from the oldest, so that a pool
 /// spanning less than 49 days (any real one) packs into a u64, half the bytes to move.
 #[inline(never)]
-fn age_order(pool: &Pool) -> Vec<u32> {
+fn age_order(pool: &Pool) -> Buf<u32> {
     let n = pool.len();
     let oldest_ms = pool.entries.iter().map(|e| e.created_at).min().unwrap_or(0);
     let span_ms = pool.entries.iter().map(|e| e.created_at - oldest_ms).max().unwrap_or(0);
     if span_ms <= u64::from(u32::MAX) {
-        let mut keyed: Vec<u64> = (0..n)
+        let mut keyed: Buf<u64> = (0..n)
             .map(|e| ((pool.entries[e].created_at - oldest_ms) << 32) | u64::from(u32_of(e)))
             .collect();
         // The keys are made in entry order and the sort is stable, so sorting on the time alone
         // gives the order of the whole key, without passes over the entry's bytes.
         radsort::sort_by_key(&mut keyed, |&k| k >> 32);
-        let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
+        let mut by_age: Buf<u32> = keyed.iter().map(|&k| k as u32).collect();
         order_ties_by_id(&mut by_age, |i| keyed[i] >> 32, pool);
         by_age
     } else {
-        let mut keyed: Vec<u128> = (0..n)
+        let mut keyed: Buf<u128> = (0..n)
             .map(|e| (u128::from(pool.entries[e].created_at) << 32) | u128::from(u32_of(e)))
             .collect();
         radsort::sort(&mut keyed);
-        let mut by_age: Vec<u32> = keyed.iter().map(|&k| k as u32).collect();
+        let mut by_age: Buf<u32> = keyed.iter().map(|&k| k as u32).collect();
         order_ties_by_id(&mut by_age, |i| (keyed[i] >> 32) as u64, pool);
         by_age
     }
@@ -207,7 +209,7 @@ fn age_order(pool: &Pool) -> Vec<u32> {
 /// The age ranks of the tickets that may match (neither timed out nor unmatchable), in the order
 /// the walks step through them: by partition, then skill (or arrival, as `pairing` says), then age.
 #[inline(never)]
-fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Vec<u32> {
+fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Buf<u32> {
     let may_match = |e: usize| pool.waited(e) < plan.timeout_ms && pool.entries[e].matchable;
     let candidates = by_age.iter().enumerate().filter(|&(_, &e)| may_match(e as usize));
     match pairing {
@@ -221,10 +223,10 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Vec
             // where one array of keys is a fifth of their size. `OUT` marks the others: it is the
             // key of a NaN, which no sort key is (values are finite).
             const OUT: u64 = u64::MAX;
-            let keys: Vec<u64> = (0..pool.len())
+            let keys: Buf<u64> = (0..pool.len())
                 .map(|e| if may_match(e) { sortable(pool.sort_key(e)) } else { OUT })
                 .collect();
-            let mut order = all_of(
+            let mut order = Buf::collect_at_most(
                 by_age.len(),
                 by_age
                     .iter()
@@ -237,7 +239,7 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Vec
         }
         Pairing::ClosestSkill => {
             // (partition, skill, age rank) packed into one integer of the same order, as above.
-            let mut order = all_of(
+            let mut order = Buf::collect_at_most(
                 by_age.len(),
                 candidates.map(|(rank, &e)| {
                     (u128::from(pool.entries[e as usize].partition) << 96)
@@ -249,7 +251,7 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Vec
             order.iter().map(|&k| k as u32).collect()
         }
         Pairing::ArrivalOrder => {
-            let mut order = all_of(
+            let mut order = Buf::collect_at_most(
                 by_age.len(),
                 candidates
                     .map(|(rank, &e)| (u64::from(pool.entries[e as usize].partition) << 32) | u64::from(u32_of(rank))),
@@ -260,15 +262,6 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Vec
     }
 }
 
-/// Collects `items`, at most `most` of them, into a vector sized once: a filtered iterator gives
-/// no lower bound, and collected as it is, a vector of 100k grew by doubling, copying itself each
-/// time.
-fn all_of<T>(most: usize, items: impl Iterator<Item = T>) -> Vec<T> {
-    let mut all = Vec::with_capacity(most);
-    all.extend(items);
-    all
-}
-
 /// Numbers the entries in walk order, the rest after them, oldest first, so that a walk reads
 /// neighbouring memory; returns the new numbers, oldest first.
 ///
@@ -276,10 +269,10 @@ fn all_of<T>(most: usize, items: impl Iterator<Item = T>) -> Vec<T> {
 /// number. New entry `i < walked.len()` is the one of age rank `walked[i]`, so the new numbers in
 /// age order are written straight from the ranks, without a table from old numbers to new.
 #[inline(never)]
-fn renumber(pool: &mut Pool, walked: &[u32], by_age: &[u32]) -> Vec<u32> {
+fn renumber(pool: &mut Pool, walked: &[u32], by_age: &[u32]) -> Buf<u32> {
     let n = pool.len();
-    let mut renumbered: Vec<u32> = Vec::with_capacity(n);
-    let mut new_by_age = vec![NIL; n];
+    let mut renumbered: Buf<u32> = Buf::with_capacity(n);
+    let mut new_by_age = Buf::filled(NIL, n);
     for (new, &rank) in walked.iter().enumerate() {
         renumbered.push(by_age[rank as usize]);
         new_by_age[rank as usize] = u32_of(new);
@@ -296,8 +289,8 @@ fn renumber(pool: &mut Pool, walked: &[u32], by_age: &[u32]) -> Vec<u32> {
 
 /// The duel path's matching: a [`Pair`] for each anchor, and what [`Duel::decide`] records.
 #[inline(never)]
-fn form_duels(round: &Round, chain: &mut Chain) -> Vec<Duel> {
-    let mut duels: Vec<Duel> = Vec::with_capacity(round.walked / 2 + 1);
+fn form_duels(round: &Round, chain: &mut Chain) -> Buf<Duel> {
+    let mut duels: Buf<Duel> = Buf::with_capacity(round.walked / 2 + 1);
     form(&mut Pair::default(), round, chain, |pair, _, imbalance, _| {
         duels.push(Duel::decide(pair, imbalance, round.plan, round.pool));
     });
@@ -334,9 +327,9 @@ fn form_groups(round: &Round, chain: &mut Chain) -> (Vec<Formed>, Vec<(u32, u32)
 
 /// Builds the duels' matches.
 #[inline(never)]
-fn build_duels(round: &Round, duels: Vec<Duel>, mut ids: prepare::Ids) -> (Vec<Match>, prepare::Ids) {
+fn build_duels(round: &Round, mut duels: Buf<Duel>, mut ids: prepare::Ids) -> (Vec<Match>, prepare::Ids) {
     let pool = round.pool;
-    let match_ids = match_ids(
+    let mut match_ids = match_ids(
         duels
             .iter()
             .map(|d| pool.id_text_at(d.id_span, d.entries[d.oldest] as usize)),
@@ -346,7 +339,7 @@ fn build_duels(round: &Round, duels: Vec<Duel>, mut ids: prepare::Ids) -> (Vec<M
     // clone's count is raised by a locked instruction, which waits for every load before it, so
     // in one loop each match's reads of its ids waited for the previous match's clones instead of
     // overlapping with other matches' reads.
-    let members: Vec<DuelIds> = duels
+    let mut members: Buf<DuelIds> = duels
         .iter()
         .map(|duel| {
             let [first, second] = duel.entries.map(|e| e as usize);
@@ -363,9 +356,9 @@ fn build_duels(round: &Round, duels: Vec<Duel>, mut ids: prepare::Ids) -> (Vec<M
     let mut matches = Vec::with_capacity(duels.len());
     matches.extend(
         duels
-            .into_iter()
-            .zip(match_ids)
-            .zip(members)
+            .drain(..)
+            .zip(match_ids.drain(..))
+            .zip(members.drain(..))
             .map(|((duel, id), members)| build_duel(duel, id, members, round, &regions)),
     );
     (matches, ids)
@@ -380,12 +373,12 @@ fn build_matches(
     mut ids: prepare::Ids,
 ) -> (Vec<Match>, prepare::Ids) {
     let oldest = formed.iter().map(|f| formed_members[f.members.start].0);
-    let match_ids = match_ids(oldest.map(|e| round.pool.ticket_id_text(e as usize)), round);
+    let mut match_ids = match_ids(oldest.map(|e| round.pool.ticket_id_text(e as usize)), round);
     let regions = shared_regions(round.pool);
     // Sized once: collected from an iterator that gives no size, 50k matches of about 300 bytes
     // grew by doubling, and each growth copied all of them (about 30 MB of copying at 100k).
     let mut matches = Vec::with_capacity(formed.len());
-    for (f, id) in formed.into_iter().zip(match_ids) {
+    for (f, id) in formed.into_iter().zip(match_ids.drain(..)) {
         matches.push(build_match(f, id, formed_members, round, &regions, &mut ids));
     }
     (matches, ids)
@@ -638,7 +631,7 @@ fn grow<F: Forming>(
 struct Chain {
     /// By entry: the previous and the next linked entry ([`NIL`] at the ends), or [`UNLINKED`] twice
     /// for an entry not linked.
-    links: Vec<[u32; 2]>,
+    links: Buf<[u32; 2]>,
     /// How many entries have been unlinked.
     unlinked: usize,
 }
@@ -649,7 +642,7 @@ const UNLINKED: u32 = u32::MAX - 1;
 impl Chain {
     fn new(n: usize, order: impl Iterator<Item = u32>) -> Self {
         let mut chain = Chain {
-            links: vec![[UNLINKED; 2]; n],
+            links: Buf::filled([UNLINKED; 2], n),
             unlinked: 0,
         };
         let mut last = NIL;
@@ -883,7 +876,7 @@ impl Duel {
 /// all the matches before any is built: the oldest tickets' ids are read at random (from the
 /// pool's copy of their text), and in a loop this short the processor overlaps those cache misses,
 /// which it could not while building a match.
-fn match_ids<'p>(oldest: impl Iterator<Item = &'p str>, round: &Round) -> Vec<MatchId> {
+fn match_ids<'p>(oldest: impl Iterator<Item = &'p str>, round: &Round) -> Buf<MatchId> {
     let mut id = format!("m-{}-", round.now.as_millis());
     let prefix = id.len();
     oldest
@@ -967,6 +960,8 @@ struct DuelIds {
     tickets: [TicketId; 2],
     players: [PlayerId; 2],
 }
+
+recyclable!(Duel, DuelIds, MatchId);
 
 /// [`build_match`] for a duel: each team one ticket of one player, the lists made whole.
 #[inline(always)]

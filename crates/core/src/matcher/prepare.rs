@@ -7,6 +7,7 @@
 
 use super::group::{role_mask, worse};
 use super::plan::Plan;
+use super::recycle::{recyclable, Buf, Recycle};
 use crate::attribute::{AttributeType, AttributeValue};
 use crate::ids::{PlayerId, TicketId};
 use crate::latencies::Latencies;
@@ -52,6 +53,8 @@ pub(crate) struct Entry {
     /// decision has just read.
     pub id_span: (u32, u32),
 }
+
+recyclable!(Entry, Key, Option<TicketId>, Option<PlayerId>);
 
 /// The `id_span` of an id past the first 4 GiB of the ids' text: no text is there, and the id is
 /// read from its ticket.
@@ -294,30 +297,30 @@ fn u64_at(s: &[u8], at: usize) -> u64 {
 #[derive(Debug)]
 pub(crate) struct Pool<'a> {
     pub tickets: &'a [Ticket],
-    pub entries: Vec<Entry>,
+    pub entries: Buf<Entry>,
     /// Every region any player measured, sorted; a region's index here is its id.
     pub regions: Vec<&'a str>,
     /// `entries × regions`: the party's worst latency to each region, or [`UNMEASURED`].
-    latency: Vec<u32>,
+    latency: Buf<u32>,
     /// `entries × distance rules`: the party's value, aggregated as the rule says.
-    distance: Vec<f64>,
+    distance: Buf<f64>,
     /// Distance rules: the width of a row of `distance`. Kept rather than divided out, since the
     /// walks read rows millions of times.
     distance_rules: usize,
     /// `entries × balance columns`: the sum of the party's values (see `Plan::balance_columns`).
-    balance: Vec<f64>,
+    balance: Buf<f64>,
     balance_columns: usize,
     /// `players × distinct rules`.
-    distinct: Vec<Key>,
+    distinct: Buf<Key>,
     /// `entries × collection rules`: a range of `collection_values`, the party's common values.
-    collection: Vec<(u32, u32)>,
+    collection: Buf<(u32, u32)>,
     collection_values: Vec<u32>,
     /// `players × composition rules`: a range of `role_ids`, the roles the player can take.
-    roles: Vec<(u32, u32)>,
+    roles: Buf<(u32, u32)>,
     role_ids: Vec<u16>,
     /// `players × composition rules`: the same roles as a bitmask (see `group::role_mask`), which
     /// is what Hall's condition counts: worked out once per player, not once per check.
-    role_masks: Vec<usize>,
+    role_masks: Buf<usize>,
     /// Interned strings, by id.
     strings: Vec<&'a str>,
     /// The round's time, in ms.
@@ -328,7 +331,7 @@ pub(crate) struct Pool<'a> {
     /// nothing, and those ids are compared whole. Ordering tickets created in the same millisecond
     /// compares these rather than reading two strings at random per comparison. Only the age
     /// order compares ids, before [`Pool::renumber`], which drops them rather than moving them.
-    id_keys: Vec<u64>,
+    id_keys: Buf<u64>,
     /// Every ticket id's text, one after another in the pool's order (each entry has its span):
     /// a copy made while [`Pool::new`] reads the ids anyway. A match is named after its oldest ticket, and
     /// reading that id from its ticket when the match is built was a cache miss per match (the
@@ -337,7 +340,7 @@ pub(crate) struct Pool<'a> {
     id_text: String,
     /// Each entry's position in `tickets`, once [`Pool::renumber`] has put the entries in another
     /// order; empty while they are in the pool's order.
-    origin: Vec<u32>,
+    origin: Buf<u32>,
 }
 
 /// The pool's ticket and player ids, cloned in pool order (reading memory in order is several times
@@ -346,9 +349,9 @@ pub(crate) struct Pool<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Ids {
     /// By entry.
-    tickets: Vec<Option<TicketId>>,
+    tickets: Buf<Option<TicketId>>,
     /// By player, flattened as in [`Entry::first_player`].
-    players: Vec<Option<PlayerId>>,
+    players: Buf<Option<PlayerId>>,
 }
 
 impl Ids {
@@ -628,31 +631,31 @@ impl<'a> Pool<'a> {
 
         let mut pool = Pool {
             tickets,
-            entries: Vec::with_capacity(tickets.len()),
+            entries: Buf::with_capacity(tickets.len()),
             // Its width grows with each region found (see `add_region`), in the first tickets.
-            latency: Vec::new(),
+            latency: Buf::default(),
             regions: Vec::new(),
-            distance: Vec::with_capacity(tickets.len() * distance_rules),
+            distance: Buf::with_capacity(tickets.len() * distance_rules),
             distance_rules,
-            balance: Vec::with_capacity(tickets.len() * balance_columns),
+            balance: Buf::with_capacity(tickets.len() * balance_columns),
             balance_columns,
-            distinct: Vec::with_capacity(player_count * reader.distinct.len()),
-            collection: Vec::with_capacity(tickets.len() * reader.collection.len()),
+            distinct: Buf::with_capacity(player_count * reader.distinct.len()),
+            collection: Buf::with_capacity(tickets.len() * reader.collection.len()),
             collection_values: Vec::new(),
-            roles: Vec::with_capacity(player_count * reader.composition.len()),
+            roles: Buf::with_capacity(player_count * reader.composition.len()),
             role_ids: Vec::new(),
-            role_masks: Vec::with_capacity(player_count * reader.composition.len()),
+            role_masks: Buf::with_capacity(player_count * reader.composition.len()),
             strings: Vec::new(),
             now_ms,
             ids: Ids {
-                tickets: Vec::with_capacity(tickets.len()),
-                players: Vec::with_capacity(player_count),
+                tickets: Buf::with_capacity(tickets.len()),
+                players: Buf::with_capacity(player_count),
             },
-            id_keys: Vec::with_capacity(tickets.len()),
+            id_keys: Buf::with_capacity(tickets.len()),
             // Sized as if every id were as long as the first: a pool's ids usually are, and then
             // the text is not copied as it grows.
             id_text: String::with_capacity(tickets.first().map_or(0, |t| t.id.as_str().len()) * tickets.len()),
-            origin: Vec::new(),
+            origin: Buf::default(),
         };
         let first_id = tickets.first().map_or(&b""[..], |t| t.id.as_str().as_bytes());
         // The length of the prefix every ticket id seen so far shares (see `id_keys`), and the
@@ -823,17 +826,17 @@ impl<'a> Pool<'a> {
     /// neighbourhood the walk has just read. The gathers here read at random, but in short loops
     /// whose cache misses the processor overlaps; the walks and the matches could not.
     pub fn renumber(&mut self, order: &[u32], ranks: &[u32]) {
-        fn gather<T: Copy>(rows: &[T], width: usize, order: &[u32]) -> Vec<T> {
+        fn gather<T: Copy + Recycle>(rows: &[T], width: usize, order: &[u32]) -> Buf<T> {
             // The usual widths copy rows of a size known at compile time: a few moves each, not a
             // call to `memcpy` per row (a million calls a round at 100k).
             match width {
-                0 => Vec::new(),
+                0 => Buf::default(),
                 1 => gather_rows::<T, 1>(rows, order),
                 2 => gather_rows::<T, 2>(rows, order),
                 3 => gather_rows::<T, 3>(rows, order),
                 4 => gather_rows::<T, 4>(rows, order),
                 _ => {
-                    let mut out = Vec::with_capacity(rows.len());
+                    let mut out = Buf::with_capacity(rows.len());
                     for &o in order {
                         let o = o as usize;
                         out.extend_from_slice(&rows[o * width..(o + 1) * width]);
@@ -842,15 +845,18 @@ impl<'a> Pool<'a> {
                 }
             }
         }
-        fn gather_rows<T: Copy, const W: usize>(rows: &[T], order: &[u32]) -> Vec<T> {
+        fn gather_rows<T: Copy + Recycle, const W: usize>(rows: &[T], order: &[u32]) -> Buf<T> {
             let (rows, _) = rows.as_chunks::<W>();
-            let mut out = Vec::with_capacity(order.len() * W);
+            let mut out = Buf::with_capacity(order.len() * W);
             for &o in order {
                 out.extend_from_slice(&rows[o as usize]);
             }
             out
         }
-        fn take<T>(rows: &mut [Option<T>], order: &[u32]) -> Vec<Option<T>> {
+        fn take<T>(rows: &mut [Option<T>], order: &[u32]) -> Buf<Option<T>>
+        where
+            Option<T>: Recycle,
+        {
             order
                 .iter()
                 .map(|&o| rows.get_mut(o as usize).and_then(Option::take))
@@ -881,12 +887,12 @@ impl<'a> Pool<'a> {
         let player_order = if solos { order } else { &player_order };
         // One rule's values are the entries' keys (see `Pool::distance`): not moved twice.
         self.distance = match self.distance_rules {
-            1 => Vec::new(),
+            1 => Buf::default(),
             n => gather(&self.distance, n, order),
         };
         self.balance = gather(&self.balance, self.balance_columns, order);
         self.latency = gather(&self.latency, self.regions.len(), order);
-        self.id_keys = Vec::new();
+        self.id_keys = Buf::default();
         let collections = self.collection.len().checked_div(order.len()).unwrap_or(0);
         self.collection = gather(&self.collection, collections, order);
         let distinct_rules = self.distinct.len().checked_div(players).unwrap_or(0);
@@ -897,7 +903,7 @@ impl<'a> Pool<'a> {
         self.ids.tickets = take(&mut self.ids.tickets, order);
         self.ids.players = take(&mut self.ids.players, player_order);
         self.origin = if self.origin.is_empty() {
-            order.to_vec()
+            order.iter().copied().collect()
         } else {
             order.iter().map(|&o| self.origin[o as usize]).collect()
         };
@@ -913,7 +919,7 @@ impl<'a> Pool<'a> {
     /// allocator reused memory rather than mapping fresh pages, as it does from the second round.)
     fn add_region(&mut self, filling: usize, at: usize, region: &'a str, current: u32) {
         let width = self.regions.len();
-        let mut latency = Vec::with_capacity((width + 1) * self.tickets.len());
+        let mut latency = Buf::with_capacity((width + 1) * self.tickets.len());
         for row in 0..=filling {
             let old = self.latency.get(row * width..(row + 1) * width).unwrap_or_default();
             latency.extend_from_slice(&old[..at]);
