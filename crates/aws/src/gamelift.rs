@@ -245,7 +245,7 @@ impl Fleet for GameLiftFleet {
         if let Some(region) = &matched.region {
             call = call.priority_configuration_override(
                 PriorityConfigurationOverride::builder()
-                    .location_order(region.as_ref())
+                    .location_order(region.as_str())
                     .build(),
             );
         }

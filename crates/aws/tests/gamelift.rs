@@ -58,7 +58,7 @@ async fn store_with_tickets(m: &Match) -> Arc<dyn Store> {
         let mut player = Player::new(team.players[0].clone());
         player.latencies.insert("eu-west-1", ms);
         player.latencies.insert("us-east-1", ms + 80);
-        let mut ticket = Ticket::queued(team.tickets[0].clone(), m.queue.as_ref(), vec![player], Timestamp(1));
+        let mut ticket = Ticket::queued(team.tickets[0].clone(), m.queue.as_str(), vec![player], Timestamp(1));
         ticket.status = TicketStatus::Searching;
         let record = TicketRecord::unmatched(ticket, "p");
         let item = items::ticket_item(&record, 4).unwrap_or_else(|e| panic!("ticket item: {e}"));

@@ -20,7 +20,7 @@
 //! set and the time.
 
 use super::check::{check_match, Violation};
-use super::outcome::{Match, MatchQuality, MatchTeam, MatchTeams, TeamMembers};
+use super::outcome::{Match, MatchQuality, MatchTeam, MatchTeams, Name, TeamMembers};
 use crate::ids::{MatchId, TicketId};
 use crate::ruleset::{ExpansionTarget, RuleSet};
 use crate::status::TicketStatus;
@@ -135,7 +135,7 @@ fn roster_match(session: OpenSession<'_>, picked: &[Vec<&Ticket>], now: Timestam
     let mut everyone: Vec<&Player> = Vec::new();
     for (i, seated) in session.teams.iter().enumerate() {
         let mut team = MatchTeam {
-            name: Arc::from(seated.name.as_str()),
+            name: Name::from(seated.name.as_str()),
             tickets: TeamMembers::new(),
             players: TeamMembers::new(),
         };
@@ -166,10 +166,10 @@ fn roster_match(session: OpenSession<'_>, picked: &[Vec<&Ticket>], now: Timestam
     });
     let roster = Match {
         id: MatchId::new(format!("backfill-{}", session.session)),
-        queue: Arc::from(""),
+        queue: Name::from(""),
         created_at: now,
         teams,
-        region: session.region.map(Arc::from),
+        region: session.region.map(Name::from),
         collections: session.collections.clone(),
         quality: MatchQuality {
             skill_spread: None,

@@ -40,7 +40,7 @@ mod teams;
 #[cfg(test)]
 mod tests;
 
-pub use outcome::{Match, MatchQuality, MatchTeam, MatchTeams, RoundOutcome, TeamMembers, Waits};
+pub use outcome::{Match, MatchQuality, MatchTeam, MatchTeams, Name, RoundOutcome, TeamMembers, Waits};
 use std::sync::Arc;
 
 use crate::ids::{MatchId, PlayerId, TicketId};
@@ -889,8 +889,8 @@ fn match_ids<'p>(oldest: impl Iterator<Item = &'p str>, round: &Round) -> Buf<Ma
 }
 
 /// Region names are shared by the round's matches: one string per region, not per match.
-fn shared_regions(pool: &Pool) -> Vec<Arc<str>> {
-    pool.regions.iter().map(|&r| Arc::from(r)).collect()
+fn shared_regions(pool: &Pool) -> Vec<Name> {
+    pool.regions.iter().map(|&r| Name::from(r)).collect()
 }
 
 /// A match from its parts: everything but its teams and waits is shared or worked out already.
@@ -902,15 +902,15 @@ fn assemble(
     collections: BTreeMap<String, Vec<String>>,
     summary: Summary,
     round: &Round,
-    regions: &[Arc<str>],
+    regions: &[Name],
 ) -> Match {
     let plan = round.plan;
     Match {
         id,
-        queue: Arc::clone(&plan.queue),
+        queue: plan.queue,
         created_at: round.now,
         teams,
-        region: summary.region.map(|(r, _)| Arc::clone(&regions[r])),
+        region: summary.region.map(|(r, _)| regions[r]),
         collections,
         quality: MatchQuality {
             skill_spread: summary.spread,
@@ -931,7 +931,7 @@ fn build_match(
     id: MatchId,
     formed_members: &[(u32, u32)],
     round: &Round,
-    regions: &[Arc<str>],
+    regions: &[Name],
     ids: &mut prepare::Ids,
 ) -> Match {
     let (plan, pool) = (round.plan, round.pool);
@@ -940,7 +940,7 @@ fn build_match(
     let mut teams = MatchTeams::with_capacity(plan.slot_names.len());
     for (t, name) in plan.slot_names.iter().enumerate() {
         let mut team = MatchTeam {
-            name: Arc::clone(name),
+            name: *name,
             tickets: TeamMembers::new(),
             players: TeamMembers::new(),
         };
@@ -965,13 +965,13 @@ recyclable!(Duel, DuelIds, MatchId);
 
 /// [`build_match`] for a duel: each team one ticket of one player, the lists made whole.
 #[inline(always)]
-fn build_duel(duel: Duel, id: MatchId, members: DuelIds, round: &Round, regions: &[Arc<str>]) -> Match {
+fn build_duel(duel: Duel, id: MatchId, members: DuelIds, round: &Round, regions: &[Name]) -> Match {
     let DuelIds {
         tickets: [first_ticket, second_ticket],
         players: [first_player, second_player],
     } = members;
     let team = |t: usize, ticket: TicketId, player: PlayerId| MatchTeam {
-        name: Arc::clone(&round.plan.slot_names[t]),
+        name: round.plan.slot_names[t],
         tickets: TeamMembers::from_buf([ticket]),
         players: TeamMembers::from_buf([player]),
     };

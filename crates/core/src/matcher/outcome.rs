@@ -3,10 +3,10 @@
 //!
 //! A round at 100k tickets forms about 50k matches, and building them used to cost more than
 //! forming them. So nothing a match holds is allocated for it alone where it can be shared or
-//! inlined: names (queue, team, region) are shared strings made once per round, the expansion level
-//! is shared by every match at that level, and the small lists (teams, a team's tickets and
-//! players, the waits) live inline up to the sizes of a duel. The JSON is the same as with plain
-//! strings and vectors.
+//! inlined: names (queue, team, region) are interned [`Name`]s, copied without a reference count,
+//! the expansion level is shared by every match at that level, and the small lists (teams, a
+//! team's tickets and players, the waits) live inline up to the sizes of a duel. The JSON is the
+//! same as with plain strings and vectors.
 
 use crate::ids::{MatchId, PlayerId, TicketId};
 use crate::time::Timestamp;
@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The name of a queue, a team slot or a region, as a match holds it: interned once per process, so
+/// that a match takes a copy of a pointer where a shared string took a locked increment of its
+/// count (five a match, which cost a duel round at 100k about a fifth of its building). Names come
+/// from the rule sets and the regions players measure, a set that stays small; an interned name is
+/// never freed.
+pub type Name = ustr::Ustr;
 
 /// A match's teams: two inline (a duel, 5v5), more on the heap.
 pub type MatchTeams = SmallVec<[MatchTeam; 2]>;
@@ -48,14 +55,14 @@ pub struct Match {
     /// forms matches with the same ids and committing them twice is caught by the store.
     pub id: MatchId,
     /// The queue: the rule set's name, shared by every match of the round.
-    pub queue: Arc<str>,
+    pub queue: Name,
     pub created_at: Timestamp,
     /// Every team slot of the rule set, in order, with its tickets (parties whole) and players.
     pub teams: MatchTeams,
     /// The region chosen to minimise the worst latency; `None` when the players share no measured
     /// region and no latency rule asks for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<Arc<str>>,
+    pub region: Option<Name>,
     /// For each collection rule, by name: the values chosen from those every player has.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub collections: BTreeMap<String, Vec<String>>,
@@ -79,7 +86,7 @@ impl Match {
 #[serde(rename_all = "camelCase")]
 pub struct MatchTeam {
     /// The team slot's name (`red`, or `squad-3` for a team with `quantity`).
-    pub name: Arc<str>,
+    pub name: Name,
     pub tickets: TeamMembers<TicketId>,
     pub players: TeamMembers<PlayerId>,
 }

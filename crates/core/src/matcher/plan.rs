@@ -1,6 +1,7 @@
 //! The rule set compiled for the matcher: rules grouped by kind, and the limits in force at every
 //! expansion level, worked out once per round instead of once per candidate match.
 
+use super::outcome::Name;
 use crate::ruleset::{ComparisonOp, ExpansionTarget, PartyAggregation, RuleField, RuleKind, RuleSet, Team, TeamField};
 use std::sync::Arc;
 
@@ -90,8 +91,8 @@ pub(crate) struct Plan<'a> {
     pub balance_columns: Vec<&'a str>,
     pub slots: Vec<Team>,
     /// The queue's and the slots' names, shared by every match of the round.
-    pub queue: Arc<str>,
-    pub slot_names: Vec<Arc<str>>,
+    pub queue: Name,
+    pub slot_names: Vec<Name>,
     pub max_players: u32,
     pub timeout_ms: u64,
     /// Wait times (ms) at which some expansion steps in, ascending and distinct.
@@ -114,7 +115,7 @@ impl<'a> Plan<'a> {
             skill: None,
             balance_columns: Vec::new(),
             slots: rule_set.team_slots(),
-            queue: Arc::from(rule_set.name.as_str()),
+            queue: Name::from(rule_set.name.as_str()),
             slot_names: Vec::new(),
             max_players: rule_set.max_players(),
             timeout_ms: u64::from(rule_set.queue.timeout_seconds) * 1000,
@@ -153,7 +154,7 @@ impl<'a> Plan<'a> {
                 }
             }
         }
-        plan.slot_names = plan.slots.iter().map(|s| Arc::from(s.name.as_str())).collect();
+        plan.slot_names = plan.slots.iter().map(|s| Name::from(s.name.as_str())).collect();
         plan.skill = plan
             .distance
             .first()
