@@ -344,21 +344,27 @@ pub(crate) struct Pool<'a> {
 }
 
 /// The pool's ticket and player ids, cloned in pool order (reading memory in order is several times
-/// faster than in the random order matches come in), to be moved into the outcome. They follow the
-/// entries when [`Pool::renumber`] moves them, so a match's ids are neighbours, as its entries are.
+/// faster than in the random order matches come in), to be moved into the outcome.
+///
+/// They stay in the pool's order when [`Pool::renumber`] moves the entries, and are found through
+/// [`Pool::origin`]: moving them cost a random read and two writes per id, more than a match's
+/// reading two of them apart instead of side by side. Only the players of a pool with parties
+/// follow their entries, since their old numbers are not kept.
 #[derive(Debug, Default)]
 pub(crate) struct Ids {
-    /// By entry.
+    /// By the ticket's position in the pool.
     tickets: Buf<Option<TicketId>>,
-    /// By player, flattened as in [`Entry::first_player`].
+    /// By player: in the pool's order (each ticket's players one after another), or as in
+    /// [`Entry::first_player`] once `players_moved`.
     players: Buf<Option<PlayerId>>,
+    players_moved: bool,
 }
 
 impl Ids {
     /// Entry `e`'s ticket id; each is taken once, and a second take clones.
     pub fn ticket(&mut self, e: usize, pool: &Pool) -> TicketId {
         self.tickets
-            .get_mut(e)
+            .get_mut(pool.origin(e))
             .and_then(Option::take)
             .unwrap_or_else(|| pool.ticket_id(e).clone())
     }
@@ -372,8 +378,11 @@ impl Ids {
     /// The id of entry `e`'s player `i`, given its first player `first` (see `Entry::first_player`);
     /// taken once, as [`Ids::ticket`].
     pub fn player(&mut self, e: usize, first: usize, i: usize, pool: &Pool) -> PlayerId {
+        // Unmoved, they are the players of a pool of solos, where a ticket's player has the
+        // ticket's number.
+        let at = if self.players_moved { first } else { pool.origin(e) } + i;
         self.players
-            .get_mut(first + i)
+            .get_mut(at)
             .and_then(Option::take)
             .unwrap_or_else(|| pool.ticket(e).players[i].id.clone())
     }
@@ -627,7 +636,10 @@ impl<'a> Pool<'a> {
         let width = reader.names.width();
         let distance_rules = reader.distance.len();
         let balance_columns = reader.balance.len();
-        let player_count: usize = tickets.iter().map(|t| t.players.len()).sum();
+        // Sized for one player a ticket: counting the players first read every ticket once more
+        // (about a millisecond at 100k), and the per-player rows of a pool with parties grow as they
+        // are read instead, into the recycled vectors of earlier rounds once a thread has run some.
+        let player_count = tickets.len();
 
         let mut pool = Pool {
             tickets,
@@ -650,6 +662,7 @@ impl<'a> Pool<'a> {
             ids: Ids {
                 tickets: Buf::with_capacity(tickets.len()),
                 players: Buf::with_capacity(player_count),
+                players_moved: false,
             },
             id_keys: Buf::with_capacity(tickets.len()),
             // Sized as if every id were as long as the first: a pool's ids usually are, and then
@@ -900,8 +913,10 @@ impl<'a> Pool<'a> {
         let compositions = self.roles.len().checked_div(players).unwrap_or(0);
         self.roles = gather(&self.roles, compositions, player_order);
         self.role_masks = gather(&self.role_masks, compositions, player_order);
-        self.ids.tickets = take(&mut self.ids.tickets, order);
-        self.ids.players = take(&mut self.ids.players, player_order);
+        if !solos {
+            self.ids.players = take(&mut self.ids.players, player_order);
+            self.ids.players_moved = true;
+        }
         self.origin = if self.origin.is_empty() {
             order.iter().copied().collect()
         } else {
