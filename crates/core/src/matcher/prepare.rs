@@ -308,8 +308,14 @@ pub(crate) struct Pool<'a> {
     /// walks read rows millions of times.
     distance_rules: usize,
     /// `entries × balance columns`: the sum of the party's values (see `Plan::balance_columns`).
+    /// Empty once [`Pool::balance_is_key`] (see [`Pool::renumber`]).
     balance: Buf<f64>,
     balance_columns: usize,
+    /// Whether the one balance column is the first distance rule's attribute, whose value a solo
+    /// ticket's sum is: in a pool of solos, then, every entry's balance is its key.
+    balance_of_key: bool,
+    /// Whether the entries' balance is read from their keys (see [`Pool::balance`]).
+    balance_is_key: bool,
     /// `players × distinct rules`.
     distinct: Buf<Key>,
     /// `entries × collection rules`: a range of `collection_values`, the party's common values.
@@ -651,6 +657,8 @@ impl<'a> Pool<'a> {
             distance_rules,
             balance: Buf::with_capacity(tickets.len() * balance_columns),
             balance_columns,
+            balance_of_key: reader.balance.len() == 1 && reader.balance[0].1 == Some(0),
+            balance_is_key: false,
             distinct: Buf::with_capacity(player_count * reader.distinct.len()),
             collection: Buf::with_capacity(tickets.len() * reader.collection.len()),
             collection_values: Vec::new(),
@@ -903,7 +911,15 @@ impl<'a> Pool<'a> {
             1 => Buf::default(),
             n => gather(&self.distance, n, order),
         };
-        self.balance = gather(&self.balance, self.balance_columns, order);
+        // A pool of solos whose one balance column is the first distance rule's (a duel's,
+        // usually): each entry's balance is its key, read from the entry as the walk reads it,
+        // rather than gathered here and read from a row of its own.
+        self.balance_is_key = solos && self.balance_of_key;
+        self.balance = if self.balance_is_key {
+            Buf::default()
+        } else {
+            gather(&self.balance, self.balance_columns, order)
+        };
         self.latency = gather(&self.latency, self.regions.len(), order);
         self.id_keys = Buf::default();
         let collections = self.collection.len().checked_div(order.len()).unwrap_or(0);
@@ -972,6 +988,9 @@ impl<'a> Pool<'a> {
 
     /// The sum of the party's values for each balance column.
     pub fn balance(&self, entry: usize) -> &[f64] {
+        if self.balance_is_key {
+            return std::slice::from_ref(&self.entries[entry].key);
+        }
         let n = self.balance_columns;
         &self.balance[entry * n..(entry + 1) * n]
     }
@@ -1046,8 +1065,27 @@ fn id_key(id: &[u8], shared: usize) -> u64 {
 ///
 /// Both the measurements and the known regions are sorted by name, so this is a merge, which
 /// compares each measured name with the known region after the last one found, by [`seek`].
+///
+/// Nearly every player measured every known region: that case is tried first, as one pass over the
+/// three lists side by side, without the merge's index arithmetic and bounds checks. On the first
+/// name that differs the merge starts over, which redoes the worst-of steps to the same effect.
 #[inline(never)]
 fn merge_latencies<'m>(row: &mut [u32], known: &[&str], measured: &'m Latencies) -> Option<(usize, &'m str)> {
+    if measured.len() == known.len() && row.len() == known.len() {
+        let all_known = measured
+            .iter()
+            .zip(known.iter().zip(row.iter_mut()))
+            .all(|((region, ms), (k, cell))| {
+                let same_region = same(k.as_bytes(), region.as_bytes());
+                if same_region {
+                    *cell = worse(*cell, ms);
+                }
+                same_region
+            });
+        if all_known {
+            return None;
+        }
+    }
     let mut r = 0;
     for (region, ms) in measured {
         let at = if next_is(known, r, region) {
