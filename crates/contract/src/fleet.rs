@@ -76,7 +76,7 @@ pub fn two_player_match(id: &str) -> Match {
             team_imbalance: None,
             worst_latency_ms: None,
             waits_ms: [0, 0].into(),
-            expansion_steps: [].into(),
+            expansion_steps: Default::default(),
         },
     }
 }

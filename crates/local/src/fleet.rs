@@ -354,7 +354,7 @@ done"#
                 team_imbalance: None,
                 worst_latency_ms: None,
                 waits_ms: [0].into_iter().collect(),
-                expansion_steps: [].into(),
+                expansion_steps: Default::default(),
             },
         }
     }

@@ -20,7 +20,7 @@
 //! set and the time.
 
 use super::check::{check_match, Violation};
-use super::outcome::{Match, MatchQuality, MatchTeam, MatchTeams, Name, TeamMembers};
+use super::outcome::{ExpansionSteps, Match, MatchQuality, MatchTeam, MatchTeams, Name, TeamMembers};
 use crate::ids::{MatchId, TicketId};
 use crate::ruleset::{ExpansionTarget, RuleSet};
 use crate::status::TicketStatus;
@@ -28,7 +28,6 @@ use crate::ticket::{Player, Ticket};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 /// Tickets offered to one session at most, oldest first: past this, a pool so crowded with tickets
 /// that do not fit makes waiting a round cheaper, as for the matcher's walks.
@@ -176,7 +175,7 @@ fn roster_match(session: OpenSession<'_>, picked: &[Vec<&Ticket>], now: Timestam
             team_imbalance: None,
             worst_latency_ms,
             waits_ms: Default::default(),
-            expansion_steps: Arc::from(Vec::new()),
+            expansion_steps: ExpansionSteps::new(),
         },
     };
     (roster, tickets)

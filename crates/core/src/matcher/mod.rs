@@ -40,8 +40,7 @@ mod teams;
 #[cfg(test)]
 mod tests;
 
-pub use outcome::{Match, MatchQuality, MatchTeam, MatchTeams, Name, RoundOutcome, TeamMembers, Waits};
-use std::sync::Arc;
+pub use outcome::{ExpansionSteps, Match, MatchQuality, MatchTeam, MatchTeams, Name, RoundOutcome, TeamMembers, Waits};
 
 use crate::ids::{MatchId, PlayerId, TicketId};
 use crate::ruleset::{ExpansionTarget, RuleSet};
@@ -917,7 +916,7 @@ fn assemble(
             team_imbalance: summary.imbalance,
             worst_latency_ms: summary.region.map(|(_, ms)| ms),
             waits_ms,
-            expansion_steps: Arc::clone(&plan.limits(summary.oldest_wait_ms).steps_applied),
+            expansion_steps: plan.limits(summary.oldest_wait_ms).expansion_steps(),
         },
     }
 }

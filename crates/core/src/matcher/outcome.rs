@@ -4,16 +4,14 @@
 //! A round at 100k tickets forms about 50k matches, and building them used to cost more than
 //! forming them. So nothing a match holds is allocated for it alone where it can be shared or
 //! inlined: names (queue, team, region) are interned [`Name`]s, copied without a reference count,
-//! the expansion level is shared by every match at that level, and the small lists (teams, a
-//! team's tickets and players, the waits) live inline up to the sizes of a duel. The JSON is the
-//! same as with plain strings and vectors.
+//! and the small lists (teams, a team's tickets and players, the waits, the expansion level) live
+//! inline up to the sizes of a duel. The JSON is the same as with plain strings and vectors.
 
 use crate::ids::{MatchId, PlayerId, TicketId};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The name of a queue, a team slot or a region, as a match holds it: interned once per process, so
 /// that a match takes a copy of a pointer where a shared string took a locked increment of its
@@ -28,6 +26,11 @@ pub type MatchTeams = SmallVec<[MatchTeam; 2]>;
 pub type TeamMembers<T> = SmallVec<[T; 1]>;
 /// Each ticket's wait: two inline (a duel).
 pub type Waits = SmallVec<[u64; 2]>;
+/// The expansion level a match was formed at: for each of the rule set's expansions, in order, how
+/// many of its steps applied. Up to four expansions inline, so that a match takes a copy: a list
+/// shared by the matches of a level cost a locked increment of its count a match, an eighth of
+/// building a duel.
+pub type ExpansionSteps = SmallVec<[u16; 4]>;
 
 /// The result of one round over a pool.
 ///
@@ -110,6 +113,5 @@ pub struct MatchQuality {
     pub waits_ms: Waits,
     /// The expansion level in force, the one for the match's oldest ticket: for each of the rule
     /// set's expansions, in order, how many of its steps applied (0: none, the rule's own value).
-    /// Shared by every match formed at the same level.
-    pub expansion_steps: Arc<[usize]>,
+    pub expansion_steps: ExpansionSteps,
 }

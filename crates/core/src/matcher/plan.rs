@@ -1,9 +1,8 @@
 //! The rule set compiled for the matcher: rules grouped by kind, and the limits in force at every
 //! expansion level, worked out once per round instead of once per candidate match.
 
-use super::outcome::Name;
+use super::outcome::{ExpansionSteps, Name};
 use crate::ruleset::{ComparisonOp, ExpansionTarget, PartyAggregation, RuleField, RuleKind, RuleSet, Team, TeamField};
-use std::sync::Arc;
 
 /// A `distance` rule, by its position among the rule set's distance rules.
 #[derive(Debug)]
@@ -63,8 +62,26 @@ pub(crate) struct Limits {
     pub min_count: Vec<u32>,
     /// By team slot (quantity unrolled).
     pub team_min: Vec<u32>,
-    /// By expansion: how many of its steps apply. Shared by every match formed at this level.
-    pub steps_applied: Arc<[usize]>,
+    /// By expansion: how many of its steps apply.
+    pub steps_applied: ExpansionSteps,
+    /// The same as an array, when they fit one (see [`Limits::expansion_steps`]).
+    steps_inline: Option<[u16; INLINE_EXPANSIONS]>,
+}
+
+/// Expansions an [`ExpansionSteps`] holds inline.
+const INLINE_EXPANSIONS: usize = 4;
+
+impl Limits {
+    /// The expansion level of a match formed under these limits. Made from an array, which is a
+    /// copy of 8 bytes: cloning the list copies item by item, checking its capacity each time,
+    /// several times the instructions, for each of a round's matches.
+    #[inline(always)]
+    pub fn expansion_steps(&self) -> ExpansionSteps {
+        match self.steps_inline {
+            Some(inline) => ExpansionSteps::from_buf_and_len(inline, self.steps_applied.len()),
+            None => self.steps_applied.clone(),
+        }
+    }
 }
 
 /// A rule set, compiled.
@@ -223,13 +240,21 @@ fn limits_after(rule_set: &RuleSet, waited_ms: u64) -> Limits {
             .expansions
             .iter()
             .map(|e| {
-                e.steps
+                let applied = e
+                    .steps
                     .iter()
                     .filter(|s| f64::from(s.wait_time_seconds) <= waited_seconds)
-                    .count()
+                    .count();
+                u16::try_from(applied).unwrap_or(u16::MAX)
             })
             .collect(),
+        steps_inline: None,
     };
+    let mut inline = [0; INLINE_EXPANSIONS];
+    if let Some(head) = inline.get_mut(..limits.steps_applied.len()) {
+        head.copy_from_slice(&limits.steps_applied);
+        limits.steps_inline = Some(inline);
+    }
     for rule in &rule_set.rules {
         match &rule.kind {
             RuleKind::Distance { max_distance, .. } => limits

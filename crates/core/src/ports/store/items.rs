@@ -492,9 +492,9 @@ pub fn timeline_write(session: &SessionId, entry: &TimelineEntry) -> Result<Writ
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matcher::ExpansionSteps;
     use crate::matcher::{MatchQuality, MatchTeam};
     use crate::ticket::Player;
-    use std::sync::Arc;
 
     fn searching(id: &str, players: &[&str], at: u64) -> TicketRecord {
         let mut ticket = Ticket::queued(
@@ -531,7 +531,7 @@ mod tests {
                 team_imbalance: None,
                 worst_latency_ms: None,
                 waits_ms: Default::default(),
-                expansion_steps: Arc::from([]),
+                expansion_steps: ExpansionSteps::new(),
             },
         }
     }
