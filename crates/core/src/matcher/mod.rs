@@ -344,10 +344,7 @@ fn build_duels(round: &Round, mut duels: Buf<Duel>, mut ids: prepare::Ids) -> (V
             let [first, second] = duel.entries.map(|e| e as usize);
             DuelIds {
                 tickets: [ids.ticket(first, pool), ids.ticket(second, pool)],
-                players: [
-                    ids.player(first, duel.players[0] as usize, 0, pool),
-                    ids.player(second, duel.players[1] as usize, 0, pool),
-                ],
+                players: [ids.player(first, 0, pool), ids.player(second, 0, pool)],
             }
         })
         .collect();
@@ -837,8 +834,6 @@ struct Duel {
     /// Entries by team: the anchor on the first, its opponent on the second, as a split of two
     /// solos puts them.
     entries: [u32; 2],
-    /// Their players (see `Entry::first_player`).
-    players: [u32; 2],
     waits_ms: [u64; 2],
     /// Which of the two has waited longer (by age rank): the match is named after it.
     oldest: usize,
@@ -855,7 +850,6 @@ impl Duel {
         let oldest = usize::from(entry(1).age_rank < entry(0).age_rank);
         Duel {
             entries,
-            players: [entry(0).first_player, entry(1).first_player],
             waits_ms: [pool.waited(entries[0] as usize), pool.waited(entries[1] as usize)],
             oldest,
             id_span: entry(oldest).id_span,

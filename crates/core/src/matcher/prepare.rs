@@ -54,7 +54,7 @@ pub(crate) struct Entry {
     pub id_span: (u32, u32),
 }
 
-recyclable!(Entry, Key, Option<TicketId>, Option<PlayerId>);
+recyclable!(Entry, Key, (Option<TicketId>, Option<PlayerId>), Option<PlayerId>);
 
 /// The `id_span` of an id past the first 4 GiB of the ids' text: no text is there, and the id is
 /// read from its ticket.
@@ -331,6 +331,8 @@ pub(crate) struct Pool<'a> {
     strings: Vec<&'a str>,
     /// The round's time, in ms.
     now_ms: u64,
+    /// Players in the pool.
+    players: usize,
     ids: Ids,
     /// By entry: the ticket id's bytes after the prefix every id of the pool shares, the first 8
     /// of them (zero-padded) as a big-endian integer. A smaller key is a smaller id; equal keys say
@@ -352,45 +354,62 @@ pub(crate) struct Pool<'a> {
 /// The pool's ticket and player ids, cloned in pool order (reading memory in order is several times
 /// faster than in the random order matches come in), to be moved into the outcome.
 ///
-/// They stay in the pool's order when [`Pool::renumber`] moves the entries, and are found through
-/// [`Pool::origin`]: moving them cost a random read and two writes per id, more than a match's
-/// reading two of them apart instead of side by side. Only the players of a pool with parties
-/// follow their entries, since their old numbers are not kept.
+/// A ticket's id and its first player's are kept side by side, so that a match of solos reads one
+/// place per ticket for both. They stay in the pool's order when [`Pool::renumber`] moves the
+/// entries, and are found through [`Pool::origin`]: moving them cost a random read and two writes
+/// per id, more than a match's reading them apart instead of side by side.
 #[derive(Debug, Default)]
 pub(crate) struct Ids {
-    /// By the ticket's position in the pool.
-    tickets: Buf<Option<TicketId>>,
-    /// By player: in the pool's order (each ticket's players one after another), or as in
-    /// [`Entry::first_player`] once `players_moved`.
-    players: Buf<Option<PlayerId>>,
-    players_moved: bool,
+    /// By the ticket's position in the pool: its id and its first player's.
+    firsts: Buf<(Option<TicketId>, Option<PlayerId>)>,
+    /// The players after the first of each party, ticket after ticket.
+    others: Buf<Option<PlayerId>>,
+    /// By the ticket's position: where its players after the first start in `others`. Empty until
+    /// the first party is read (and then filled for the solos before it), as it stays in a pool
+    /// of solos.
+    others_start: Buf<u32>,
 }
 
 impl Ids {
+    /// Keeps ticket `t`'s ids (`t` being the number of tickets kept so far).
+    fn keep(&mut self, t: usize, ticket: &Ticket) {
+        let mut players = ticket.players.iter().map(|p| Some(p.id.clone()));
+        self.firsts.push((Some(ticket.id.clone()), players.next().flatten()));
+        let party = ticket.players.len() > 1;
+        if party && self.others_start.len() < t {
+            self.others_start.resize(t, 0);
+        }
+        if party || !self.others_start.is_empty() {
+            self.others_start.push(u32_len(self.others.len()));
+            self.others.extend(players);
+        }
+    }
+
     /// Entry `e`'s ticket id; each is taken once, and a second take clones.
     pub fn ticket(&mut self, e: usize, pool: &Pool) -> TicketId {
-        self.tickets
+        self.firsts
             .get_mut(pool.origin(e))
-            .and_then(Option::take)
+            .and_then(|(ticket, _)| ticket.take())
             .unwrap_or_else(|| pool.ticket_id(e).clone())
     }
 
     /// The ids of entry `e`'s players.
     pub fn players<'s>(&'s mut self, e: usize, pool: &'s Pool) -> impl Iterator<Item = PlayerId> + 's {
-        let entry = &pool.entries[e];
-        (0..entry.size as usize).map(move |i| self.player(e, entry.first_player as usize, i, pool))
+        (0..pool.entries[e].size as usize).map(move |i| self.player(e, i, pool))
     }
 
-    /// The id of entry `e`'s player `i`, given its first player `first` (see `Entry::first_player`);
-    /// taken once, as [`Ids::ticket`].
-    pub fn player(&mut self, e: usize, first: usize, i: usize, pool: &Pool) -> PlayerId {
-        // Unmoved, they are the players of a pool of solos, where a ticket's player has the
-        // ticket's number.
-        let at = if self.players_moved { first } else { pool.origin(e) } + i;
-        self.players
-            .get_mut(at)
-            .and_then(Option::take)
-            .unwrap_or_else(|| pool.ticket(e).players[i].id.clone())
+    /// The id of entry `e`'s player `i`; taken once, as [`Ids::ticket`].
+    pub fn player(&mut self, e: usize, i: usize, pool: &Pool) -> PlayerId {
+        let t = pool.origin(e);
+        let kept = match i {
+            0 => self.firsts.get_mut(t).and_then(|(_, player)| player.take()),
+            _ => self
+                .others_start
+                .get(t)
+                .and_then(|&start| self.others.get_mut(start as usize + i - 1))
+                .and_then(Option::take),
+        };
+        kept.unwrap_or_else(|| pool.ticket(e).players[i].id.clone())
     }
 }
 
@@ -667,10 +686,11 @@ impl<'a> Pool<'a> {
             role_masks: Buf::with_capacity(player_count * reader.composition.len()),
             strings: Vec::new(),
             now_ms,
+            players: 0,
             ids: Ids {
-                tickets: Buf::with_capacity(tickets.len()),
-                players: Buf::with_capacity(player_count),
-                players_moved: false,
+                firsts: Buf::with_capacity(tickets.len()),
+                others: Buf::default(),
+                others_start: Buf::default(),
             },
             id_keys: Buf::with_capacity(tickets.len()),
             // Sized as if every id were as long as the first: a pool's ids usually are, and then
@@ -744,10 +764,7 @@ impl<'a> Pool<'a> {
             for ((t, ticket), id_span) in (first..).zip(block).zip(id_spans) {
                 let (own, after) = rest.split_at(ticket.players.len() * width);
                 rest = after;
-                pool.ids.tickets.push(Some(ticket.id.clone()));
-                pool.ids
-                    .players
-                    .extend(ticket.players.iter().map(|p| Some(p.id.clone())));
+                pool.ids.keep(t, ticket);
                 let entry = Entry {
                     id_span,
                     ..reader.read(&mut pool, t, ticket, own, first_player)
@@ -756,6 +773,7 @@ impl<'a> Pool<'a> {
                 first_player = first_player.saturating_add(entry.size);
             }
         }
+        pool.players = first_player as usize;
         for (key, ticket) in pool.id_keys[..keys_valid_from].iter_mut().zip(tickets) {
             *key = id_key(ticket.id.as_str().as_bytes(), shared_prefix);
         }
@@ -874,16 +892,7 @@ impl<'a> Pool<'a> {
             }
             out
         }
-        fn take<T>(rows: &mut [Option<T>], order: &[u32]) -> Buf<Option<T>>
-        where
-            Option<T>: Recycle,
-        {
-            order
-                .iter()
-                .map(|&o| rows.get_mut(o as usize).and_then(Option::take))
-                .collect()
-        }
-        let players = self.ids.players.len();
+        let players = self.players;
         // Old player numbers in their new order. When every ticket is a solo, a ticket's player
         // has the ticket's own number, before and after: the players' order is `order` itself,
         // not a list of its own (a duel's pool, usually).
@@ -929,10 +938,6 @@ impl<'a> Pool<'a> {
         let compositions = self.roles.len().checked_div(players).unwrap_or(0);
         self.roles = gather(&self.roles, compositions, player_order);
         self.role_masks = gather(&self.role_masks, compositions, player_order);
-        if !solos {
-            self.ids.players = take(&mut self.ids.players, player_order);
-            self.ids.players_moved = true;
-        }
         self.origin = if self.origin.is_empty() {
             order.iter().copied().collect()
         } else {
