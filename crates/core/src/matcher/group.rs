@@ -450,6 +450,8 @@ pub(crate) struct Pair {
     members: [u32; 2],
     len: usize,
     players: u32,
+    /// The best region of both, found when the second joined (see [`Pair::best_region`]).
+    region: Option<(usize, u32)>,
 }
 
 impl Pair {
@@ -471,8 +473,20 @@ impl Pair {
         if !distances_hold(own, own, pool.distance(e), limits) {
             return false;
         }
-        if plan.has_latency_rule && !region_in_reach(pool.latency(first), pool.latency(e), limits) {
-            return false;
+        if self.len == 0 {
+            if plan.has_latency_rule && !region_in_reach(pool.latency(e), pool.latency(e), limits) {
+                return false;
+            }
+        } else {
+            // The opponent: the best region of both is worked out here, while their latencies are
+            // at hand, for the match to report. A region is in reach exactly when the best one is,
+            // since the best has the lowest worst latency.
+            let region = worst_of_both(pool.latency(first), pool.latency(e));
+            let limit = limits.max_latency.unwrap_or(f64::INFINITY);
+            if plan.has_latency_rule && !region.is_some_and(|(_, ms)| f64::from(ms) <= limit) {
+                return false;
+            }
+            self.region = region;
         }
         // A matchable ticket is one player, at most two fit: there is room.
         self.members[self.len] = entry;
@@ -506,12 +520,17 @@ impl Pair {
     /// The region with the lowest worst latency of both, as [`Group::best_region`] finds it.
     /// (With the anchor alone, its own latencies: the worse of a latency and itself is itself.)
     pub fn best_region(&self, pool: &Pool) -> Option<(usize, u32)> {
-        let (first, last) = (self.members[0] as usize, self.members[self.len.max(1) - 1] as usize);
-        best_region(
-            pool.latency(first)
-                .iter()
-                .zip(pool.latency(last))
-                .map(|(&a, &b)| worse(a, b)),
-        )
+        match self.len {
+            2 => self.region,
+            _ => {
+                let anchor = pool.latency(self.members[0] as usize);
+                worst_of_both(anchor, anchor)
+            }
+        }
     }
+}
+
+/// [`best_region`] of two tickets' latencies.
+fn worst_of_both(a: &[u32], b: &[u32]) -> Option<(usize, u32)> {
+    best_region(a.iter().zip(b).map(|(&a, &b)| worse(a, b)))
 }
