@@ -302,7 +302,8 @@ pub(crate) struct Pool<'a> {
     pub regions: Vec<&'a str>,
     /// `entries × regions`: the party's worst latency to each region, or [`UNMEASURED`].
     latency: Buf<u32>,
-    /// `entries × distance rules`: the party's value, aggregated as the rule says.
+    /// `entries × distance rules`: the party's value, aggregated as the rule says. Empty with one
+    /// rule, whose values are the entries' keys (see [`Pool::distance`]).
     distance: Buf<f64>,
     /// Distance rules: the width of a row of `distance`. Kept rather than divided out, since the
     /// walks read rows millions of times.
@@ -488,7 +489,10 @@ impl<'p, 'a> Reader<'p, 'a> {
         let mut matchable = size >= 1 && size <= self.largest_team;
 
         let distance_row = pool.distance.len();
-        for &(attr, aggregation) in &self.distance {
+        // The first rule's value, which is the entry's key. With one rule it is all the entry's
+        // distance values, and no row is kept (see `Pool::distance`).
+        let mut first_value = 0.0;
+        for (rule, &(attr, aggregation)) in self.distance.iter().enumerate() {
             // A solo's value is its player's, whatever the aggregation (an average of one is
             // exactly that one): read directly, without the party's iterator and fold.
             let value = if size == 1 {
@@ -497,12 +501,25 @@ impl<'p, 'a> Reader<'p, 'a> {
                 party_number(rows(), &attr, aggregation)
             };
             matchable &= value.is_some();
-            pool.distance.push(value.unwrap_or(0.0));
+            let value = value.unwrap_or(0.0);
+            if rule == 0 {
+                first_value = value;
+            }
+            if self.distance.len() > 1 {
+                pool.distance.push(value);
+            }
         }
+        let distance_value = |d: usize| {
+            if d == 0 {
+                first_value
+            } else {
+                pool.distance[distance_row + d]
+            }
+        };
         for (attr, same) in &self.balance {
             match same {
                 // A missing value made the ticket unmatchable above and was recorded as 0.
-                Some(d) if size == 1 => pool.balance.push(pool.distance[distance_row + d]),
+                Some(d) if size == 1 => pool.balance.push(distance_value(*d)),
                 _ => {
                     let sum: Option<f64> = rows().map(|row| attr.number(row)).sum();
                     matchable &= sum.is_some();
@@ -511,10 +528,7 @@ impl<'p, 'a> Reader<'p, 'a> {
             }
         }
         let (skill_lo, skill_hi) = match self.skill {
-            Some(_) if self.skill_is_distance => {
-                let v = pool.distance[distance_row];
-                (v, v)
-            }
+            Some(_) if self.skill_is_distance => (first_value, first_value),
             Some(attr) => rows()
                 .filter_map(|row| attr.number(row))
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v))),
@@ -638,7 +652,7 @@ impl<'p, 'a> Reader<'p, 'a> {
             key: if self.distance.is_empty() {
                 skill_lo
             } else {
-                pool.distance[distance_row]
+                first_value
             },
             age_rank: NOT_WALKED,
             // Set by the caller, which read the id.
@@ -672,7 +686,12 @@ impl<'a> Pool<'a> {
             // Its width grows with each region found (see `add_region`), in the first tickets.
             latency: Buf::default(),
             regions: Vec::new(),
-            distance: Buf::with_capacity(tickets.len() * distance_rules),
+            // With one rule, the values are the entries' keys, and no rows are kept.
+            distance: Buf::with_capacity(if distance_rules > 1 {
+                tickets.len() * distance_rules
+            } else {
+                0
+            }),
             distance_rules,
             balance: Buf::with_capacity(tickets.len() * balance_columns),
             balance_columns,
@@ -915,11 +934,10 @@ impl<'a> Pool<'a> {
             })
             .collect();
         let player_order = if solos { order } else { &player_order };
-        // One rule's values are the entries' keys (see `Pool::distance`): not moved twice.
-        self.distance = match self.distance_rules {
-            1 => Buf::default(),
-            n => gather(&self.distance, n, order),
-        };
+        // One rule's values are the entries' keys (see `Pool::distance`): there are no rows.
+        if self.distance_rules > 1 {
+            self.distance = gather(&self.distance, self.distance_rules, order);
+        }
         // A pool of solos whose one balance column is the first distance rule's (a duel's,
         // usually): each entry's balance is its key, read from the entry as the walk reads it,
         // rather than gathered here and read from a row of its own.
@@ -983,7 +1001,7 @@ impl<'a> Pool<'a> {
     /// The party's value for each distance rule.
     ///
     /// With one distance rule (a duel's, usually) that value is the entry's key: read from the
-    /// entry, which a walk reads anyway, rather than from a row of its own (see [`Pool::renumber`]).
+    /// entry, which a walk reads anyway, rather than from a row of its own, which is not kept.
     pub fn distance(&self, entry: usize) -> &[f64] {
         match self.distance_rules() {
             1 => std::slice::from_ref(&self.entries[entry].key),
