@@ -48,6 +48,7 @@ use crate::ticket::Ticket;
 use crate::time::Timestamp;
 use group::{skill_spread, Group, Pair};
 use plan::{Limits, Plan};
+use prefetch_index::prefetch_index;
 use prepare::Pool;
 use recycle::{recyclable, Buf};
 use std::collections::BTreeMap;
@@ -93,6 +94,13 @@ fn patience(waited_ms: u64) -> f64 {
     let grown = waited_ms.min(PATIENCE_MS) as f64 / PATIENCE_MS as f64;
     EAGER_SHARE + (1.0 - EAGER_SHARE) * grown
 }
+
+/// How many anchors ahead [`form`] asks for an anchor's memory: enough for it to arrive from memory
+/// while the anchors before it are worked on.
+const ANCHORS_AHEAD: usize = 8;
+
+/// How many duels ahead [`build_duels`] asks for a duel's ids.
+const DUELS_AHEAD: usize = 8;
 
 /// Marks the end of a chain.
 const NIL: u32 = u32::MAX;
@@ -328,10 +336,16 @@ fn form_groups(round: &Round, chain: &mut Chain) -> (Vec<Formed>, Vec<(u32, u32)
 #[inline(never)]
 fn build_duels(round: &Round, mut duels: Buf<Duel>, mut ids: prepare::Ids) -> (Vec<Match>, prepare::Ids) {
     let pool = round.pool;
+    // Each loop below reads the duels' ids at random, and asks for the memory of the duel a few
+    // places on first (as `form` does for its anchors).
+    let ahead = |d: usize| duels.get(d + DUELS_AHEAD);
     let mut match_ids = match_ids(
-        duels
-            .iter()
-            .map(|d| pool.id_text_at(d.id_span, d.entries[d.oldest] as usize)),
+        duels.iter().enumerate().map(|(d, duel)| {
+            if let Some(next) = ahead(d) {
+                pool.prefetch_id_text(next.id_span);
+            }
+            pool.id_text_at(duel.id_span, duel.entries[duel.oldest] as usize)
+        }),
         round,
     );
     // The members' ids are taken in a loop of their own too, before any shared name is cloned: a
@@ -340,7 +354,11 @@ fn build_duels(round: &Round, mut duels: Buf<Duel>, mut ids: prepare::Ids) -> (V
     // overlapping with other matches' reads.
     let mut members: Buf<DuelIds> = duels
         .iter()
-        .map(|duel| {
+        .enumerate()
+        .map(|(d, duel)| {
+            for &e in ahead(d).map_or(&[][..], |next| &next.entries) {
+                ids.prefetch(e as usize, pool);
+            }
             let [first, second] = duel.entries.map(|e| e as usize);
             DuelIds {
                 tickets: [ids.ticket(first, pool), ids.ticket(second, pool)],
@@ -555,7 +573,13 @@ fn form<F: Forming>(
 ) {
     let (plan, pool) = (round.plan, round.pool);
     let mut splitter = Splitter::default();
-    for &anchor in round.by_age {
+    for (i, &anchor) in round.by_age.iter().enumerate() {
+        // Anchors come in age order, each at random in the walk order: the memory of the one a few
+        // places on is asked for now, so that it is in the cache when its turn comes.
+        if let Some(&ahead) = round.by_age.get(i + ANCHORS_AHEAD) {
+            chain.prefetch(ahead);
+            pool.prefetch(ahead as usize);
+        }
         // Only tickets that may still match are linked.
         if !chain.contains(anchor) {
             continue;
@@ -650,6 +674,11 @@ impl Chain {
             last = e;
         }
         chain
+    }
+
+    /// Asks for entry `e`'s links to be brought into the cache (see [`form`]).
+    fn prefetch(&self, e: u32) {
+        prefetch_index(&*self.links, e as usize);
     }
 
     fn contains(&self, e: u32) -> bool {

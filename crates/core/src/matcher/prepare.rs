@@ -13,6 +13,7 @@ use crate::ids::{PlayerId, TicketId};
 use crate::latencies::Latencies;
 use crate::ruleset::PartyAggregation;
 use crate::ticket::Ticket;
+use prefetch_index::prefetch_index;
 use std::collections::BTreeMap;
 
 /// Latency of a region some player did not measure: no match may be placed there.
@@ -384,6 +385,11 @@ impl Ids {
             self.others_start.push(u32_len(self.others.len()));
             self.others.extend(players);
         }
+    }
+
+    /// Asks for entry `e`'s ticket id and first player's id to be brought into the cache.
+    pub fn prefetch(&self, e: usize, pool: &Pool) {
+        prefetch_index(&*self.firsts, pool.origin(e));
     }
 
     /// Entry `e`'s ticket id; each is taken once, and a second take clones.
@@ -867,6 +873,11 @@ impl<'a> Pool<'a> {
             .unwrap_or_else(|| self.ticket_id(e).as_str())
     }
 
+    /// Asks for the ids' text at `span` (see [`Pool::id_text_at`]) to be brought into the cache.
+    pub fn prefetch_id_text(&self, (start, _): (u32, u32)) {
+        prefetch_index(self.id_text.as_bytes(), start as usize);
+    }
+
     /// Entry `e`'s position in the pool's tickets.
     pub fn origin(&self, e: usize) -> usize {
         self.origin.get(e).map_or(e, |&t| t as usize)
@@ -987,6 +998,17 @@ impl<'a> Pool<'a> {
     /// The ids, to move into the outcome once the matching is done.
     pub fn take_ids(&mut self) -> Ids {
         std::mem::take(&mut self.ids)
+    }
+
+    /// Asks for entry `e`, its neighbours in the entries' order and their rows of latencies to be
+    /// brought into the cache, ahead of reading them at random (a prefetch, which does not wait for
+    /// the memory as a read would). Once renumbered, the neighbours are the ones a walk from `e`
+    /// offers first.
+    pub fn prefetch(&self, e: usize) {
+        prefetch_index(&*self.entries, e.wrapping_sub(1));
+        prefetch_index(&*self.entries, e);
+        prefetch_index(&*self.entries, e + 1);
+        prefetch_index(&*self.latency, e * self.regions.len());
     }
 
     /// The value the matcher sorts tickets by: the first distance rule's, else the skill attribute's.
