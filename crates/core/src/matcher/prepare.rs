@@ -420,6 +420,9 @@ impl Ids {
     }
 }
 
+/// How many entries ahead [`Pool::renumber`] asks for the entry it will gather.
+const GATHER_AHEAD: usize = 16;
+
 /// Tickets read at a time by [`Pool::new`], each kind of read in its own loop over them.
 const BLOCK: usize = 16;
 
@@ -932,6 +935,10 @@ impl<'a> Pool<'a> {
             .iter()
             .enumerate()
             .map(|(new, &o)| {
+                // Read at random: the entry some places on is asked for first.
+                if let Some(&ahead) = order.get(new + GATHER_AHEAD) {
+                    prefetch_index(&*self.entries, ahead as usize);
+                }
                 let mut entry = self.entries[o as usize];
                 entry.age_rank = ranks.get(new).copied().unwrap_or(NOT_WALKED);
                 if solos {
