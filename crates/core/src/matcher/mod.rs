@@ -23,7 +23,9 @@
 //! A round costs O(n log n) for two sorts plus O(n × the match size) for the walks, which also give
 //! up after a run of refusals. The sorts are radix sorts of packed integer keys. In practice reading
 //! the pool and building the matches cost about as much as the matching itself, and the walks' cost
-//! is mostly cache misses (they visit tickets in skill order): BENCHMARKS.md has the figures.
+//! is mostly cache misses (anchors come in age order, at random in skill order), so the memory of
+//! the anchor a few places on is prefetched while this one is worked on. A round's working vectors
+//! are kept on its thread for the next round (see `recycle`). BENCHMARKS.md has the figures.
 //!
 //! [`check`] verifies a match independently of all this, and the property tests hold the matcher to it.
 
