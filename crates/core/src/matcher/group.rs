@@ -473,21 +473,16 @@ impl Pair {
         if !distances_hold(own, own, pool.distance(e), limits) {
             return false;
         }
-        if self.len == 0 {
-            if plan.has_latency_rule && !region_in_reach(pool.latency(e), pool.latency(e), limits) {
-                return false;
-            }
-        } else {
-            // The opponent: the best region of both is worked out here, while their latencies are
-            // at hand, for the match to report. A region is in reach exactly when the best one is,
-            // since the best has the lowest worst latency.
-            let region = worst_of_both(pool.latency(first), pool.latency(e));
-            let limit = limits.max_latency.unwrap_or(f64::INFINITY);
-            if plan.has_latency_rule && !region.is_some_and(|(_, ms)| f64::from(ms) <= limit) {
-                return false;
-            }
-            self.region = region;
+        // The best region of the pair so far is worked out here, while the latencies are at hand,
+        // for the match to report. A region is in reach exactly when the best one is, since the
+        // best has the lowest worst latency. (With the anchor alone, `first` is `e`: the worse of
+        // a latency and itself is itself.)
+        let region = best_region_of(pool.latency(first), pool.latency(e));
+        let limit = limits.max_latency.unwrap_or(f64::INFINITY);
+        if plan.has_latency_rule && !region.is_some_and(|(_, ms)| f64::from(ms) <= limit) {
+            return false;
         }
+        self.region = region;
         // A matchable ticket is one player, at most two fit: there is room.
         self.members[self.len] = entry;
         self.len += 1;
@@ -515,22 +510,18 @@ impl Pair {
     pub fn drop_newest(&mut self, pool: &Pool) {
         self.len -= 1;
         self.players -= pool.entries[self.members[self.len] as usize].size;
+        let anchor = pool.latency(self.members[0] as usize);
+        self.region = best_region_of(anchor, anchor);
     }
 
-    /// The region with the lowest worst latency of both, as [`Group::best_region`] finds it.
-    /// (With the anchor alone, its own latencies: the worse of a latency and itself is itself.)
-    pub fn best_region(&self, pool: &Pool) -> Option<(usize, u32)> {
-        match self.len {
-            2 => self.region,
-            _ => {
-                let anchor = pool.latency(self.members[0] as usize);
-                worst_of_both(anchor, anchor)
-            }
-        }
+    /// The region with the lowest worst latency of the members, as [`Group::best_region`] finds
+    /// it: found as each joined.
+    pub fn best_region(&self) -> Option<(usize, u32)> {
+        self.region
     }
 }
 
-/// [`best_region`] of two tickets' latencies.
-fn worst_of_both(a: &[u32], b: &[u32]) -> Option<(usize, u32)> {
+/// [`best_region`] of two tickets' latencies: the region whose worse of the two is lowest.
+fn best_region_of(a: &[u32], b: &[u32]) -> Option<(usize, u32)> {
     best_region(a.iter().zip(b).map(|(&a, &b)| worse(a, b)))
 }

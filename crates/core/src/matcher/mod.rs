@@ -886,7 +886,7 @@ impl Duel {
             id_span: entry(oldest).id_span,
             summary: Summary::new(
                 imbalance,
-                pair.best_region(pool),
+                pair.best_region(),
                 &entries,
                 entries[oldest] as usize,
                 plan,

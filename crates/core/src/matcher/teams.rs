@@ -186,26 +186,28 @@ fn solo_seats(problem: Problem) -> bool {
 
 /// Splits a candidate whose teams are one player each and whose tickets are solos (see
 /// [`solo_seats`]); `team_of` is member `t` on team `t`. All splits are the same up to naming the
-/// teams (1v1, free-for-all), so the first is as good as any.
-fn split_solo_seats(problem: Problem, scratch: &mut Scratch, team_of: &[usize]) -> Option<f64> {
+/// teams (1v1, free-for-all), so the first is as good as any. `imbalance` is
+/// [`Problem::solo_imbalance`], or what a duel works out the same way for two.
+fn split_solo_seats(
+    problem: Problem,
+    scratch: &mut Scratch,
+    team_of: &[usize],
+    imbalance: impl Fn(usize) -> f64,
+) -> Option<f64> {
     // Each team holds exactly one player, so the sizes hold when no minimum exceeds one: nothing
     // to tally.
     if !problem.limits.team_min.iter().all(|&min| min <= 1) {
         return None;
     }
     // The first column's imbalance is the split's, and its rule's check: worked out once.
-    let first = problem.solo_imbalance(0);
+    let first = imbalance(0);
     let balanced = problem
         .limits
         .max_difference
         .iter()
         .enumerate()
         .all(|(column, &limit)| {
-            let imbalance = if column == 0 {
-                first
-            } else {
-                problem.solo_imbalance(column)
-            };
+            let imbalance = if column == 0 { first } else { imbalance(column) };
             imbalance <= limit + EPSILON
         });
     (balanced && problem.composed(scratch, team_of)).then_some(first)
@@ -258,7 +260,7 @@ impl Splitter {
         let found = if solo_seats(problem) {
             self.best.clear();
             self.best.extend(0..members.len());
-            let found = split_solo_seats(problem, &mut self.scratch, &self.best);
+            let found = split_solo_seats(problem, &mut self.scratch, &self.best, |c| problem.solo_imbalance(c));
             // Hand the buffer back, or every 1v1 match would allocate a fresh one.
             self.sizes = sizes;
             return found;
@@ -278,10 +280,10 @@ impl Splitter {
     /// [`Splitter::split`] of a duel's two solo tickets, teams of one player each: its split is
     /// theirs in order (the first member on the first team), and [`Splitter::team_of`] is not set.
     ///
-    /// What [`split_solo_seats`] does for two, without its loops over members and teams: each team's
-    /// average is its one player's value, and the imbalance of a column is the difference of the two.
-    /// Tens of thousands of duels are split a round, and the general loops cost more than the rest of
-    /// deciding a duel.
+    /// A column's imbalance is worked out from the two values directly, without
+    /// [`Problem::solo_imbalance`]'s loop over members: each team's average is its one player's
+    /// value. Tens of thousands of duels are split a round, and the general loop cost more than the
+    /// rest of deciding a duel.
     pub fn split_duel(&mut self, plan: &Plan, pool: &Pool, limits: &Limits, members: &[u32; 2]) -> Option<f64> {
         let problem = Problem {
             plan,
@@ -291,9 +293,6 @@ impl Splitter {
             sizes: &[1, 1],
         };
         debug_assert!(solo_seats(problem));
-        if limits.team_min.iter().any(|&min| min > 1) {
-            return None;
-        }
         let [first, second] = members.map(|m| pool.balance(m as usize));
         let imbalance = |column: usize| match (first.get(column), second.get(column)) {
             // Started from 0.0, as the tally starts a team's sum (see `Problem::solo_imbalance`).
@@ -301,12 +300,7 @@ impl Splitter {
             // A rule set with nothing numeric to balance has no columns: every split is even.
             _ => 0.0,
         };
-        let split = imbalance(0);
-        let balanced = limits.max_difference.iter().enumerate().all(|(column, &limit)| {
-            let imbalance = if column == 0 { split } else { imbalance(column) };
-            imbalance <= limit + EPSILON
-        });
-        (balanced && problem.composed(&mut self.scratch, &[0, 1])).then_some(split)
+        split_solo_seats(problem, &mut self.scratch, &[0, 1], imbalance)
     }
 
     /// The team slot of each member, parallel to the members of the last successful split.
