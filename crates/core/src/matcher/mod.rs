@@ -350,10 +350,10 @@ fn build_duels(round: &Round, mut duels: Buf<Duel>, mut ids: prepare::Ids) -> (V
         }),
         round,
     );
-    // The members' ids are taken in a loop of their own too, before any shared name is cloned: a
-    // clone's count is raised by a locked instruction, which waits for every load before it, so
-    // in one loop each match's reads of its ids waited for the previous match's clones instead of
-    // overlapping with other matches' reads.
+    // The members' ids are taken in a loop of their own too. It was made one when a match cloned
+    // shared names (each a locked instruction, which waits for every load before it, so the ids'
+    // misses could not overlap); no match does since, but one loop for all of a duel's building
+    // measured no faster (BENCHMARKS.md, seventh pass).
     let mut members: Buf<DuelIds> = duels
         .iter()
         .enumerate()

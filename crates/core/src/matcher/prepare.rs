@@ -894,9 +894,9 @@ impl<'a> Pool<'a> {
     /// The walks visit tickets in skill order, which is random in the pool's order: renumbered in
     /// skill order, a walk reads adjacent memory instead of missing the cache on every array for
     /// every candidate. Players are renumbered too (an entry's players stay consecutive, from its
-    /// new `first_player`), so an offer's role and `!=` checks and a match's ids read the
-    /// neighbourhood the walk has just read. The gathers here read at random, but in short loops
-    /// whose cache misses the processor overlaps; the walks and the matches could not.
+    /// new `first_player`), so an offer's role and `!=` checks read the neighbourhood the walk has
+    /// just read. The ids are not moved (see [`Ids`]). The gathers here read at random, but in short
+    /// loops whose cache misses the processor overlaps; the walks and the matches could not.
     pub fn renumber(&mut self, order: &[u32], ranks: &[u32]) {
         fn gather<T: Copy + Recycle>(rows: &[T], width: usize, order: &[u32]) -> Buf<T> {
             // The usual widths copy rows of a size known at compile time: a few moves each, not a
