@@ -10,7 +10,8 @@
 //!   by attribute lookups), measured in the same run, and the ratio.
 //!
 //! The naive matcher is quadratic: at 100k it runs once (about a minute); everything else is the
-//! median of several runs. `QM_BENCH_SKIP_NAIVE_100K=1` skips that one run; `QM_BENCH_ONLY=ranked-1v1`
+//! median of 15 runs (3 for the naive matcher at 10k): the ratio at 100k moves by several per cent
+//! from one turn to the next, and the median of five moved with it. `QM_BENCH_SKIP_NAIVE_100K=1` skips that one run; `QM_BENCH_ONLY=ranked-1v1`
 //! runs one rule set; `QM_BENCH_SIZES=10000,50000` other pool sizes.
 
 use cpu_time::ThreadTime;
@@ -192,7 +193,7 @@ fn main() {
         let rules = example(name);
         for size in sizes.iter().copied() {
             let pool = Population::new(&rules, 42).waiting_pool(size, NOW, AGES_MS);
-            let runs = if size > 10_000 { 5 } else { 15 };
+            let runs = 15;
             // One turn of each, untimed, first: the first round at a larger size grows the working
             // memory the matcher keeps on its thread (see matcher/recycle.rs), page by page from
             // the system, which a matcher that runs round after round does once; the sort gets

@@ -51,7 +51,7 @@ use crate::time::Timestamp;
 use group::{skill_spread, Group, Pair};
 use plan::{Limits, Plan};
 use prefetch_index::prefetch_index;
-use prepare::Pool;
+use prepare::{Pool, OUT_OF_WALKS};
 use recycle::{recyclable, Buf};
 use std::collections::BTreeMap;
 use teams::Splitter;
@@ -192,11 +192,11 @@ struct Round<'r, 'a> {
 #[inline(never)]
 fn age_order(pool: &Pool) -> Buf<u32> {
     let n = pool.len();
-    let oldest_ms = pool.entries.iter().map(|e| e.created_at).min().unwrap_or(0);
-    let span_ms = pool.entries.iter().map(|e| e.created_at - oldest_ms).max().unwrap_or(0);
+    let (oldest_ms, newest_ms) = pool.created_range;
+    let span_ms = newest_ms.saturating_sub(oldest_ms);
     if span_ms <= u64::from(u32::MAX) {
         let mut keyed: Buf<u64> = (0..n)
-            .map(|e| ((pool.entries[e].created_at - oldest_ms) << 32) | u64::from(u32_of(e)))
+            .map(|e| ((pool.created[e] - oldest_ms) << 32) | u64::from(u32_of(e)))
             .collect();
         // The keys are made in entry order and the sort is stable, so sorting on the time alone
         // gives the order of the whole key, without passes over the entry's bytes.
@@ -206,7 +206,7 @@ fn age_order(pool: &Pool) -> Buf<u32> {
         by_age
     } else {
         let mut keyed: Buf<u128> = (0..n)
-            .map(|e| (u128::from(pool.entries[e].created_at) << 32) | u128::from(u32_of(e)))
+            .map(|e| (u128::from(pool.created[e]) << 32) | u128::from(u32_of(e)))
             .collect();
         radsort::sort(&mut keyed);
         let mut by_age: Buf<u32> = keyed.iter().map(|&k| k as u32).collect();
@@ -219,7 +219,8 @@ fn age_order(pool: &Pool) -> Buf<u32> {
 /// the walks step through them: by partition, then skill (or arrival, as `pairing` says), then age.
 #[inline(never)]
 fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Buf<u32> {
-    let may_match = |e: usize| pool.waited(e) < plan.timeout_ms && pool.entries[e].matchable;
+    // Whether a walk takes the entry: it may match, and has not timed out (see `Pool::walk_keys`).
+    let may_match = |e: usize| pool.walk_keys[e] != OUT_OF_WALKS;
     let candidates = by_age.iter().enumerate().filter(|&(_, &e)| may_match(e as usize));
     match pairing {
         Pairing::ClosestSkill if plan.equal.is_empty() => {
@@ -227,21 +228,17 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Buf
             // The candidates come in age order and the radix sort is stable, so sorting by skill
             // alone leaves equal skills in age order: half the passes of sorting the packed key
             // below (the age rank's bytes are not sorted on), each moving the same 16 bytes.
-            // Each entry's sort key is made first, in entry order, which is the order of their
-            // memory: read in age order, the entries and their keys were two cache misses each,
-            // where one array of keys is a fifth of their size. `OUT` marks the others: it is the
-            // key of a NaN, which no sort key is (values are finite).
-            const OUT: u64 = u64::MAX;
-            let keys: Buf<u64> = (0..pool.len())
-                .map(|e| if may_match(e) { sortable(pool.sort_key(e)) } else { OUT })
-                .collect();
+            // The keys are the pool's, made while reading (see `Pool::walk_keys`): read in age
+            // order, the entries themselves were a cache miss each, where the keys are an eighth
+            // of their size.
+            let keys = &pool.walk_keys;
             let mut order = Buf::collect_at_most(
                 by_age.len(),
                 by_age
                     .iter()
                     .enumerate()
                     .map(|(rank, &e)| (keys[e as usize], u32_of(rank)))
-                    .filter(|&(key, _)| key != OUT),
+                    .filter(|&(key, _)| key != OUT_OF_WALKS),
             );
             radsort::sort_by_key(&mut order, |&(skill, _)| skill);
             order.iter().map(|&(_, rank)| rank).collect()
@@ -252,7 +249,7 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Buf
                 by_age.len(),
                 candidates.map(|(rank, &e)| {
                     (u128::from(pool.entries[e as usize].partition) << 96)
-                        | (u128::from(sortable(pool.sort_key(e as usize))) << 32)
+                        | (u128::from(pool.walk_keys[e as usize]) << 32)
                         | u128::from(u32_of(rank))
                 }),
             );
