@@ -11,7 +11,7 @@
 //!   and the tickets queue's depths, DLQ included.
 //! - `GET /v1/ops/dlq` and `POST /v1/ops/dlq/redrive`: the dead letters, and SQS's redrive.
 //! - `GET /v1/ops/metrics`: FlexMatch's matchmaking metrics, and match quality as histograms,
-//!   derived from what the store holds (see [`metrics`]).
+//!   derived from what the store holds (see `metrics` below).
 //!
 //! Only the operator role passes: no caller is 401, a player is 403. Every bad filter is a 400 that
 //! names its query parameter; nothing a caller sends makes it panic or answer 5xx, except a port

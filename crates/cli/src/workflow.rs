@@ -43,8 +43,9 @@ pub enum WorkflowCommand {
         /// A DefinitionSubstitutions value replacing `${NAME}`; repeat for each.
         #[arg(long = "sub", value_name = "NAME=VALUE", value_parser = parse_substitution)]
         substitutions: Vec<(String, String)>,
-        /// Scripted task answers: {"<resource ARN or function name>": [{"Return": …} | {"Throw": {"Error", "Cause"}}
-        /// | {"Echo": true}, …]}; successive calls take successive answers, the last one repeating.
+        /// Scripted task answers: {"RESOURCE": [{"Return": …} | {"Throw": {"Error", "Cause"}} | {"Echo": true},
+        /// …]}, RESOURCE being a resource ARN or a function name; successive calls take successive
+        /// answers, the last one repeating.
         #[arg(long, value_name = "FILE")]
         task_results: Option<PathBuf>,
         /// Run on virtual time: Waits, retry intervals and timeouts pass instantly, in the same order.

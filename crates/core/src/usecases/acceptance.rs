@@ -2,7 +2,7 @@
 //! before a server is placed for it.
 //!
 //! - A round commits such a match with its tickets REQUIRES_ACCEPTANCE.
-//! - Each player answers for themselves ([`respond`]): ACCEPT or REJECT, written on their own
+//! - Each player answers for themselves ([`Acceptances::respond`]): ACCEPT or REJECT, written on their own
 //!   ticket, conditional on its version, so two players of a party never overwrite each other.
 //! - The `session-placement` workflow waits and polls ([`Placements::poll_acceptance`]) until the
 //!   acceptance is decided:

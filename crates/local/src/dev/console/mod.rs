@@ -3,7 +3,7 @@
 //! The page is plain HTML, CSS and JavaScript modules under `crates/local/console/`, embedded in the
 //! binary with `include_str!`: no bundler, no CDN, nothing fetched from anywhere but this server, so
 //! it works offline. It asks nothing of the server by polling. It opens one WebSocket,
-//! `/v1/ops/stream?token=<operator token>` ([`stream`]), and draws what the server pushes: a
+//! `/v1/ops/stream?token=<operator token>` (`stream` below), and draws what the server pushes: a
 //! snapshot of every view whenever something happened, and the watched session's detail with its
 //! workflows' graphs.
 //!
