@@ -167,16 +167,6 @@ fn spread(averages: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-/// [`spread`] of two averages.
-fn spread_of_two(a: f64, b: f64) -> f64 {
-    let (lo, hi) = (a.min(b), a.max(b));
-    if lo.is_finite() {
-        hi - lo
-    } else {
-        0.0
-    }
-}
-
 /// Whether each team takes exactly one player and the candidate is that many solo tickets.
 fn solo_seats(problem: Problem) -> bool {
     problem.members.len() == problem.plan.slots.len()
@@ -296,7 +286,7 @@ impl Splitter {
         let [first, second] = members.map(|m| pool.balance(m as usize));
         let imbalance = |column: usize| match (first.get(column), second.get(column)) {
             // Started from 0.0, as the tally starts a team's sum (see `Problem::solo_imbalance`).
-            (Some(&a), Some(&b)) => spread_of_two(0.0 + a, 0.0 + b),
+            (Some(&a), Some(&b)) => spread([0.0 + a, 0.0 + b].into_iter()),
             // A rule set with nothing numeric to balance has no columns: every split is even.
             _ => 0.0,
         };
