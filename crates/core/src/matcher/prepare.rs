@@ -341,8 +341,8 @@ pub(crate) struct Pool<'a> {
     /// Players in the pool.
     players: usize,
     /// The earliest and the latest of the entries' `created_at`, kept while they are read: the age
-    /// order packs times from the earliest, and two passes over the entries to find them cost
-    /// about 2 % of a round.
+    /// order packs times from the earliest, and finding them there took two passes (over `created`,
+    /// 1.9 M instructions a 1v1 round at 100k).
     pub created_range: (u64, u64),
     /// Whether every ticket is a solo, also kept while reading, for [`Pool::renumber`].
     solos: bool,
@@ -825,7 +825,7 @@ impl<'a> Pool<'a> {
                 *latest = (*latest).max(entry.created_at);
                 pool.solos &= entry.size == 1;
                 pool.created.push(entry.created_at);
-                let walked = entry.matchable && now_ms.saturating_sub(entry.created_at) < plan.timeout_ms;
+                let walked = entry.matchable && waited(now_ms, entry.created_at) < plan.timeout_ms;
                 pool.walk_keys
                     .push(if walked { sortable(entry.key) } else { OUT_OF_WALKS });
                 first_player = first_player.saturating_add(entry.size);
@@ -874,7 +874,7 @@ impl<'a> Pool<'a> {
 
     /// How long entry `e` has waited at the round's time.
     pub fn waited(&self, e: usize) -> u64 {
-        self.now_ms.saturating_sub(self.entries[e].created_at)
+        waited(self.now_ms, self.entries[e].created_at)
     }
 
     /// Entry `e`'s ticket.
@@ -1114,6 +1114,11 @@ impl Plan<'_> {
             .find(|d| d.attribute == attribute)
             .map_or(PartyAggregation::Avg, |d| d.aggregation)
     }
+}
+
+/// How long a ticket created at `created_at` has waited at `now_ms`.
+fn waited(now_ms: u64, created_at: u64) -> u64 {
+    now_ms.saturating_sub(created_at)
 }
 
 fn u32_len(n: usize) -> u32 {
