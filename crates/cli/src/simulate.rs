@@ -4,7 +4,7 @@
 //! The simulation itself is `queuematch_core::simulate`, pure and seeded; this file reads the rule
 //! set, draws the progress bar and prints the report.
 
-use anyhow::{ensure, Context};
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use queuematch_core::simulate::{simulate, SimulationConfig, SimulationReport, StrategyReport};
 use queuematch_core::RuleSet;
@@ -21,7 +21,9 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 10_000)]
     pub players: u32,
     /// Players arriving per second.
-    #[arg(long, default_value_t = 50.0)]
+    // Negative numbers reach the check below, which says what a rate must be, rather than being
+    // taken for an unknown option.
+    #[arg(long, default_value_t = 50.0, allow_negative_numbers = true)]
     pub rate: f64,
     /// Seed of the synthetic traffic: the same seed gives the same report, byte for byte.
     #[arg(long, default_value_t = 1)]
@@ -32,17 +34,13 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
-    ensure!(args.players > 0, "--players must be at least 1");
-    ensure!(
-        args.rate.is_finite() && args.rate > 0.0,
-        "--rate must be a positive number of players per second"
-    );
-    let rule_set = read(&args.file)?;
     let config = SimulationConfig {
         players: args.players,
         rate: args.rate,
         seed: args.seed,
     };
+    config.validate()?;
+    let rule_set = read(&args.file)?;
 
     // A bar only for a person watching: on a pipe or in CI it would be noise.
     let bar = if std::io::stderr().is_terminal() {
@@ -57,7 +55,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let report = simulate(&rule_set, &config, |progress| {
         bar.set_length(progress.total);
         bar.set_position(progress.done);
-    });
+    })?;
     bar.finish_and_clear();
 
     if args.json {

@@ -73,7 +73,43 @@ fn a_bad_rule_set_or_rate_is_refused_with_a_reason() {
     let out = simulate(Path::new("/nonexistent/rules.json"), &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
-    let out = simulate(&example("ranked-1v1"), &["--rate", "0"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--rate"));
+    for (args, says) in [
+        (
+            &["--rate", "0"][..],
+            "--rate must be a positive number of players per second, not 0",
+        ),
+        (
+            &["--rate", "-1"],
+            "--rate must be a positive number of players per second, not -1",
+        ),
+        (&["--rate", "NaN"], "not NaN"),
+        (&["--players", "0"], "--players must be at least 1"),
+        (&["--players", "4000000000"], "--players must be at most 10000000"),
+        (
+            &["--players", "100", "--rate", "1e-9"],
+            "over about 3169 years of virtual time",
+        ),
+    ] {
+        let out = simulate(&example("ranked-1v1"), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn sparse_traffic_is_simulated_to_the_end() {
+    // A player every ten minutes, for a week of virtual time: most wait alone and time out.
+    let out = simulate(
+        &example("ranked-1v1"),
+        &["--players", "1000", "--rate", "0.0016", "--json"],
+    );
+    let report = json(&out);
+    assert_eq!(report["tickets"], 1000);
+    assert_eq!(report["players"], 1000);
+    assert!(
+        report["matcher"]["timedOutPercent"].as_f64().is_some_and(|p| p > 50.0),
+        "{report}"
+    );
 }

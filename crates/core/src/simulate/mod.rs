@@ -1,7 +1,8 @@
 //! The rule-set simulator: synthetic traffic through the real matcher, on virtual time.
 //!
 //! Players arrive as a Poisson process; every simulated second a round runs over the pool, as the
-//! matcher Lambda does after SQS's one-second batching window. The same arrivals also go through the
+//! matcher Lambda does after SQS's one-second batching window (only those seconds in which a round
+//! can decide something are simulated, which gives the same report). The same arrivals also go through the
 //! first-come-first-served baseline ([`Pairing::ArrivalOrder`]), which obeys the same rules and
 //! expansions but takes tickets in arrival order instead of the nearest in skill. The report is a
 //! pure function of the rule set and the configuration: no wall clock, no hash order.
@@ -20,6 +21,12 @@ use std::collections::BTreeSet;
 /// Rounds run this often, in virtual ms: SQS's batching window in front of the matcher.
 pub const ROUND_INTERVAL_MS: u64 = 1_000;
 
+/// The most players one simulation takes: every ticket is held in memory, about a kilobyte a player.
+pub const MAX_PLAYERS: u32 = 10_000_000;
+
+/// The longest stretch of virtual time the arrivals may be spread over, in seconds (100 years).
+pub const MAX_ARRIVAL_SECONDS: f64 = 100.0 * 365.25 * 86_400.0;
+
 /// What to simulate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SimulationConfig {
@@ -28,6 +35,45 @@ pub struct SimulationConfig {
     /// Players arriving per second.
     pub rate: f64,
     pub seed: u64,
+}
+
+/// Why a [`SimulationConfig`] cannot be simulated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidConfig {
+    #[error("--players must be at least 1")]
+    NoPlayers,
+    #[error("--players must be at most {MAX_PLAYERS} (a simulation holds every ticket in memory), not {0}")]
+    TooManyPlayers(u32),
+    #[error("--rate must be a positive number of players per second, not {0}")]
+    Rate(f64),
+    #[error(
+        "--players {players} at --rate {rate} spread the arrivals over about {years:.0} years of virtual \
+         time, and the simulator covers at most 100: raise --rate or lower --players"
+    )]
+    TooSparse { players: u32, rate: f64, years: f64 },
+}
+
+impl SimulationConfig {
+    /// Refuses what cannot be simulated: no players, more than memory holds, a rate that is not a
+    /// positive number, or one so low the arrivals would spread over more than a century.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let Self { players, rate, .. } = *self;
+        if players == 0 {
+            return Err(InvalidConfig::NoPlayers);
+        }
+        if players > MAX_PLAYERS {
+            return Err(InvalidConfig::TooManyPlayers(players));
+        }
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(InvalidConfig::Rate(rate));
+        }
+        let seconds = f64::from(players) / rate;
+        if seconds > MAX_ARRIVAL_SECONDS {
+            let years = seconds / (365.25 * 86_400.0);
+            return Err(InvalidConfig::TooSparse { players, rate, years });
+        }
+        Ok(())
+    }
 }
 
 /// How far a simulation has got, for a progress bar.
@@ -80,20 +126,37 @@ pub struct Percentiles {
 }
 
 /// Runs the simulation; `progress` is told as tickets are settled.
-pub fn simulate(rule_set: &RuleSet, config: &SimulationConfig, mut progress: impl FnMut(Progress)) -> SimulationReport {
+pub fn simulate(
+    rule_set: &RuleSet,
+    config: &SimulationConfig,
+    mut progress: impl FnMut(Progress),
+) -> Result<SimulationReport, InvalidConfig> {
+    config.validate()?;
     let arrivals = Population::new(rule_set, config.seed).arrivals(config.players, config.rate);
     let tickets = arrivals.len() as u64;
     let total = 2 * tickets;
-    let matcher = run(rule_set, &arrivals, Pairing::ClosestSkill, &mut |done| {
-        progress(Progress { done, total });
-    });
-    let fcfs = run(rule_set, &arrivals, Pairing::ArrivalOrder, &mut |done| {
-        progress(Progress {
-            done: tickets + done,
-            total,
-        });
-    });
-    SimulationReport {
+    let matcher = run(
+        rule_set,
+        &arrivals,
+        Pairing::ClosestSkill,
+        Rounds::Deciding,
+        &mut |done| {
+            progress(Progress { done, total });
+        },
+    );
+    let fcfs = run(
+        rule_set,
+        &arrivals,
+        Pairing::ArrivalOrder,
+        Rounds::Deciding,
+        &mut |done| {
+            progress(Progress {
+                done: tickets + done,
+                total,
+            });
+        },
+    );
+    Ok(SimulationReport {
         rule_set: rule_set.name.clone(),
         players: config.players,
         tickets,
@@ -101,25 +164,62 @@ pub fn simulate(rule_set: &RuleSet, config: &SimulationConfig, mut progress: imp
         seed: config.seed,
         matcher,
         fcfs,
-    }
+    })
 }
 
-/// Feeds `arrivals` (oldest first) through rounds every second until every ticket is settled.
-fn run(rule_set: &RuleSet, arrivals: &[Ticket], pairing: Pairing, progress: &mut dyn FnMut(u64)) -> StrategyReport {
+/// Which of the once-a-second rounds a run holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rounds {
+    /// Every one while tickets wait, as the service holds them: what the tests hold `Deciding` to.
+    #[cfg(test)]
+    EverySecond,
+    /// Only those that can decide something, with the same report. A round that matched nothing and
+    /// timed nothing out leaves the pool as it was, so the rounds after it see the same tickets under
+    /// the same limits, and decide nothing either, until a ticket arrives or the outcome's
+    /// `next_change_at` (an expansion step, the eager first seconds' recheck, a timeout). A round
+    /// that settled tickets is followed by the next second's: fewer tickets can change what the
+    /// walks reach.
+    Deciding,
+}
+
+/// The first round's time at or after `at_ms`: rounds fall on whole intervals, the first one
+/// interval in.
+fn round_at_or_after(at_ms: u64) -> u64 {
+    at_ms
+        .div_ceil(ROUND_INTERVAL_MS)
+        .max(1)
+        .saturating_mul(ROUND_INTERVAL_MS)
+}
+
+/// Feeds `arrivals` (oldest first) through rounds, once a second at most, until every ticket is
+/// settled. While the pool is empty no round runs: the next is the one after the next arrival.
+fn run(
+    rule_set: &RuleSet,
+    arrivals: &[Ticket],
+    pairing: Pairing,
+    rounds: Rounds,
+    progress: &mut dyn FnMut(u64),
+) -> StrategyReport {
     let mut pool: Vec<Ticket> = Vec::new();
     let mut next = 0;
-    let mut now = 0;
+    let mut now = ROUND_INTERVAL_MS;
     let mut waits_ms: Vec<u64> = Vec::new();
     let (mut matches, mut spread, mut imbalance, mut latency_sum, mut worst_latency) = (0u64, 0.0, 0.0, 0.0, 0u32);
     let mut timed_out = 0u64;
-    while next < arrivals.len() || !pool.is_empty() {
-        now += ROUND_INTERVAL_MS;
+    loop {
         while next < arrivals.len() && arrivals[next].created_at.as_millis() <= now {
             pool.push(arrivals[next].clone());
             next += 1;
         }
+        let next_arrival_ms = arrivals.get(next).map(|t| t.created_at.as_millis());
         if pool.is_empty() {
-            continue;
+            match next_arrival_ms {
+                Some(at) => {
+                    now = round_at_or_after(at);
+                    continue;
+                }
+                None => break,
+            }
         }
         let outcome = round_with(&pool, rule_set, Timestamp(now), pairing);
         for m in &outcome.matches {
@@ -141,6 +241,18 @@ fn run(rule_set: &RuleSet, arrivals: &[Ticket], pairing: Pairing, progress: &mut
             .collect();
         pool.retain(|t| !settled.contains(t.id.as_str()));
         progress(waits_ms.len() as u64 + timed_out);
+
+        let next_second = now.saturating_add(ROUND_INTERVAL_MS);
+        now = match rounds {
+            Rounds::Deciding if settled.is_empty() => {
+                let due = next_arrival_ms
+                    .into_iter()
+                    .chain(outcome.next_change_at.map(|t| t.as_millis()))
+                    .min();
+                due.map_or(next_second, |due| round_at_or_after(due).max(next_second))
+            }
+            _ => next_second,
+        };
     }
 
     waits_ms.sort_unstable();
@@ -202,10 +314,10 @@ mod tests {
             rate: 20.0,
             seed: 7,
         };
-        let a = simulate(&rules, &config, |_| {});
-        let b = simulate(&rules, &config, |_| {});
+        let a = simulate(&rules, &config, |_| {}).unwrap();
+        let b = simulate(&rules, &config, |_| {}).unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
-        let c = simulate(&rules, &SimulationConfig { seed: 8, ..config }, |_| {});
+        let c = simulate(&rules, &SimulationConfig { seed: 8, ..config }, |_| {}).unwrap();
         assert_ne!(a, c);
     }
 
@@ -221,7 +333,8 @@ mod tests {
                 seed: 3,
             },
             |p| last = Some(p),
-        );
+        )
+        .unwrap();
         for s in [&report.matcher, &report.fcfs] {
             let timed_out = (s.timed_out_percent / 100.0 * report.tickets as f64).round() as u64;
             assert_eq!(s.matched_tickets + timed_out, report.tickets);
@@ -241,7 +354,8 @@ mod tests {
                 seed: 1,
             },
             |_| {},
-        );
+        )
+        .unwrap();
         assert!(
             report.matcher.mean_skill_spread < report.fcfs.mean_skill_spread,
             "{report:?}"
@@ -261,6 +375,101 @@ mod tests {
         assert!(pool.iter().any(|t| t.players.len() > 1));
         assert!(pool.iter().all(|t| t.players.iter().all(|p| p.latencies.len() == 3)));
         assert!(pool.iter().all(|t| t.created_at.as_millis() > 70_000));
+    }
+
+    /// Holding only the rounds that can decide something gives the report every round gives, for
+    /// each example rule set and both strategies, from traffic dense enough that the pool is never
+    /// idle to traffic so sparse that most tickets wait alone and time out.
+    #[test]
+    fn skipping_rounds_that_cannot_decide_changes_nothing() {
+        for name in ["ranked-1v1", "ranked-5v5", "coop-4", "battle-royale-60"] {
+            let rules = example(name);
+            for (players, rate, seed) in [(300, 40.0, 1), (240, 2.0, 2), (120, 0.05, 3), (60, 0.002, 4)] {
+                let arrivals = Population::new(&rules, seed).arrivals(players, rate);
+                for pairing in [Pairing::ClosestSkill, Pairing::ArrivalOrder] {
+                    let mut calls = [0u64; 2];
+                    let every = run(&rules, &arrivals, pairing, Rounds::EverySecond, &mut |_| calls[0] += 1);
+                    let deciding = run(&rules, &arrivals, pairing, Rounds::Deciding, &mut |_| calls[1] += 1);
+                    assert_eq!(deciding, every, "{name}, {players} players at {rate}/s, {pairing:?}");
+                    // Sparse traffic leaves tickets waiting alone, whose rounds are skipped.
+                    let fewer = if rate < 1.0 {
+                        calls[1] < calls[0]
+                    } else {
+                        calls[1] <= calls[0]
+                    };
+                    assert!(fewer, "{name} at {rate}/s: {calls:?} rounds");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rounds_skip_only_when_the_pool_cannot_change() {
+        // A lone ticket never matches: after its first seconds' rechecks, rounds come at its
+        // expansion steps (10, 20, 30 and 60 s for ranked-1v1) and its timeout (120 s), not every second.
+        let rules = example("ranked-1v1");
+        let arrivals = Population::new(&rules, 1).arrivals(1, 1.0);
+        let mut rounds = 0;
+        let report = run(&rules, &arrivals, Pairing::ClosestSkill, Rounds::Deciding, &mut |_| {
+            rounds += 1
+        });
+        assert_eq!(report.timed_out_percent, 100.0);
+        assert!((5..=12).contains(&rounds), "{rounds} rounds");
+        let mut every = 0;
+        run(
+            &rules,
+            &arrivals,
+            Pairing::ClosestSkill,
+            Rounds::EverySecond,
+            &mut |_| every += 1,
+        );
+        assert!(every >= 120, "{every} rounds");
+    }
+
+    #[test]
+    fn a_sparse_simulation_finishes_and_settles_every_ticket() {
+        // A ticket an hour: every one waits alone and times out, across 50 days of virtual time.
+        let report = simulate(
+            &example("ranked-1v1"),
+            &SimulationConfig {
+                players: 1_200,
+                rate: 1.0 / 3_600.0,
+                seed: 5,
+            },
+            |_| {},
+        )
+        .unwrap();
+        for s in [&report.matcher, &report.fcfs] {
+            let timed_out = (s.timed_out_percent / 100.0 * report.tickets as f64).round() as u64;
+            assert_eq!(s.matched_tickets + timed_out, report.tickets);
+        }
+    }
+
+    #[test]
+    fn configurations_that_cannot_be_simulated_are_refused_with_the_reason() {
+        let config = |players, rate| SimulationConfig { players, rate, seed: 1 };
+        let refused = |players, rate| simulate(&example("ranked-1v1"), &config(players, rate), |_| {}).unwrap_err();
+        assert_eq!(refused(0, 50.0), InvalidConfig::NoPlayers);
+        assert_eq!(
+            refused(MAX_PLAYERS + 1, 50.0),
+            InvalidConfig::TooManyPlayers(MAX_PLAYERS + 1)
+        );
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(matches!(refused(10, rate), InvalidConfig::Rate(_)), "{rate}");
+        }
+        let sparse = refused(100, 1e-9);
+        assert!(
+            matches!(sparse, InvalidConfig::TooSparse { players: 100, .. }),
+            "{sparse:?}"
+        );
+        let message = sparse.to_string();
+        assert!(
+            message.contains("3169 years") && message.contains("--rate"),
+            "{message}"
+        );
+        // At the edges: a century of arrivals is simulated, and so is the largest pool.
+        assert_eq!(config(1, 1.0 / MAX_ARRIVAL_SECONDS).validate(), Ok(()));
+        assert_eq!(config(MAX_PLAYERS, 50.0).validate(), Ok(()));
     }
 
     #[test]
