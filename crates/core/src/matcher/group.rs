@@ -291,7 +291,8 @@ impl Group {
             return false;
         }
         let rules = plan.distinct.len();
-        let players = info.first_player as usize..(info.first_player + info.size) as usize;
+        let players = pool.players_of(e);
+        let players = players.start as usize..players.end as usize;
         // Without `!=` rules (a duel, say) there is nothing to look at per player, here or below.
         let distinct_players = if rules == 0 { 0..0 } else { players };
         for p in distinct_players.clone() {
@@ -319,7 +320,7 @@ impl Group {
         for c in 0..compositions {
             let roles_of = |p: u32| pool.roles(p as usize, c, compositions);
             let mask_of = |p: u32| pool.role_mask(p as usize, c, compositions);
-            if !self.roles[c].offer_all(info.first_player..info.first_player + info.size, &roles_of, &mask_of) {
+            if !self.roles[c].offer_all(pool.players_of(e), &roles_of, &mask_of) {
                 for undo in 0..c {
                     // An earlier rule accepted the party: rebuild it without the party.
                     self.rebuild_roles(undo, plan, pool);
@@ -362,8 +363,7 @@ impl Group {
         let mask_of = |p: u32| pool.role_mask(p as usize, c, compositions);
         self.roles[c].clear();
         for &m in &self.members {
-            let info = &pool.entries[m as usize];
-            for p in info.first_player..info.first_player + info.size {
+            for p in pool.players_of(m as usize) {
                 self.roles[c].offer(p, &roles_of, &mask_of);
             }
         }
@@ -432,8 +432,8 @@ pub(crate) fn best_region(worst: impl Iterator<Item = u32>) -> Option<(usize, u3
 /// their lowest.
 pub(crate) fn skill_spread(pool: &Pool, members: &[u32]) -> f64 {
     let (lo, hi) = members.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &m| {
-        let e = &pool.entries[m as usize];
-        (lo.min(e.skill_lo), hi.max(e.skill_hi))
+        let (skill_lo, skill_hi) = pool.skill_range(m as usize);
+        (lo.min(skill_lo), hi.max(skill_hi))
     });
     hi - lo
 }

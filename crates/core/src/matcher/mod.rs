@@ -880,7 +880,7 @@ impl Duel {
             entries,
             waits_ms: [pool.waited(entries[0] as usize), pool.waited(entries[1] as usize)],
             oldest,
-            id_span: entry(oldest).id_span,
+            id_span: pool.id_span(entries[oldest] as usize),
             summary: Summary::new(
                 imbalance,
                 pair.best_region(),

@@ -27,34 +27,30 @@ pub(crate) enum Key {
     String(u32),
 }
 
-/// One ticket, as the matcher sees it.
+/// One ticket, as the walks see it: what they read of every candidate, in 32 bytes, two to a cache
+/// line. What only a match's members need is in rows of its own beside the entries (the id's
+/// span, the first player, the skill range). The walks read entries at random, and their size
+/// shows in the round's time: padded from 64 bytes to 96, a 1v1 round at 100k took 1.10 of the
+/// time; cut from 64 to 32, 0.94 (alternated pairs; BENCHMARKS.md, ninth pass).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry {
+    /// What the walks sort and step by: the first distance rule's value, else the lowest skill of
+    /// the party (see [`Pool::sort_key`]).
+    pub key: f64,
+    pub created_at: u64,
+    pub size: u32,
+    /// Tickets can only match within their partition (equal values of every `=` attribute).
+    pub partition: u32,
+    /// The ticket's rank in age order among those the walks take, set once they are numbered in
+    /// walk order (see [`Pool::renumber`]); [`NOT_WALKED`] for the others.
+    pub age_rank: u32,
     /// False when no match could ever take the ticket (a missing attribute without default, a party
     /// that disagrees on an `=` attribute, a party too big for any team…). Such tickets wait out
     /// their timeout rather than being dropped, so that nothing is lost.
     pub matchable: bool,
-    pub size: u32,
-    /// Index of the ticket's first player in the flattened player arrays.
-    pub first_player: u32,
-    /// Tickets can only match within their partition (equal values of every `=` attribute).
-    pub partition: u32,
-    pub created_at: u64,
-    /// Lowest and highest value of the skill attribute over the party (as the distance rule
-    /// aggregates it, when the skill attribute is a distance rule's).
-    pub skill_lo: f64,
-    pub skill_hi: f64,
-    /// What the walks sort and step by: the first distance rule's value, else `skill_lo` (see
-    /// [`Pool::sort_key`]).
-    pub key: f64,
-    /// The ticket's rank in age order among those the walks take, set once they are numbered in
-    /// walk order (see [`Pool::renumber`]); [`NOT_WALKED`] for the others.
-    pub age_rank: u32,
-    /// Where the ticket's id is in the pool's copy of the ids' text (see `Pool::id_text`): kept
-    /// with the entry, so that naming a match after its oldest ticket reads the entry the match's
-    /// decision has just read.
-    pub id_span: (u32, u32),
 }
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 32, "an entry is half a cache line");
 
 recyclable!(Entry, Key, (Option<TicketId>, Option<PlayerId>), Option<PlayerId>);
 
@@ -364,6 +360,16 @@ pub(crate) struct Pool<'a> {
     /// ids' own memory is scattered over the pool's), about a seventh of a duel round's time; here
     /// they are a few contiguous megabytes at most.
     id_text: String,
+    /// By entry: where its ticket's id is in `id_text`, so that naming a match after its oldest
+    /// ticket reads the row beside the entry its decision has just read.
+    id_spans: Buf<(u32, u32)>,
+    /// By entry: its first player's index in the per-player rows, its players following it. Empty
+    /// once [`Pool::renumber`] has numbered a pool of solos, whose entry `e` is player `e`.
+    first_players: Buf<u32>,
+    /// By entry: the lowest and highest skill of the party (as the distance rule aggregates it,
+    /// when the skill attribute is a distance rule's). Empty when every entry's range is its key
+    /// alone (the skill is the first distance rule's attribute) or the rule set reads no skill.
+    skill_ranges: Buf<(f64, f64)>,
     /// Each entry's position in `tickets`, once [`Pool::renumber`] has put the entries in another
     /// order; empty while they are in the pool's order.
     origin: Buf<u32>,
@@ -455,6 +461,8 @@ struct Reader<'p, 'a> {
     balance: Vec<(Attr<'a>, Option<usize>)>,
     skill: Option<Attr<'a>>,
     skill_is_distance: bool,
+    /// Whether each entry's skill range is kept (see `Pool::skill_ranges`).
+    skill_rows: bool,
     equal: Vec<Attr<'a>>,
     distinct: Vec<Attr<'a>>,
     collection: Vec<Attr<'a>>,
@@ -478,12 +486,14 @@ impl<'p, 'a> Reader<'p, 'a> {
             .into_iter()
             .map(|b| (b, distance.iter().position(|(d, _)| d.slot == b.slot)))
             .collect();
+        let skill_is_distance = plan.distance.first().map(|d| d.attribute) == plan.skill;
         Reader {
             plan,
             distance,
             balance,
             skill: plan.skill.map(|a| names.attr(plan, a)),
-            skill_is_distance: plan.distance.first().map(|d| d.attribute) == plan.skill,
+            skill_is_distance,
+            skill_rows: plan.skill.is_some() && !skill_is_distance,
             equal: names.attrs(plan, plan.equal.iter().copied()),
             distinct: names.attrs(plan, plan.distinct.iter().copied()),
             collection: names.attrs(plan, plan.collection.iter().map(|&(_, a)| a)),
@@ -498,6 +508,7 @@ impl<'p, 'a> Reader<'p, 'a> {
 
     /// Reads ticket `t` into `pool`'s rows for it and returns its entry, from `values`, its players'
     /// rows of looked-up attributes (see [`Names::look_up`]). Its ids and latencies are read already.
+    /// Its rows beside the entries are pushed here too, but for its id's span.
     fn read(
         &mut self,
         pool: &mut Pool<'a>,
@@ -666,22 +677,21 @@ impl<'p, 'a> Reader<'p, 'a> {
         if self.plan.has_latency_rule {
             matchable &= pool.latency(t).iter().any(|&ms| ms != UNMEASURED);
         }
+        if self.skill_rows {
+            pool.skill_ranges.push((skill_lo, skill_hi));
+        }
+        pool.first_players.push(first_player);
         Entry {
-            matchable,
-            size,
-            first_player,
-            partition,
-            created_at: ticket.created_at.as_millis(),
-            skill_lo,
-            skill_hi,
             key: if self.distance.is_empty() {
                 skill_lo
             } else {
                 first_value
             },
+            created_at: ticket.created_at.as_millis(),
+            size,
+            partition,
             age_rank: NOT_WALKED,
-            // Set by the caller, which read the id.
-            id_span: (0, 0),
+            matchable,
         }
     }
 }
@@ -743,6 +753,9 @@ impl<'a> Pool<'a> {
             // Sized as if every id were as long as the first: a pool's ids usually are, and then
             // the text is not copied as it grows.
             id_text: String::with_capacity(tickets.first().map_or(0, |t| t.id.as_str().len()) * tickets.len()),
+            id_spans: Buf::with_capacity(tickets.len()),
+            first_players: Buf::with_capacity(tickets.len()),
+            skill_ranges: Buf::with_capacity(if reader.skill_rows { tickets.len() } else { 0 }),
             origin: Buf::default(),
         };
         let first_id = tickets.first().map_or(&b""[..], |t| t.id.as_str().as_bytes());
@@ -812,11 +825,9 @@ impl<'a> Pool<'a> {
                 let (own, after) = rest.split_at(ticket.players.len() * width);
                 rest = after;
                 pool.ids.keep(t, ticket);
-                let entry = Entry {
-                    id_span,
-                    ..reader.read(&mut pool, t, ticket, own, first_player)
-                };
+                let entry = reader.read(&mut pool, t, ticket, own, first_player);
                 pool.entries.push(entry);
+                pool.id_spans.push(id_span);
                 let (earliest, latest) = &mut pool.created_range;
                 *earliest = (*earliest).min(entry.created_at);
                 *latest = (*latest).max(entry.created_at);
@@ -891,7 +902,26 @@ impl<'a> Pool<'a> {
 
     /// Entry `e`'s ticket id, from the pool's copy of the ids' text (see `id_text`).
     pub fn ticket_id_text(&self, e: usize) -> &str {
-        self.id_text_at(self.entries[e].id_span, e)
+        self.id_text_at(self.id_span(e), e)
+    }
+
+    /// Where entry `e`'s ticket id is in the ids' text (see [`Pool::id_text_at`]).
+    pub fn id_span(&self, e: usize) -> (u32, u32) {
+        self.id_spans[e]
+    }
+
+    /// Entry `e`'s players: their indices in the per-player rows.
+    pub fn players_of(&self, e: usize) -> std::ops::Range<u32> {
+        let first = self.first_players.get(e).copied().unwrap_or(u32_len(e));
+        first..first.saturating_add(self.entries[e].size)
+    }
+
+    /// Entry `e`'s lowest and highest skill (see `Pool::skill_ranges`).
+    pub fn skill_range(&self, e: usize) -> (f64, f64) {
+        self.skill_ranges
+            .get(e)
+            .copied()
+            .unwrap_or_else(|| (self.entries[e].key, self.entries[e].key))
     }
 
     /// Entry `e`'s ticket id, given its `id_span` read already: from the ids' text, or from the
@@ -920,7 +950,7 @@ impl<'a> Pool<'a> {
     /// The walks visit tickets in skill order, which is random in the pool's order: renumbered in
     /// skill order, a walk reads adjacent memory instead of missing the cache on every array for
     /// every candidate. Players are renumbered too (an entry's players stay consecutive, from its
-    /// new `first_player`), so an offer's role and `!=` checks read the neighbourhood the walk has
+    /// new first player (see `Pool::first_players`)), so an offer's role and `!=` checks read the neighbourhood the walk has
     /// just read. The ids are not moved (see [`Ids`]). The gathers here read at random, but in short
     /// loops whose cache misses the processor overlaps; the walks and the matches could not.
     pub fn renumber(&mut self, order: &[u32], ranks: &[u32]) {
@@ -954,11 +984,13 @@ impl<'a> Pool<'a> {
         let players = self.players;
         // Old player numbers in their new order. When every ticket is a solo, a ticket's player
         // has the ticket's own number, before and after: the players' order is `order` itself,
-        // not a list of its own (a duel's pool, usually). Found by a pass over the sizes: kept as
-        // state while reading, it was no faster (rounds with this pass took 0.985 of its time, in
-        // ten alternated pairs, within the noise).
+        // not a list of its own (a duel's pool, usually), and no entry needs its first player
+        // written down. Found by a pass over the sizes: kept as state while reading, it was no
+        // faster (rounds with this pass took 0.985 of its time, in ten alternated pairs, within
+        // the noise).
         let solos = self.entries.iter().all(|e| e.size == 1);
         let mut player_order: Vec<u32> = Vec::with_capacity(if solos { 0 } else { players });
+        let mut first_players: Buf<u32> = Buf::with_capacity(if solos { 0 } else { order.len() });
         self.entries = order
             .iter()
             .enumerate()
@@ -969,16 +1001,18 @@ impl<'a> Pool<'a> {
                 }
                 let mut entry = self.entries[o as usize];
                 entry.age_rank = ranks.get(new).copied().unwrap_or(NOT_WALKED);
-                if solos {
-                    entry.first_player = u32_len(new);
-                } else {
-                    let first = u32_len(player_order.len());
-                    player_order.extend(entry.first_player..entry.first_player.saturating_add(entry.size));
-                    entry.first_player = first;
+                if !solos {
+                    first_players.push(u32_len(player_order.len()));
+                    player_order.extend(self.players_of(o as usize));
                 }
                 entry
             })
             .collect();
+        self.first_players = first_players;
+        self.id_spans = gather(&self.id_spans, 1, order);
+        if !self.skill_ranges.is_empty() {
+            self.skill_ranges = gather(&self.skill_ranges, 1, order);
+        }
         let player_order = if solos { order } else { &player_order };
         // One rule's values are the entries' keys (see `Pool::distance`): there are no rows.
         if self.distance_rules > 1 {
@@ -1037,15 +1071,17 @@ impl<'a> Pool<'a> {
         std::mem::take(&mut self.ids)
     }
 
-    /// Asks for entry `e`, its neighbours in the entries' order and their rows of latencies to be
-    /// brought into the cache, ahead of reading them at random (a prefetch, which does not wait for
-    /// the memory as a read would). Once renumbered, the neighbours are the ones a walk from `e`
-    /// offers first.
+    /// Asks for entry `e`, its neighbours in the entries' order, their rows of latencies and `e`'s id
+    /// span (a match is named after its older ticket, often the anchor) to be brought into the
+    /// cache, ahead of reading them at random (a prefetch, which does not wait for the memory as a
+    /// read would). Once renumbered, the neighbours are the ones a walk from `e` offers first.
+    /// Without the span's prefetch, moving the spans out of the entries gained nothing.
     pub fn prefetch(&self, e: usize) {
         prefetch_index(&*self.entries, e.wrapping_sub(1));
         prefetch_index(&*self.entries, e);
         prefetch_index(&*self.entries, e + 1);
         prefetch_index(&*self.latency, e * self.regions.len());
+        prefetch_index(&*self.id_spans, e);
     }
 
     /// The value the matcher sorts tickets by: the first distance rule's, else the skill attribute's.

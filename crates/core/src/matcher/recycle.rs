@@ -41,7 +41,7 @@ macro_rules! recyclable {
 }
 pub(crate) use recyclable;
 
-recyclable!(u32, u64, f64, usize, u128, [u32; 2], (u32, u32), (u64, u32));
+recyclable!(u32, u64, f64, usize, u128, [u32; 2], (u32, u32), (u64, u32), (f64, f64));
 
 /// A vector whose memory goes back to its type's shelf when it is dropped, for the next round.
 #[derive(Debug)]

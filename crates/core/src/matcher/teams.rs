@@ -111,10 +111,7 @@ impl Problem<'_, '_> {
                     .iter()
                     .enumerate()
                     .filter(|&(_, &t)| t == team)
-                    .flat_map(|(m, _)| {
-                        let info = &self.pool.entries[self.members[m] as usize];
-                        info.first_player..info.first_player + info.size
-                    })
+                    .flat_map(|(m, _)| self.pool.players_of(self.members[m] as usize))
                     .map(|p| self.pool.role_mask(p as usize, c, rules));
                 return hall_holds(masks, &rule.team_need, &mut scratch.reach);
             }
@@ -124,8 +121,7 @@ impl Problem<'_, '_> {
             scratch.visited.resize(roles, false);
             let mut filled = 0;
             for (m, _) in team_of.iter().enumerate().filter(|(_, &t)| t == team) {
-                let info = &self.pool.entries[self.members[m] as usize];
-                for p in info.first_player..info.first_player + info.size {
+                for p in self.pool.players_of(self.members[m] as usize) {
                     scratch.visited.iter_mut().for_each(|v| *v = false);
                     if augment(
                         p,
@@ -404,11 +400,10 @@ impl Splitter {
         self.reach_width = problem.plan.composition.iter().map(|c| c.team_need.len()).sum();
         self.member_reach.clear();
         for &m in problem.members {
-            let info = &problem.pool.entries[m as usize];
             for (c, rule) in problem.plan.composition.iter().enumerate() {
                 let start = self.member_reach.len();
                 self.member_reach.resize(start + rule.team_need.len(), 0);
-                for p in info.first_player..info.first_player + info.size {
+                for p in problem.pool.players_of(m as usize) {
                     let mask = problem.pool.role_mask(p as usize, c, rules);
                     for (set, r) in self.member_reach[start..].iter_mut().enumerate() {
                         *r += u32::from(set & mask != 0);
