@@ -17,10 +17,12 @@ use std::process::ExitCode;
 pub struct SimulateArgs {
     /// The rule set (JSON).
     pub file: std::path::PathBuf,
-    /// Players to simulate, in all.
+    /// Players to simulate, in all: at most 10 million (every ticket is held in memory, about a
+    /// kilobyte each).
     #[arg(long, default_value_t = 10_000)]
     pub players: u32,
-    /// Players arriving per second.
+    /// Players arriving per second: high enough that the arrivals span at most 100 years of
+    /// virtual time.
     // Negative numbers reach the check below, which says what a rate must be, rather than being
     // taken for an unknown option.
     #[arg(long, default_value_t = 50.0, allow_negative_numbers = true)]
