@@ -229,7 +229,7 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Buf
             // alone leaves equal skills in age order: half the passes of sorting the packed key
             // below (the age rank's bytes are not sorted on), each moving the same 16 bytes.
             // The keys are the pool's, made while reading (see `Pool::walk_keys`): read in age
-            // order, the entries themselves were a cache miss each, where the keys are an eighth
+            // order, the entries themselves were a cache miss each, where the keys are a quarter
             // of their size.
             let keys = &pool.walk_keys;
             let mut order = Buf::collect_at_most(

@@ -341,7 +341,7 @@ pub(crate) struct Pool<'a> {
     /// 1.9 M instructions a 1v1 round at 100k).
     pub created_range: (u64, u64),
     /// By entry, until [`Pool::renumber`]: its `created_at`, written while reading, so that the age
-    /// order reads these (an eighth of the entries' size) rather than passing over the entries again.
+    /// order reads these (a quarter of the entries' size) rather than passing over the entries again.
     pub created: Buf<u64>,
     /// By entry, until [`Pool::renumber`]: its sort key as an integer of the same order
     /// ([`sortable`]), or [`OUT_OF_WALKS`] when no walk takes it (it timed out or cannot match);
