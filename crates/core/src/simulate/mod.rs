@@ -25,7 +25,9 @@ pub const ROUND_INTERVAL_MS: u64 = 1_000;
 pub const MAX_PLAYERS: u32 = 10_000_000;
 
 /// The longest stretch of virtual time the arrivals may be spread over, in seconds (100 years).
-pub const MAX_ARRIVAL_SECONDS: f64 = 100.0 * 365.25 * 86_400.0;
+pub const MAX_ARRIVAL_SECONDS: f64 = 100.0 * SECONDS_A_YEAR;
+
+const SECONDS_A_YEAR: f64 = 365.25 * 86_400.0;
 
 /// What to simulate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,7 +71,7 @@ impl SimulationConfig {
         }
         let seconds = f64::from(players) / rate;
         if seconds > MAX_ARRIVAL_SECONDS {
-            let years = seconds / (365.25 * 86_400.0);
+            let years = seconds / SECONDS_A_YEAR;
             return Err(InvalidConfig::TooSparse { players, rate, years });
         }
         Ok(())
