@@ -364,7 +364,9 @@ pub(crate) struct Pool<'a> {
     /// ticket reads the row beside the entry its decision has just read.
     id_spans: Buf<(u32, u32)>,
     /// By entry: its first player's index in the per-player rows, its players following it. Empty
-    /// once [`Pool::renumber`] has numbered a pool of solos, whose entry `e` is player `e`.
+    /// while every entry is a solo, whose entry `e` is player `e` (before [`Pool::renumber`] and
+    /// after): written from the first ticket that is not, the solos before it filled in then, as
+    /// [`Ids`] keeps the players after the first.
     first_players: Buf<u32>,
     /// By entry: the lowest and highest skill of the party (as the distance rule aggregates it,
     /// when the skill attribute is a distance rule's). Empty when every entry's range is its key
@@ -680,7 +682,13 @@ impl<'p, 'a> Reader<'p, 'a> {
         if self.skill_rows {
             pool.skill_ranges.push((skill_lo, skill_hi));
         }
-        pool.first_players.push(first_player);
+        let solo = size == 1;
+        if !solo && pool.first_players.len() < t {
+            pool.first_players.extend(0..u32_len(t));
+        }
+        if !solo || !pool.first_players.is_empty() {
+            pool.first_players.push(first_player);
+        }
         Entry {
             key: if self.distance.is_empty() {
                 skill_lo
@@ -754,7 +762,7 @@ impl<'a> Pool<'a> {
             // the text is not copied as it grows.
             id_text: String::with_capacity(tickets.first().map_or(0, |t| t.id.as_str().len()) * tickets.len()),
             id_spans: Buf::with_capacity(tickets.len()),
-            first_players: Buf::with_capacity(tickets.len()),
+            first_players: Buf::default(),
             skill_ranges: Buf::with_capacity(if reader.skill_rows { tickets.len() } else { 0 }),
             origin: Buf::default(),
         };
@@ -950,9 +958,10 @@ impl<'a> Pool<'a> {
     /// The walks visit tickets in skill order, which is random in the pool's order: renumbered in
     /// skill order, a walk reads adjacent memory instead of missing the cache on every array for
     /// every candidate. Players are renumbered too (an entry's players stay consecutive, from its
-    /// new first player (see `Pool::first_players`)), so an offer's role and `!=` checks read the neighbourhood the walk has
-    /// just read. The ids are not moved (see [`Ids`]). The gathers here read at random, but in short
-    /// loops whose cache misses the processor overlaps; the walks and the matches could not.
+    /// new first player, see `Pool::first_players`), so an offer's role and `!=` checks read the
+    /// neighbourhood the walk has just read. The ids are not moved (see [`Ids`]). The gathers here
+    /// read at random, but in short loops whose cache misses the processor overlaps; the walks and
+    /// the matches could not.
     pub fn renumber(&mut self, order: &[u32], ranks: &[u32]) {
         fn gather<T: Copy + Recycle>(rows: &[T], width: usize, order: &[u32]) -> Buf<T> {
             // The usual widths copy rows of a size known at compile time: a few moves each, not a
@@ -984,11 +993,9 @@ impl<'a> Pool<'a> {
         let players = self.players;
         // Old player numbers in their new order. When every ticket is a solo, a ticket's player
         // has the ticket's own number, before and after: the players' order is `order` itself,
-        // not a list of its own (a duel's pool, usually), and no entry needs its first player
-        // written down. Found by a pass over the sizes: kept as state while reading, it was no
-        // faster (rounds with this pass took 0.985 of its time, in ten alternated pairs, within
-        // the noise).
-        let solos = self.entries.iter().all(|e| e.size == 1);
+        // not a list of its own (a duel's pool, usually), and no entry's first player is written
+        // down, before or after.
+        let solos = self.first_players.is_empty();
         let mut player_order: Vec<u32> = Vec::with_capacity(if solos { 0 } else { players });
         let mut first_players: Buf<u32> = Buf::with_capacity(if solos { 0 } else { order.len() });
         self.entries = order
