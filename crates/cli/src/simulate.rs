@@ -80,17 +80,34 @@ fn read(file: &Path) -> anyhow::Result<RuleSet> {
 /// A row of the table: its label, and how to show a strategy's figure.
 type Row = (&'static str, fn(&StrategyReport) -> String);
 
+/// A figure as the table shows it: "–" where there was nothing to measure.
+fn figure<T>(value: Option<T>, show: impl Fn(T) -> String) -> String {
+    value.map_or_else(|| "–".to_owned(), show)
+}
+
 /// The report as a table, the matcher beside the baseline.
 fn render(report: &SimulationReport) -> String {
     let rows: [Row; 9] = [
         ("matches", |s| s.matches.to_string()),
-        ("time to match p50", |s| format!("{:.1} s", s.time_to_match.p50)),
-        ("time to match p95", |s| format!("{:.1} s", s.time_to_match.p95)),
-        ("time to match p99", |s| format!("{:.1} s", s.time_to_match.p99)),
-        ("mean skill spread", |s| format!("{:.1}", s.mean_skill_spread)),
-        ("mean team imbalance", |s| format!("{:.1}", s.mean_team_imbalance)),
-        ("mean worst latency", |s| format!("{:.1} ms", s.mean_worst_latency_ms)),
-        ("worst latency", |s| format!("{} ms", s.worst_latency_ms)),
+        ("time to match p50", |s| {
+            figure(s.time_to_match.map(|t| t.p50), |v| format!("{v:.1} s"))
+        }),
+        ("time to match p95", |s| {
+            figure(s.time_to_match.map(|t| t.p95), |v| format!("{v:.1} s"))
+        }),
+        ("time to match p99", |s| {
+            figure(s.time_to_match.map(|t| t.p99), |v| format!("{v:.1} s"))
+        }),
+        ("mean skill spread", |s| {
+            figure(s.mean_skill_spread, |v| format!("{v:.1}"))
+        }),
+        ("mean team imbalance", |s| {
+            figure(s.mean_team_imbalance, |v| format!("{v:.1}"))
+        }),
+        ("mean worst latency", |s| {
+            figure(s.mean_worst_latency_ms, |v| format!("{v:.1} ms"))
+        }),
+        ("worst latency", |s| figure(s.worst_latency_ms, |v| format!("{v} ms"))),
         ("timed out", |s| format!("{:.2} %", s.timed_out_percent)),
     ];
     let mut out = format!(

@@ -113,3 +113,29 @@ fn sparse_traffic_is_simulated_to_the_end() {
         "{report}"
     );
 }
+
+#[test]
+fn what_nobody_could_measure_is_null_and_a_dash_not_a_perfect_zero() {
+    // One player matches nobody: no time to match, no spread, no latency.
+    let report = json(&simulate(&example("ranked-1v1"), &["--players", "1", "--json"]));
+    for strategy in ["matcher", "fcfs"] {
+        let s = &report[strategy];
+        assert_eq!(s["matches"], 0, "{report}");
+        for field in ["timeToMatch", "meanSkillSpread", "meanWorstLatencyMs", "worstLatencyMs"] {
+            assert!(s[field].is_null(), "{strategy}.{field} in {report}");
+        }
+        assert_eq!(s["timedOutPercent"], 100.0, "{report}");
+    }
+    let out = simulate(&example("ranked-1v1"), &["--players", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let spread = table
+        .lines()
+        .find(|l| l.starts_with("mean skill spread"))
+        .unwrap_or_default();
+    assert_eq!(
+        spread.split_whitespace().skip(3).collect::<Vec<_>>(),
+        ["–", "–"],
+        "{table}"
+    );
+}

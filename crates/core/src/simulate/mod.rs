@@ -100,21 +100,26 @@ pub struct SimulationReport {
 }
 
 /// How one strategy fared.
+///
+/// A figure with nothing to measure is `None` (`null` in JSON), never a zero that reads as a perfect
+/// score: no time to match when no ticket matched, no skill spread when the rule set reads no skill,
+/// no latency when no match was placed in a region.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StrategyReport {
     pub matches: u64,
     pub matched_tickets: u64,
     /// Seconds from a ticket's arrival to its match, over matched tickets.
-    pub time_to_match: Percentiles,
-    /// Mean over matches of max − min skill (see `MatchQuality::skill_spread`).
-    pub mean_skill_spread: f64,
-    /// Mean over matches of the largest difference between team averages.
-    pub mean_team_imbalance: f64,
-    /// Mean over matches of the worst player's latency to the match's region, in ms.
-    pub mean_worst_latency_ms: f64,
+    pub time_to_match: Option<Percentiles>,
+    /// Mean of max − min skill (see `MatchQuality::skill_spread`), over the matches that have one.
+    pub mean_skill_spread: Option<f64>,
+    /// Mean of the largest difference between team averages, over the matches that have one.
+    pub mean_team_imbalance: Option<f64>,
+    /// Mean of the worst player's latency to the match's region, in ms, over the matches placed in a
+    /// region.
+    pub mean_worst_latency_ms: Option<f64>,
     /// The worst latency of any player in any match, in ms.
-    pub worst_latency_ms: u32,
+    pub worst_latency_ms: Option<u32>,
     /// Tickets that timed out, as a percentage of all tickets.
     pub timed_out_percent: f64,
 }
@@ -125,6 +130,26 @@ pub struct Percentiles {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
+}
+
+/// A mean of the values that are there: matches without the figure are not counted as zeros.
+#[derive(Debug, Default)]
+struct Mean {
+    sum: f64,
+    count: u64,
+}
+
+impl Mean {
+    fn add(&mut self, value: Option<f64>) {
+        if let Some(value) = value {
+            self.sum += value;
+            self.count += 1;
+        }
+    }
+
+    fn value(&self) -> Option<f64> {
+        (self.count > 0).then(|| round3(self.sum / self.count as f64))
+    }
 }
 
 /// Runs the simulation; `progress` is told as tickets are settled.
@@ -206,7 +231,9 @@ fn run(
     let mut next = 0;
     let mut now = ROUND_INTERVAL_MS;
     let mut waits_ms: Vec<u64> = Vec::new();
-    let (mut matches, mut spread, mut imbalance, mut latency_sum, mut worst_latency) = (0u64, 0.0, 0.0, 0.0, 0u32);
+    let mut matches = 0u64;
+    let (mut spread, mut imbalance, mut latency) = (Mean::default(), Mean::default(), Mean::default());
+    let mut worst_latency: Option<u32> = None;
     let mut timed_out = 0u64;
     loop {
         while next < arrivals.len() && arrivals[next].created_at.as_millis() <= now {
@@ -226,11 +253,10 @@ fn run(
         let outcome = round_with(&pool, rule_set, Timestamp(now), pairing);
         for m in &outcome.matches {
             matches += 1;
-            spread += m.quality.skill_spread.unwrap_or(0.0);
-            imbalance += m.quality.team_imbalance.unwrap_or(0.0);
-            let worst = m.quality.worst_latency_ms.unwrap_or(0);
-            latency_sum += f64::from(worst);
-            worst_latency = worst_latency.max(worst);
+            spread.add(m.quality.skill_spread);
+            imbalance.add(m.quality.team_imbalance);
+            latency.add(m.quality.worst_latency_ms.map(f64::from));
+            worst_latency = worst_latency.max(m.quality.worst_latency_ms);
             waits_ms.extend_from_slice(&m.quality.waits_ms);
         }
         timed_out += outcome.timed_out.len() as u64;
@@ -258,24 +284,13 @@ fn run(
     }
 
     waits_ms.sort_unstable();
-    let mean = |sum: f64| {
-        if matches == 0 {
-            0.0
-        } else {
-            round3(sum / matches as f64)
-        }
-    };
     StrategyReport {
         matches,
         matched_tickets: waits_ms.len() as u64,
-        time_to_match: Percentiles {
-            p50: percentile(&waits_ms, 50.0),
-            p95: percentile(&waits_ms, 95.0),
-            p99: percentile(&waits_ms, 99.0),
-        },
-        mean_skill_spread: mean(spread),
-        mean_team_imbalance: mean(imbalance),
-        mean_worst_latency_ms: mean(latency_sum),
+        time_to_match: Percentiles::of(&waits_ms),
+        mean_skill_spread: spread.value(),
+        mean_team_imbalance: imbalance.value(),
+        mean_worst_latency_ms: latency.value(),
         worst_latency_ms: worst_latency,
         timed_out_percent: if arrivals.is_empty() {
             0.0
@@ -285,13 +300,20 @@ fn run(
     }
 }
 
-/// The nearest-rank percentile of sorted waits, in seconds.
-fn percentile(sorted_ms: &[u64], p: f64) -> f64 {
-    if sorted_ms.is_empty() {
-        return 0.0;
+impl Percentiles {
+    /// The nearest-rank percentiles of sorted waits, in seconds; `None` without any.
+    fn of(sorted_ms: &[u64]) -> Option<Self> {
+        let last = sorted_ms.len().checked_sub(1)?;
+        let at = |p: f64| {
+            let rank = ((p / 100.0) * sorted_ms.len() as f64).ceil() as usize;
+            sorted_ms[rank.saturating_sub(1).min(last)] as f64 / 1000.0
+        };
+        Some(Self {
+            p50: at(50.0),
+            p95: at(95.0),
+            p99: at(99.0),
+        })
     }
-    let rank = ((p / 100.0) * sorted_ms.len() as f64).ceil() as usize;
-    sorted_ms[rank.clamp(1, sorted_ms.len()) - 1] as f64 / 1000.0
 }
 
 /// Rounds to three decimals, so reports read cleanly (and still compare byte for byte).
@@ -358,8 +380,9 @@ mod tests {
             |_| {},
         )
         .unwrap();
+        let spreads = [report.matcher.mean_skill_spread, report.fcfs.mean_skill_spread];
         assert!(
-            report.matcher.mean_skill_spread < report.fcfs.mean_skill_spread,
+            matches!(spreads, [Some(matcher), Some(fcfs)] if matcher < fcfs),
             "{report:?}"
         );
     }
@@ -477,9 +500,63 @@ mod tests {
     #[test]
     fn percentiles_use_the_nearest_rank() {
         let waits: Vec<u64> = (1..=100).map(|s| s * 1000).collect();
-        assert_eq!(percentile(&waits, 50.0), 50.0);
-        assert_eq!(percentile(&waits, 95.0), 95.0);
-        assert_eq!(percentile(&waits, 99.0), 99.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
+        let expected = Percentiles {
+            p50: 50.0,
+            p95: 95.0,
+            p99: 99.0,
+        };
+        assert_eq!(Percentiles::of(&waits), Some(expected));
+        let one = Percentiles {
+            p50: 7.5,
+            p95: 7.5,
+            p99: 7.5,
+        };
+        assert_eq!(Percentiles::of(&[7_500]), Some(one));
+        assert_eq!(Percentiles::of(&[]), None);
+    }
+
+    /// What a strategy could not measure is reported as missing, not as a perfect zero: a lone
+    /// player matches nobody, and duels under no rules read no skill and no latency.
+    #[test]
+    fn figures_with_nothing_to_measure_are_none() {
+        let lone = simulate(
+            &example("ranked-1v1"),
+            &SimulationConfig {
+                players: 1,
+                rate: 1.0,
+                seed: 1,
+            },
+            |_| {},
+        )
+        .unwrap();
+        for s in [&lone.matcher, &lone.fcfs] {
+            assert_eq!((s.matches, s.time_to_match, s.timed_out_percent), (0, None, 100.0));
+            assert_eq!((s.mean_skill_spread, s.mean_team_imbalance), (None, None));
+            assert_eq!((s.mean_worst_latency_ms, s.worst_latency_ms), (None, None));
+        }
+        let json = serde_json::to_value(&lone).unwrap();
+        assert_eq!(json["matcher"]["timeToMatch"], serde_json::Value::Null);
+        assert_eq!(json["fcfs"]["meanSkillSpread"], serde_json::Value::Null);
+
+        let anyone = RuleSet::from_json_str(
+            r#"{"name": "anyone", "ruleLanguageVersion": "1.0",
+                "teams": [{"name": "a", "minPlayers": 1, "maxPlayers": 1},
+                          {"name": "b", "minPlayers": 1, "maxPlayers": 1}],
+                "rules": [], "queue": {"timeoutSeconds": 60}}"#,
+        )
+        .unwrap();
+        let config = SimulationConfig {
+            players: 200,
+            rate: 10.0,
+            seed: 2,
+        };
+        let report = simulate(&anyone, &config, |_| {}).unwrap();
+        for s in [&report.matcher, &report.fcfs] {
+            assert!(s.matches > 0 && s.time_to_match.is_some(), "{s:?}");
+            assert_eq!(
+                (s.mean_skill_spread, s.mean_worst_latency_ms, s.worst_latency_ms),
+                (None, None, None)
+            );
+        }
     }
 }
