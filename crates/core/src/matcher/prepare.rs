@@ -470,6 +470,10 @@ struct Reader<'p, 'a> {
     collection: Vec<Attr<'a>>,
     composition: Vec<Attr<'a>>,
     largest_team: u32,
+    /// Whether a solo ticket's entry is its first distance rule's value and nothing else: the rule
+    /// set's one distance rule is the only attribute it reads (a balance column or the skill on that
+    /// same attribute being that value), so [`Reader::read_plain_solo`] reads it.
+    plain_solos: bool,
     strings: Interner<'a>,
     partitions: BTreeMap<Vec<Key>, u32>,
     partition_key: Vec<Key>,
@@ -483,12 +487,19 @@ impl<'p, 'a> Reader<'p, 'a> {
             .iter()
             .map(|d| (names.attr(plan, d.attribute), plan.distance_aggregation(d.attribute)))
             .collect();
-        let balance = names
+        let balance: Vec<(Attr<'a>, Option<usize>)> = names
             .attrs(plan, plan.balance_columns.iter().copied())
             .into_iter()
             .map(|b| (b, distance.iter().position(|(d, _)| d.slot == b.slot)))
             .collect();
         let skill_is_distance = plan.distance.first().map(|d| d.attribute) == plan.skill;
+        let plain_solos = distance.len() == 1
+            && balance.iter().all(|&(_, same)| same == Some(0))
+            && (plan.skill.is_none() || skill_is_distance)
+            && plan.equal.is_empty()
+            && plan.distinct.is_empty()
+            && plan.collection.is_empty()
+            && plan.composition.is_empty();
         Reader {
             plan,
             distance,
@@ -501,6 +512,7 @@ impl<'p, 'a> Reader<'p, 'a> {
             collection: names.attrs(plan, plan.collection.iter().map(|&(_, a)| a)),
             composition: names.attrs(plan, plan.composition.iter().map(|c| c.attribute)),
             largest_team: plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0),
+            plain_solos,
             names,
             strings: Interner::default(),
             partitions: BTreeMap::new(),
@@ -519,6 +531,9 @@ impl<'p, 'a> Reader<'p, 'a> {
         values: &[Option<&'a AttributeValue>],
         first_player: u32,
     ) -> Entry {
+        if self.plain_solos && ticket.players.len() == 1 {
+            return self.read_plain_solo(pool, t, ticket, values, first_player);
+        }
         let width = self.names.width();
         // Rows by multiplication: `chunks_exact` divides by the width, a slow instruction, per ticket.
         let rows =
@@ -700,6 +715,38 @@ impl<'p, 'a> Reader<'p, 'a> {
             partition,
             age_rank: NOT_WALKED,
             matchable,
+        }
+    }
+}
+
+impl<'p, 'a> Reader<'p, 'a> {
+    /// [`Reader::read`] for a solo ticket when [`Reader::plain_solos`]: what the general path works
+    /// out, without its loops over rules that are not there (a ranked duel's every ticket).
+    fn read_plain_solo(
+        &self,
+        pool: &mut Pool<'a>,
+        t: usize,
+        ticket: &Ticket,
+        values: &[Option<&'a AttributeValue>],
+        first_player: u32,
+    ) -> Entry {
+        let value = self.distance.first().and_then(|(attr, _)| attr.number(values));
+        let key = value.unwrap_or(0.0);
+        // Every balance column is this attribute's: a solo's sum is its value.
+        for _ in &self.balance {
+            pool.balance.push(key);
+        }
+        let measured = !self.plan.has_latency_rule || pool.latency(t).iter().any(|&ms| ms != UNMEASURED);
+        if !pool.first_players.is_empty() {
+            pool.first_players.push(first_player);
+        }
+        Entry {
+            key,
+            created_at: ticket.created_at.as_millis(),
+            size: 1,
+            partition: 0,
+            age_rank: NOT_WALKED,
+            matchable: value.is_some() && self.largest_team >= 1 && measured,
         }
     }
 }
