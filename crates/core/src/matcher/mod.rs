@@ -119,13 +119,15 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
     round_by(tickets, rule_set, now, pairing, Paths::Fastest)
 }
 
-/// The code that forms a round's matches: a duel's rule set may take a path of its own, which the
-/// tests hold to the general one.
+/// The code that reads the pool and forms a round's matches: a solo ticket may be read by a path of
+/// its own, and a duel's rule set may form its matches by one; the tests hold both to the general
+/// path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Paths {
-    /// The duel path where it applies (see [`duels_only`]).
+pub(crate) enum Paths {
+    /// The plain solos' reading (see `prepare::Reader::plain_solos`) and the duel path (see
+    /// [`duels_only`]) where they apply.
     Fastest,
-    /// The general path for every rule set.
+    /// The general paths for every ticket and rule set.
     #[cfg_attr(not(test), allow(dead_code))]
     General,
 }
@@ -135,7 +137,7 @@ enum Paths {
 fn round_by(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairing: Pairing, paths: Paths) -> RoundOutcome {
     let plan = Plan::new(rule_set);
     let now_ms = now.as_millis();
-    let mut pool = Pool::new(tickets, &plan, now_ms);
+    let mut pool = Pool::new(tickets, &plan, now_ms, paths);
     let by_age = age_order(&pool);
     let walked = walk_order(&pool, &plan, &by_age, pairing);
     let by_age = renumber(&mut pool, &walked, &by_age);

@@ -8,7 +8,7 @@
 use super::group::{role_mask, worse};
 use super::plan::Plan;
 use super::recycle::{recyclable, Buf, Recycle};
-use super::sortable;
+use super::{sortable, Paths};
 use crate::attribute::{AttributeType, AttributeValue};
 use crate::ids::{PlayerId, TicketId};
 use crate::latencies::Latencies;
@@ -480,7 +480,7 @@ struct Reader<'p, 'a> {
 }
 
 impl<'p, 'a> Reader<'p, 'a> {
-    fn new(plan: &'p Plan<'a>) -> Self {
+    fn new(plan: &'p Plan<'a>, paths: Paths) -> Self {
         let names = Names::of(plan);
         let distance: Vec<(Attr<'a>, PartyAggregation)> = plan
             .distance
@@ -493,7 +493,8 @@ impl<'p, 'a> Reader<'p, 'a> {
             .map(|b| (b, distance.iter().position(|(d, _)| d.slot == b.slot)))
             .collect();
         let skill_is_distance = plan.distance.first().map(|d| d.attribute) == plan.skill;
-        let plain_solos = distance.len() == 1
+        let plain_solos = paths == Paths::Fastest
+            && distance.len() == 1
             && balance.iter().all(|&(_, same)| same == Some(0))
             && (plan.skill.is_none() || skill_is_distance)
             && plan.equal.is_empty()
@@ -760,8 +761,8 @@ impl<'a> Pool<'a> {
     /// has its own short loop over the block (the ids' bytes; the attributes; the latencies), in which
     /// the processor has several tickets' misses in flight at once, and the rules' work on the values
     /// read comes last. (It replaced a read-ahead loop that walked every map a second time.)
-    pub fn new(tickets: &'a [Ticket], plan: &Plan<'a>, now_ms: u64) -> Self {
-        let mut reader = Reader::new(plan);
+    pub fn new(tickets: &'a [Ticket], plan: &Plan<'a>, now_ms: u64, paths: Paths) -> Self {
+        let mut reader = Reader::new(plan, paths);
         let width = reader.names.width();
         let distance_rules = reader.distance.len();
         let balance_columns = reader.balance.len();

@@ -561,6 +561,8 @@ mod duel_path {
         #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
         #[test]
+        /// Also holds the plain solos' reading to the general reader: the rule sets with one
+        /// distance rule and no `=` rule take it for their solo tickets.
         fn the_duel_path_decides_as_the_general_path(rule_set in duel_rule_sets(), pool in pools()) {
             for pairing in [Pairing::ClosestSkill, Pairing::ArrivalOrder] {
                 let now = Timestamp(130_000);
