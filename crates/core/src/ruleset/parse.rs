@@ -54,12 +54,20 @@ const DEFAULT_PLACEMENT_TIMEOUT_SECONDS: u32 = 60;
 
 impl RuleSet {
     /// Parses and validates a rule set from its JSON text.
+    ///
+    /// A byte order mark before the JSON, which editors on Windows write at the start of a UTF-8
+    /// file, is ignored, as RFC 8259 allows. A syntax error's position is in `text`, mark and all.
     pub fn from_json_str(text: &str) -> Result<RuleSet, RuleSetErrors> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
+        let json = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let value: Value = serde_json::from_str(json).map_err(|e| {
+            let skipped = if e.line() == 1 { text.len() - json.len() } else { 0 };
+            // serde_json's message ends with its own "at line L column C"; the position says it.
+            let text = e.to_string();
+            let what = text.rsplit_once(" at line ").map_or(text.as_str(), |(what, _)| what);
             RuleSetErrors(vec![RuleSetError {
                 path: JsonPath::root(),
-                message: format!("not valid JSON: {e}"),
-                position: Some((e.line(), e.column())),
+                message: format!("not valid JSON: {what}"),
+                position: Some((e.line(), e.column() + skipped)),
             }])
         })?;
         RuleSet::from_json(&value)

@@ -723,7 +723,23 @@ fn a_syntax_error_carries_its_line_and_column() {
     assert_eq!(err.len(), 1);
     let e = err.iter().next().unwrap();
     assert_eq!(e.position, Some((3, 3)));
-    assert!(e.message.starts_with("not valid JSON"), "{}", e.message);
+    // The position is given once, not again at the end of serde_json's message.
+    assert_eq!(e.message, "not valid JSON: key must be a string");
+    assert_eq!(e.to_string(), "line 3, column 3: not valid JSON: key must be a string");
+}
+
+#[test]
+fn a_byte_order_mark_before_the_json_is_ignored() {
+    let text = serde_json::to_string_pretty(&base()).unwrap();
+    assert_eq!(RuleSet::from_json_str(&format!("\u{feff}{text}")), Ok(parse(&base())));
+    // A syntax error's position stays one in the text given: on the first line, after the mark's
+    // three bytes; on the others, as without it.
+    let first = RuleSet::from_json_str("\u{feff}{oops}").unwrap_err();
+    assert_eq!(first.iter().next().unwrap().position, Some((1, 5)));
+    let third = RuleSet::from_json_str("\u{feff}{\n  \"name\": \"x\",\n  oops\n}").unwrap_err();
+    assert_eq!(third.iter().next().unwrap().position, Some((3, 3)));
+    // Only at the start: a mark anywhere else is not JSON.
+    assert!(RuleSet::from_json_str("{\u{feff}}").is_err());
 }
 
 #[test]
