@@ -718,9 +718,7 @@ impl<'p, 'a> Reader<'p, 'a> {
             matchable,
         }
     }
-}
 
-impl<'p, 'a> Reader<'p, 'a> {
     /// [`Reader::read`] for a solo ticket when [`Reader::plain_solos`]: what the general path works
     /// out, without its loops over rules that are not there (a ranked duel's every ticket).
     fn read_plain_solo(
