@@ -1,0 +1,48 @@
+"""Schemathesis hooks for scripts/test: requests that can get past who and where.
+
+POST /v1/tickets refuses a body whose players do not include the caller (403) or whose queue the
+service does not serve (400) before it reads anything else, and the document cannot say who the
+caller is nor which queues there are. Generated bodies would all stop there, so the first player
+becomes the caller and the queue one the dev server serves: the rest of the body (attributes,
+latencies, more players and their party tokens) is as generated, and meets the real validation.
+
+A value is replaced only where the generated one is valid already, so that a body generated to
+break the schema (a negative case) still breaks it and must still be refused.
+
+Set by scripts/test: QM_CALLER, the player the token was minted for; QM_RULESETS, the directory of
+the rule sets the dev server serves (a queue is named after its rule set).
+"""
+
+import json
+import os
+import pathlib
+import re
+
+import schemathesis
+
+CALLER = os.environ["QM_CALLER"]
+QUEUES = sorted(
+    json.loads(path.read_text(encoding="utf-8-sig"))["name"]
+    for path in pathlib.Path(os.environ["QM_RULESETS"]).glob("*.json")
+)
+# infra/openapi.yaml, RequestedPlayer.id
+PLAYER_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
+
+
+@schemathesis.hook
+def map_body(ctx, body):
+    operation = ctx.operation
+    if operation is None or (operation.method.upper(), operation.path) != ("POST", "/v1/tickets"):
+        return body
+    if not isinstance(body, dict):
+        return body
+    players = body.get("players")
+    if isinstance(players, list) and players and isinstance(players[0], dict):
+        first = players[0]
+        if isinstance(first.get("id"), str) and PLAYER_ID.match(first["id"]):
+            first["id"] = CALLER
+    queue = body.get("queue")
+    if isinstance(queue, str) and QUEUES:
+        # Any string is a valid queue to the document; which served queue follows from the drawn one.
+        body["queue"] = QUEUES[len(queue) % len(QUEUES)]
+    return body
