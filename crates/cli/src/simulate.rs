@@ -30,7 +30,7 @@ pub struct SimulateArgs {
     /// Seed of the synthetic traffic: the same seed gives the same report, byte for byte.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Print the report as JSON.
+    /// Print the report as JSON: `matcher` and `fcfs`, each with its figures; one with nothing to measure is null.
     #[arg(long)]
     pub json: bool,
 }
