@@ -5,6 +5,10 @@
 //! - the round's CPU time and tickets matched per second, on one thread;
 //! - the round's time as a multiple of sorting the same tickets by skill (the two run in turn, and the
 //!   ratio is the median of each turn's, see [`in_turn`]; one untimed turn first warms both);
+//! - the same ratio warm against warm ("warm r/s"): rounds run back to back, then sorts back to back,
+//!   the ratio of the two medians. A sort that follows a sort finds the pool's memory in the cache
+//!   that a round, following a round, has mostly evicted: the sort gains far more from it than the
+//!   round does, and this reading shows by how much;
 //! - for 1v1, the time of a naive greedy matcher that scans every waiting ticket for each anchor,
 //!   given the same rules and expansions and the same preprocessed numbers (so it is not slowed
 //!   by attribute lookups), measured in the same run, and the ratio.
@@ -178,8 +182,18 @@ fn main() {
     println!("queuematch matcher benchmark: one thread, release build; CPU times, medians unless marked once");
     println!();
     println!(
-        "{:<11} {:>7} {:>10} {:>9} {:>15} {:>9} {:>11} {:>12} {:>10}",
-        "rule set", "pool", "round", "matched", "tickets/s", "sort", "round/sort", "naive", "naive/round"
+        "{:<11} {:>7} {:>10} {:>9} {:>15} {:>9} {:>11} {:>10} {:>10} {:>12} {:>10}",
+        "rule set",
+        "pool",
+        "round",
+        "matched",
+        "tickets/s",
+        "sort",
+        "round/sort",
+        "warm sort",
+        "warm r/s",
+        "naive",
+        "naive/round"
     );
     let only = std::env::var("QM_BENCH_ONLY").ok();
     let sizes: Vec<usize> = std::env::var("QM_BENCH_SIZES")
@@ -203,6 +217,9 @@ fn main() {
             let (round_time, sort_time, round_per_sort, outcome) =
                 in_turn(runs, || round(&pool, &rules, NOW), || sort_by_skill(&pool));
             let matched: usize = outcome.matches.iter().map(|m| m.ticket_ids().count()).sum();
+            drop(outcome);
+            let (warm_round, _) = median(runs, || round(&pool, &rules, NOW));
+            let (warm_sort, _) = median(runs, || sort_by_skill(&pool));
             let naive = if name == "ranked-1v1" && !(size > 10_000 && skip_naive_100k) {
                 let naive_runs = if size > 10_000 { 1 } else { 3 };
                 let (t, naive_matched) = median(naive_runs, || naive_1v1(&pool, &rules, NOW));
@@ -223,7 +240,7 @@ fn main() {
                 None => ("-".to_owned(), "-".to_owned()),
             };
             println!(
-                "{:<11} {:>7} {:>7.2} ms {:>9} {:>15.0} {:>6.2} ms {:>10.2}x {:>12} {:>10}",
+                "{:<11} {:>7} {:>7.2} ms {:>9} {:>15.0} {:>6.2} ms {:>10.2}x {:>7.2} ms {:>9.2}x {:>12} {:>10}",
                 name,
                 size,
                 round_time.as_secs_f64() * 1e3,
@@ -231,6 +248,8 @@ fn main() {
                 per_second,
                 sort_time.as_secs_f64() * 1e3,
                 round_per_sort,
+                warm_sort.as_secs_f64() * 1e3,
+                warm_round.as_secs_f64() / warm_sort.as_secs_f64(),
                 naive_time,
                 naive_ratio,
             );
