@@ -692,19 +692,11 @@ impl<'p, 'a> Reader<'p, 'a> {
             }
         }
 
-        if self.plan.has_latency_rule {
-            matchable &= pool.latency(t).iter().any(|&ms| ms != UNMEASURED);
-        }
+        matchable &= self.in_some_region(pool, t);
         if self.skill_rows {
             pool.skill_ranges.push((skill_lo, skill_hi));
         }
-        let solo = size == 1;
-        if !solo && pool.first_players.len() < t {
-            pool.first_players.extend(0..u32_len(t));
-        }
-        if !solo || !pool.first_players.is_empty() {
-            pool.first_players.push(first_player);
-        }
+        pool.keep_first_player(t, size, first_player);
         Entry {
             key: if self.distance.is_empty() {
                 skill_lo
@@ -735,18 +727,21 @@ impl<'p, 'a> Reader<'p, 'a> {
         for _ in &self.balance {
             pool.balance.push(key);
         }
-        let measured = !self.plan.has_latency_rule || pool.latency(t).iter().any(|&ms| ms != UNMEASURED);
-        if !pool.first_players.is_empty() {
-            pool.first_players.push(first_player);
-        }
+        pool.keep_first_player(t, 1, first_player);
         Entry {
             key,
             created_at: ticket.created_at.as_millis(),
             size: 1,
             partition: 0,
             age_rank: NOT_WALKED,
-            matchable: value.is_some() && self.largest_team >= 1 && measured,
+            matchable: value.is_some() && self.largest_team >= 1 && self.in_some_region(pool, t),
         }
+    }
+
+    /// Whether ticket `t` can be placed in a region: always without a latency rule, else when its
+    /// party measured one region at least (its latencies are merged already).
+    fn in_some_region(&self, pool: &Pool, t: usize) -> bool {
+        !self.plan.has_latency_rule || pool.latency(t).iter().any(|&ms| ms != UNMEASURED)
     }
 }
 
@@ -962,6 +957,18 @@ impl<'a> Pool<'a> {
     /// Where entry `e`'s ticket id is in the ids' text (see [`Pool::id_text_at`]).
     pub fn id_span(&self, e: usize) -> (u32, u32) {
         self.id_spans[e]
+    }
+
+    /// Writes down ticket `t`'s first player, of `size`, when the row is kept (see `first_players`):
+    /// from the first ticket that is not a solo, the solos before it filled in then.
+    fn keep_first_player(&mut self, t: usize, size: u32, first_player: u32) {
+        let solo = size == 1;
+        if !solo && self.first_players.len() < t {
+            self.first_players.extend(0..u32_len(t));
+        }
+        if !solo || !self.first_players.is_empty() {
+            self.first_players.push(first_player);
+        }
     }
 
     /// Entry `e`'s players: their indices in the per-player rows.
