@@ -9,8 +9,9 @@ latencies, more players and their party tokens) is as generated, and meets the r
 A value is replaced only where the generated one is valid already, so that a body generated to
 break the schema (a negative case) still breaks it and must still be refused.
 
-Set by scripts/test: QM_CALLER, the player the token was minted for; QM_RULESETS, the directory of
-the rule sets the dev server serves (a queue is named after its rule set).
+Set by scripts/test: QM_CALLER, the player the token was minted for; QM_REPO, the checkout, whose
+examples/rulesets the dev server serves (a queue is named after its rule set) and whose
+infra/openapi.yaml says what a player id is.
 """
 
 import json
@@ -19,14 +20,16 @@ import pathlib
 import re
 
 import schemathesis
+import yaml
 
 CALLER = os.environ["QM_CALLER"]
+REPO = pathlib.Path(os.environ["QM_REPO"])
 QUEUES = sorted(
     json.loads(path.read_text(encoding="utf-8-sig"))["name"]
-    for path in pathlib.Path(os.environ["QM_RULESETS"]).glob("*.json")
+    for path in (REPO / "examples" / "rulesets").glob("*.json")
 )
-# infra/openapi.yaml, RequestedPlayer.id
-PLAYER_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
+DOCUMENT = yaml.safe_load((REPO / "infra" / "openapi.yaml").read_text(encoding="utf-8"))
+PLAYER_ID = re.compile(DOCUMENT["components"]["schemas"]["RequestedPlayer"]["properties"]["id"]["pattern"])
 
 
 @schemathesis.hook
