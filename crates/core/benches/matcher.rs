@@ -6,9 +6,11 @@
 //! - the round's time as a multiple of sorting the same tickets by skill (the two run in turn, and the
 //!   ratio is the median of each turn's, see [`in_turn`]; one untimed turn first warms both);
 //! - the same ratio warm against warm ("warm r/s"): rounds run back to back, then sorts back to back,
-//!   the ratio of the two medians. A sort that follows a sort finds the pool's memory in the cache
-//!   that a round, following a round, has mostly evicted: the sort gains far more from it than the
-//!   round does, and this reading shows by how much;
+//!   the ratio of the two medians. Sorted again and again, the same pool's sort gets faster run by
+//!   run for the first five to eight runs, as the cache comes to keep the memory it reads each time
+//!   (at 100k, from about 6 ms to 2–4 ms on the machine of BENCHMARKS.md; one sort before it gains
+//!   little). The round reads too much to be kept that way and gains about a tenth. So this reading
+//!   is the sort's steady state under repetition, which the in-turn reading never reaches;
 //! - for 1v1, the time of a naive greedy matcher that scans every waiting ticket for each anchor,
 //!   given the same rules and expansions and the same preprocessed numbers (so it is not slowed
 //!   by attribute lookups), measured in the same run, and the ratio.
