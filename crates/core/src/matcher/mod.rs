@@ -804,8 +804,9 @@ impl Summary {
         pool: &Pool,
     ) -> Self {
         Summary {
-            // With nothing to balance every split is even, and there is nothing to report.
-            imbalance: (!plan.balance_columns.is_empty()).then_some(imbalance),
+            // With nothing to balance, or one team to put it in, every split is even, and there is
+            // nothing to report.
+            imbalance: (!plan.balance_columns.is_empty() && plan.slots.len() > 1).then_some(imbalance),
             region,
             spread: plan.skill.map(|_| skill_spread(pool, members)),
             oldest_wait_ms: pool.waited(oldest),

@@ -103,7 +103,8 @@ pub struct MatchQuality {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill_spread: Option<f64>,
     /// The largest difference between team averages of the balanced attribute (the first
-    /// team-balance rule's, else the first distance rule's); `None` with nothing to balance.
+    /// team-balance rule's, else the first distance rule's); `None` with nothing to balance, or with
+    /// one team slot (a battle royale's one lobby), where there are no teams to compare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team_imbalance: Option<f64>,
     /// The highest latency of any player to the chosen region, in ms.
