@@ -41,11 +41,16 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             Ok(rule_set) => println!("{}: ok, queue `{}`", file.display(), rule_set.name),
             Err(errors) => {
                 bad += 1;
-                let mut located: Vec<_> = errors.iter().map(|e| (position(&text, e), e)).collect();
+                // Shown without a byte order mark: the mark has no width, so a caret drawn under a
+                // line that has one lands a column early, and the locator of paths does not take
+                // it. Errors' ranges are shifted to match.
+                let shown = text.strip_prefix('\u{feff}').unwrap_or(&text);
+                let mark = text.len() - shown.len();
+                let mut located: Vec<_> = errors.iter().map(|e| (position(shown, mark, e), e)).collect();
                 // Show errors in the order they appear in the file, as compilers do.
                 located.sort_by_key(|(range, _)| range.as_ref().map(|r| r.start));
                 for (range, error) in located {
-                    eprintln!("{:?}", diagnostic(file, &text, error, range));
+                    eprintln!("{:?}", diagnostic(file, shown, error, range));
                 }
                 eprintln!(
                     "{}: {} error{}",
@@ -59,8 +64,10 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// The byte range an error is about: from its line and column for syntax errors, else its path.
-fn position(text: &str, error: &RuleSetError) -> Option<std::ops::Range<usize>> {
+/// The byte range of `text` an error is about: from its line and column for syntax errors, else its
+/// path. `text` is the file's without its byte order mark, `mark` bytes long, which the columns of
+/// the first line count.
+fn position(text: &str, mark: usize, error: &RuleSetError) -> Option<std::ops::Range<usize>> {
     match error.position {
         Some((line, column)) => {
             let start: usize = text
@@ -68,6 +75,7 @@ fn position(text: &str, error: &RuleSetError) -> Option<std::ops::Range<usize>> 
                 .take(line.saturating_sub(1))
                 .map(str::len)
                 .sum();
+            let column = if line == 1 { column.saturating_sub(mark) } else { column };
             let offset = (start + column.saturating_sub(1)).min(text.len().saturating_sub(1));
             Some(offset..offset + 1)
         }

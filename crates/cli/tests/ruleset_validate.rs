@@ -92,6 +92,35 @@ fn a_syntax_error_points_at_its_line() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Windows editors save UTF-8 with a byte order mark: errors are shown in the text as without one.
+#[test]
+fn a_file_with_a_byte_order_mark_shows_its_errors_in_its_text() {
+    let dir = std::env::temp_dir().join(format!("qm-validate-bom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rule_set: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("examples/rulesets/ranked-1v1.json")).unwrap())
+            .unwrap();
+    rule_set["name"] = serde_json::json!("");
+    let semantic = dir.join("semantic.json");
+    let pretty = serde_json::to_string_pretty(&rule_set).unwrap();
+    std::fs::write(&semantic, format!("\u{feff}{pretty}")).unwrap();
+    let syntax = dir.join("syntax.json");
+    std::fs::write(&syntax, "\u{feff}{\"name\": \"x\", oops}\n").unwrap();
+
+    let out = validate(&[semantic, syntax]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("$.name: "), "{stderr}");
+    // The error's line is found and shown, without the mark, and with it the position.
+    let line = 1 + pretty.lines().position(|l| l.starts_with(r#"  "name": """#)).unwrap();
+    assert!(stderr.contains(&format!("semantic.json:{line}:3]")), "{stderr}");
+    assert!(stderr.contains(&format!(r#"{line} │   "name": "","#)), "{stderr}");
+    assert!(!stderr.contains('\u{feff}'), "{stderr}");
+    // `oops` is the 15th character of the line after the mark.
+    assert!(stderr.contains("syntax.json:1:15]"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn a_missing_file_is_an_error_not_a_verdict() {
     let out = validate(&[repo().join("no/such/ruleset.json")]);
