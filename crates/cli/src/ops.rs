@@ -457,7 +457,8 @@ fn render_histograms(metrics: &Value) -> String {
             continue;
         }
         let mean = h["sum"].as_f64().unwrap_or(0.0) / count as f64;
-        let _ = writeln!(out, "{title} ({unit}): {count} values, mean {mean:.1}");
+        let values = if count == 1 { "value" } else { "values" };
+        let _ = writeln!(out, "{title} ({unit}): {count} {values}, mean {mean:.1}");
         let buckets = h["buckets"].as_array().map_or(&[][..], Vec::as_slice);
         let most = buckets
             .iter()

@@ -260,7 +260,7 @@ fn ops_shows_a_placed_duel_in_its_views_and_the_session_with_its_workflow_histor
     assert!(drawn.contains("time to match (s): 2 values"), "{drawn}");
     let spread: Vec<&str> = drawn
         .lines()
-        .skip_while(|l| !l.starts_with("skill spread (points): 1 values, mean 20.0"))
+        .skip_while(|l| !l.starts_with("skill spread (points): 1 value, mean 20.0"))
         .skip(1)
         .take_while(|l| !l.is_empty())
         .filter(|l| l.ends_with('#'))
