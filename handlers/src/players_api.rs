@@ -52,15 +52,6 @@ impl From<PlayerRating> for QueueRating {
     }
 }
 
-/// Player ids are opaque but bounded, as ticket ids are.
-fn valid_player_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'))
-}
-
 /// Whether the authorizer's claims name an operator.
 fn is_operator(request: &ApiGatewayProxyRequest) -> bool {
     request
@@ -94,11 +85,8 @@ where
     let Some(id) = request.path_parameters.get("playerId").cloned() else {
         return Problem::not_found("no such route").into_response();
     };
-    if !valid_player_id(&id) {
-        return Problem::not_found(format!(
-            "no player {id:?}: a player id is 1 to 128 letters, digits, `-`, `_`, `.`, `:` or `@`"
-        ))
-        .into_response();
+    if !PlayerId::is_valid(&id) {
+        return Problem::not_found(format!("no player {id:?}: {}", PlayerId::RULE)).into_response();
     }
     let player = PlayerId::new(id);
     if player != caller && !is_operator(&request) {

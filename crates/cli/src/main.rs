@@ -91,8 +91,58 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes, as `{:#}` joins them, but for a cause whose words the message before
+/// it already holds: many errors say their cause themselves ("cannot read F: No such file …"),
+/// and it was printed twice.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message;
+
+    /// An error that says its cause, and gives it as its source too.
+    #[derive(Debug)]
+    struct Saying {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Saying {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read f: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Saying {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        // A cause the error already says is not repeated …
+        assert_eq!(message(&Saying { source: io() }.into()), "cannot read f: no such file");
+        // … one it does not say is added, as `{:#}` does.
+        let wrapped = anyhow::Error::new(io()).context("loading the rule sets");
+        assert_eq!(message(&wrapped), "loading the rule sets: no such file");
     }
 }

@@ -23,16 +23,16 @@ pub struct ReplayArgs {
     trace: Option<PathBuf>,
     /// With --trace: replay under this rule set instead of the recorded one of its queue, and
     /// compare the two.
-    #[arg(long, requires = "trace")]
+    #[arg(long, requires = "trace", conflicts_with = "fixtures")]
     ruleset: Option<PathBuf>,
     /// With --trace: write the match log here instead of to stdout.
-    #[arg(long, requires = "trace")]
+    #[arg(long, requires = "trace", conflicts_with = "fixtures")]
     out: Option<PathBuf>,
     /// The rule sets the fixtures' handlers serve.
     #[arg(long, default_value = "examples/rulesets", conflicts_with = "trace")]
     rulesets: PathBuf,
     /// With fixtures: print only the verdicts, not the responses.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "trace")]
     quiet: bool,
 }
 
@@ -88,6 +88,15 @@ async fn replay_fixtures(args: &ReplayArgs, path: PathBuf) -> anyhow::Result<Exi
 
 async fn replay_trace(args: &ReplayArgs, path: PathBuf) -> anyhow::Result<ExitCode> {
     let trace = Trace::read(&path)?;
+    if let Some(out) = &args.out {
+        // The log would replace the trace it was replayed from.
+        let same = |a: &PathBuf, b: &PathBuf| std::fs::canonicalize(a).ok().zip(std::fs::canonicalize(b).ok());
+        anyhow::ensure!(
+            same(out, &path).is_none_or(|(a, b)| a != b),
+            "--out {} is the trace being replayed; write the match log elsewhere",
+            out.display()
+        );
+    }
     let replacement = match &args.ruleset {
         Some(file) => {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -95,6 +104,26 @@ async fn replay_trace(args: &ReplayArgs, path: PathBuf) -> anyhow::Result<ExitCo
         }
         None => None,
     };
+    let queues = trace.ticket_queues();
+    if let Some(rule_set) = &replacement {
+        // Tuning a queue the trace has no ticket for would compare two replays of the other
+        // queues' tickets, under its name.
+        anyhow::ensure!(
+            queues.contains(&rule_set.name.as_str()),
+            "{}: the rule set is queue `{}`, and no ticket of {} is for it; its tickets are for: {}",
+            args.ruleset
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            rule_set.name,
+            path.display(),
+            if queues.is_empty() {
+                "no queue".to_owned()
+            } else {
+                queues.join(", ")
+            }
+        );
+    }
     let replayed = trace::replay(&trace, trace.queues(replacement.as_ref())?).await?;
     let log = replayed.log_text();
     match &args.out {
@@ -107,14 +136,23 @@ async fn replay_trace(args: &ReplayArgs, path: PathBuf) -> anyhow::Result<ExitCo
         None => writeln!(err, "{}", summary_line(&summary))?,
         Some(rule_set) => {
             let recorded = trace::replay(&trace, trace.queues(None)?).await?.summary();
+            let others: Vec<&str> = queues.iter().copied().filter(|q| *q != rule_set.name).collect();
             writeln!(
                 err,
-                "queue {}: the recorded rule set against {}",
+                "queue {}: the recorded rule set against {}{}",
                 rule_set.name,
                 args.ruleset
                     .as_ref()
                     .map(|p| p.display().to_string())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (the figures count the trace's other queues too, replayed alike: {})",
+                        others.join(", ")
+                    )
+                }
             )?;
             write!(err, "{}", comparison(&recorded, &summary))?;
         }

@@ -1,7 +1,6 @@
 //! `queuematch ruleset …`: rule-set validation for game designers.
 
 use crate::source_map;
-use anyhow::Context;
 use clap::Subcommand;
 use miette::{LabeledSpan, MietteDiagnostic, NamedSource, Report};
 use queuematch_core::ruleset::RuleSetError;
@@ -34,9 +33,17 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let _ = miette::set_hook(Box::new(|_| {
         Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
     }));
-    let mut bad = 0;
+    let (mut bad, mut unreadable) = (0, 0);
     for file in files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        // A file that cannot be read is no verdict on it, and no reason to leave the others unchecked.
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                unreadable += 1;
+                eprintln!("error: cannot read {}: {e}", file.display());
+                continue;
+            }
+        };
         match RuleSet::from_json_str(&text) {
             Ok(rule_set) => println!("{}: ok, queue `{}`", file.display(), rule_set.name),
             Err(errors) => {
@@ -61,7 +68,11 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(match (unreadable, bad) {
+        (0, 0) => ExitCode::SUCCESS,
+        (0, _) => ExitCode::FAILURE,
+        _ => ExitCode::from(2),
+    })
 }
 
 /// The byte range of `text` an error is about: from its line and column for syntax errors, else its

@@ -13,9 +13,9 @@ pub enum SchemaCommand {
         /// The directory of rule sets the service serves.
         #[arg(long, default_value = "examples/rulesets")]
         rulesets: PathBuf,
-        /// The most players one ticket may hold.
-        #[arg(long, default_value_t = DEFAULT_MAX_PLAYERS_PER_TICKET)]
-        max_players: usize,
+        /// The most players one ticket may hold: 1 to 200 (FlexMatch's most players in a match).
+        #[arg(long, default_value_t = DEFAULT_MAX_PLAYERS_PER_TICKET as u16, value_parser = clap::value_parser!(u16).range(1..=200))]
+        max_players: u16,
     },
 }
 
@@ -24,7 +24,7 @@ pub fn run(command: SchemaCommand) -> anyhow::Result<ExitCode> {
         SchemaCommand::TicketRequest { rulesets, max_players } => {
             let rule_sets = rulesets::load_dir(&rulesets)?;
             let queues: Vec<&str> = rule_sets.iter().map(|r| r.name.as_str()).collect();
-            let schema = ticket_request::json_schema(&queues, max_players);
+            let schema = ticket_request::json_schema(&queues, usize::from(max_players));
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }

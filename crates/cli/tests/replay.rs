@@ -197,6 +197,50 @@ fn another_rule_set_gives_another_log_and_both_figures() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_rule_set_for_a_queue_the_trace_has_no_ticket_for_is_refused() {
+    let trace = traces_dir().join("ranked-5v5.jsonl");
+    let ruleset = repo().join("examples/rulesets/ranked-1v1.json");
+    let out = replay(&[
+        "--trace".as_ref(),
+        trace.as_os_str(),
+        "--ruleset".as_ref(),
+        ruleset.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the rule set is queue `ranked-1v1`, and no ticket of")
+            && stderr.contains("its tickets are for: ranked-5v5"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn the_match_log_never_replaces_its_trace() {
+    let dir = temp_dir("self");
+    let trace = dir.join("coop-4.jsonl");
+    std::fs::copy(traces_dir().join("coop-4.jsonl"), &trace).unwrap_or_else(|e| panic!("{e}"));
+    let before = std::fs::read(&trace).unwrap_or_default();
+    // The same file by another name.
+    let same = dir.join(".").join("coop-4.jsonl");
+    let out = replay(&[
+        "--trace".as_ref(),
+        trace.as_os_str(),
+        "--out".as_ref(),
+        same.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("is the trace being replayed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&trace).unwrap_or_default(), before);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Turns a good trace line into a bad one.
 type Corruption = Box<dyn Fn(&str) -> String>;
 

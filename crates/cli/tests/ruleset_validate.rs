@@ -127,3 +127,19 @@ fn a_missing_file_is_an_error_not_a_verdict() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+#[test]
+fn the_files_after_a_missing_one_are_still_checked() {
+    let good = repo().join("examples/rulesets/ranked-1v1.json");
+    let out = validate(&[repo().join("no/such/ruleset.json"), good]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read") && stderr.contains("ruleset.json"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok, queue `ranked-1v1`"),
+        "the file after the missing one was not checked"
+    );
+}

@@ -68,6 +68,23 @@ id_type!(
     /// A match formed by the matcher, before and while it is placed.
     MatchId
 );
+
+/// Player ids are opaque, but bounded, and free of characters that break keys and URLs.
+impl PlayerId {
+    /// The longest player id the API takes.
+    pub const MAX_LEN: usize = 128;
+    /// What a player id is, as messages say it.
+    pub const RULE: &'static str = "a player id is 1 to 128 letters, digits, `-`, `_`, `.`, `@` or `:`";
+
+    /// Whether `id` is a player id the API takes (see [`PlayerId::RULE`]).
+    pub fn is_valid(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= Self::MAX_LEN
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
+    }
+}
 id_type!(
     /// A game session on a dedicated server.
     SessionId

@@ -16,8 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The most players one ticket may hold unless configured otherwise.
 pub const DEFAULT_MAX_PLAYERS_PER_TICKET: usize = 10;
-/// Player ids are opaque, but bounded, and free of characters that break keys and URLs.
-const MAX_ID_LEN: usize = 128;
 /// A measured latency above 10 s is an error in the client, not a player to match.
 const MAX_LATENCY_MS: u64 = 10_000;
 
@@ -68,14 +66,6 @@ pub struct RequestedPlayer {
 pub struct TicketRequest {
     pub queue: String,
     pub players: Vec<RequestedPlayer>,
-}
-
-fn is_valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -281,7 +271,7 @@ fn read_player(
         ));
     }
     let id = match map.get("id") {
-        Some(Value::String(id)) if is_valid_id(id) => {
+        Some(Value::String(id)) if PlayerId::is_valid(id) => {
             if !seen.insert(id.clone()) {
                 errors.push(FieldError::new(
                     format!("{pointer}/id"),
@@ -291,10 +281,7 @@ fn read_player(
             Some(PlayerId::new(id.clone()))
         }
         Some(Value::String(_)) => {
-            errors.push(FieldError::new(
-                format!("{pointer}/id"),
-                format!("a player id is 1 to {MAX_ID_LEN} letters, digits, `-`, `_`, `.`, `@` or `:`"),
-            ));
+            errors.push(FieldError::new(format!("{pointer}/id"), PlayerId::RULE.to_owned()));
             None
         }
         Some(other) => {
@@ -390,7 +377,7 @@ pub fn json_schema(queues: &[&str], max_players: usize) -> Value {
                     "additionalProperties": false,
                     "required": ["id"],
                     "properties": {
-                        "id": {"type": "string", "pattern": format!("^[A-Za-z0-9_.@:-]{{1,{MAX_ID_LEN}}}$")},
+                        "id": {"type": "string", "pattern": format!("^[A-Za-z0-9_.@:-]{{1,{}}}$", PlayerId::MAX_LEN)},
                         "attributes": {
                             "type": "object",
                             "additionalProperties": {

@@ -114,12 +114,17 @@ impl DevTokens {
         ttl: Duration,
     ) -> Result<String, AuthError> {
         let iat = now.as_millis() / 1000;
+        // A token that expires as it is minted, or whose expiry overflows into the past, is refused
+        // rather than minted.
+        let exp = iat.checked_add(ttl.as_secs()).filter(|&exp| exp > iat).ok_or_else(|| {
+            AuthError::Signing(format!("a lifetime of {} s is not one a token can have", ttl.as_secs()))
+        })?;
         let claims = Claims {
             sub: subject.to_owned(),
             aud: audience.as_str().to_owned(),
             iss: DEV_ISSUER.to_owned(),
             iat,
-            exp: iat + ttl.as_secs(),
+            exp,
             role,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -175,6 +180,14 @@ mod tests {
         let claims = tokens().verify(&token, Audience::Api, NOW).unwrap();
         assert_eq!(claims.player_id(), PlayerId::from("p-1"));
         assert_eq!(claims.role, Role::Player);
+    }
+
+    #[test]
+    fn a_token_is_not_minted_expired() {
+        for ttl in [Duration::ZERO, Duration::from_secs(u64::MAX)] {
+            let refused = tokens().mint("p-1", Audience::Api, Role::Player, NOW, ttl);
+            assert!(matches!(refused, Err(AuthError::Signing(_))), "{ttl:?}: {refused:?}");
+        }
     }
 
     #[test]

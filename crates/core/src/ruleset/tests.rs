@@ -743,6 +743,29 @@ fn a_byte_order_mark_before_the_json_is_ignored() {
 }
 
 #[test]
+fn a_key_given_twice_is_refused_where_it_is_given_again() {
+    let text = "{\n  \"name\": \"duel\",\n  \"name\": \"other\"\n}";
+    let errors = RuleSet::from_json_str(text).unwrap_err();
+    let e = errors.iter().next().unwrap();
+    assert_eq!(e.message, "not valid JSON: the key `name` is given twice in one object");
+    assert_eq!(e.position.map(|(line, _)| line), Some(3));
+    // Nested objects too, and the same key in two objects is no repetition.
+    let mut rule_set = serde_json::to_string(&base()).unwrap();
+    assert!(RuleSet::from_json_str(&rule_set).is_ok());
+    rule_set = rule_set.replacen("\"maxDistance\":", "\"maxDistance\":5000,\"maxDistance\":", 1);
+    let errors = RuleSet::from_json_str(&rule_set).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .next()
+            .unwrap()
+            .message
+            .contains("`maxDistance` is given twice"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn a_rule_set_that_is_not_an_object_is_refused() {
     assert_eq!(
         errors(&json!([1])),

@@ -310,6 +310,8 @@ impl Trace {
         let mut header: Option<TraceHeader> = None;
         let mut records = Vec::new();
         let mut last: Option<(usize, Timestamp)> = None;
+        // Each ticket's id, and the line it arrived on.
+        let mut arrivals: BTreeMap<String, usize> = BTreeMap::new();
         for (i, raw) in text.lines().enumerate() {
             let number = i + 1;
             if raw.trim().is_empty() {
@@ -356,6 +358,17 @@ impl Trace {
                         ));
                     }
                     last = Some((number, at));
+                    if let TraceLine::Ticket(arrival) = &record {
+                        if let Some(first) = arrivals.insert(arrival.ticket_id.clone(), number) {
+                            return Err(invalid(
+                                number,
+                                format!(
+                                    "$.ticketId: ticket `{}` arrived already, on line {first}; each ticket arrives once",
+                                    arrival.ticket_id
+                                ),
+                            ));
+                        }
+                    }
                     records.push(record);
                 }
             }
@@ -363,8 +376,17 @@ impl Trace {
         let header = header.ok_or_else(|| TraceError::Empty { path: path.to_owned() })?;
         let mut rule_sets = Vec::new();
         for (i, rule_set) in header.rule_sets.iter().enumerate() {
-            let parsed = RuleSet::from_json_str(&rule_set.to_string())
+            let parsed: RuleSet = RuleSet::from_json_str(&rule_set.to_string())
                 .map_err(|e| invalid(1, format!("$.ruleSets[{i}]: not a valid rule set: {e}")))?;
+            if let Some(first) = rule_sets.iter().position(|r: &RuleSet| r.name == parsed.name) {
+                return Err(invalid(
+                    1,
+                    format!(
+                        "$.ruleSets[{i}]: queue `{}` is $.ruleSets[{first}] already; a queue has one rule set",
+                        parsed.name
+                    ),
+                ));
+            }
             rule_sets.push(parsed);
         }
         Ok(Self {
@@ -372,6 +394,21 @@ impl Trace {
             records,
             rule_sets,
         })
+    }
+
+    /// The queues the trace's tickets asked for, each once, in the order of their first ticket.
+    pub fn ticket_queues(&self) -> Vec<&str> {
+        let mut queues: Vec<&str> = Vec::new();
+        for record in &self.records {
+            if let TraceLine::Ticket(arrival) = record {
+                if let Some(queue) = arrival.request.get("queue").and_then(Value::as_str) {
+                    if !queues.contains(&queue) {
+                        queues.push(queue);
+                    }
+                }
+            }
+        }
+        queues
     }
 
     /// The rule sets to replay on: the recorded ones, with `replacement` standing for the one of its
@@ -985,6 +1022,17 @@ mod tests {
                 "t:1: $.ruleSets[0]: not a valid rule set",
             ),
             (String::new(), "t: the trace is empty"),
+            (
+                format!("{h}\n{}\n{}", ticket(1000, "a", 1500), ticket(2000, "a", 1600)),
+                "t:3: $.ticketId: ticket `a` arrived already, on line 2",
+            ),
+            (
+                format!(
+                    "{{\"kind\":\"header\",\"version\":1,\"ruleSets\":[{one},{one}]}}",
+                    one = serde_json::to_value(&examples()[0]).unwrap()
+                ),
+                "$.ruleSets[1]: queue `battle-royale-60` is $.ruleSets[0] already",
+            ),
         ];
         for (text, expected) in cases {
             let error = Trace::parse("t", &text).unwrap_err().to_string();
