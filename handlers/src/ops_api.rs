@@ -219,11 +219,17 @@ impl Params {
                 _ => Err(bad_param(name, "given more than once")),
             }
         };
-        let since = one("since")?.map(|v| timestamp("since", &v)).transpose()?;
-        let until = one("until")?.map(|v| timestamp("until", &v)).transpose()?;
-        if let (Some(since), Some(until)) = (since, until) {
+        let (since_text, until_text) = (one("since")?, one("until")?);
+        let since = since_text.as_ref().map(|v| timestamp("since", v)).transpose()?;
+        let until = until_text.as_ref().map(|v| timestamp("until", v)).transpose()?;
+        if let (Some(since), Some(until), Some(since_text), Some(until_text)) = (since, until, &since_text, &until_text)
+        {
             if since > until {
-                return Err(bad_param("since", format!("{since} ms is after `until` ({until} ms)")));
+                // Quoted as given: a time may be milliseconds or RFC 3339.
+                return Err(bad_param(
+                    "since",
+                    format!("`{since_text}` is after `until` (`{until_text}`)"),
+                ));
             }
         }
         let limit = match one("limit")? {
@@ -792,10 +798,16 @@ async fn metrics_over<S: Store>(
     now: Timestamp,
 ) -> Result<Value, PortError> {
     let mut tickets: HashMap<TicketStatus, Vec<TicketRecord>> = HashMap::new();
+    // The tickets in play now, whenever they were created: `CurrentTickets` is a gauge, not a count
+    // over the window.
+    let mut current = 0;
     for status in TicketStatus::ALL.into_iter().filter(|s| *s != TicketStatus::Queued) {
         let mut records = Vec::new();
         for stored in partition(store, format!("TICKETS#{status}"), TICKETS_COUNTED).await? {
             let record = items::read::<TicketRecord>(&stored)?.value;
+            if !status.is_terminal() {
+                current += 1;
+            }
             if params.within(record.ticket.created_at) {
                 records.push(record);
             }
@@ -875,7 +887,7 @@ async fn metrics_over<S: Store>(
         "since": params.since,
         "until": params.until,
         "metrics": {
-            "CurrentTickets": count(TicketStatus::Searching) + count(TicketStatus::RequiresAcceptance) + count(TicketStatus::Placing),
+            "CurrentTickets": current,
             "TicketsStarted": started,
             "TicketsTimedOut": count(TicketStatus::TimedOut),
             "TicketsFailed": count(TicketStatus::Failed),

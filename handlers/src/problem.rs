@@ -72,6 +72,12 @@ impl Problem {
         )
     }
 
+    /// A body sent as something other than JSON: API Gateway's `UNSUPPORTED_MEDIA_TYPE` response,
+    /// in its words.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(415, "Unsupported Media Type", "send the body as application/json")
+    }
+
     /// Throttling, or a failure behind the ports that may pass: the client retries after a while.
     /// Never a 500 with the error's debug dump: the cause goes to the logs, not to the caller.
     pub fn unavailable(error: &PortError) -> Self {

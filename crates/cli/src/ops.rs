@@ -106,6 +106,14 @@ impl Ops<'_> {
     }
 }
 
+/// Whether the service refused in a way a retry cannot change: a 4xx but for throttling (429) and
+/// a timeout (408).
+fn is_final(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<crate::client::Refusal>()
+        .is_some_and(|r| r.status.is_client_error() && !matches!(r.status.as_u16(), 408 | 429))
+}
+
 fn render(view: Option<&View>, body: &Value) -> String {
     match view {
         None => render_overview(body),
@@ -164,9 +172,11 @@ pub fn run(args: OpsArgs) -> anyhow::Result<ExitCode> {
         tokio::pin!(interrupted);
         loop {
             // A failed refresh is shown in place of the tables and retried, not fatal: the server
-            // may be restarting.
+            // may be restarting. A refusal that asking again cannot change (a token that is not an
+            // operator's, a session that does not exist) ends the watch, as it ends a single view.
             let screen = match ops.fetch(view).await {
                 Ok(body) => render(view, &body),
+                Err(e) if is_final(&e) => return Err(e),
                 Err(e) => format!("{e:#}\n"),
             };
             // Clear the screen and home the cursor, then draw.

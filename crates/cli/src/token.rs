@@ -21,8 +21,8 @@ pub struct TokenArgs {
     /// Mint an operator token for the /v1/ops routes.
     #[arg(long)]
     operator: bool,
-    /// How long an API token lives, in seconds: 1 to a year.
-    #[arg(long, default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_SECONDS))]
+    /// How long an API token lives, in seconds: 1 to a year. (A party token lives 5 minutes.)
+    #[arg(long, default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_SECONDS), conflicts_with = "party")]
     ttl: u64,
     /// Where the dev secret lives (default: $QUEUEMATCH_HOME or ~/.queuematch).
     #[arg(long, env = "QUEUEMATCH_HOME")]

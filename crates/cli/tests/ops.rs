@@ -348,6 +348,10 @@ fn ops_shows_a_placed_duel_in_its_views_and_the_session_with_its_workflow_histor
     assert!(stderr.contains("403") && stderr.contains("operators"), "{stderr}");
     let output = queuematch(&dev, &["ops", "--url", &dev.url, "--watch", "0"]);
     assert!(!output.status.success());
+    // … and ends a watch too, rather than being shown again every second
+    let output = queuematch(&dev, &["ops", "--url", &dev.url, "--watch", "1", "--token", &player]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("403"));
 }
 
 /// `queuematch submit` without waiting: the ticket id it prints.

@@ -7,6 +7,7 @@ pub mod attribute;
 pub mod event;
 pub mod identity;
 pub mod ids;
+pub mod json;
 pub mod latencies;
 pub mod matcher;
 pub mod ports;

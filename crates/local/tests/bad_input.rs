@@ -392,6 +392,30 @@ impl Server {
     }
 }
 
+/// What a client may send as it likes: the scheme's case, the content type's parameters, or no
+/// content type at all (API Gateway takes it for JSON).
+#[tokio::test]
+async fn a_request_is_taken_however_its_headers_are_spelt() {
+    let s = start().await;
+    let cases = [
+        ("p-21", "bearer", Some("application/json; charset=utf-8")),
+        ("p-22", "BEARER", Some("Application/JSON")),
+        ("p-23", "Bearer", None),
+    ];
+    for (player, scheme, content_type) in cases {
+        let mut request = s
+            .request(Method::POST, "/v1/tickets")
+            .header("authorization", format!("{scheme} {}", s.token(player)))
+            .body(solo(player).to_string());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let status = response.status().as_u16();
+        assert_eq!(status, 202, "{player}: {}", response.text().await.unwrap_or_default());
+    }
+}
+
 fn solo(player: &str) -> Value {
     json!({"queue": "ranked-1v1", "players": [{"id": player, "attributes": {"skill": 1500}}]})
 }
@@ -458,7 +482,38 @@ async fn every_route_refuses_bad_input_precisely_and_changes_nothing() {
     )
     .await;
 
+    s.refused(
+        "two tokens",
+        s.as_player(Method::POST, "/v1/tickets", "p-9")
+            .header("authorization", "Bearer not-a-token")
+            .json(&solo("p-9")),
+        401,
+        None,
+        "more than once",
+    )
+    .await;
+
     // ---- POST /v1/tickets: the body -----------------------------------------------------------
+    s.refused(
+        "a body that is not JSON by its type",
+        s.as_player(Method::POST, "/v1/tickets", "p-9")
+            .header("content-type", "text/plain")
+            .body(solo("p-9").to_string()),
+        415,
+        None,
+        "application/json",
+    )
+    .await;
+    s.refused(
+        "a key given twice",
+        s.as_player(Method::POST, "/v1/tickets", "p-9")
+            .header("content-type", "application/json")
+            .body(r#"{"queue": "ranked-1v1", "queue": "coop-4", "players": [{"id": "p-9"}]}"#),
+        400,
+        Some(""),
+        "the key `queue` is given twice",
+    )
+    .await;
     let raw = |body: &'static [u8]| {
         s.as_player(Method::POST, "/v1/tickets", "p-9")
             .header("content-type", "application/json")

@@ -277,6 +277,11 @@ async fn tickets_and_matches_are_listed_by_status_and_time_and_counted_in_the_me
     let later = dev.ops(&format!("/v1/ops/metrics?since={}", middle.0)).await;
     assert_eq!(later["metrics"]["TicketsStarted"], 1, "{later}");
     assert_eq!(later["metrics"]["MatchesCreated"], 0);
+    // A gauge: the tickets in play now, whenever they were created.
+    assert_eq!(later["metrics"]["CurrentTickets"], 3, "{later}");
+    let before = dev.ops("/v1/ops/metrics?until=1").await;
+    assert_eq!(before["metrics"]["TicketsStarted"], 0, "{before}");
+    assert_eq!(before["metrics"]["CurrentTickets"], 3, "{before}");
 
     // AND a cancel is counted as it happened
     let response = dev

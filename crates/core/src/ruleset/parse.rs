@@ -59,7 +59,7 @@ impl RuleSet {
     /// file, is ignored, as RFC 8259 allows. A syntax error's position is in `text`, mark and all.
     pub fn from_json_str(text: &str) -> Result<RuleSet, RuleSetErrors> {
         let json = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let value: Value = serde_json::from_str::<Unique>(json).map(|u| u.0).map_err(|e| {
+        let value: Value = crate::json::from_str_unique(json).map_err(|e| {
             let skipped = if e.line() == 1 { text.len() - json.len() } else { 0 };
             // serde_json's message ends with its own "at line L column C"; the position says it.
             let text = e.to_string();
@@ -81,78 +81,6 @@ impl RuleSet {
             Some(rule_set) if reader.errors.is_empty() => Ok(rule_set),
             _ => Err(RuleSetErrors(reader.errors)),
         }
-    }
-}
-
-/// A JSON value whose objects name each key once. `serde_json::Value` keeps the last of a key
-/// given twice, so a rule set with `"maxDistance"` twice would pass with one of them silently
-/// dropped; this refuses it at the second, where the syntax errors are reported.
-struct Unique(Value);
-
-impl<'de> serde::Deserialize<'de> for Unique {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(UniqueVisitor).map(Unique)
-    }
-}
-
-struct UniqueVisitor;
-
-impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        // JSON text has no NaN or infinity; serde_json reads an out-of-range number as an error.
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(Unique(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                return Err(serde::de::Error::custom(format_args!(
-                    "the key `{key}` is given twice in one object"
-                )));
-            }
-            let Unique(value) = map.next_value()?;
-            object.insert(key, value);
-        }
-        Ok(Value::Object(object))
     }
 }
 

@@ -54,6 +54,11 @@ pub(super) async fn session(
     params: Params,
     session_id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    // Who asks comes first, as API Gateway's authorizer runs before the route: without a token
+    // the answer is 401, whatever the id.
+    if let Err(unauthorized) = authenticate(&state, &headers) {
+        return problem(*unauthorized);
+    }
     let Path(id) = match session_id {
         Ok(id) => id,
         Err(rejection) => return super::routes::unreadable_path("session", &rejection),
@@ -82,7 +87,9 @@ async fn respond(
         query.entry(name).or_default().push(value);
     }
     let mut request = ApiGatewayProxyRequest::default();
-    request.http_method = method;
+    // HEAD is GET without the body, which the server leaves out: the 405 of a GET route advertises
+    // both, as HTTP has it.
+    request.http_method = if method == Method::HEAD { Method::GET } else { method };
     request.resource = Some(resource.into());
     request.path = Some(match &session_id {
         Some(id) => resource.replace("{sessionId}", id),

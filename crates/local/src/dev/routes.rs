@@ -147,15 +147,30 @@ pub(super) fn unreadable_path(what: &str, rejection: &PathRejection) -> Response
 
 /// The caller of a request with `Authorization: Bearer <dev token>`; the 401 to answer if none.
 pub(super) fn authenticate(state: &DevState, headers: &HeaderMap) -> Result<Claims, Box<Problem>> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+    verify(state, bearer_token(headers)?)
+}
+
+/// The token of the request's one `Authorization` header, whose scheme is `Bearer` in any case
+/// (RFC 9110 §11.1); the 401 to answer without one, or with two, which would leave open which
+/// caller the request is.
+pub(super) fn bearer_token(headers: &HeaderMap) -> Result<&str, Box<Problem>> {
+    let mut given = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let (first, second) = (given.next(), given.next());
+    if second.is_some() {
         return Err(Box::new(Problem::unauthorized(
-            "send `Authorization: Bearer <token>`; `queuematch token --player ID` mints one",
+            "`Authorization` is given more than once; send one `Authorization: Bearer <token>`",
         )));
-    };
-    verify(state, token.trim())
+    }
+    first
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| {
+            Box::new(Problem::unauthorized(
+                "send `Authorization: Bearer <token>`; `queuematch token --player ID` mints one",
+            ))
+        })
 }
 
 pub(super) fn verify(state: &DevState, token: &str) -> Result<Claims, Box<Problem>> {
@@ -163,6 +178,22 @@ pub(super) fn verify(state: &DevState, token: &str) -> Result<Claims, Box<Proble
         .tokens
         .verify(token, Audience::Api, state.service.clock.now())
         .map_err(|e| Box::new(Problem::unauthorized(e.to_string())))
+}
+
+/// Whether a request's body is JSON as API Gateway tells: `Content-Type: application/json` (any
+/// parameters, any case), or none, which it takes for JSON. The queue's integration maps only
+/// JSON and passes nothing else through, answering 415.
+pub(super) fn sent_as_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or_default())
+        .is_none_or(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
 }
 
 /// The body of a request, or the problem+json to answer: 413 over the limit, whether axum's layer or
@@ -186,11 +217,14 @@ async fn create_ticket(
         Ok(claims) => claims,
         Err(unauthorized) => return problem(*unauthorized),
     };
+    if !sent_as_json(&headers) {
+        return problem(Problem::unsupported_media_type());
+    }
     let body = match read_body(body) {
         Ok(body) => body,
         Err(rejected) => return problem(*rejected),
     };
-    let json: Value = match serde_json::from_slice(&body) {
+    let json: Value = match queuematch_core::json::from_slice_unique(&body) {
         Ok(json) => json,
         Err(e) => {
             let error = FieldError {
@@ -338,7 +372,8 @@ fn proxy_request(
     body: Option<String>,
 ) -> ApiGatewayProxyRequest {
     let mut request = ApiGatewayProxyRequest::default();
-    request.http_method = method;
+    // HEAD is GET without the body, which the server leaves out (see `ops::respond`).
+    request.http_method = if method == Method::HEAD { Method::GET } else { method };
     request.resource = Some(resource.into());
     request.path = Some(resource.replace("{ticketId}", ticket_id));
     request.path_parameters.insert("ticketId".into(), ticket_id.to_owned());

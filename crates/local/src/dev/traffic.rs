@@ -11,7 +11,7 @@
 //! A listener that falls behind the broadcast's buffer would write a trace with a hole in it; its
 //! socket is closed with the count of lost lines instead, so the recording fails loudly.
 
-use super::routes::{problem, verify};
+use super::routes::{bearer_token, problem, verify};
 use super::socket::{self, TokenQuery};
 use super::DevState;
 use crate::replay::trace::{TicketArrival, TraceHeader, TraceLine, TRACE_VERSION};
@@ -20,7 +20,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use queuematch_core::identity::jwt::Role;
@@ -109,12 +109,9 @@ pub async fn observe(State(tap): State<Tap>, request: Request, next: Next) -> Re
     let Some(tapped) = classify(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    let caller = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .and_then(|token| verify(&tap.state, token.trim()).ok())
+    let caller = bearer_token(request.headers())
+        .ok()
+        .and_then(|token| verify(&tap.state, token).ok())
         .map(|claims| claims.player_id().to_string());
     let (parts, body) = request.into_parts();
     // The route reads at most this much and answers 413 beyond it; a body this layer cannot read
