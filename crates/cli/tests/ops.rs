@@ -433,7 +433,10 @@ fn ops_counts_matches_accepted_and_rejected_and_the_time_to_cancel() {
     assert!(output.status.success(), "{output:?}");
 
     // THEN the metrics count one match accepted and placed, one rejected, and di's cancel
-    let views = ops_until(&dev, "rejected", |v| v["metrics"]["metrics"]["MatchesRejected"] == 1);
+    // (cy's ticket leaves the rejected match for a moment before it searches again)
+    let views = ops_until(&dev, "rejected, and cy searching again", |v| {
+        v["metrics"]["metrics"]["MatchesRejected"] == 1 && v["queues"]["queues"][0]["searching"] == 1
+    });
     let metrics = &views["metrics"]["metrics"];
     assert_eq!(metrics["MatchesCreated"], 2, "{metrics}");
     assert_eq!(metrics["MatchesAccepted"], 1);

@@ -80,6 +80,28 @@ fn kind(value: &Value) -> &'static str {
 }
 
 impl TicketRequest {
+    /// With one region served (see `Settings::single_region`), the players who measured latencies
+    /// but not to it: no match of theirs could be placed. A player who sent none is taken to be next
+    /// to it, and the other regions one measured are left aside.
+    pub fn unserved_latencies(&self, served: &str) -> Vec<FieldError> {
+        self.players
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.latencies.is_empty() && p.latencies.get(served).is_none())
+            .map(|(i, p)| {
+                let measured: Vec<&str> = p.latencies.regions().collect();
+                FieldError::new(
+                    format!("/players/{i}/latencies"),
+                    format!(
+                        "matches are placed in region `{served}` only, which {} did not measure (only {}); send its latency, or none",
+                        p.id,
+                        measured.join(", ")
+                    ),
+                )
+            })
+            .collect()
+    }
+
     /// Reads a request body, reporting every structural problem at its pointer. `queues` are the
     /// queues served; `max_players` bounds a party.
     pub fn parse(body: &Value, queues: &[&str], max_players: usize) -> Result<TicketRequest, Vec<FieldError>> {

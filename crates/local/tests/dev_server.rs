@@ -105,13 +105,15 @@ async fn start() -> Running {
     }
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Running {
     fn token(&self, player: &str) -> String {
-        let now = Timestamp(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-        );
+        let now = Timestamp(now_ms());
         self.tokens
             .mint(player, Audience::Api, Role::Player, now, Duration::from_secs(600))
             .unwrap_or_else(|e| panic!("{e}"))
@@ -207,6 +209,60 @@ async fn two_duellists_are_admitted_and_matched_through_the_queue() {
     assert_eq!(started, [one["match"]["matchId"].as_str().unwrap().to_owned()]);
     // Another player cannot see it.
     assert_eq!(running.get_ticket("p-3", &t1).await.0, 404);
+}
+
+/// One region served (`local`): the regions a player measured beside it are left aside, so the
+/// match is formed where servers run though both players are nearer `mars`; a player who measured
+/// only other regions is refused at the edge, where the ticket would have matched for nowhere.
+#[tokio::test]
+async fn with_one_region_served_matches_are_formed_in_it() {
+    let running = start().await;
+    let measured = |player: &str, skill: u32, latencies: Value| {
+        let mut body = solo(player, skill);
+        body["players"][0]["latencies"] = latencies;
+        body
+    };
+    let mut tickets = Vec::new();
+    for (player, skill) in [("p-1", 1500), ("p-2", 1520)] {
+        let body = measured(player, skill, json!({"local": 40, "mars": 5}));
+        let (code, answer) = running.post_ticket(player, &body).await;
+        assert_eq!(code, 202, "{answer}");
+        tickets.push(answer["ticketId"].as_str().unwrap_or_default().to_owned());
+    }
+    running.await_status("p-1", &tickets[0], "PLACING").await;
+    let operator = running
+        .tokens
+        .mint(
+            "ops",
+            Audience::Api,
+            Role::Operator,
+            Timestamp::from_millis(now_ms()),
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let matches: Value = running
+        .client
+        .get(format!("{}/v1/ops/matches", running.url))
+        .bearer_auth(operator)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(matches["matches"][0]["region"], "local", "{matches}");
+    assert_eq!(matches["matches"][0]["quality"]["worstLatencyMs"], 40, "{matches}");
+
+    let (code, refused) = running
+        .post_ticket("p-3", &measured("p-3", 1500, json!({"mars": 5, "venus": 9})))
+        .await;
+    assert_eq!(code, 400, "{refused}");
+    assert_eq!(refused["errors"][0]["pointer"], "/players/0/latencies", "{refused}");
+    let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("region `local` only") && message.contains("mars, venus"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -143,6 +143,12 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
                 }
             }
         }
+        if let Some(region) = &self.settings.single_region {
+            let unserved = request.unserved_latencies(region);
+            if !unserved.is_empty() {
+                return Err(join(&unserved));
+            }
+        }
         let players = request.players_for(rule_set).map_err(|errors| join(&errors))?;
         let partition = pool_partition(&players, rule_set)?;
         let mut ticket = Ticket::queued(

@@ -507,15 +507,10 @@ impl<S: Store, E: Events, C: Clock> Backfills<'_, S, E, C> {
         }))
     }
 
-    /// A player as the matcher sees them: with one region served, one who sent no latencies is next
-    /// to it (as the round does for tickets).
+    /// A player as the matcher sees them (see [`Settings::as_matched`]), as the round sees tickets.
     fn as_matched(&self, player: &Player) -> Player {
         let mut player = player.clone();
-        if let Some(region) = &self.settings.single_region {
-            if player.latencies.is_empty() {
-                player.latencies.insert(region.as_str(), 0);
-            }
-        }
+        self.settings.as_matched(&mut player);
         player
     }
 

@@ -89,6 +89,27 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// A player as the matcher sees them. With one region served, it is the only region a match can
+    /// be placed in: a player who sent no latencies is taken to be next to it, and of one who
+    /// measured several only the served one's is kept, so that no match is formed for a region no
+    /// server runs in. (What is stored stays what the player sent.)
+    pub fn as_matched(&self, player: &mut Player) {
+        let Some(region) = &self.single_region else { return };
+        match player.latencies.get(region) {
+            _ if player.latencies.is_empty() => {
+                player.latencies.insert(region.as_str(), 0);
+            }
+            Some(ms) if player.latencies.len() > 1 => {
+                player.latencies = [(region.as_str(), ms)].into_iter().collect();
+            }
+            // Only the served region, or not it at all: admission refuses the latter (see
+            // `TicketRequest::unserved_latencies`), and such a player can match nowhere.
+            _ => {}
+        }
+    }
+}
+
 /// Checks a party member's consent to be queued by someone else.
 ///
 /// Locally the dev tokens' secret checks it; on AWS, Cognito's keys do. Admission calls it behind

@@ -216,14 +216,11 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         Ok(report)
     }
 
-    /// The ticket as the matcher sees it: with one region served, a player who sent no latencies is
-    /// placed next to it (what is stored stays what the player sent).
+    /// The ticket as the matcher sees it (see [`Settings::as_matched`]).
     fn as_matched(&self, ticket: &crate::Ticket) -> crate::Ticket {
         let mut ticket = ticket.clone();
-        if let Some(region) = &self.settings.single_region {
-            for player in ticket.players.iter_mut().filter(|p| p.latencies.is_empty()) {
-                player.latencies.insert(region.as_str(), 0);
-            }
+        for player in ticket.players.iter_mut() {
+            self.settings.as_matched(player);
         }
         ticket
     }

@@ -31,6 +31,15 @@ pub async fn refuse(state: &DevState, caller: &Claims, request: &TicketRequest) 
             errors,
         ));
     }
+    if let Some(region) = &service.settings.single_region {
+        let unserved = request.unserved_latencies(region);
+        if !unserved.is_empty() {
+            return Some(Problem::bad_request(
+                format!("the players' latencies leave out region `{region}`, the only one served"),
+                unserved,
+            ));
+        }
+    }
     let caller_id = caller.player_id();
     if !request.players.iter().any(|p| p.id == caller_id) {
         let mut problem = Problem::forbidden(format!(
