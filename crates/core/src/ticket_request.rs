@@ -9,7 +9,7 @@
 use crate::attribute::AttributeValue;
 use crate::ids::PlayerId;
 use crate::latencies::Latencies;
-use crate::ruleset::RuleSet;
+use crate::ruleset::{RuleKind, RuleSet};
 use crate::ticket::Player;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -255,6 +255,7 @@ impl TicketRequest {
                     )),
                 }
             }
+            composition_errors(rule_set, i, &attributes, &mut errors);
             players.push(Player {
                 id: requested.id.clone(),
                 attributes,
@@ -265,6 +266,54 @@ impl TicketRequest {
             Ok(players)
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// The roles player `i` lists for each composition rule must be some of the rule's: a role it does
+/// not have (a typo, as a rule set sees it) or none at all leaves a player no place in any team,
+/// and the ticket would wait until it timed out.
+fn composition_errors(
+    rule_set: &RuleSet,
+    i: usize,
+    attributes: &BTreeMap<String, AttributeValue>,
+    errors: &mut Vec<FieldError>,
+) {
+    for rule in &rule_set.rules {
+        let RuleKind::Composition { attribute, per_team } = &rule.kind else {
+            continue;
+        };
+        let Some(listed) = attributes.get(attribute).and_then(AttributeValue::as_string_list) else {
+            continue;
+        };
+        let roles: Vec<&str> = per_team.keys().map(String::as_str).collect();
+        let pointer = format!("/players/{i}/attributes/{attribute}");
+        let unknown: Vec<&str> = listed
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !roles.contains(r))
+            .collect();
+        if !unknown.is_empty() {
+            let named: Vec<String> = unknown.iter().map(|r| format!("`{r}`")).collect();
+            let verb = if unknown.len() == 1 { "is" } else { "are" };
+            errors.push(FieldError::new(
+                pointer,
+                format!(
+                    "{} {verb} not a role of rule `{}`, whose roles are {}",
+                    named.join(", "),
+                    rule.name,
+                    roles.join(", ")
+                ),
+            ));
+        } else if listed.is_empty() {
+            errors.push(FieldError::new(
+                pointer,
+                format!(
+                    "no role: rule `{}` gives every player one of {}",
+                    rule.name,
+                    roles.join(", ")
+                ),
+            ));
         }
     }
 }
@@ -551,6 +600,39 @@ mod tests {
         assert_eq!(
             errors[2].message,
             "missing attribute `roles`: queue `ranked-5v5` gives it no default"
+        );
+    }
+
+    #[test]
+    fn roles_a_composition_rule_does_not_have_are_refused() {
+        let rules = RuleSet::from_json(&json!({
+            "name": "ranked-5v5",
+            "ruleLanguageVersion": "1.0",
+            "playerAttributes": [{"name": "roles", "type": "string_list"}],
+            "teams": [{"name": "red", "minPlayers": 5, "maxPlayers": 5}, {"name": "blue", "minPlayers": 5, "maxPlayers": 5}],
+            "rules": [{"name": "roster", "type": "composition", "attribute": "roles",
+                "perTeam": {"tank": 1, "healer": 1, "dps": 3}}]
+        }))
+        .unwrap();
+        let body = json!({"queue": "ranked-5v5", "players": [
+            {"id": "p-1", "attributes": {"roles": ["tank", "tank", "dps"]}},
+            {"id": "p-2", "attributes": {"roles": ["wizard", "dps", "bard"]}},
+            {"id": "p-3", "attributes": {"roles": []}}
+        ]});
+        let request = TicketRequest::parse(&body, QUEUES, 10).unwrap();
+        let errors = request.players_for(&rules).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                FieldError::new(
+                    "/players/1/attributes/roles",
+                    "`wizard`, `bard` are not a role of rule `roster`, whose roles are dps, healer, tank"
+                ),
+                FieldError::new(
+                    "/players/2/attributes/roles",
+                    "no role: rule `roster` gives every player one of dps, healer, tank"
+                ),
+            ]
         );
     }
 
