@@ -436,15 +436,23 @@ const MATCH_STATUSES: [&str; 2] = ["COMMITTED", "PENDING"];
 async fn list_matches<S: Store>(store: &S, params: &Params) -> Result<Value, Box<Problem>> {
     let statuses = statuses(params, &names(MATCH_STATUSES), &[])?;
     let (items, next) = page(store, "MATCHES#", &statuses, params).await.map_err(unavailable)?;
-    let rows = items
-        .iter()
-        .map(|stored| items::read::<MatchRecord>(stored).map(|r| match_row(&r.value)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(unavailable)?;
+    let mut rows = Vec::with_capacity(items.len());
+    for stored in &items {
+        let record = items::read::<MatchRecord>(stored).map_err(unavailable)?.value;
+        // A match has a session once it is placed; one rejected, or still awaiting acceptance,
+        // has none, and its row names none rather than an id that leads nowhere.
+        let session = session_id_for(&record.matched.id);
+        let exists = store
+            .get(&items::session_key(&session))
+            .await
+            .map_err(unavailable)?
+            .is_some();
+        rows.push(match_row(&record, exists.then_some(session)));
+    }
     Ok(listing("matches", rows, next))
 }
 
-fn match_row(record: &MatchRecord) -> Value {
+fn match_row(record: &MatchRecord, session: Option<SessionId>) -> Value {
     let m = &record.matched;
     json!({
         "matchId": m.id,
@@ -454,7 +462,7 @@ fn match_row(record: &MatchRecord) -> Value {
         "region": m.region,
         "teams": m.teams,
         "quality": m.quality,
-        "sessionId": session_id_for(&m.id),
+        "sessionId": session,
     })
 }
 
@@ -553,8 +561,10 @@ async fn session_detail<S: Store>(
         .await
         .map_err(unavailable)?
     {
+        // The match of a session: the session exists.
         Some(stored) => Some(match_row(
             &items::read::<MatchRecord>(&stored).map_err(unavailable)?.value,
+            Some(session.session_id.clone()),
         )),
         None => None,
     };

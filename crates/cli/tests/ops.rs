@@ -445,4 +445,37 @@ fn ops_counts_matches_accepted_and_rejected_and_the_time_to_cancel() {
     assert_eq!(metrics["TimeToTicketCancel"]["count"], 1);
     assert_eq!(metrics["CurrentTickets"], 1, "cy searches again");
     assert_eq!(views["queues"]["queues"][0]["searching"], 1);
+
+    // AND the rejected match names no session, as none was made; the placed one names its own
+    let operator = queuematch(&dev, &["token", "--operator"]);
+    let operator = String::from_utf8_lossy(&operator.stdout).trim().to_owned();
+    let matches = runtime_get(&dev, "/v1/ops/matches", &operator);
+    let sessions: Vec<(String, Value)> = matches["matches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let players: Vec<&str> = m["teams"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t["players"].as_array().into_iter().flatten().filter_map(Value::as_str))
+                .collect();
+            (players.join(","), m["sessionId"].clone())
+        })
+        .collect();
+    let of = |players: &[&str]| {
+        sessions
+            .iter()
+            .find(|(p, _)| players.iter().all(|player| p.contains(player)))
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| panic!("no match of {players:?}: {matches}"))
+    };
+    assert_eq!(of(&["cy", "di"]), Value::Null, "{matches}");
+    let placed = of(&["ada", "bo"]);
+    let placed = placed.as_str().unwrap_or_else(|| panic!("{matches}"));
+    assert_eq!(
+        runtime_get(&dev, &format!("/v1/ops/sessions/{placed}"), &operator)["session"]["sessionId"],
+        placed
+    );
 }
