@@ -29,6 +29,8 @@ pub struct BatchOutcome {
     pub admitted_per_queue: BTreeMap<String, usize>,
     pub duplicates: usize,
     pub failed_tickets: usize,
+    /// Tickets their callers cancelled while they were queued: recorded CANCELLED, not admitted.
+    pub cancelled_tickets: usize,
     pub unreadable: usize,
     pub rounds: Vec<(PoolRef, RoundReport)>,
 }
@@ -72,6 +74,7 @@ where
                 }
                 Ok(Admitted::Duplicate) => outcome.duplicates += 1,
                 Ok(Admitted::Failed(_)) => outcome.failed_tickets += 1,
+                Ok(Admitted::Cancelled) => outcome.cancelled_tickets += 1,
                 Err(_) => failures.push(id),
             },
             Message::PoolTick(tick) => touch(&mut pools, PoolRef::new(tick.queue, tick.partition), id),

@@ -14,7 +14,7 @@ use queuematch_core::ids::{PlayerId, TicketId};
 use queuematch_core::ports::{Clock, Events, Store};
 use queuematch_core::ticket_request::FieldError;
 use queuematch_core::usecases::{acceptance, tickets};
-use queuematch_core::AcceptanceType;
+use queuematch_core::{AcceptanceType, TicketStatus};
 use serde_json::Value;
 
 /// The resource of the acceptance route, as API Gateway names it in the proxy event.
@@ -120,7 +120,7 @@ where
     let result = match request.http_method {
         Method::GET => tickets::get(&service.store, &service.clock, &caller, &id).await,
         Method::DELETE => {
-            tickets::cancel(
+            let cancelled = tickets::cancel(
                 &service.store,
                 &service.events,
                 &service.clock,
@@ -128,7 +128,21 @@ where
                 &caller,
                 &id,
             )
-            .await
+            .await;
+            return match cancelled {
+                Ok(tickets::Cancel::Done(view)) => json_response(200, &view),
+                Ok(tickets::Cancel::WhenAdmitted) => json_response(
+                    202,
+                    &serde_json::json!({
+                        "ticketId": id,
+                        "status": TicketStatus::Queued,
+                        "detail": format!(
+                            "no ticket {id} is admitted yet: the cancel is recorded, and the ticket is CANCELLED when it is"
+                        ),
+                    }),
+                ),
+                Err(e) => Problem::from(&e).into_response(),
+            };
         }
         other => {
             return Problem::method_not_allowed(format!(

@@ -326,6 +326,9 @@ async fn a_cancelled_ticket_leaves_the_pool_and_frees_its_player() {
     )
     .await
     .unwrap();
+    let tickets::Cancel::Done(view) = view else {
+        panic!("t-1 is admitted: {view:?}")
+    };
     assert_eq!(view.status, TicketStatus::Cancelled);
     assert_eq!(view.reason.as_deref(), Some("cancelled by p-1"));
     // Cancelling again answers the same ticket.
@@ -339,7 +342,7 @@ async fn a_cancelled_ticket_leaves_the_pool_and_frees_its_player() {
     )
     .await
     .unwrap();
-    assert_eq!(again, view);
+    assert_eq!(again, tickets::Cancel::Done(view));
 
     stack.admit(&solo("t-2", "p-2", 1500.0, START)).await;
     let report = stack.round(&pool_1v1()).await;
@@ -375,6 +378,54 @@ async fn a_placing_ticket_cannot_be_cancelled_and_others_cannot_see_it() {
     assert!(
         matches!(unknown, Err(UseCaseError::NotFound(ref m)) if m.contains("may still be queued")),
         "{unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_cancelled_while_queued_is_cancelled_when_it_is_admitted() {
+    let stack = Stack::new();
+    let cancel = |player: &str, ticket: &str| {
+        let (player, ticket) = (PlayerId::from(player), TicketId::from(ticket));
+        let stack = &stack;
+        async move {
+            tickets::cancel(
+                &stack.store,
+                &stack.events,
+                &stack.clock,
+                &stack.settings,
+                &player,
+                &ticket,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // p-1 cancels t-1 before it is admitted; p-9 "cancels" p-2's t-2, which is not theirs.
+    assert_eq!(cancel("p-1", "t-1").await, tickets::Cancel::WhenAdmitted);
+    assert_eq!(cancel("p-9", "t-2").await, tickets::Cancel::WhenAdmitted);
+
+    assert_eq!(
+        stack.admit(&solo("t-1", "p-1", 1500.0, START)).await,
+        Admitted::Cancelled
+    );
+    let view = tickets::get(&stack.store, &stack.clock, &"p-1".into(), &"t-1".into())
+        .await
+        .unwrap();
+    assert_eq!(view.status, TicketStatus::Cancelled);
+    assert_eq!(view.reason.as_deref(), Some("cancelled by p-1 before it was admitted"));
+    // Only its caller cancels a ticket: t-2 is admitted.
+    assert_eq!(
+        stack.admit(&solo("t-2", "p-2", 1500.0, START)).await,
+        Admitted::Searching(pool_1v1())
+    );
+    // p-1 was never held: their next ticket is admitted, and a second delivery of t-1 changes nothing.
+    assert_eq!(
+        stack.admit(&solo("t-3", "p-1", 1500.0, START)).await,
+        Admitted::Searching(pool_1v1())
+    );
+    assert_eq!(
+        stack.admit(&solo("t-1", "p-1", 1500.0, START)).await,
+        Admitted::Duplicate
     );
 }
 

@@ -304,13 +304,13 @@ fn print_ticket(ticket: &Value, json: bool) {
         println!("{ticket}");
         return;
     }
-    let mut line = format!(
-        "{} {} {}",
-        ticket["ticketId"].as_str().unwrap_or("?"),
-        ticket["queue"].as_str().unwrap_or("?"),
-        ticket["status"].as_str().unwrap_or("?")
-    );
-    if let Some(reason) = ticket["reason"].as_str() {
+    // A cancel recorded for a ticket not admitted yet answers without a queue, with a detail.
+    let mut line = [&ticket["ticketId"], &ticket["queue"], &ticket["status"]]
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let Some(reason) = ticket["reason"].as_str().or(ticket["detail"].as_str()) {
         line.push_str(&format!(" ({reason})"));
     }
     if let Some(answers) = ticket["acceptances"].as_object().filter(|a| !a.is_empty()) {

@@ -735,14 +735,17 @@ async fn every_route_refuses_bad_input_precisely_and_changes_nothing() {
             "no ticket",
         )
         .await;
-        s.refused(
-            &format!("{m}: an unknown ticket"),
-            s.as_player(method.clone(), "/v1/tickets/t-404", OWNER),
-            404,
-            None,
-            "may still be queued",
-        )
-        .await;
+        // (A DELETE of an unknown ticket is a cancel recorded for when it is admitted: 202.)
+        if method == Method::GET {
+            s.refused(
+                &format!("{m}: an unknown ticket"),
+                s.as_player(method.clone(), "/v1/tickets/t-404", OWNER),
+                404,
+                None,
+                "may still be queued",
+            )
+            .await;
+        }
         s.refused(
             &format!("{m}: a malformed id"),
             s.as_player(method.clone(), "/v1/tickets/a%20b", OWNER),

@@ -1208,6 +1208,9 @@ async fn a_player_who_cancels_during_acceptance_drops_the_match_and_the_other_is
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+    let tickets::Cancel::Done(cancelled) = cancelled else {
+        panic!("t-2 is admitted: {cancelled:?}")
+    };
     assert_eq!(cancelled.status, TicketStatus::Cancelled);
     let record = finished(&stack, &execution).await;
 

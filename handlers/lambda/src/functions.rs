@@ -61,6 +61,7 @@ where
         admitted = outcome.admitted,
         duplicates = outcome.duplicates,
         failed_tickets = outcome.failed_tickets,
+        cancelled_tickets = outcome.cancelled_tickets,
         unreadable = outcome.unreadable,
         rounds = outcome.rounds.len(),
         retried = outcome.response.batch_item_failures.len(),

@@ -32,6 +32,8 @@ pub enum Admitted {
     Duplicate,
     /// The ticket is FAILED, for this reason.
     Failed(String),
+    /// Its caller cancelled it while it was queued: it is CANCELLED.
+    Cancelled,
 }
 
 /// Admits tickets into their pools.
@@ -49,6 +51,13 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
     /// Admits one ticket message. An `Err` is a failure of the ports, to be retried; a ticket
     /// that cannot be admitted is `Ok(Admitted::Failed)`, and stays FAILED.
     pub async fn admit(&self, message: &TicketMessage) -> Result<Admitted, PortError> {
+        if let Some(stored) = self.store.get(&items::early_cancel_key(&message.ticket_id)).await? {
+            let cancel: items::EarlyCancel = items::read(&stored)?.value;
+            if cancel.player == message.player_id {
+                let reason = format!("cancelled by {} before it was admitted", cancel.player);
+                return self.record_unadmitted(message, TicketStatus::Cancelled, reason).await;
+            }
+        }
         let ratings = self.ratings_for_missing_skill(message).await?;
         let record = match self.check(message, &ratings) {
             Ok(record) => record,
@@ -165,6 +174,17 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
 
     /// Records the ticket as FAILED with `reason`, unless an earlier delivery recorded it already.
     async fn fail(&self, message: &TicketMessage, reason: String) -> Result<Admitted, PortError> {
+        self.record_unadmitted(message, TicketStatus::Failed, reason).await
+    }
+
+    /// Records the ticket, never admitted, in the terminal `status` with `reason`, unless an earlier
+    /// delivery recorded it already.
+    async fn record_unadmitted(
+        &self,
+        message: &TicketMessage,
+        status: TicketStatus,
+        reason: String,
+    ) -> Result<Admitted, PortError> {
         let players = failed_players(message);
         let queue = message
             .request
@@ -172,10 +192,11 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
             .and_then(|q| q.as_str())
             .unwrap_or_default();
         let mut ticket = Ticket::queued(message.ticket_id.clone(), queue, players, message.received_at);
-        if let Err(e) = ticket.move_to(TicketStatus::Failed, Some(reason.clone())) {
+        if let Err(e) = ticket.move_to(status, Some(reason.clone())) {
             return Err(PortError::invalid(e.to_string()));
         }
-        let record = TicketRecord::unmatched(ticket, String::new());
+        let mut record = TicketRecord::unmatched(ticket, String::new());
+        record.finished_at = Some(self.clock.now());
         let item = items::ticket_item(&record, self.settings.pool_shards)?;
         match self
             .store
@@ -186,7 +207,10 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
                 if let Some(event) = DomainEvent::for_ticket_status(&record.ticket) {
                     self.events.publish(event).await?;
                 }
-                Ok(Admitted::Failed(reason))
+                Ok(match status {
+                    TicketStatus::Cancelled => Admitted::Cancelled,
+                    _ => Admitted::Failed(reason),
+                })
             }
             Err(PortError::ConditionFailed { .. }) => Ok(Admitted::Duplicate),
             Err(e) => Err(e),

@@ -132,8 +132,19 @@ pub(crate) async fn read_for<S: Store>(
     Ok(record)
 }
 
+/// What a cancel did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancel {
+    /// The ticket, now CANCELLED (or CANCELLED already).
+    Done(TicketView),
+    /// No ticket `id` is admitted yet, so it may still be queued: the cancel is recorded, and if
+    /// the caller's ticket of that id is admitted within [`items::EARLY_CANCEL_KEPT`], it is
+    /// recorded CANCELLED instead.
+    WhenAdmitted,
+}
+
 /// Cancels `id` for `caller`. Cancelling a cancelled ticket answers it unchanged; a ticket being
-/// placed, or finished otherwise, cannot be cancelled.
+/// placed, or finished otherwise, cannot be cancelled; one not admitted yet is cancelled when it is.
 pub async fn cancel<S: Store, E: Events, C: Clock>(
     store: &S,
     events: &E,
@@ -141,14 +152,26 @@ pub async fn cancel<S: Store, E: Events, C: Clock>(
     settings: &Settings,
     caller: &PlayerId,
     id: &TicketId,
-) -> Result<TicketView, UseCaseError> {
+) -> Result<Cancel, UseCaseError> {
     // A round may move the ticket between our read and our write; the write is conditional on the
     // version read, so re-read and decide again.
     for _ in 0..5 {
-        let current = read_for(store, caller, id).await?;
+        let current = match store.get(&items::ticket_key(id)).await? {
+            Some(_) => read_for(store, caller, id).await?,
+            None => {
+                let early = items::EarlyCancel {
+                    player: caller.clone(),
+                    at: clock.now(),
+                };
+                store
+                    .transact_write(vec![items::early_cancel(id, &early)?], None)
+                    .await?;
+                return Ok(Cancel::WhenAdmitted);
+            }
+        };
         let status = current.value.ticket.status;
         match status {
-            TicketStatus::Cancelled => return Ok(TicketView::from(&current.value)),
+            TicketStatus::Cancelled => return Ok(Cancel::Done(TicketView::from(&current.value))),
             TicketStatus::Placing => {
                 return Err(UseCaseError::Conflict(format!(
                     "ticket {id} is PLACING: its server is being started, and it cannot be cancelled"
@@ -161,7 +184,7 @@ pub async fn cancel<S: Store, E: Events, C: Clock>(
         let now = clock.now();
         if finish(store, events, &current, TicketStatus::Cancelled, reason, now, settings).await? {
             let after = read_for(store, caller, id).await?;
-            return Ok(TicketView::from(&after.value));
+            return Ok(Cancel::Done(TicketView::from(&after.value)));
         }
     }
     Err(UseCaseError::Port(PortError::transient(format!(

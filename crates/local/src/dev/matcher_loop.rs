@@ -70,6 +70,7 @@ pub async fn run_matcher(service: Arc<LocalService>, shutdown: impl Future<Outpu
             admitted = outcome.admitted,
             duplicates = outcome.duplicates,
             failed_tickets = outcome.failed_tickets,
+            cancelled_tickets = outcome.cancelled_tickets,
             unreadable = outcome.unreadable,
             retried = failed.len(),
             matches = outcome.rounds.iter().map(|(_, r)| r.matches.len()).sum::<usize>(),

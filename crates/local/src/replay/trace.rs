@@ -852,7 +852,12 @@ impl Run<'_> {
                 .await;
                 service.events.take();
                 let line = match result {
-                    Ok(view) if view.status == TicketStatus::Cancelled && self.cancelled.insert(ticket_id.clone()) => {
+                    // A ticket the trace never had (it defers the cancels of its queued ones until
+                    // they are admitted): the cancel waits for a ticket that never comes.
+                    Ok(tickets::Cancel::WhenAdmitted) => return Ok(()),
+                    Ok(tickets::Cancel::Done(view))
+                        if view.status == TicketStatus::Cancelled && self.cancelled.insert(ticket_id.clone()) =>
+                    {
                         let record = self.ticket(&id, at).await?;
                         LogLine::Cancelled {
                             at,
@@ -862,7 +867,7 @@ impl Run<'_> {
                             waited_ms: duration_ms(at.since(record.ticket.created_at)),
                         }
                     }
-                    Ok(view) => LogLine::CancelRefused {
+                    Ok(tickets::Cancel::Done(view)) => LogLine::CancelRefused {
                         at,
                         ticket_id: ticket_id.clone(),
                         player_id: player_id.clone(),

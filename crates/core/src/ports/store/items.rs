@@ -206,6 +206,33 @@ pub fn ticket_item(record: &TicketRecord, shards: u32) -> Result<Item, PortError
     Ok(item)
 }
 
+/// A cancel asked for before its ticket was admitted (while it was QUEUED): admission reads it and
+/// records the ticket CANCELLED rather than admitting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlyCancel {
+    /// Who asked: only the ticket's caller may cancel it this way.
+    pub player: PlayerId,
+    pub at: Timestamp,
+}
+
+/// How long an early cancel waits for its ticket: far longer than a ticket stays queued (seconds,
+/// or the retries of a failing admission), and no longer than a mistyped id needs to be forgotten.
+pub const EARLY_CANCEL_KEPT: Duration = Duration::from_secs(3600);
+
+/// `TICKET#<id>` / `CANCEL`: an early cancel, beside the ticket's item.
+pub fn early_cancel_key(id: &TicketId) -> Key {
+    Key::new(format!("TICKET#{id}"), "CANCEL")
+}
+
+/// Records `cancel` of ticket `id`; asking again records it again. It expires after
+/// [`EARLY_CANCEL_KEPT`].
+pub fn early_cancel(id: &TicketId, cancel: &EarlyCancel) -> Result<Write, PortError> {
+    let key = early_cancel_key(id);
+    let item = Item::new(key.clone(), body(&key, cancel)?).expiring_at(cancel.at.plus(EARLY_CANCEL_KEPT));
+    Ok(Write::put(item, Condition::Any))
+}
+
 /// `PLAYER#<id>` / `ACTIVE`: the guard that keeps a player to one active ticket or session.
 pub fn player_guard_key(player: &PlayerId) -> Key {
     Key::new(format!("PLAYER#{player}"), "ACTIVE")
