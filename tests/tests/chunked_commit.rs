@@ -3,15 +3,14 @@
 //! placement starts; a conflict reverts the chunks already written; a commit that stopped half-way
 //! is put back by the sweeper.
 
+mod common;
+
+use common::NoFleet;
 use queuematch_core::identity::jwt::DevTokens;
-use queuematch_core::identity::SessionSecret;
-use queuematch_core::ids::SessionId;
-use queuematch_core::matcher::Match;
-use queuematch_core::ports::fleet::{Placement, PlacementId};
 use queuematch_core::ports::store::items::{self, MatchRecord, MatchStatus, PoolRef, TicketRecord, Versioned};
 use queuematch_core::ports::store::{Condition, IdempotencyToken, Item, Key, Page, Query, Stored, Write};
 use queuematch_core::ports::workflows::ExecutionId;
-use queuematch_core::ports::{Fleet, PortError, Store, TicketQueue, Workflows};
+use queuematch_core::ports::{PortError, Store, TicketQueue, Workflows};
 use queuematch_core::status::TicketStatus;
 use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::admission::{Admission, Admitted};
@@ -103,23 +102,6 @@ impl Workflows for StartedExecutions {
     async fn start(&self, _: &str, name: &str, _: Value) -> Result<ExecutionId, PortError> {
         self.0.lock().unwrap_or_else(|e| panic!("{e}")).push(name.to_owned());
         Ok(ExecutionId(name.to_owned()))
-    }
-}
-
-/// No server is ever asked for here.
-#[derive(Debug)]
-struct NoFleet;
-
-#[async_trait::async_trait]
-impl Fleet for NoFleet {
-    async fn place(&self, _: &SessionId, _: &Match, _: &SessionSecret) -> Result<Placement, PortError> {
-        Err(PortError::PlacementUnavailable("no fleet in this test".into()))
-    }
-    async fn poll(&self, _: &PlacementId) -> Result<Placement, PortError> {
-        Err(PortError::PlacementUnavailable("no fleet in this test".into()))
-    }
-    async fn release(&self, _: &PlacementId) -> Result<(), PortError> {
-        Ok(())
     }
 }
 

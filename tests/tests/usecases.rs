@@ -1,5 +1,7 @@
 //! The use cases on the embedded adapters, on virtual time: admission, rounds, cancels, timeouts.
 
+mod common;
+
 use queuematch_core::event::DomainEvent;
 use queuematch_core::identity::jwt::{Audience, DevTokens, Role, PARTY_TOKEN_TTL};
 use queuematch_core::ids::{PlayerId, TicketId};
@@ -11,6 +13,7 @@ use queuematch_core::time::Timestamp;
 use queuematch_core::usecases::admission::{Admission, Admitted};
 use queuematch_core::usecases::messages::{Message, TicketMessage};
 use queuematch_core::usecases::round::{RoundReport, Rounds, PLACEMENT_WORKFLOW};
+use queuematch_core::usecases::sweeper::Sweeper;
 use queuematch_core::usecases::{tickets, Queues, Settings, UseCaseError};
 use queuematch_core::RuleSet;
 use queuematch_e2e::repo_root;
@@ -426,6 +429,44 @@ async fn a_ticket_cancelled_while_queued_is_cancelled_when_it_is_admitted() {
     assert_eq!(
         stack.admit(&solo("t-1", "p-1", 1500.0, START)).await,
         Admitted::Duplicate
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_of_a_queue_no_longer_served_is_failed_by_the_sweeper() {
+    // GIVEN a ticket searching in ranked-1v1
+    let stack = Stack::new();
+    stack.admit(&solo("t-1", "p-1", 1500.0, START)).await;
+    // WHEN the service runs again without ranked-1v1, and the sweeper passes after coop-4's timeout
+    let served = Queues::new([rule_set("coop-4")]);
+    let sweeper = Sweeper {
+        store: &stack.store,
+        queue: &stack.queue,
+        workflows: &stack.workflows,
+        fleet: &common::NoFleet,
+        events: &stack.events,
+        clock: &stack.clock,
+        queues: &served,
+        settings: &stack.settings,
+    };
+    let early = sweeper.sweep("early").await.unwrap();
+    assert!(early.orphaned.is_empty(), "younger than every timeout: {early:?}");
+    let timeout = served.timeouts().min().unwrap();
+    stack.clock.advance(timeout);
+    let report = sweeper.sweep("late").await.unwrap();
+    // THEN it is FAILED with the reason, and its player free again
+    assert_eq!(report.orphaned, [TicketId::from("t-1")], "{report:?}");
+    let ticket = stack.ticket("t-1").await.value.ticket;
+    assert_eq!(ticket.status, TicketStatus::Failed);
+    assert_eq!(ticket.reason.as_deref(), Some("queue `ranked-1v1` is no longer served"));
+    assert!(
+        stack
+            .store
+            .get(&items::player_guard_key(&"p-1".into()))
+            .await
+            .unwrap()
+            .is_none(),
+        "p-1 is still held"
     );
 }
 

@@ -128,7 +128,7 @@ impl TicketRequest {
                 let known = queues.iter().map(|q| format!("`{q}`")).collect::<Vec<_>>().join(", ");
                 errors.push(FieldError::new(
                     "/queue",
-                    format!("unknown queue `{q}`; this service serves {known}"),
+                    format!("unknown queue `{}`; this service serves {known}", quoted(q)),
                 ));
                 None
             }
@@ -318,6 +318,18 @@ fn composition_errors(
     }
 }
 
+/// The longest of a caller's values an error quotes whole.
+const QUOTED_CHARS: usize = 64;
+
+/// `value` as an error quotes it: cut after [`QUOTED_CHARS`] characters, so that a 60 KB name is
+/// not sent back whole.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()),
+        None => value.to_owned(),
+    }
+}
+
 fn read_player(
     item: &Value,
     pointer: &str,
@@ -405,9 +417,13 @@ fn read_player(
         None => None,
         Some(Value::String(t)) if !t.is_empty() => Some(t.clone()),
         Some(other) => {
+            let found = match other {
+                Value::String(_) => "an empty string".to_owned(),
+                other => kind(other).to_owned(),
+            };
             errors.push(FieldError::new(
                 format!("{pointer}/partyToken"),
-                format!("expected a token, found {}", kind(other)),
+                format!("expected a token, found {found}"),
             ));
             None
         }
@@ -633,6 +649,18 @@ mod tests {
                     "no role: rule `roster` gives every player one of dps, healer, tank"
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_long_unknown_queue_is_quoted_cut() {
+        let name = "q".repeat(60_000);
+        let errors = TicketRequest::parse(&json!({"queue": name, "players": [{"id": "p-1"}]}), QUEUES, 10).unwrap_err();
+        let message = &errors[0].message;
+        assert!(message.len() < 200, "{message}");
+        assert!(
+            message.contains(&format!("`{}… (60000 bytes)`", "q".repeat(64))),
+            "{message}"
         );
     }
 

@@ -272,6 +272,12 @@ async fn a_watch_is_answered_with_the_session_and_a_bad_message_with_an_error() 
             .starts_with("`follow`: \"s-1\" is not a message"),
         "{error}"
     );
+    socket.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    let error = next_of(&mut socket, "error").await;
+    assert!(
+        error["detail"].as_str().unwrap().starts_with("a binary frame"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! Every pass (EventBridge Scheduler every minute on AWS; a loop on the dev server's clock locally)
 //! reads the operator listings of GSI1, oldest first, and finishes what nothing else will:
 //!
-//! 1. **Tickets past their queue's timeout** become TIMED_OUT, their players freed. Rounds do this
+//! 1. **Tickets past their queue's timeout** become TIMED_OUT, their players freed (and those of a
+//!    queue no longer served FAILED, once older than the shortest timeout). Rounds do this
 //!    for the pools they run; the sweeper catches pools no round visits any more.
 //! 2. **Sessions stuck in PLACING** past [`STUCK_PLACING`] are failed as the workflow's Catch would
 //!    fail them: the server released, the tickets requeued, the session FAILED with its cause. An
@@ -52,6 +53,9 @@ pub const START_GRACE: Duration = Duration::from_secs(60);
 pub struct SweepReport {
     /// Tickets moved to TIMED_OUT.
     pub timed_out: Vec<TicketId>,
+    /// SEARCHING tickets FAILED because their queue is no longer served (the service was started
+    /// again without its rule set): no round would ever visit them.
+    pub orphaned: Vec<TicketId>,
     /// Sessions failed for being stuck in PLACING.
     pub failed_sessions: Vec<SessionId>,
     /// Matches whose placement was started again.
@@ -146,6 +150,20 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
             let current: Versioned<TicketRecord> = items::read(&stored)?;
             let ticket = &current.value.ticket;
             let Some(rule_set) = self.queues.get(&ticket.queue) else {
+                if ticket.status == TicketStatus::Searching
+                    && tickets::finish(
+                        self.store,
+                        self.events,
+                        &current,
+                        TicketStatus::Failed,
+                        format!("queue `{}` is no longer served", ticket.queue),
+                        now,
+                        self.settings,
+                    )
+                    .await?
+                {
+                    report.orphaned.push(ticket.id.clone());
+                }
                 continue;
             };
             let waited = now.since(ticket.created_at);

@@ -179,6 +179,13 @@ async fn serve(state: DevState, mut socket: WebSocket) {
                     }
                 },
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Binary(_))) => {
+                    let detail = r#"a binary frame: send JSON text, {"watch": "<sessionId>"}, {"watch": null} or {"redrive": true}"#;
+                    if !send(&mut socket, &json!({"type": "error", "detail": detail})).await {
+                        return;
+                    }
+                }
+                // Pings are answered by the socket itself; pongs need nothing.
                 Some(Ok(_)) => {}
             },
         }
