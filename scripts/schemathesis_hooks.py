@@ -6,6 +6,10 @@ caller is nor which queues there are. Generated bodies would all stop there, so 
 becomes the caller and the queue one the dev server serves: the rest of the body (attributes,
 latencies, more players and their party tokens) is as generated, and meets the real validation.
 
+The dev server's fleet serves one region, `local`, and refuses latencies that leave it out (no
+match of theirs could be placed): where a player's drawn latencies are valid, `local` is added to
+them, so that such bodies too reach the checks after.
+
 A value is replaced only where the generated one is valid already, so that a body generated to
 break the schema (a negative case) still breaks it and must still be refused.
 
@@ -44,6 +48,12 @@ def map_body(ctx, body):
         first = players[0]
         if isinstance(first.get("id"), str) and PLAYER_ID.match(first["id"]):
             first["id"] = CALLER
+    for player in players if isinstance(players, list) else []:
+        latencies = player.get("latencies") if isinstance(player, dict) else None
+        if isinstance(latencies, dict) and latencies and "local" not in latencies:
+            measured = list(latencies.values())
+            if all(isinstance(ms, int) and not isinstance(ms, bool) and 0 <= ms <= 10_000 for ms in measured):
+                latencies["local"] = measured[0]
     queue = body.get("queue")
     if isinstance(queue, str) and QUEUES:
         # Any string is a valid queue to the document; which served queue follows from the drawn one.
