@@ -782,6 +782,10 @@ fn read_seconds(fields: Fields<'_>, key: &str, path_key: &str, min: u64, problem
     }
 }
 
+/// The longest a Wait's `Seconds` may be, as Step Functions validates it (99,999,999 s, about
+/// three years).
+pub(crate) const MAX_WAIT_SECONDS: u64 = 99_999_999;
+
 fn read_wait(fields: Fields<'_>, problems: &mut Problems) -> Option<WaitFor> {
     let present: Vec<&str> = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
         .into_iter()
@@ -796,7 +800,9 @@ fn read_wait(fields: Fields<'_>, problems: &mut Problems) -> Option<WaitFor> {
         return None;
     };
     match *key {
-        "Seconds" => fields.integer("Seconds", 0, problems).map(WaitFor::Seconds),
+        "Seconds" => fields
+            .integer_within("Seconds", 0, MAX_WAIT_SECONDS, problems)
+            .map(WaitFor::Seconds),
         "Timestamp" => {
             let text = fields.string("Timestamp", problems)?;
             match parse_timestamp(text) {

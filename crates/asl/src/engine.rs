@@ -20,7 +20,9 @@ use serde_json::{json, Value};
 
 use crate::clock::{format_timestamp, parse_timestamp, Clock, RunningClock};
 use crate::context::{ContextObject, StateFacts};
-use crate::definition::{Body, Dynamic, Program, ResultHandling, Seconds, State, StateMachine, Transition, WaitFor};
+use crate::definition::{
+    Body, Dynamic, Program, ResultHandling, Seconds, State, StateMachine, Transition, WaitFor, MAX_WAIT_SECONDS,
+};
 use crate::dispatch::{is_function_arn, TaskDispatcher};
 use crate::error::{names, Failure};
 use crate::history::{self, EventSink, HistoryEvent, Line, Recorder};
@@ -885,9 +887,11 @@ fn wait_deadline(wait: &WaitFor, input: &Value, entered: DateTime<Utc>) -> Resul
         WaitFor::Seconds(seconds) => after(*seconds),
         WaitFor::Timestamp(time) => Ok(*time),
         WaitFor::SecondsPath(path) => match path.select(input).ok().as_deref() {
-            Some(Value::Number(n)) if n.as_u64().is_some() => after(n.as_u64().unwrap_or_default()),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|s| s <= MAX_WAIT_SECONDS) => {
+                after(n.as_u64().unwrap_or_default())
+            }
             _ => Err(Failure::runtime(format!(
-                "SecondsPath '{path}' must select a non-negative integer in the input '{input}'"
+                "SecondsPath '{path}' must select an integer from 0 to {MAX_WAIT_SECONDS} in the input '{input}'"
             ))),
         },
         WaitFor::TimestampPath(path) => match path

@@ -108,6 +108,18 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An integer from `min` to `max`, both included.
+    pub(crate) fn integer_within(&self, key: &str, min: u64, max: u64, problems: &mut Problems) -> Option<u64> {
+        let value = self.map.get(key)?;
+        match value.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.problem(problems, key, format!("must be an integer from {min} to {max}"));
+                None
+            }
+        }
+    }
+
     pub(crate) fn number(&self, key: &str, problems: &mut Problems) -> Option<f64> {
         let value = self.map.get(key)?;
         match value.as_f64() {
