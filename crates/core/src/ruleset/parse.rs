@@ -227,7 +227,8 @@ impl Reader {
             return None;
         };
         if n < 0.0 {
-            self.error(path, format!("{n} is out of range: must be at least 0"));
+            // In serde_json's shortest form (-1e+308): `{n}` would spell it in 309 digits.
+            self.error(path, format!("{value} is out of range: must be at least 0"));
             return None;
         }
         Some(n)

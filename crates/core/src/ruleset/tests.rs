@@ -743,6 +743,18 @@ fn a_byte_order_mark_before_the_json_is_ignored() {
 }
 
 #[test]
+fn a_huge_negative_limit_is_quoted_short() {
+    let errors = errors(&with("/rules/0/maxDistance", json!(-1e308)));
+    assert_eq!(
+        errors,
+        [(
+            "$.rules[0].maxDistance".to_owned(),
+            "-1e+308 is out of range: must be at least 0".to_owned()
+        )]
+    );
+}
+
+#[test]
 fn a_key_given_twice_is_refused_where_it_is_given_again() {
     let text = "{\n  \"name\": \"duel\",\n  \"name\": \"other\"\n}";
     let errors = RuleSet::from_json_str(text).unwrap_err();
