@@ -38,7 +38,7 @@ use queuematch_core::ids::{MatchId, SessionId};
 use queuematch_core::ports::{Clock, ErrorType, Events, Fleet, PortError, Store, TicketQueue};
 use queuematch_core::usecases::acceptance::{AcceptanceProgress, AcceptanceState};
 use queuematch_core::usecases::completion::{CompletionProgress, Completions};
-use queuematch_core::usecases::placement::{Placements, SessionProgress, Step};
+use queuematch_core::usecases::placement::{session_id_for, Placements, SessionProgress, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::fmt;
@@ -228,6 +228,19 @@ where
         queues: &service.queues,
         settings: &service.settings,
     };
+    if let TaskRequest::Place { match_id, session_id, .. }
+    | TaskRequest::Poll { match_id, session_id, .. }
+    | TaskRequest::Activate { match_id, session_id, .. } = &request
+    {
+        // The session of a match is named after it: a task naming another one is not this match's.
+        if *session_id != session_id_for(match_id) {
+            return Err(PortError::invalid(format!(
+                "sessionId {session_id} is not the session of match {match_id} ({})",
+                session_id_for(match_id)
+            ))
+            .into());
+        }
+    }
     let output = match request {
         TaskRequest::PollAcceptance { match_id, .. } => acceptance(placements.poll_acceptance(&match_id).await?),
         TaskRequest::CreateSession { match_id, execution } => {

@@ -231,6 +231,7 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Completions<'_, S, F, E, C> {
     /// Gives the session's server back; the fleet frees it exactly once however often this runs.
     pub async fn release(&self, session_id: &SessionId, step: &Step) -> Result<CompletionProgress, PortError> {
         let session = self.read_session(session_id).await?;
+        finished(session_id, session.value.status, "its server is released")?;
         let detail = match &session.value.placement {
             Some(placement) => {
                 self.fleet.release(placement).await?;
@@ -246,6 +247,7 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Completions<'_, S, F, E, C> {
     /// at least once: a retry after a failed note publishes again.
     pub async fn publish(&self, session_id: &SessionId, step: &Step) -> Result<CompletionProgress, PortError> {
         let session = self.read_session(session_id).await?.value;
+        finished(session_id, session.status, "its end is published")?;
         self.events
             .publish(DomainEvent::SessionStatusChanged {
                 session_id: session_id.clone(),
@@ -357,4 +359,17 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Completions<'_, S, F, E, C> {
 
 fn kept_changing(session: &SessionId) -> PortError {
     PortError::transient(format!("session {session} kept changing; try again"))
+}
+
+/// The steps after a session's end run on an ended session only: releasing the server of one still
+/// PLACING or ACTIVE would pull it from under its players, and publishing its status would announce
+/// an end that did not happen.
+fn finished(session_id: &SessionId, status: SessionStatus, what: &str) -> Result<(), PortError> {
+    if status.is_terminal() {
+        Ok(())
+    } else {
+        Err(PortError::Conflict(format!(
+            "session {session_id} is {status}: {what} once it has ENDED"
+        )))
+    }
 }

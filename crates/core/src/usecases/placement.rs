@@ -430,7 +430,15 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
             };
             match current.value.status {
                 SessionStatus::Failed => return Ok(Some(current.value)),
-                SessionStatus::Placing | SessionStatus::Active => {}
+                SessionStatus::Placing => {}
+                // Its players were sent to its server: failing it now would release a live game and
+                // leave its COMPLETED tickets nowhere. An activation interrupted half-way (some
+                // tickets still PLACING) is finished by the sweeper instead.
+                SessionStatus::Active => {
+                    return Err(PortError::Conflict(format!(
+                        "session {session_id} is ACTIVE: its players are on its server, and its placement cannot fail any more"
+                    )))
+                }
                 other => {
                     return Err(PortError::Conflict(format!(
                         "session {session_id} is {other}: its placement cannot fail any more"
