@@ -228,9 +228,15 @@ where
         queues: &service.queues,
         settings: &service.settings,
     };
-    if let TaskRequest::Place { match_id, session_id, .. }
-    | TaskRequest::Poll { match_id, session_id, .. }
-    | TaskRequest::Activate { match_id, session_id, .. } = &request
+    if let TaskRequest::Place {
+        match_id, session_id, ..
+    }
+    | TaskRequest::Poll {
+        match_id, session_id, ..
+    }
+    | TaskRequest::Activate {
+        match_id, session_id, ..
+    } = &request
     {
         // The session of a match is named after it: a task naming another one is not this match's.
         if *session_id != session_id_for(match_id) {

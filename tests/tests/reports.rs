@@ -69,6 +69,11 @@ struct World {
 }
 
 async fn world() -> World {
+    world_in(SessionStatus::Active).await
+}
+
+/// A session of p-1 and p-2 in `status`.
+async fn world_in(status: SessionStatus) -> World {
     let clock = Arc::new(ManualClock::new(NOW));
     let store = MemoryStore::new(clock.clone());
     let secret = SessionSecret::from_random_bytes(&[5; 32]);
@@ -77,7 +82,7 @@ async fn world() -> World {
         session_id: session.clone(),
         match_id: "m-1".into(),
         queue: "ranked-1v1".into(),
-        status: SessionStatus::Active,
+        status,
         player_ids: vec!["p-1".into(), "p-2".into()],
         created_at: NOW,
         secret: secret.clone(),
@@ -241,6 +246,53 @@ async fn forged_stale_and_stranger_reports_are_refused() {
     )
     .await;
     assert!(matches!(unknown, Err(ReportError::NotFound(_))), "{unknown:?}");
+}
+
+#[tokio::test]
+async fn a_session_still_placing_takes_no_result_nor_end_and_keeps_their_nonces_unused() {
+    let world = world_in(SessionStatus::Placing).await;
+    let result = r#"{"type":"result","result":{"scores":{"p-1":3,"p-2":1}}}"#;
+    let refused = world.report("nonce-0001", result).await;
+    assert!(
+        matches!(refused, Err(ReportError::Conflict(ref m)) if m.contains("a result is taken from a running game")),
+        "{refused:?}"
+    );
+    let starts = world
+        .workflows
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    assert!(starts.is_empty(), "nothing was rated: {starts:?}");
+    // A refused report may be sent again with its nonce: the same answer, not "already used".
+    for _ in 0..2 {
+        let end = world.report("nonce-0002", r#"{"type":"end"}"#).await;
+        assert!(
+            matches!(end, Err(ReportError::Conflict(ref m)) if m.contains("only a running game ends")),
+            "{end:?}"
+        );
+    }
+    assert_eq!(world.session().await.status, SessionStatus::Placing, "nothing changed");
+    // Ready is what a server placing a session says.
+    assert_eq!(
+        world.report("nonce-0003", r#"{"type":"ready"}"#).await.ok(),
+        Some(SessionStatus::Placing)
+    );
+}
+
+#[tokio::test]
+async fn a_player_scored_twice_is_refused() {
+    let world = world().await;
+    let twice = world
+        .report(
+            "nonce-0001",
+            r#"{"type":"result","result":{"scores":{"p-1":100,"p-2":2,"p-1":0}}}"#,
+        )
+        .await;
+    assert!(
+        matches!(twice, Err(ReportError::Invalid(ref e)) if e.message.contains("the key `p-1` is given twice")),
+        "{twice:?}"
+    );
 }
 
 #[tokio::test]

@@ -66,8 +66,9 @@ impl Report {
     /// pointer. Read by hand rather than by serde, which names no field for a wrong type and lets
     /// unknown fields of unit variants through.
     pub fn parse(body: &[u8]) -> Result<Report, FieldError> {
+        // A key given twice (a player scored twice) is refused, not its last value taken.
         let value: Value =
-            serde_json::from_slice(body).map_err(|e| FieldError::new("", format!("not valid JSON: {e}")))?;
+            crate::json::from_slice_unique(body).map_err(|e| FieldError::new("", format!("not valid JSON: {e}")))?;
         let Value::Object(map) = value else {
             return Err(FieldError::new(
                 "",
@@ -307,10 +308,23 @@ impl<S: Store, Q: TicketQueue, F: Fleet, W: Workflows, E: Events, C: Clock> Repo
         let report = Report::parse(signed.body).map_err(ReportError::Invalid)?;
         let status = session.value.status;
         match &report {
+            // An ended session takes `end` again, changing nothing; only a running game ends.
+            Report::End { .. } if !matches!(status, SessionStatus::Active | SessionStatus::Ended) => {
+                return Err(ReportError::Conflict(format!(
+                    "session {session_id} is {status}: only a running game ends"
+                )))
+            }
             Report::End { .. } => {}
             _ if status.is_terminal() => {
                 return Err(ReportError::Conflict(format!(
                     "session {session_id} is {status}: it takes no more reports"
+                )))
+            }
+            // Before the players were sent to the server there is no game to have a result: rating
+            // one would rate a game nobody played, and the session could then never end.
+            Report::Result { .. } if status != SessionStatus::Active => {
+                return Err(ReportError::Conflict(format!(
+                    "session {session_id} is {status}: a result is taken from a running game"
                 )))
             }
             Report::Result { result } => {
