@@ -62,7 +62,7 @@ pub struct BotsArgs {
     #[arg(long, env = "QUEUEMATCH_OPERATOR_TOKEN")]
     operator_token: Option<String>,
     /// How long one game may take a bot, from its ticket to its session's end, in seconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// Print JSON, for scripts.
     #[arg(long)]
@@ -275,6 +275,15 @@ pub fn run(args: BotsArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .find(|r| r.name == args.queue)
         .with_context(|| format!("no queue {} in {}", args.queue, args.rulesets.display()))?;
+    // Fewer bots than any match of the queue holds would each wait out --timeout, for nothing.
+    let fewest = rule_set.fewest_players().max(1);
+    if args.players < fewest {
+        bail!(
+            "queue {} forms no match of fewer than {fewest} players: --players {} bots would only time out",
+            args.queue,
+            args.players
+        );
+    }
     let shape = TicketShape::of(rule_set)?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let bots: Vec<Bot> = (0..args.players as usize)
@@ -509,12 +518,26 @@ impl BotContext {
         let submitted = Instant::now();
         let ticket_id = self.submit(&body, deadline).await?;
         let mut matched = None;
-        let finished = client::follow_ticket(socket, &ticket_id, deadline, |event| {
+        let followed = client::follow_ticket(socket, &ticket_id, deadline, |event| {
             if event["type"] == "PotentialMatchCreated" {
                 matched.get_or_insert_with(Instant::now);
             }
         })
-        .await?;
+        .await;
+        let finished = match followed {
+            Ok(finished) => finished,
+            Err(error) => {
+                // Given up: the ticket goes too, or it would match a later bot into a game nobody
+                // joins. A ticket being placed cannot be cancelled (409); its game just starts short.
+                let _ = self
+                    .http
+                    .delete(format!("{}/v1/tickets/{ticket_id}", self.base))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await;
+                return Err(error);
+            }
+        };
         if finished["type"] != "MatchmakingSucceeded" {
             bail!(
                 "ticket {}: {}",

@@ -233,3 +233,38 @@ fn ratings_come_to_rank_the_bots_by_their_hidden_skill_on_ranked_1v1() {
     assert_eq!(summary["rated"], 20, "{summary:#}");
     assert!(rho >= 0.8, "Spearman(rating, hidden skill) = {rho}: {summary:#}");
 }
+
+/// Fewer bots than the queue's smallest match, or no time to play, are refused before anything is
+/// asked of the service (no server runs here).
+#[test]
+fn bots_that_could_never_play_are_refused() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_queuematch"))
+            .arg("bots")
+            .args(["--url", "http://127.0.0.1:9", "--rulesets"])
+            .arg(repo().join("examples/rulesets"))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("queuematch bots does not run: {e}"))
+    };
+    for (args, says) in [
+        (
+            &["--queue", "ranked-1v1", "--players", "1"][..],
+            "queue ranked-1v1 forms no match of fewer than 2 players",
+        ),
+        // battle-royale-60 starts short after expansions, at 24 players.
+        (
+            &["--queue", "battle-royale-60", "--players", "23"][..],
+            "fewer than 24 players",
+        ),
+        (
+            &["--queue", "ranked-1v1", "--players", "2", "--timeout", "0"][..],
+            "--timeout",
+        ),
+    ] {
+        let output = run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

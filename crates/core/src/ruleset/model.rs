@@ -307,6 +307,26 @@ impl RuleSet {
         self.teams.iter().map(|t| t.min_players * t.quantity).sum()
     }
 
+    /// The fewest players a match can ever start with: [`RuleSet::min_players`] once every expansion
+    /// of a team's `minPlayers` has taken its last step.
+    pub fn fewest_players(&self) -> u32 {
+        self.teams
+            .iter()
+            .map(|t| {
+                let target = ExpansionTarget::Team {
+                    team: t.name.clone(),
+                    field: TeamField::MinPlayers,
+                };
+                let least = self
+                    .expansion_for(&target)
+                    .and_then(|e| e.steps.last())
+                    // Validated whole and non-negative.
+                    .map_or(t.min_players, |step| t.min_players.min(step.value as u32));
+                least * t.quantity
+            })
+            .sum()
+    }
+
     /// The expansion that targets `target`, if any (validation allows at most one per target).
     pub fn expansion_for(&self, target: &ExpansionTarget) -> Option<&Expansion> {
         self.expansions.iter().find(|e| &e.target == target)

@@ -246,6 +246,18 @@ fn teams_with_a_quantity_unroll_into_slots() {
     let names: Vec<_> = rs.team_slots().into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["solo-1", "solo-2", "solo-3"]);
     assert_eq!((rs.min_players(), rs.max_players()), (3, 3));
+    assert_eq!(rs.fewest_players(), 3, "no expansion lowers it");
+}
+
+#[test]
+fn the_fewest_players_count_the_last_step_of_a_min_players_expansion() {
+    let mut doc = base();
+    doc["teams"] = json!([{"name": "lobby", "minPlayers": 50, "maxPlayers": 60}]);
+    doc["rules"] = json!([]);
+    doc["expansions"] = json!([{"target": "teams[lobby].minPlayers", "steps": [
+        {"waitTimeSeconds": 30, "value": 40}, {"waitTimeSeconds": 90, "value": 24}]}]);
+    let rs = parse(&doc);
+    assert_eq!((rs.min_players(), rs.fewest_players()), (50, 24));
 }
 
 #[test]
