@@ -32,6 +32,11 @@ pub struct BatchOutcome {
     /// Tickets their callers cancelled while they were queued: recorded CANCELLED, not admitted.
     pub cancelled_tickets: usize,
     pub unreadable: usize,
+    /// Why each message handed back to the queue (a batch item failure) was: its id and the reason.
+    pub retried: Vec<(String, String)>,
+    /// Records without a `messageId` (SQS always sets one): they cannot be handed back, and are
+    /// counted so that none is dropped unseen.
+    pub without_id: usize,
     pub rounds: Vec<(PoolRef, RoundReport)>,
 }
 
@@ -51,17 +56,24 @@ where
 {
     let admission = service.admission();
     let mut outcome = BatchOutcome::default();
-    let mut failures: Vec<String> = Vec::new();
+    let mut failures: Vec<(String, String)> = Vec::new();
     // Each pool the batch touched, with the messages that depend on its round.
     let mut pools: BTreeMap<(String, String), (PoolRef, Vec<String>)> = BTreeMap::new();
 
     for record in event.records {
-        let Some(id) = record.message_id.clone() else { continue };
+        let Some(id) = record.message_id.clone() else {
+            outcome.without_id += 1;
+            continue;
+        };
         let message = match record.body.as_deref().map(Message::parse) {
             Some(Ok(message)) => message,
-            _ => {
+            unreadable => {
                 outcome.unreadable += 1;
-                failures.push(id);
+                let why = match unreadable {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "no body".to_owned(),
+                };
+                failures.push((id, why));
                 continue;
             }
         };
@@ -75,7 +87,7 @@ where
                 Ok(Admitted::Duplicate) => outcome.duplicates += 1,
                 Ok(Admitted::Failed(_)) => outcome.failed_tickets += 1,
                 Ok(Admitted::Cancelled) => outcome.cancelled_tickets += 1,
-                Err(_) => failures.push(id),
+                Err(e) => failures.push((id, format!("admission failed: {e}"))),
             },
             Message::PoolTick(tick) => touch(&mut pools, PoolRef::new(tick.queue, tick.partition), id),
         }
@@ -85,19 +97,25 @@ where
     for (pool, dependents) in pools.into_values() {
         match rounds.run(&pool, holder).await {
             Ok(report) => outcome.rounds.push((pool, report)),
-            Err(_) => failures.extend(dependents),
+            Err(e) => failures.extend(dependents.into_iter().map(|id| {
+                (
+                    id,
+                    format!("the round of {}/{} failed: {e}", pool.queue, pool.partition),
+                )
+            })),
         }
     }
 
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures
-        .into_iter()
-        .map(|id| {
+        .iter()
+        .map(|(id, _)| {
             let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
+            failure.item_identifier = id.clone();
             failure
         })
         .collect();
+    outcome.retried = failures;
     outcome.response = response;
     outcome
 }

@@ -129,10 +129,10 @@ where
         return Problem::not_found("no such route; see infra/openapi.yaml").into_response();
     };
     if request.http_method.as_str() != *method {
-        return Problem::method_not_allowed(format!(
-            "{} is not allowed on {resource}; use {method}",
-            request.http_method
-        ))
+        return Problem::method_not_allowed(
+            format!("{} is not allowed on {resource}; use {method}", request.http_method),
+            &[method],
+        )
         .into_response();
     }
     let params = match Params::read(&request, allowed_params(resource)) {

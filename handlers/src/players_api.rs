@@ -76,10 +76,10 @@ where
         return Problem::unauthorized("no caller: the request carries no verified token").into_response();
     };
     if request.http_method != Method::GET {
-        return Problem::method_not_allowed(format!(
-            "{} is not allowed on {RATINGS_RESOURCE}; use GET",
-            request.http_method
-        ))
+        return Problem::method_not_allowed(
+            format!("{} is not allowed on {RATINGS_RESOURCE}; use GET", request.http_method),
+            &["GET"],
+        )
         .into_response();
     }
     let Some(id) = request.path_parameters.get("playerId").cloned() else {

@@ -2,7 +2,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
-use http::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use queuematch_core::ports::{ErrorType, PortError};
 use queuematch_core::ticket_request::FieldError;
 use queuematch_core::usecases::UseCaseError;
@@ -23,6 +23,9 @@ pub struct Problem {
     /// Seconds to wait before retrying a 429 or 503; sent as `Retry-After`, not in the body.
     #[serde(skip)]
     pub retry_after: Option<u64>,
+    /// The methods a 405's resource takes; sent as `Allow` (RFC 9110 §15.5.6), not in the body.
+    #[serde(skip)]
+    pub allow: Option<String>,
 }
 
 impl Problem {
@@ -34,6 +37,7 @@ impl Problem {
             detail: Some(detail.into()),
             errors: Vec::new(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -56,8 +60,13 @@ impl Problem {
         Self::new(404, "Not Found", detail)
     }
 
-    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
-        Self::new(405, "Method Not Allowed", detail)
+    /// A 405 of a resource that takes `allowed` methods only (none given: the server's router
+    /// says them, as axum's does).
+    pub fn method_not_allowed(detail: impl Into<String>, allowed: &[&str]) -> Self {
+        Self {
+            allow: (!allowed.is_empty()).then(|| allowed.join(", ")),
+            ..Self::new(405, "Method Not Allowed", detail)
+        }
     }
 
     pub fn conflict(detail: impl Into<String>) -> Self {
@@ -106,6 +115,9 @@ impl Problem {
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(seconds) = self.retry_after {
             response.headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(allowed) = self.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+            response.headers.insert(ALLOW, allowed);
         }
         response.body = Some(Body::Text(body));
         response

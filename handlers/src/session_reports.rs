@@ -70,10 +70,13 @@ where
     F: Fleet,
 {
     if request.http_method != Method::POST {
-        return Problem::method_not_allowed(format!(
-            "{} is not allowed here; game servers POST their reports",
-            request.http_method
-        ))
+        return Problem::method_not_allowed(
+            format!(
+                "{} is not allowed here; game servers POST their reports",
+                request.http_method
+            ),
+            &["POST"],
+        )
         .into_response();
     }
     let Some(session_id) = request.path_parameters.get("sessionId").cloned() else {

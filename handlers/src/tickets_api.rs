@@ -94,10 +94,13 @@ where
     let id = TicketId::new(id);
     if request.resource.as_deref() == Some(ACCEPTANCE_RESOURCE) {
         if request.http_method != Method::POST {
-            return Problem::method_not_allowed(format!(
-                "{} is not allowed on {ACCEPTANCE_RESOURCE}; use POST",
-                request.http_method
-            ))
+            return Problem::method_not_allowed(
+                format!(
+                    "{} is not allowed on {ACCEPTANCE_RESOURCE}; use POST",
+                    request.http_method
+                ),
+                &["POST"],
+            )
             .into_response();
         }
         let answer = match acceptance_type(request.body.as_deref()) {
@@ -145,9 +148,10 @@ where
             };
         }
         other => {
-            return Problem::method_not_allowed(format!(
-                "{other} is not allowed on /v1/tickets/{{ticketId}}; use GET or DELETE"
-            ))
+            return Problem::method_not_allowed(
+                format!("{other} is not allowed on /v1/tickets/{{ticketId}}; use GET or DELETE"),
+                &["GET", "DELETE"],
+            )
             .into_response()
         }
     };

@@ -67,6 +67,12 @@ where
         retried = outcome.response.batch_item_failures.len(),
         "batch"
     );
+    for (message, why) in &outcome.retried {
+        tracing::warn!(message = %message, why = %why, "a message goes back to the queue");
+    }
+    if outcome.without_id > 0 {
+        tracing::warn!(records = outcome.without_id, "records without a messageId were skipped");
+    }
     let now = service.clock.now();
     for record in metrics::batch_records(&outcome, now) {
         metrics.emit(&record);

@@ -76,6 +76,12 @@ pub async fn run_matcher(service: Arc<LocalService>, shutdown: impl Future<Outpu
             matches = outcome.rounds.iter().map(|(_, r)| r.matches.len()).sum::<usize>(),
             "matcher batch"
         );
+        for (message, why) in &outcome.retried {
+            tracing::warn!(message = %message, why = %why, "a message goes back to the queue");
+        }
+        if outcome.without_id > 0 {
+            tracing::warn!(records = outcome.without_id, "records without a messageId were skipped");
+        }
         // ReportBatchItemFailures: what the handler acknowledged is deleted; the rest comes back
         // after its visibility timeout, and goes to the dead-letter queue when its receives run out.
         for message in messages.iter().filter(|m| !failed.contains(m.message_id.as_str())) {

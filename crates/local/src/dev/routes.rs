@@ -110,9 +110,10 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed(method: Method) -> Response {
-    problem(Problem::method_not_allowed(format!(
-        "{method} is not allowed on this route"
-    )))
+    problem(Problem::method_not_allowed(
+        format!("{method} is not allowed on this route"),
+        &[],
+    ))
 }
 
 /// An API Gateway proxy response as an axum response.

@@ -9,8 +9,8 @@
 //!   `ws-authorizer` the Cognito user pool whose tokens it checks (`userPool`: a file beside the
 //!   fixture holding `{"issuer", "clientId", "jwks"}`);
 //! - `<case>.expected.json`, the response: for a function that fails, Lambda's `{"errorType",
-//!   "errorMessage"}`; for an HTTP route, `{"statusCode", "headers": {"content-type"}, "body"}`
-//!   with the body as JSON; for the WebSocket functions, `{"response", "connections"}` (and
+//!   "errorMessage"}`; for an HTTP route, `{"statusCode", "headers": {"content-type"} (and
+//!   `"allow"` on a 405), "body"}` with the body as JSON; for the WebSocket functions, `{"response", "connections"}` (and
 //!   `"posted"`, the connections the notifier sent to), the connections being what the store holds
 //!   afterwards for the players the fixture names.
 //!
@@ -425,7 +425,12 @@ fn http_response(response: &ApiGatewayProxyResponse) -> Value {
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    json!({"statusCode": response.status_code, "headers": {"content-type": content_type}, "body": body})
+    let mut headers = json!({"content-type": content_type});
+    // A 405's methods, when the handler says them.
+    if let Some(allow) = response.headers.get("allow").and_then(|v| v.to_str().ok()) {
+        headers["allow"] = json!(allow);
+    }
+    json!({"statusCode": response.status_code, "headers": headers, "body": body})
 }
 
 /// A result in Lambda's shape: the output, or the function error.
