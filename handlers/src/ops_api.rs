@@ -493,15 +493,6 @@ pub fn session_row(session: &SessionRecord) -> Value {
 
 // ---- one session -------------------------------------------------------------------------------
 
-/// Session ids are opaque but bounded, as ticket ids are.
-pub fn valid_session_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
 /// A session's timeline, oldest first.
 pub async fn timeline<S: Store>(store: &S, id: &SessionId, most: usize) -> Result<Vec<TimelineEntry>, PortError> {
     let mut query = Query::new(Index::Table, format!("SESSION#{id}"), most.clamp(1, MAX_PAGE_ITEMS))
@@ -526,7 +517,7 @@ async fn session_detail<S: Store>(
     histories: &dyn ExecutionHistories,
     id: &str,
 ) -> Result<Value, Box<Problem>> {
-    if !valid_session_id(id) {
+    if !SessionId::is_valid(id) {
         return Err(Box::new(Problem::not_found(format!(
             "no session {id:?}: a session id is 1 to 128 letters, digits, `-`, `_`, `.` or `:`"
         ))));

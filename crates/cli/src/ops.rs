@@ -127,8 +127,11 @@ pub fn run(args: OpsArgs) -> anyhow::Result<ExitCode> {
     let view = args.view.as_ref();
     if let Some(View::Session { session_id }) = view {
         // The id goes into the path: say what is wrong with it here rather than ask for another route.
-        if !queuematch_handlers::ops_api::valid_session_id(session_id) {
-            bail!("{session_id:?} is not a session id: 1 to 128 letters, digits, `_`, `.`, `:` or `-`");
+        if !queuematch_core::ids::SessionId::is_valid(session_id) {
+            bail!(
+                "{session_id:?} is not a session id: {}",
+                queuematch_core::ids::SessionId::RULE
+            );
         }
     }
     let redrive = matches!(view, Some(View::Dlq { redrive: true }));

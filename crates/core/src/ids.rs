@@ -69,6 +69,22 @@ id_type!(
     MatchId
 );
 
+/// Session ids are opaque, but bounded, and free of characters that break keys and URLs: a session
+/// id goes into the path of its reports and of its operators' view.
+impl SessionId {
+    /// What a session id is, as messages say it.
+    pub const RULE: &'static str = "a session id is 1 to 128 letters, digits, `_`, `.`, `:` or `-`";
+
+    /// Whether `id` is a session id (see [`SessionId::RULE`]).
+    pub fn is_valid(id: &str) -> bool {
+        !id.is_empty()
+            && id.len() <= 128
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    }
+}
+
 /// Player ids are opaque, but bounded, and free of characters that break keys and URLs.
 impl PlayerId {
     /// The longest player id the API takes.

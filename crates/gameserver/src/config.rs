@@ -144,8 +144,10 @@ pub enum ConfigError {
     MissingSecret,
     #[error("--session needs its match id (--match)")]
     MissingMatch,
-    #[error("--service-url {0:?} is not an http:// or https:// URL")]
-    BadServiceUrl(String),
+    #[error("--service-url {0:?}: {1}")]
+    BadServiceUrl(String, &'static str),
+    #[error("--session {0:?}: {rule}", rule = SessionId::RULE)]
+    BadSession(String),
     #[error("--heartbeat-interval must be more than zero")]
     ZeroHeartbeat,
     #[error("--registration-ttl ({ttl:?}) must be longer than --heartbeat-interval ({heartbeat:?})")]
@@ -158,8 +160,18 @@ impl Config {
     /// Checks `args`, reading the secret of a fixed session from `secret` (the environment's value).
     pub fn from_args(args: Args, secret: Option<String>) -> Result<Self, ConfigError> {
         let service_url = args.service_url.trim_end_matches('/').to_owned();
-        if !(service_url.starts_with("http://") || service_url.starts_with("https://")) {
-            return Err(ConfigError::BadServiceUrl(args.service_url));
+        let why = match reqwest::Url::parse(&service_url) {
+            Err(_) => Some("not a URL; write it as http://HOST[:PORT]"),
+            // (An http(s) URL without a host does not parse.)
+            Ok(url) if !matches!(url.scheme(), "http" | "https") => Some("not an http:// or https:// URL"),
+            Ok(_) => None,
+        };
+        if let Some(why) = why {
+            return Err(ConfigError::BadServiceUrl(args.service_url, why));
+        }
+        // The id goes into the path of the session's reports.
+        if let Some(session) = args.session.as_ref().filter(|s| !SessionId::is_valid(s.as_str())) {
+            return Err(ConfigError::BadSession(session.to_string()));
         }
         if args.heartbeat_interval.is_zero() {
             return Err(ConfigError::ZeroHeartbeat);
@@ -332,13 +344,27 @@ mod tests {
     }
 
     #[test]
-    fn a_service_url_must_be_http() {
-        assert!(matches!(
-            Config::from_args(
-                Args::try_parse_from(["queuematch-gameserver", "--service-url", "ftp://x"]).unwrap(),
-                None
-            ),
-            Err(ConfigError::BadServiceUrl(_))
-        ));
+    fn a_service_url_must_be_http_with_a_host() {
+        let why = |url: &str| match Config::from_args(
+            Args::try_parse_from(["queuematch-gameserver", "--service-url", url]).unwrap(),
+            None,
+        ) {
+            Err(ConfigError::BadServiceUrl(_, why)) => why,
+            other => panic!("{url}: {other:?}"),
+        };
+        assert_eq!(why("ftp://x"), "not an http:// or https:// URL");
+        for bad in ["http://", "127.0.0.1:8080", "nonsense"] {
+            assert_eq!(why(bad), "not a URL; write it as http://HOST[:PORT]", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_fixed_session_id_is_one_the_api_takes() {
+        let escaping = args(&["--session", "s/../x", "--match", "m-1", "--player", "p-1"]);
+        let refused = Config::from_args(escaping, Some("c2VjcmV0".into()));
+        assert!(
+            matches!(refused, Err(ConfigError::BadSession(ref s)) if s == "s/../x"),
+            "{refused:?}"
+        );
     }
 }
