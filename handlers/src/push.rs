@@ -184,7 +184,9 @@ pub async fn notify<S: Store, N: Connections>(
 ) -> Result<Notified, PortError> {
     let message = serde_json::to_vec(event).map_err(|e| PortError::invalid(format!("event: {e}")))?;
     let mut notified = Notified::default();
-    for player in event.player_ids() {
+    // A player named twice is sent the event once.
+    let mut seen = std::collections::HashSet::new();
+    for player in event.player_ids().iter().filter(|p| seen.insert(*p)) {
         let mut after = None;
         loop {
             let query = Query::new(Index::Table, format!("PLAYER#{player}"), MAX_PAGE_ITEMS)
