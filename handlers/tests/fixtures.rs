@@ -67,17 +67,22 @@ async fn a_changed_expectation_is_reported_at_its_path() {
     );
 }
 
-#[tokio::test]
-async fn a_matched_batch_leaves_its_tickets_placing() {
-    // The response of `two-tickets-match` is an empty failure list; this checks what it did.
-    let path = repo().join("tests/fixtures/matcher/two-tickets-match.event.json");
+/// The matcher's fixture `name` handled on the service its `given` seeds: what it did.
+async fn matcher_batch(name: &str) -> matcher::BatchOutcome {
+    let path = repo().join(format!("tests/fixtures/matcher/{name}.event.json"));
     let fixture = Fixture::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let service = fixtures::seeded(&fixture, &queues())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
     let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-    let outcome = matcher::handle(&service, event, "fixture").await;
+    matcher::handle(&service, event, "fixture").await
+}
+
+#[tokio::test]
+async fn a_matched_batch_leaves_its_tickets_placing() {
+    // The response of `two-tickets-match` is an empty failure list; this checks what it did.
+    let outcome = matcher_batch("two-tickets-match").await;
     assert_eq!(outcome.admitted, 2);
     assert_eq!(outcome.rounds.len(), 1);
     assert_eq!(outcome.rounds[0].1.matches.len(), 1);
@@ -85,28 +90,16 @@ async fn a_matched_batch_leaves_its_tickets_placing() {
 
 #[tokio::test]
 async fn each_message_handed_back_says_why() {
-    let outcome = |name: &str| {
-        let path = repo().join(format!("tests/fixtures/matcher/{name}.event.json"));
-        async move {
-            let fixture = Fixture::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            let service = fixtures::seeded(&fixture, &queues())
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-            let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-            matcher::handle(&service, event, "fixture").await
-        }
-    };
-    let unparseable = outcome("unparseable-message-goes-to-the-dlq").await;
+    let unparseable = matcher_batch("unparseable-message-goes-to-the-dlq").await;
     assert_eq!(unparseable.retried.len(), 1, "{:?}", unparseable.retried);
     assert!(
         unparseable.retried[0].1.starts_with("not a queue message: "),
         "{:?}",
         unparseable.retried
     );
-    let tick = outcome("pool-tick-for-an-unknown-queue-is-retried").await;
+    let tick = matcher_batch("pool-tick-for-an-unknown-queue-is-retried").await;
     assert_eq!(tick.retried.len(), 1, "{:?}", tick.retried);
     assert!(tick.retried[0].1.starts_with("the round of "), "{:?}", tick.retried);
-    let matched = outcome("two-tickets-match").await;
+    let matched = matcher_batch("two-tickets-match").await;
     assert!(matched.retried.is_empty(), "{:?}", matched.retried);
 }
