@@ -22,9 +22,14 @@ pub const SIGNATURE_HEADER: &str = "x-queuematch-signature";
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 fn header<'a>(request: &'a ApiGatewayProxyRequest, name: &str) -> Result<&'a str, Box<Problem>> {
-    request.headers.get(name).and_then(|v| v.to_str().ok()).ok_or_else(|| {
-        Box::new(Problem::unauthorized(format!(
+    let Some(value) = request.headers.get(name) else {
+        return Err(Box::new(Problem::unauthorized(format!(
             "a report is signed: the `{name}` header is missing"
+        ))));
+    };
+    value.to_str().map_err(|_| {
+        Box::new(Problem::unauthorized(format!(
+            "the `{name}` header is not visible ASCII, which every signed header is"
         )))
     })
 }

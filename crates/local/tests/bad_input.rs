@@ -854,6 +854,21 @@ async fn every_route_refuses_bad_input_precisely_and_changes_nothing() {
     )
     .await;
     s.refused(
+        "report: a nonce that is not ASCII",
+        s.request(Method::POST, &events)
+            .header("x-queuematch-timestamp", &at)
+            .header(
+                "x-queuematch-nonce",
+                reqwest::header::HeaderValue::from_bytes("nonce-é".as_bytes()).unwrap_or_else(|e| panic!("{e}")),
+            )
+            .header("x-queuematch-signature", "x")
+            .body(heartbeat.to_vec()),
+        401,
+        None,
+        "`x-queuematch-nonce` header is not visible ASCII",
+    )
+    .await;
+    s.refused(
         "report: a forged signature",
         s.report_with(SESSION, &at, "nonce-0002", "Zm9yZ2Vk", heartbeat),
         401,
