@@ -468,18 +468,25 @@ mod tests {
             // The roster with them satisfies the rule set (minimums waived), at the level of the
             // oldest ticket picked: the independent check.
             prop_assert!(check(session, &chosen, &without_minimums(&rules), Timestamp(now)).is_ok());
-            // And, by hand, the distance rule: the whole roster within the limit in force.
+            // And, by hand, the distance rule: the whole roster within the limit in force, a party
+            // counting as its average (the rule's partyAggregation, FlexMatch's default), as it is
+            // matched.
             let oldest = chosen.iter().flatten().map(|t| t.created_at.as_millis()).min().unwrap_or(now);
             let limit = match now - oldest {
                 w if w >= 30_000 => 600.0,
                 w if w >= 10_000 => 300.0,
                 _ => 150.0,
             };
+            let skill = |p: &Player| p.attributes.get("skill").and_then(AttributeValue::as_number);
+            let parties = chosen.iter().flatten().filter_map(|t| {
+                let members: Vec<f64> = t.players.iter().filter_map(skill).collect();
+                (!members.is_empty()).then(|| members.iter().sum::<f64>() / members.len() as f64)
+            });
             let skills: Vec<f64> = teams
                 .iter()
                 .flat_map(|t| &t.players)
-                .chain(chosen.iter().flatten().flat_map(|t| &t.players))
-                .filter_map(|p| p.attributes.get("skill").and_then(AttributeValue::as_number))
+                .filter_map(skill)
+                .chain(parties)
                 .collect();
             let spread = skills.iter().copied().fold(f64::MIN, f64::max) - skills.iter().copied().fold(f64::MAX, f64::min);
             prop_assert!(spread <= limit + 1e-6, "spread {spread} over {limit}");
