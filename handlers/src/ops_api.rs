@@ -519,7 +519,8 @@ async fn session_detail<S: Store>(
 ) -> Result<Value, Box<Problem>> {
     if !SessionId::is_valid(id) {
         return Err(Box::new(Problem::not_found(format!(
-            "no session {id:?}: a session id is 1 to 128 letters, digits, `-`, `_`, `.` or `:`"
+            "no session {id:?}: {}",
+            SessionId::RULE
         ))));
     }
     let id = SessionId::new(id);

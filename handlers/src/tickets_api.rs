@@ -53,15 +53,6 @@ pub fn acceptance_type(body: Option<&str>) -> Result<AcceptanceType, Box<Problem
     }
 }
 
-/// Ticket ids are opaque but bounded; anything else is refused before it reaches the store.
-fn valid_ticket_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
 /// The caller, from the authorizer's claims.
 pub fn caller(request: &ApiGatewayProxyRequest) -> Option<PlayerId> {
     let claims = request.request_context.authorizer.fields.get("claims")?;
@@ -85,11 +76,8 @@ where
     let Some(id) = request.path_parameters.get("ticketId").cloned() else {
         return Problem::not_found("no such route").into_response();
     };
-    if !valid_ticket_id(&id) {
-        return Problem::not_found(format!(
-            "no ticket {id:?}: a ticket id is 1 to 128 letters, digits, `-`, `_`, `.` or `:`"
-        ))
-        .into_response();
+    if !TicketId::is_valid(&id) {
+        return Problem::not_found(format!("no ticket {id:?}: {}", TicketId::RULE)).into_response();
     }
     let id = TicketId::new(id);
     if request.resource.as_deref() == Some(ACCEPTANCE_RESOURCE) {

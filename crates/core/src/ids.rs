@@ -69,36 +69,52 @@ id_type!(
     MatchId
 );
 
-/// Session ids are opaque, but bounded, and free of characters that break keys and URLs: a session
-/// id goes into the path of its reports and of its operators' view.
-impl SessionId {
-    /// What a session id is, as messages say it.
-    pub const RULE: &'static str = "a session id is 1 to 128 letters, digits, `_`, `.`, `:` or `-`";
+/// The longest id of a ticket, a session or a player the API takes.
+const MAX_ID_LEN: usize = 128;
 
-    /// Whether `id` is a session id (see [`SessionId::RULE`]).
+/// Whether `id` is 1 to [`MAX_ID_LEN`] ASCII letters, digits, `-`, `_`, `.`, `:`, or one of
+/// `also`: the shape of every id the API takes, free of characters that break keys and URLs.
+fn is_bounded_id(id: &str, also: &[char]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || also.contains(&c))
+}
+
+/// Ticket ids are opaque but bounded; anything else is refused before it reaches the store.
+impl TicketId {
+    /// What a ticket id is, as messages say it.
+    pub const RULE: &'static str = "a ticket id is 1 to 128 letters, digits, `-`, `_`, `.` or `:`";
+
+    /// Whether `id` is a ticket id (see [`TicketId::RULE`]).
     pub fn is_valid(id: &str) -> bool {
-        !id.is_empty()
-            && id.len() <= 128
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        is_bounded_id(id, &[])
     }
 }
 
-/// Player ids are opaque, but bounded, and free of characters that break keys and URLs.
+/// Session ids are opaque, but bounded: a session id goes into the path of its reports and of its
+/// operators' view.
+impl SessionId {
+    /// What a session id is, as messages say it.
+    pub const RULE: &'static str = "a session id is 1 to 128 letters, digits, `-`, `_`, `.` or `:`";
+
+    /// Whether `id` is a session id (see [`SessionId::RULE`]).
+    pub fn is_valid(id: &str) -> bool {
+        is_bounded_id(id, &[])
+    }
+}
+
+/// Player ids are opaque, but bounded, and may hold `@` (an email-like subject).
 impl PlayerId {
     /// The longest player id the API takes.
-    pub const MAX_LEN: usize = 128;
+    pub const MAX_LEN: usize = MAX_ID_LEN;
     /// What a player id is, as messages say it.
     pub const RULE: &'static str = "a player id is 1 to 128 letters, digits, `-`, `_`, `.`, `@` or `:`";
 
     /// Whether `id` is a player id the API takes (see [`PlayerId::RULE`]).
     pub fn is_valid(id: &str) -> bool {
-        !id.is_empty()
-            && id.len() <= Self::MAX_LEN
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'))
+        is_bounded_id(id, &['@'])
     }
 }
 id_type!(
