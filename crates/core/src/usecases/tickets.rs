@@ -10,7 +10,7 @@ use crate::event::DomainEvent;
 use crate::identity::player_token::{self, PlayerTokenClaims};
 use crate::ids::{MatchId, PlayerId, TicketId};
 use crate::ports::store::items::{self, SessionRecord, TicketRecord, Versioned};
-use crate::ports::store::{Condition, Write};
+use crate::ports::store::{Condition, Stored, Write};
 use crate::ports::{Clock, Events, PortError, Store};
 use crate::status::{SessionStatus, TicketStatus};
 use crate::ticket::AcceptanceType;
@@ -123,9 +123,19 @@ pub(crate) async fn read_for<S: Store>(
     caller: &PlayerId,
     id: &TicketId,
 ) -> Result<Versioned<TicketRecord>, UseCaseError> {
+    let stored = store.get(&items::ticket_key(id)).await?;
+    owned_by(stored.as_ref(), caller, id)
+}
+
+/// Ticket `id`, as read into `stored`, if it is `caller`'s: another player's ticket is as absent
+/// as one that does not exist (or is not admitted yet).
+fn owned_by(
+    stored: Option<&Stored>,
+    caller: &PlayerId,
+    id: &TicketId,
+) -> Result<Versioned<TicketRecord>, UseCaseError> {
     let not_found = || UseCaseError::NotFound(format!("no ticket {id}; a ticket just created may still be queued"));
-    let stored = store.get(&items::ticket_key(id)).await?.ok_or_else(not_found)?;
-    let record: Versioned<TicketRecord> = items::read(&stored)?;
+    let record: Versioned<TicketRecord> = items::read(stored.ok_or_else(not_found)?)?;
     if !record.value.ticket.player_ids().any(|p| p == caller) {
         return Err(not_found());
     }
@@ -157,7 +167,7 @@ pub async fn cancel<S: Store, E: Events, C: Clock>(
     // version read, so re-read and decide again.
     for _ in 0..5 {
         let current = match store.get(&items::ticket_key(id)).await? {
-            Some(_) => read_for(store, caller, id).await?,
+            Some(stored) => owned_by(Some(&stored), caller, id)?,
             None => {
                 let early = items::EarlyCancel {
                     player: caller.clone(),
