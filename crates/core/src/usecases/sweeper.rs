@@ -149,42 +149,30 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
             // (moved since) fails it harmlessly.
             let current: Versioned<TicketRecord> = items::read(&stored)?;
             let ticket = &current.value.ticket;
-            let Some(rule_set) = self.queues.get(&ticket.queue) else {
-                if ticket.status == TicketStatus::Searching
-                    && tickets::finish(
-                        self.store,
-                        self.events,
-                        &current,
-                        TicketStatus::Failed,
-                        format!("queue `{}` is no longer served", ticket.queue),
-                        now,
-                        self.settings,
-                    )
-                    .await?
-                {
-                    report.orphaned.push(ticket.id.clone());
-                }
-                continue;
-            };
-            let waited = now.since(ticket.created_at);
-            if ticket.status != TicketStatus::Searching
-                || waited < Duration::from_secs(u64::from(rule_set.queue.timeout_seconds))
-            {
+            if ticket.status != TicketStatus::Searching {
                 continue;
             }
-            let reason = timeout_reason(rule_set, waited);
-            if tickets::finish(
-                self.store,
-                self.events,
-                &current,
-                TicketStatus::TimedOut,
-                reason,
-                now,
-                self.settings,
-            )
-            .await?
-            {
-                report.timed_out.push(ticket.id.clone());
+            let (to, reason, finished) = match self.queues.get(&ticket.queue) {
+                // Its queue is no longer served: no round will ever visit it.
+                None => (
+                    TicketStatus::Failed,
+                    format!("queue `{}` is no longer served", ticket.queue),
+                    &mut report.orphaned,
+                ),
+                Some(rule_set) => {
+                    let waited = now.since(ticket.created_at);
+                    if waited < Duration::from_secs(u64::from(rule_set.queue.timeout_seconds)) {
+                        continue;
+                    }
+                    (
+                        TicketStatus::TimedOut,
+                        timeout_reason(rule_set, waited),
+                        &mut report.timed_out,
+                    )
+                }
+            };
+            if tickets::finish(self.store, self.events, &current, to, reason, now, self.settings).await? {
+                finished.push(ticket.id.clone());
             }
         }
         Ok(())
