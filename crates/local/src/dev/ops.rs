@@ -87,9 +87,7 @@ async fn respond(
         query.entry(name).or_default().push(value);
     }
     let mut request = ApiGatewayProxyRequest::default();
-    // HEAD is GET without the body, which the server leaves out: the 405 of a GET route advertises
-    // both, as HTTP has it.
-    request.http_method = if method == Method::HEAD { Method::GET } else { method };
+    request.http_method = super::routes::as_handled(method);
     request.resource = Some(resource.into());
     request.path = Some(match &session_id {
         Some(id) => resource.replace("{sessionId}", id),

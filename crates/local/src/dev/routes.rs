@@ -363,6 +363,16 @@ async fn player_ratings(
     lambda_response(players_api::handle(&state.service, request).await)
 }
 
+/// The method a handler is given: HEAD is GET without the body, which the server leaves out, so
+/// that a GET route's 405, which advertises both, tells the truth.
+pub(super) fn as_handled(method: Method) -> Method {
+    if method == Method::HEAD {
+        Method::GET
+    } else {
+        method
+    }
+}
+
 /// The API Gateway proxy event of a ticket route, with the caller's claims as the authorizer puts
 /// them.
 fn proxy_request(
@@ -373,8 +383,7 @@ fn proxy_request(
     body: Option<String>,
 ) -> ApiGatewayProxyRequest {
     let mut request = ApiGatewayProxyRequest::default();
-    // HEAD is GET without the body, which the server leaves out (see `ops::respond`).
-    request.http_method = if method == Method::HEAD { Method::GET } else { method };
+    request.http_method = as_handled(method);
     request.resource = Some(resource.into());
     request.path = Some(resource.replace("{ticketId}", ticket_id));
     request.path_parameters.insert("ticketId".into(), ticket_id.to_owned());
