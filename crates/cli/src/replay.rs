@@ -97,6 +97,12 @@ async fn replay_trace(args: &ReplayArgs, path: PathBuf) -> anyhow::Result<ExitCo
             out.display()
         );
     }
+    // The rule set file given, as messages name it.
+    let given = args
+        .ruleset
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let replacement = match &args.ruleset {
         Some(file) => {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -111,10 +117,7 @@ async fn replay_trace(args: &ReplayArgs, path: PathBuf) -> anyhow::Result<ExitCo
         anyhow::ensure!(
             queues.contains(&rule_set.name.as_str()),
             "{}: the rule set is queue `{}`, and no ticket of {} is for it; its tickets are for: {}",
-            args.ruleset
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            given,
             rule_set.name,
             path.display(),
             if queues.is_empty() {
@@ -141,10 +144,7 @@ async fn replay_trace(args: &ReplayArgs, path: PathBuf) -> anyhow::Result<ExitCo
                 err,
                 "queue {}: the recorded rule set against {}{}",
                 rule_set.name,
-                args.ruleset
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
+                given,
                 if others.is_empty() {
                     String::new()
                 } else {
