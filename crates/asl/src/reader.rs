@@ -98,14 +98,7 @@ impl<'a> Fields<'a> {
 
     /// A non-negative integer, at least `min`.
     pub(crate) fn integer(&self, key: &str, min: u64, problems: &mut Problems) -> Option<u64> {
-        let value = self.map.get(key)?;
-        match value.as_u64() {
-            Some(n) if n >= min => Some(n),
-            _ => {
-                self.problem(problems, key, format!("must be an integer of at least {min}"));
-                None
-            }
-        }
+        self.integer_within(key, min, u64::MAX, problems)
     }
 
     /// An integer from `min` to `max`, both included.
@@ -114,7 +107,12 @@ impl<'a> Fields<'a> {
         match value.as_u64() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                self.problem(problems, key, format!("must be an integer from {min} to {max}"));
+                let range = if max == u64::MAX {
+                    format!("of at least {min}")
+                } else {
+                    format!("from {min} to {max}")
+                };
+                self.problem(problems, key, format!("must be an integer {range}"));
                 None
             }
         }
