@@ -96,17 +96,13 @@ impl Settings {
     /// server runs in. (What is stored stays what the player sent.)
     pub fn as_matched(&self, player: &mut Player) {
         let Some(region) = &self.single_region else { return };
-        match player.latencies.get(region) {
-            _ if player.latencies.is_empty() => {
-                player.latencies.insert(region.as_str(), 0);
-            }
-            Some(ms) if player.latencies.len() > 1 => {
-                player.latencies = [(region.as_str(), ms)].into_iter().collect();
-            }
-            // Only the served region, or not it at all: admission refuses the latter (see
-            // `TicketRequest::unserved_latencies`), and such a player can match nowhere.
-            _ => {}
+        if player.latencies.is_empty() {
+            player.latencies.insert(region.as_str(), 0);
+        } else if let Some(ms) = player.latencies.get(region) {
+            player.latencies = [(region.as_str(), ms)].into_iter().collect();
         }
+        // Else it did not measure the served region: admission refuses that (see
+        // `TicketRequest::unserved_latencies`), and such a player can match nowhere.
     }
 }
 
