@@ -1,12 +1,14 @@
 //! RFC 7807 problem details: the body of every error response, on AWS and locally.
 
-use aws_lambda_events::apigw::ApiGatewayProxyResponse;
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
+use base64::Engine;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use queuematch_core::ports::{ErrorType, PortError};
 use queuematch_core::ticket_request::FieldError;
 use queuematch_core::usecases::UseCaseError;
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// A problem, as `application/problem+json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -143,6 +145,24 @@ pub fn json_response(status: u16, body: &impl Serialize) -> ApiGatewayProxyRespo
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.body = Some(Body::Text(serde_json::to_string(body).unwrap_or_default()));
     response
+}
+
+/// The request's body as sent: API Gateway hands over a body it took for binary in base64 and says so
+/// in `isBase64Encoded`. No body reads as empty.
+pub fn request_body(request: &ApiGatewayProxyRequest) -> Result<Cow<'_, [u8]>, Box<Problem>> {
+    match (&request.body, request.is_base64_encoded) {
+        (None, _) => Ok(Cow::Borrowed(&[])),
+        (Some(text), false) => Ok(Cow::Borrowed(text.as_bytes())),
+        (Some(text), true) => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(Cow::Owned)
+            .map_err(|e| {
+                Box::new(Problem::bad_request(
+                    format!("the body is marked base64 but is not: {e}"),
+                    Vec::new(),
+                ))
+            }),
+    }
 }
 
 #[cfg(test)]

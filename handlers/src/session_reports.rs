@@ -4,10 +4,9 @@
 //! The caller is no player, so there is no JWT: the report is signed with the session's secret over
 //! `X-Queuematch-Timestamp`, `X-Queuematch-Nonce` and the body, and checked by the use case.
 
-use crate::problem::{json_response, Problem};
+use crate::problem::{json_response, request_body, Problem};
 use crate::Service;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
-use base64::Engine;
 use http::Method;
 use queuematch_core::ids::SessionId;
 use queuematch_core::ports::{Clock, Events, Fleet, Store, TicketQueue, Workflows};
@@ -42,13 +41,7 @@ fn signed(request: &ApiGatewayProxyRequest) -> Result<(Timestamp, &str, &str, Ve
             "`{TIMESTAMP_HEADER}` is epoch milliseconds, not {timestamp:?}"
         )))
     })?;
-    let body = match (&request.body, request.is_base64_encoded) {
-        (None, _) => Vec::new(),
-        (Some(text), false) => text.as_bytes().to_vec(),
-        (Some(text), true) => base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|_| Box::new(Problem::bad_request("the body is marked base64 but is not", Vec::new())))?,
-    };
+    let body = request_body(request)?.into_owned();
     if body.len() > MAX_BODY_BYTES {
         return Err(Box::new(Problem::too_large(MAX_BODY_BYTES)));
     }

@@ -6,11 +6,12 @@
 //! as `requestContext.authorizer.claims.sub` (Cognito) — and which the dev server hands over the same
 //! way after checking a dev token.
 
-use crate::problem::{json_response, Problem};
+use crate::problem::{json_response, request_body, Problem};
 use crate::Service;
 use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use http::Method;
 use queuematch_core::ids::{PlayerId, TicketId};
+use queuematch_core::json::from_slice_unique;
 use queuematch_core::ports::{Clock, Events, Store};
 use queuematch_core::ticket_request::FieldError;
 use queuematch_core::usecases::{acceptance, tickets};
@@ -21,7 +22,7 @@ use serde_json::Value;
 pub const ACCEPTANCE_RESOURCE: &str = "/v1/tickets/{ticketId}/acceptance";
 
 /// Reads `{"acceptanceType": "ACCEPT" | "REJECT"}`, naming every problem at its pointer.
-pub fn acceptance_type(body: Option<&str>) -> Result<AcceptanceType, Box<Problem>> {
+pub fn acceptance_type(body: &[u8]) -> Result<AcceptanceType, Box<Problem>> {
     let refuse = |pointer: &str, message: String| {
         Box::new(Problem::bad_request(
             "the body is not an acceptance",
@@ -31,8 +32,7 @@ pub fn acceptance_type(body: Option<&str>) -> Result<AcceptanceType, Box<Problem
             }],
         ))
     };
-    let text = body.unwrap_or_default();
-    let json: Value = serde_json::from_str(text).map_err(|e| refuse("", format!("not valid JSON: {e}")))?;
+    let json: Value = from_slice_unique(body).map_err(|e| refuse("", format!("not valid JSON: {e}")))?;
     let Some(object) = json.as_object() else {
         return Err(refuse(
             "",
@@ -91,7 +91,7 @@ where
             )
             .into_response();
         }
-        let answer = match acceptance_type(request.body.as_deref()) {
+        let answer = match request_body(&request).and_then(|body| acceptance_type(&body)) {
             Ok(answer) => answer,
             Err(problem) => return problem.into_response(),
         };
