@@ -11,7 +11,7 @@
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use queuematch_core::event::DomainEvent;
+use queuematch_core::event::{DomainEvent, EVENT_SOURCE};
 use queuematch_core::ids::PlayerId;
 use queuematch_core::ports::store::{Condition, Index, Item, Key, Query, Write, MAX_PAGE_ITEMS};
 use queuematch_core::ports::{Clock, ErrorType, PortError, Store};
@@ -215,18 +215,37 @@ pub async fn notify<S: Store, N: Connections>(
 }
 
 /// The `notifier` function: one EventBridge event of the bus, its detail a domain event, pushed to
-/// every connection of its players. Its answer is `{"sent", "gone"}`; a detail that is no domain
-/// event is `Invalid` (EventBridge's retries cannot mend it), a port's failure keeps its `errorType`.
+/// every connection of its players. Its answer is `{"sent", "gone"}`. An event that is not the
+/// service's own (its `source` is not [`EVENT_SOURCE`]), a detail that is no domain event, and a
+/// `detail-type` that names another event than its detail are `Invalid` (EventBridge's retries
+/// cannot mend them) and push nothing; a port's failure keeps its `errorType`.
 pub async fn handle_event<S: Store, N: Connections>(
     store: &S,
     connections: &N,
     event: EventBridgeEvent<Value>,
 ) -> Result<Value, TaskFailure> {
-    let detail_type = event.detail_type;
-    let domain_event: DomainEvent = serde_json::from_value(event.detail).map_err(|e| TaskFailure {
+    let invalid = |error_message: String| TaskFailure {
         error_type: ErrorType::Invalid,
-        error_message: format!("the detail of a {detail_type:?} event is not a domain event: {e}"),
+        error_message,
+    };
+    let detail_type = event.detail_type;
+    if event.source != EVENT_SOURCE {
+        return Err(invalid(format!(
+            "the {detail_type:?} event comes from {:?}, not from {EVENT_SOURCE:?}: only the service's own events are pushed",
+            event.source
+        )));
+    }
+    let domain_event: DomainEvent = serde_json::from_value(event.detail).map_err(|e| {
+        invalid(format!(
+            "the detail of a {detail_type:?} event is not a domain event: {e}"
+        ))
     })?;
+    if domain_event.name() != detail_type {
+        return Err(invalid(format!(
+            "the event's detail-type is {detail_type:?} but its detail is a {:?} event",
+            domain_event.name()
+        )));
+    }
     let notified = notify(store, connections, &domain_event).await?;
     Ok(json!({"sent": notified.sent, "gone": notified.gone}))
 }

@@ -11,7 +11,7 @@ use queuematch_core::event::DomainEvent;
 use queuematch_core::ports::{Events, PortError};
 
 /// The `source` of every event the service puts.
-pub const SOURCE: &str = "queuematch";
+pub const SOURCE: &str = queuematch_core::event::EVENT_SOURCE;
 /// EventBridge's limit on one entry.
 const MAX_ENTRY_BYTES: usize = 256 * 1024;
 

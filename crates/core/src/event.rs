@@ -8,6 +8,10 @@ use crate::status::{SessionStatus, TicketStatus};
 use crate::ticket::Ticket;
 use serde::{Deserialize, Serialize};
 
+/// The source every domain event is published under on an event bus (EventBridge's `source`): the
+/// bus's rules select on it, and the notifier takes nothing else.
+pub const EVENT_SOURCE: &str = "queuematch";
+
 /// Something that happened to a ticket, a match or a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
