@@ -436,19 +436,26 @@ const MATCH_STATUSES: [&str; 2] = ["COMMITTED", "PENDING"];
 async fn list_matches<S: Store>(store: &S, params: &Params) -> Result<Value, Box<Problem>> {
     let statuses = statuses(params, &names(MATCH_STATUSES), &[])?;
     let (items, next) = page(store, "MATCHES#", &statuses, params).await.map_err(unavailable)?;
-    let mut rows = Vec::with_capacity(items.len());
-    for stored in &items {
-        let record = items::read::<MatchRecord>(stored).map_err(unavailable)?.value;
-        // A match has a session once it is placed; one rejected, or still awaiting acceptance,
-        // has none, and its row names none rather than an id that leads nowhere.
+    let records = items
+        .iter()
+        .map(|stored| items::read::<MatchRecord>(stored).map(|r| r.value))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    // A match has a session once it is placed; one rejected, or still awaiting acceptance, has none,
+    // and its row names none rather than an id that leads nowhere. The page's sessions are read at
+    // once: one round trip to the table rather than one per row.
+    let sessions = futures::future::try_join_all(records.iter().map(|record| async move {
         let session = session_id_for(&record.matched.id);
-        let exists = store
-            .get(&items::session_key(&session))
-            .await
-            .map_err(unavailable)?
-            .is_some();
-        rows.push(match_row(&record, exists.then_some(session)));
-    }
+        let exists = store.get(&items::session_key(&session)).await?.is_some();
+        Ok::<_, PortError>(exists.then_some(session))
+    }))
+    .await
+    .map_err(unavailable)?;
+    let rows = records
+        .iter()
+        .zip(sessions)
+        .map(|(record, session)| match_row(record, session))
+        .collect();
     Ok(listing("matches", rows, next))
 }
 
