@@ -42,10 +42,15 @@ pub fn load_or_create_secret(home: &Path) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// Creates the secret whole or not at all: it is written to a file of this process's own, then linked
+/// in under its name, which fails if another process linked theirs first. A process starting beside
+/// this one (`queuematch dev` and `queuematch submit` on a fresh machine) reads either no file or a
+/// complete one, never one half written.
 fn create_secret(home: &Path, path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
     let mut secret = vec![0u8; SECRET_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut secret);
+    let draft = home.join(format!(".{SECRET_FILE}.{}.{}", std::process::id(), draft_suffix()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -53,16 +58,24 @@ fn create_secret(home: &Path, path: &Path) -> anyhow::Result<Vec<u8>> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    match options.open(path) {
-        Ok(mut file) => {
-            file.write_all(URL_SAFE_NO_PAD.encode(&secret).as_bytes())?;
-            file.sync_all()?;
-            Ok(secret)
-        }
+    let written = options.open(&draft).and_then(|mut file| {
+        file.write_all(URL_SAFE_NO_PAD.encode(&secret).as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&draft, path));
+    std::fs::remove_file(&draft).ok();
+    match linked {
+        Ok(()) => Ok(secret),
         // Another process created it first: use theirs, so both mint the same tokens.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_secret(home),
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
+}
+
+/// Tells apart the drafts of threads of one process.
+fn draft_suffix() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]
@@ -82,6 +95,25 @@ mod tests {
             let mode = std::fs::metadata(dir.join(SECRET_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn processes_starting_together_read_one_whole_secret() {
+        let dir = std::env::temp_dir().join(format!("qm-home-race-{}", std::process::id()));
+        let secrets: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let started: Vec<_> = (0..16).map(|_| scope.spawn(|| load_or_create_secret(&dir))).collect();
+            started
+                .into_iter()
+                .map(|t| t.join().expect("no panic").expect("every caller gets the secret"))
+                .collect()
+        });
+        assert!(secrets.iter().all(|s| s == &secrets[0] && s.len() == SECRET_BYTES));
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [SECRET_FILE], "no draft is left behind");
         std::fs::remove_dir_all(&dir).ok();
     }
 
