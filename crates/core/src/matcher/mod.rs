@@ -85,16 +85,28 @@ const PATIENCE_RECHECK_MS: u64 = 1_000;
 /// The share of the distance limit a ticket accepts the moment it arrives.
 const EAGER_SHARE: f64 = 0.25;
 
-/// The share of the first distance rule's limit a ticket that waited `waited_ms` reaches for.
+/// The share of the first distance rule's limit a ticket that waited `waited_ms` reaches for, in a
+/// queue whose tickets time out after `timeout_ms`.
 ///
 /// A ticket that has just arrived only takes an opponent within a quarter of the limit; the share
-/// grows to the whole limit over its first seconds. Arrivals keep coming meanwhile, so the wait
-/// usually buys a much closer match for a second or two: this, more than anything, is why the
-/// matcher's matches are closer than first come, first served. The rule set's own limits and
-/// expansions still bound everything.
-fn patience(waited_ms: u64) -> f64 {
-    let grown = waited_ms.min(PATIENCE_MS) as f64 / PATIENCE_MS as f64;
-    EAGER_SHARE + (1.0 - EAGER_SHARE) * grown
+/// grows to the whole limit over its first seconds ([`patience_ms`]). Arrivals keep coming
+/// meanwhile, so the wait usually buys a much closer match for a second or two: this, more than
+/// anything, is why the matcher's matches are closer than first come, first served. The rule set's
+/// own limits and expansions still bound everything.
+fn patience(waited_ms: u64, timeout_ms: u64) -> f64 {
+    let span = patience_ms(timeout_ms);
+    if waited_ms >= span {
+        return 1.0;
+    }
+    EAGER_SHARE + (1.0 - EAGER_SHARE) * waited_ms as f64 / span as f64
+}
+
+/// How long a ticket's patience grows: [`PATIENCE_MS`], but never so long that the ticket reaches its
+/// whole limit with fewer than two looks at the pool left before it times out. In a queue of short
+/// timeouts a patient ticket would time out where first come, first served matched it (a 2 s
+/// timeout timed out twice as many); there the ticket takes the whole limit at once.
+fn patience_ms(timeout_ms: u64) -> u64 {
+    PATIENCE_MS.min(timeout_ms.saturating_sub(2 * PATIENCE_RECHECK_MS))
 }
 
 /// How many anchors ahead [`form`] asks for an anchor's memory: enough for it to arrive from memory
@@ -417,6 +429,7 @@ fn the_rest(round: &Round, chain: &Chain, mut ids: prepare::Ids) -> (Vec<TicketI
     let mut timed_out = Vec::with_capacity(timed_out_count);
     let mut remaining = Vec::with_capacity(n - matched_count - timed_out_count);
     let mut next_change: Option<u64> = None;
+    let patience = patience_ms(plan.timeout_ms);
     for &e in round.by_age {
         let e = e as usize;
         if matched(e) {
@@ -433,8 +446,8 @@ fn the_rest(round: &Round, chain: &Chain, mut ids: prepare::Ids) -> (Vec<TicketI
         // Patience loosens continuously over a ticket's first seconds: look again within a
         // second while it does, or a pool with no arrivals would wait for its next
         // expansion step although a match is already within reach.
-        if w < PATIENCE_MS {
-            due = due.min((PATIENCE_MS - w).min(PATIENCE_RECHECK_MS));
+        if w < patience {
+            due = due.min((patience - w).min(PATIENCE_RECHECK_MS));
         }
         next_change = Some(next_change.map_or(due, |n| n.min(due)));
     }
@@ -724,7 +737,9 @@ impl<'c> Walk<'c> {
     #[inline(always)]
     fn new(chain: &'c Chain, pool: &Pool, plan: &Plan, limits: &Limits, anchor: u32, pairing: Pairing) -> Self {
         let reach = match (pairing, plan.distance.is_empty()) {
-            (Pairing::ClosestSkill, false) => limits.max_distance[0] * patience(pool.waited(anchor as usize)),
+            (Pairing::ClosestSkill, false) => {
+                limits.max_distance[0] * patience(pool.waited(anchor as usize), plan.timeout_ms)
+            }
             _ => f64::INFINITY,
         };
         Walk {

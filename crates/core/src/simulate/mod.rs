@@ -388,6 +388,31 @@ mod tests {
     }
 
     #[test]
+    fn with_a_short_timeout_the_matcher_matches_as_many_as_first_come_first_served() {
+        // A ticket's patience must not outlast its queue's timeout: with 2 s to live, a ticket that
+        // held out for a closer opponent timed out twice as often as under FCFS.
+        let mut rules = example("ranked-1v1");
+        rules.queue.timeout_seconds = 2;
+        rules.expansions.clear();
+        let report = simulate(
+            &rules,
+            &SimulationConfig {
+                players: 4_000,
+                rate: 50.0,
+                seed: 1,
+            },
+            |_| {},
+        )
+        .unwrap();
+        let (matcher, fcfs) = (report.matcher.matched_tickets, report.fcfs.matched_tickets);
+        assert!(matcher * 100 >= fcfs * 99, "matcher {matcher}, fcfs {fcfs}: {report:?}");
+        assert!(
+            report.matcher.mean_skill_spread < report.fcfs.mean_skill_spread,
+            "{report:?}"
+        );
+    }
+
+    #[test]
     fn populations_give_players_what_the_rules_read() {
         let rules = example("ranked-5v5");
         let pool = Population::new(&rules, 1).waiting_pool(200, Timestamp(100_000), 30_000);
