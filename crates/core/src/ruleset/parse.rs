@@ -234,7 +234,7 @@ impl Reader {
         Some(n)
     }
 
-    /// A name: letters, digits, `-` and `_`, starting with a letter or digit, unique among `seen`.
+    /// A name: ASCII letters, digits, `-` and `_`, starting with a letter or digit, unique among `seen`.
     fn name(
         &mut self,
         map: &Map<String, Value>,
@@ -249,7 +249,7 @@ impl Reader {
             self.error(
                 &path.key("name"),
                 format!(
-                    "{what} name `{name}` is not valid: use 1 to {MAX_NAME_LEN} letters, digits, `-` or `_`, starting with a letter or digit"
+                    "{what} name `{name}` is not valid: use 1 to {MAX_NAME_LEN} ASCII letters, digits, `-` or `_`, starting with a letter or digit"
                 ),
             );
             return None;
@@ -273,7 +273,7 @@ impl Reader {
             if !ok {
                 self.error(
                     &root.key("name"),
-                    format!("queue name `{n}` is not valid: use 1 to {MAX_NAME_LEN} lowercase letters, digits and `-`, starting with a letter or digit"),
+                    format!("queue name `{n}` is not valid: use 1 to {MAX_NAME_LEN} lowercase ASCII letters, digits and `-`, starting with a letter or digit"),
                 );
             }
             ok
@@ -394,11 +394,18 @@ impl Reader {
             }
             kind
         });
-        if let Some(name) = &name {
-            declared.push(Declared {
+        match (&name, map.get("name").and_then(Value::as_str)) {
+            (Some(name), _) => declared.push(Declared {
                 name: name.clone(),
                 kind,
-            });
+            }),
+            // A name refused (not valid, or given twice) is still declared, without a type: a rule
+            // reading it gets no second error saying it was never declared.
+            (None, Some(raw)) => declared.push(Declared {
+                name: raw.to_owned(),
+                kind: None,
+            }),
+            (None, None) => {}
         }
         let default = match (map.get("default"), kind) {
             (Some(v), Some(kind)) => match AttributeValue::from_json(v, kind) {
@@ -1055,6 +1062,14 @@ impl Reader {
             ),
             ExpansionTarget::Team { .. } => (false, true, "minPlayers"),
         };
+        // What the rule's own value may be at most, where the rule bounds it.
+        let ceiling = match target {
+            ExpansionTarget::Rule {
+                field: RuleField::MaxLatency,
+                ..
+            } => Some(f64::from(MAX_LATENCY_MS)),
+            _ => None,
+        };
         let mut ok = true;
         let mut previous_value = base;
         for (i, step) in steps.iter().enumerate() {
@@ -1063,6 +1078,15 @@ impl Reader {
                 self.error(
                     &step_path.key("value"),
                     format!("{field} must be a whole number of at least 1, found {}", step.value),
+                );
+                ok = false;
+            } else if let Some(max) = ceiling.filter(|&max| step.value > max) {
+                self.error(
+                    &step_path.key("value"),
+                    format!(
+                        "{} is out of range: {field} must be from 1 to {max}, as the rule's own",
+                        step.value
+                    ),
                 );
                 ok = false;
             } else if (upward && step.value <= previous_value) || (!upward && step.value >= previous_value) {

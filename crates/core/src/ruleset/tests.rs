@@ -436,6 +436,18 @@ fn team_balance_needs_two_teams() {
     );
 }
 
+#[test]
+fn an_attribute_whose_name_is_refused_is_not_also_undeclared_for_the_rules_reading_it() {
+    let mut doc = with("/playerAttributes/0/name", json!("умение"));
+    set(&mut doc, "/rules/0/attribute", json!("умение"));
+    set(&mut doc, "/rules/1/attribute", json!("умение"));
+    assert_one_error(
+        &doc,
+        "$.playerAttributes[0].name",
+        "attribute name `умение` is not valid: use 1 to 64 ASCII letters",
+    );
+}
+
 // ---- expansions ----
 
 #[test]
@@ -523,6 +535,23 @@ fn a_step_after_the_ticket_timeout_never_applies_and_is_refused() {
         &with("/expansions/0/steps/1/waitTimeSeconds", json!(120)),
         "$.expansions[0].steps[1].waitTimeSeconds",
         "this step never applies: tickets time out after 120 s",
+    );
+}
+
+#[test]
+fn an_expansion_cannot_loosen_a_latency_past_what_the_rule_itself_may_be() {
+    let steps = |value: f64| json!([{"waitTimeSeconds": 20, "value": value}]);
+    let at = "/expansions/1/steps";
+    assert_eq!(errors(&with(at, steps(10_000.0))), []);
+    assert_one_error(
+        &with(at, steps(10_001.0)),
+        "$.expansions[1].steps[0].value",
+        "10001 is out of range: maxLatency must be from 1 to 10000, as the rule's own",
+    );
+    assert_one_error(
+        &with(at, steps(1e12)),
+        "$.expansions[1].steps[0].value",
+        "1000000000000 is out of range",
     );
 }
 
