@@ -46,13 +46,34 @@ pub enum InvalidConfig {
     NoPlayers,
     #[error("--players must be at most {MAX_PLAYERS} (a simulation holds every ticket in memory), not {0}")]
     TooManyPlayers(u32),
-    #[error("--rate must be a positive number of players per second, not {0}")]
+    #[error("--rate must be a positive number of players per second, not {}", figure(*.0))]
     Rate(f64),
     #[error(
-        "--players {players} at --rate {rate} spread the arrivals over about {years:.0} years of virtual \
-         time, and the simulator covers at most 100: raise --rate or lower --players"
+        "--players {players} at --rate {} spread the arrivals over about {} years of virtual \
+         time, and the simulator covers at most 100: raise --rate or lower --players",
+        figure(*rate),
+        whole_or_about(*years)
     )]
     TooSparse { players: u32, rate: f64, years: f64 },
+}
+
+/// A count of years: whole, or in scientific notation to two figures when it is astronomical.
+fn whole_or_about(years: f64) -> String {
+    if years < 1e9 {
+        format!("{years:.0}")
+    } else {
+        format!("{years:.1e}")
+    }
+}
+
+/// `x` as a person reads it: plain decimals in the usual range, else in scientific notation (a rate
+/// of `1e-300` is not three hundred zeros).
+fn figure(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() || (1e-4..1e9).contains(&x.abs()) {
+        x.to_string()
+    } else {
+        format!("{x:e}")
+    }
 }
 
 impl SimulationConfig {
@@ -516,6 +537,12 @@ mod tests {
         assert!(
             message.contains("3169 years") && message.contains("--rate"),
             "{message}"
+        );
+        // Figures far from the usual range read in scientific notation, not in hundreds of digits.
+        let tiny = refused(10_000, 1e-300).to_string();
+        assert!(
+            tiny.contains("--rate 1e-300 ") && tiny.contains("about 3.2e296 years"),
+            "{tiny}"
         );
         // At the edges: a century of arrivals is simulated, and so is the largest pool.
         assert_eq!(config(1, 1.0 / MAX_ARRIVAL_SECONDS).validate(), Ok(()));
