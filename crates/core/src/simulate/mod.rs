@@ -448,6 +448,46 @@ mod tests {
         assert!(pool.iter().all(|t| t.created_at.as_millis() > 70_000));
     }
 
+    #[test]
+    fn skills_are_drawn_on_the_scale_of_their_default() {
+        // (default, maxDistance) → (mean, standard deviation, values rounded to) as drawn.
+        let cases = [
+            (Some(1500.0), 100.0, 1500.0, 300.0, 1.0),
+            (Some(10.0), 1.0, 10.0, 2.0, 0.01),
+            (Some(0.0), 50.0, 0.0, 150.0, 1.0),
+            (Some(-5.0), 100.0, -5.0, 1.0, 0.01),
+            (None, 100.0, 1500.0, 300.0, 1.0),
+        ];
+        for (default, max_distance, mean, sd, unit) in cases {
+            let mut rules = example("ranked-1v1");
+            rules.player_attributes[0].default = default.map(crate::attribute::AttributeValue::Number);
+            rules.rules[0].kind = crate::ruleset::RuleKind::Distance {
+                attribute: "skill".into(),
+                max_distance,
+                party_aggregation: Default::default(),
+            };
+            let pool = Population::new(&rules, 5).waiting_pool(4_000, Timestamp(100_000), 30_000);
+            let skills: Vec<f64> = pool
+                .iter()
+                .flat_map(|t| &t.players)
+                .map(|p| p.attributes["skill"].as_number().unwrap())
+                .collect();
+            let n = skills.len() as f64;
+            let drawn_mean = skills.iter().sum::<f64>() / n;
+            let drawn_sd = (skills.iter().map(|s| (s - drawn_mean).powi(2)).sum::<f64>() / n).sqrt();
+            let case = format!("default {default:?}: mean {drawn_mean}, sd {drawn_sd}");
+            assert!((drawn_mean - mean).abs() < sd * 0.1, "{case}");
+            assert!((drawn_sd / sd - 1.0).abs() < 0.1, "{case}");
+            assert!(
+                skills.iter().all(|s| ((s / unit).round() * unit - s).abs() < 1e-9),
+                "{case}"
+            );
+            if mean > 0.0 {
+                assert!(skills.iter().all(|&s| s >= 0.0), "{case}");
+            }
+        }
+    }
+
     /// Holding only the rounds that can decide something gives the report every round gives, for
     /// each example rule set and both strategies, from traffic dense enough that the pool is never
     /// idle to traffic so sparse that most tickets wait alone and time out.

@@ -16,10 +16,15 @@ use rand_chacha::ChaCha8Rng;
 
 /// Regions synthetic players measure, and the share of players living nearest to each.
 const REGIONS: [(&str, f64); 3] = [("us-east-1", 0.5), ("eu-west-1", 0.35), ("ap-northeast-1", 0.15)];
-/// Skill is normal around the attribute's default (or 1500) with this standard deviation.
-const SKILL_SD: f64 = 300.0;
-/// How far a party member's skill strays from the party's.
-const PARTY_SKILL_SD: f64 = 100.0;
+/// The mean of a skill attribute declared without a default.
+const SKILL_MEAN: f64 = 1500.0;
+/// A skill's standard deviation, as a share of its mean: 300 around 1500.
+const SKILL_SD_SHARE: f64 = 0.2;
+/// A skill around 0 has no scale of its own: its standard deviation is this many times the limit
+/// of the rule reading it.
+const SKILL_SD_PER_LIMIT: f64 = 3.0;
+/// How far a party member's skill strays from the party's, as a share of the skill's deviation.
+const PARTY_SKILL_SD_SHARE: f64 = 1.0 / 3.0;
 /// The share of tickets that are parties, where parties are possible.
 const PARTY_SHARE: f64 = 0.3;
 /// Largest party generated (the API allows 10; real parties are mostly small).
@@ -27,13 +32,55 @@ const MAX_PARTY: u32 = 5;
 /// Values of a collection attribute that has no default to draw from.
 const COLLECTION_VALUES: [&str; 3] = ["alpha", "bravo", "charlie"];
 
+/// How one skill attribute is drawn: normal around its default, on the default's own scale, so that
+/// a rank of 1 to 30 is drawn as ranks are and a rating around 1500 as ratings are.
+#[derive(Debug, Clone, Copy)]
+struct Skill<'r> {
+    name: &'r str,
+    mean: f64,
+    /// A fifth of the mean; around 0, three times the limit of the rule reading it (else 1).
+    sd: f64,
+    /// Values are rounded to 1 / `per_unit`: about a hundredth of `sd`, a power of ten (whole numbers
+    /// at 300, hundredths at 2). Kept as its inverse so that hundredths come out as the nearest
+    /// double to the decimal.
+    per_unit: f64,
+    /// A skill with a positive mean is never negative.
+    floor: Option<f64>,
+}
+
+impl<'r> Skill<'r> {
+    fn new(name: &'r str, default: Option<f64>, limit: f64) -> Self {
+        let mean = default.unwrap_or(SKILL_MEAN);
+        let sd = if mean != 0.0 {
+            mean.abs() * SKILL_SD_SHARE
+        } else if limit.is_finite() && limit > 0.0 {
+            limit * SKILL_SD_PER_LIMIT
+        } else {
+            1.0
+        };
+        Skill {
+            name,
+            mean,
+            sd,
+            per_unit: 10f64.powf(-(sd / 100.0).log10().floor()),
+            floor: (mean > 0.0).then_some(0.0),
+        }
+    }
+
+    /// A drawn value as a player has it: within the floor, rounded.
+    fn settle(&self, value: f64) -> f64 {
+        let value = self.floor.map_or(value, |floor| value.max(floor));
+        (value * self.per_unit).round() / self.per_unit
+    }
+}
+
 /// A seeded source of synthetic tickets for one rule set.
 #[derive(Debug, Clone)]
 pub struct Population<'r> {
     rule_set: &'r RuleSet,
     rng: ChaCha8Rng,
-    /// Number attributes a skill rule reads, with their mean.
-    skills: Vec<(&'r str, f64)>,
+    /// Number attributes a skill rule reads, each drawn on its own scale.
+    skills: Vec<Skill<'r>>,
     /// String or number attributes every player must share: players get the default.
     shared: Vec<(&'r str, AttributeValue)>,
     /// Attributes no two players may share: each player gets their own.
@@ -70,10 +117,18 @@ impl<'r> Population<'r> {
         let default = |name: &str| rule_set.attribute(name).and_then(|a| a.default.clone());
         for rule in &rule_set.rules {
             match &rule.kind {
-                RuleKind::Distance { attribute, .. } | RuleKind::TeamBalance { attribute, .. } => {
-                    if !population.skills.iter().any(|(a, _)| a == attribute) {
-                        let mean = default(attribute).and_then(|d| d.as_number()).unwrap_or(1500.0);
-                        population.skills.push((attribute, mean));
+                RuleKind::Distance {
+                    attribute,
+                    max_distance: limit,
+                    ..
+                }
+                | RuleKind::TeamBalance {
+                    attribute,
+                    max_difference: limit,
+                } => {
+                    if !population.skills.iter().any(|s| s.name == attribute) {
+                        let mean = default(attribute).and_then(|d| d.as_number());
+                        population.skills.push(Skill::new(attribute, mean, *limit));
                     }
                 }
                 RuleKind::Latency { .. } => population.latencies = true,
@@ -146,7 +201,7 @@ impl<'r> Population<'r> {
             .skills
             .clone()
             .iter()
-            .map(|(_, mean)| mean + SKILL_SD * self.normal())
+            .map(|skill| skill.mean + skill.sd * self.normal())
             .collect();
         let home = self.weighted(&REGIONS.map(|(_, share)| share));
         let collections: Vec<Vec<String>> = self
@@ -173,13 +228,13 @@ impl<'r> Population<'r> {
         let n = self.next_player;
         self.next_player += 1;
         let mut player = Player::new(format!("player-{n:07}"));
-        for (&(name, _), &party_skill) in self.skills.clone().iter().zip(party_skills) {
-            let skill = if in_party {
-                party_skill + PARTY_SKILL_SD * self.normal()
+        for (skill, &party_skill) in self.skills.clone().iter().zip(party_skills) {
+            let value = if in_party {
+                party_skill + skill.sd * PARTY_SKILL_SD_SHARE * self.normal()
             } else {
                 party_skill
             };
-            player = player.with_attribute(name, AttributeValue::Number(skill.max(0.0).round()));
+            player = player.with_attribute(skill.name, AttributeValue::Number(skill.settle(value)));
         }
         for (name, value) in &self.shared {
             player = player.with_attribute(name, value.clone());
