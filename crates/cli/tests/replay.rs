@@ -100,7 +100,9 @@ fn every_trace_replays_to_its_golden_log_byte_for_byte() {
         .iter()
         .map(|(_, golden)| std::fs::read_to_string(golden).unwrap_or_default())
         .collect();
-    for kind in ["match", "timeout", "cancelled", "cancelRefused"] {
+    // A refused cancel has its case in the trace module's tests: the traces' only second cancel is
+    // answered with the ticket unchanged, which logs nothing.
+    for kind in ["match", "timeout", "cancelled"] {
         assert!(
             all.contains(&format!("\"kind\":\"{kind}\"")),
             "no {kind} line in any golden log"

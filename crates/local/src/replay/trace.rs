@@ -867,12 +867,9 @@ impl Run<'_> {
                             waited_ms: duration_ms(at.since(record.ticket.created_at)),
                         }
                     }
-                    Ok(tickets::Cancel::Done(view)) => LogLine::CancelRefused {
-                        at,
-                        ticket_id: ticket_id.clone(),
-                        player_id: player_id.clone(),
-                        reason: format!("ticket {ticket_id} is already {}", view.status),
-                    },
+                    // A cancel of a ticket cancelled already: the API answers it unchanged, and
+                    // nothing happened to log.
+                    Ok(tickets::Cancel::Done(_)) => return Ok(()),
                     Err(UseCaseError::Port(e)) => return Err(TraceError::Port { at, source: e }),
                     Err(refused) => LogLine::CancelRefused {
                         at,
@@ -1082,6 +1079,41 @@ mod tests {
         let summary = first.summary();
         assert_eq!((summary.tickets, summary.matches, summary.timed_out), (4, 1, 2));
         assert_eq!(summary.still_waiting, 0);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_refused_is_logged_with_why_and_a_cancel_repeated_is_not_logged_again() {
+        let cancel = |at: u64, id: &str| {
+            TraceLine::Cancel {
+                at: Timestamp(at),
+                ticket_id: id.into(),
+                player_id: format!("p-{id}"),
+                status: 200,
+            }
+            .to_line()
+        };
+        // GIVEN a and b matched, then cancels of a (being placed), and of c twice
+        let text = [
+            header(),
+            ticket(1_000_000, "a", 1500),
+            ticket(1_000_100, "b", 1530),
+            ticket(1_000_200, "c", 3000),
+            cancel(1_002_000, "a"),
+            cancel(1_003_000, "c"),
+            cancel(1_004_000, "c"),
+        ]
+        .join("\n");
+        let trace = Trace::parse("t", &text).unwrap();
+        // WHEN it is replayed
+        let log = replay(&trace, trace.queues(None).unwrap()).await.unwrap().log_text();
+        // THEN a's cancel is refused with the reason the API gave, and c is cancelled once: the API
+        // answers the second cancel with the ticket unchanged, and nothing happened to log
+        let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["match", "cancelRefused", "cancelled"], "{log}");
+        assert_eq!(lines[1]["ticketId"], "a");
+        assert!(lines[1]["reason"].as_str().unwrap().contains("PLACING"), "{log}");
+        assert_eq!(lines[2]["ticketId"], "c");
     }
 
     #[tokio::test]
