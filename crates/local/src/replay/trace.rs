@@ -30,26 +30,37 @@
 //! {"kind":"cancelRefused","at":…,"ticketId":"…","playerId":"…","reason":"…"}
 //! {"kind":"accept","at":…,"ticketId":"…","playerId":"…","acceptanceType":"ACCEPT","outcome":"…"}
 //! {"kind":"failed","at":…,"ticketId":"…","players":["…"],"reason":"…"}
+//! {"kind":"rejected","at":…,"queue":"…","matchId":"…","reason":"…","requeued":["…"],"cancelled":["…"]}
 //! ```
 //!
+//! A match of a queue that requires acceptance is decided as the `session-placement` workflow
+//! decides it live, by the same use cases: polled after every batch and every answer until every
+//! player accepted (then it is logged as a match, at that time), someone rejected, or its window
+//! closed (then it is logged as rejected: those who rejected or never answered cancelled, the
+//! others back at the front of their pool, to be matched again).
+//!
 //! What a replay leaves out: placement and play. A match's players are free to queue again as soon
-//! as it is formed (their recorded next ticket came after their game), server reports are counted
-//! but not applied (the replay places no session), and an acceptance is recorded on its ticket but
-//! no workflow decides it.
+//! as it is formed, or accepted (their recorded next ticket came after their game), and server
+//! reports are counted but not applied (the replay places no session).
 
 use super::{from_value, parse_json, AcceptingWorkflows, JsonError};
 use crate::{ManualClock, MemoryQueue, MemoryStore, QueueConfig};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use queuematch_core::event::DomainEvent;
+use queuematch_core::identity::SessionSecret;
+use queuematch_core::ids::SessionId;
 use queuematch_core::ids::{PlayerId, TicketId};
 use queuematch_core::matcher::{Match, MatchQuality};
+use queuematch_core::ports::fleet::{Placement, PlacementId};
 use queuematch_core::ports::store::items::{self, TicketRecord};
 use queuematch_core::ports::store::Condition;
+use queuematch_core::ports::Fleet;
 use queuematch_core::ports::{Clock, Events, PortError, Store, TicketQueue};
 use queuematch_core::ticket::AcceptanceType;
 use queuematch_core::time::Timestamp;
-use queuematch_core::usecases::acceptance::Acceptances;
+use queuematch_core::usecases::acceptance::{AcceptanceState, Acceptances};
 use queuematch_core::usecases::messages::{Message, TicketMessage};
+use queuematch_core::usecases::placement::{Placements, Step};
 use queuematch_core::usecases::{tickets, PartyTokens, Queues, Settings, UseCaseError};
 use queuematch_core::{RuleSet, TicketStatus};
 use queuematch_handlers::{matcher, Service};
@@ -482,6 +493,16 @@ pub enum LogLine {
         players: Vec<String>,
         reason: String,
     },
+    /// A match that needed acceptance and did not get it.
+    #[serde(rename_all = "camelCase")]
+    Rejected {
+        at: Timestamp,
+        queue: String,
+        match_id: String,
+        reason: String,
+        requeued: Vec<String>,
+        cancelled: Vec<String>,
+    },
 }
 
 /// A team of a logged match.
@@ -493,9 +514,10 @@ pub struct LogTeam {
 }
 
 impl LogLine {
-    fn of_match(matched: &Match) -> Self {
+    /// `matched`, as logged at `at`: when it was formed, or when its players had all accepted it.
+    fn of_match(matched: &Match, at: Timestamp) -> Self {
         LogLine::Match {
-            at: matched.created_at,
+            at,
             queue: matched.queue.to_string(),
             match_id: matched.id.to_string(),
             region: matched.region.as_ref().map(|r| r.to_string()),
@@ -555,6 +577,7 @@ impl Replay {
                 LogLine::Timeout { .. } => summary.timed_out += 1,
                 LogLine::Cancelled { .. } => summary.cancelled += 1,
                 LogLine::Failed { .. } => summary.failed += 1,
+                LogLine::Rejected { cancelled, .. } => summary.cancelled += cancelled.len(),
                 LogLine::CancelRefused { .. } | LogLine::Accept { .. } => {}
             }
         }
@@ -617,6 +640,27 @@ impl PartyTokens for RecordedConsent {
     }
 }
 
+/// The replay places no session: a fleet that is never asked for a server. Failing a match before
+/// its session exists, as an acceptance that failed does, releases nothing.
+#[derive(Debug, Clone, Copy)]
+struct NoFleet;
+
+#[async_trait::async_trait]
+impl Fleet for NoFleet {
+    async fn place(&self, session: &SessionId, _: &Match, _: &SessionSecret) -> Result<Placement, PortError> {
+        Err(PortError::invalid(format!("a replay places no session ({session})")))
+    }
+    async fn poll(&self, placement: &PlacementId) -> Result<Placement, PortError> {
+        Err(PortError::invalid(format!(
+            "a replay places no session ({})",
+            placement.0
+        )))
+    }
+    async fn release(&self, _: &PlacementId) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
 type ReplayService =
     Service<MemoryStore, MemoryQueue, AcceptingWorkflows, RecordedEvents, Arc<ManualClock>, RecordedConsent>;
 
@@ -645,6 +689,7 @@ pub async fn replay(trace: &Trace, queues: Queues) -> Result<Replay, TraceError>
         replay: Replay::default(),
         queue_of: BTreeMap::new(),
         cancelled: BTreeSet::new(),
+        accepting: Vec::new(),
         invocation: 0,
     };
     let mut next_batch = start.plus(BATCHING_WINDOW);
@@ -689,8 +734,10 @@ struct Run<'a> {
     replay: Replay,
     /// Each recorded ticket's queue, for the lines of its cancel and timeout.
     queue_of: BTreeMap<String, String>,
-    /// Tickets a recorded cancel cancelled: a second cancel changes nothing and is logged as refused.
+    /// Tickets a recorded cancel cancelled: a second cancel changes nothing and is not logged.
     cancelled: BTreeSet<String>,
+    /// Matches formed in a queue that requires acceptance, not decided yet, oldest first.
+    accepting: Vec<Match>,
     invocation: u64,
 }
 
@@ -699,10 +746,10 @@ impl Run<'_> {
         move |source| TraceError::Port { at, source }
     }
 
-    /// Whether the queue holds nothing at all (no ticket to admit, no tick to come).
+    /// Whether there is nothing to do: no ticket to admit, no tick to come, no acceptance to decide.
     async fn idle(&self) -> Result<bool, TraceError> {
         let depth = self.service.queue.depth().await.map_err(Self::port(self.clock.now()))?;
-        Ok(depth.visible + depth.in_flight + depth.delayed == 0)
+        Ok(depth.visible + depth.in_flight + depth.delayed == 0 && self.accepting.is_empty())
     }
 
     /// The matcher's invocation at `at`: one batch of the queue, as Lambda's event source hands it.
@@ -717,7 +764,7 @@ impl Run<'_> {
             .await
             .map_err(&port)?;
         if messages.is_empty() {
-            return Ok(());
+            return self.settle_acceptances(at).await;
         }
         self.invocation += 1;
         let mut event = SqsEvent::default();
@@ -758,14 +805,16 @@ impl Run<'_> {
         }
         for (pool, report) in &outcome.rounds {
             for matched in &report.matches {
-                self.replay.log.push(LogLine::of_match(matched));
-                // The game is not replayed: its players are free again at once.
-                for player in matched.player_ids() {
-                    self.service
-                        .store
-                        .delete(&items::player_guard_key(player), Condition::Any)
-                        .await
-                        .map_err(&port)?;
+                let accepting = self
+                    .service
+                    .queues
+                    .get(&matched.queue)
+                    .is_some_and(|rules| rules.queue.acceptance.required);
+                if accepting {
+                    self.accepting.push(matched.clone());
+                } else {
+                    self.replay.log.push(LogLine::of_match(matched, matched.created_at));
+                    self.free_players(matched, at).await?;
                 }
             }
             for id in &report.timed_out {
@@ -779,6 +828,66 @@ impl Run<'_> {
                 });
             }
         }
+        self.settle_acceptances(at).await
+    }
+
+    /// The game is not replayed: the players of a match are free again at once.
+    async fn free_players(&self, matched: &Match, at: Timestamp) -> Result<(), TraceError> {
+        for player in matched.player_ids() {
+            self.service
+                .store
+                .delete(&items::player_guard_key(player), Condition::Any)
+                .await
+                .map_err(Self::port(at))?;
+        }
+        Ok(())
+    }
+
+    /// Decides the acceptances that can be decided at `at`, as the workflow's poll and its Catch
+    /// would: an accepted match is logged and its players freed; a rejected or timed-out one is
+    /// failed, which cancels those who rejected or never answered and requeues the others.
+    async fn settle_acceptances(&mut self, at: Timestamp) -> Result<(), TraceError> {
+        let service = self.service;
+        let port = Self::port(at);
+        let placements = Placements {
+            store: &service.store,
+            queue: &service.queue,
+            fleet: &NoFleet,
+            events: &service.events,
+            clock: &service.clock,
+            queues: &service.queues,
+            settings: &service.settings,
+        };
+        let mut undecided = Vec::new();
+        for matched in std::mem::take(&mut self.accepting) {
+            let progress = placements.poll_acceptance(&matched.id).await.map_err(&port)?;
+            match progress.acceptance {
+                AcceptanceState::Pending => undecided.push(matched),
+                AcceptanceState::Accepted => {
+                    self.replay.log.push(LogLine::of_match(&matched, at));
+                    self.free_players(&matched, at).await?;
+                }
+                AcceptanceState::Rejected | AcceptanceState::TimedOut => {
+                    let reason = progress.reason.unwrap_or_default();
+                    let step = Step {
+                        execution_id: format!("replay:{}", matched.id),
+                        state: "AcceptanceFailed".into(),
+                    };
+                    let failed = placements.fail(&matched.id, &reason, &step).await.map_err(&port)?;
+                    let ids = |ids: Vec<TicketId>| ids.iter().map(ToString::to_string).collect();
+                    self.replay.log.push(LogLine::Rejected {
+                        at,
+                        queue: matched.queue.to_string(),
+                        match_id: matched.id.to_string(),
+                        reason,
+                        requeued: ids(failed.requeued),
+                        cancelled: ids(failed.cancelled),
+                    });
+                }
+            }
+        }
+        self.accepting = undecided;
+        service.events.take();
         Ok(())
     }
 
@@ -913,6 +1022,8 @@ impl Run<'_> {
                     acceptance_type: *acceptance_type,
                     outcome,
                 });
+                // The workflow polls again within a second; the answer may have decided the match.
+                self.settle_acceptances(at).await?;
             }
             TraceLine::Report { .. } => self.replay.reports_skipped += 1,
         }
@@ -1114,6 +1225,103 @@ mod tests {
         assert_eq!(lines[1]["ticketId"], "a");
         assert!(lines[1]["reason"].as_str().unwrap().contains("PLACING"), "{log}");
         assert_eq!(lines[2]["ticketId"], "c");
+    }
+
+    #[tokio::test]
+    async fn acceptances_are_decided_as_the_workflow_decides_them() {
+        // GIVEN a duel queue that requires acceptance within 20 s (no expansions, so the three
+        // pairs, a thousand points apart, never meet)
+        let mut accepting = examples().remove(2);
+        assert_eq!(accepting.name, "ranked-1v1");
+        accepting.name = "accept-1v1".into();
+        accepting.queue.acceptance.required = true;
+        accepting.expansions.clear();
+        let header = TraceLine::Header(TraceHeader {
+            version: TRACE_VERSION,
+            single_region: Some("local".into()),
+            rule_sets: vec![serde_json::to_value(&accepting).unwrap()],
+        })
+        .to_line();
+        let ticket = |at: u64, id: &str, skill: u32| {
+            TraceLine::Ticket(TicketArrival {
+                at: Timestamp(at),
+                ticket_id: id.into(),
+                player_id: format!("p-{id}"),
+                request: json!({"queue": "accept-1v1", "players": [{"id": format!("p-{id}"), "attributes": {"skill": skill}}]}),
+            })
+            .to_line()
+        };
+        let answer = |at: u64, id: &str, acceptance_type| {
+            TraceLine::Accept {
+                at: Timestamp(at),
+                ticket_id: id.into(),
+                player_id: format!("p-{id}"),
+                acceptance_type,
+                status: 200,
+            }
+            .to_line()
+        };
+        // a and b both accept; c accepts and d rejects; e and f never answer
+        let text = [
+            header,
+            ticket(1_000_000, "a", 1500),
+            ticket(1_000_100, "b", 1530),
+            ticket(1_000_200, "c", 2500),
+            ticket(1_000_300, "d", 2530),
+            ticket(1_000_400, "e", 3500),
+            ticket(1_000_500, "f", 3530),
+            answer(1_003_000, "a", AcceptanceType::Accept),
+            answer(1_003_500, "c", AcceptanceType::Accept),
+            answer(1_004_000, "b", AcceptanceType::Accept),
+            answer(1_004_500, "d", AcceptanceType::Reject),
+        ]
+        .join("\n");
+        let trace = Trace::parse("t", &text).unwrap();
+        // WHEN it is replayed
+        let replayed = replay(&trace, trace.queues(None).unwrap()).await.unwrap();
+        let log = replayed.log_text();
+        let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+        // THEN a–b is a match once b accepted, at that moment; c–d is rejected at d's answer, d
+        // cancelled and c requeued (then timing out alone); e–f is rejected when the window closes,
+        // both cancelled
+        assert_eq!(
+            kinds,
+            ["accept", "accept", "accept", "match", "accept", "rejected", "rejected", "timeout"],
+            "{log}"
+        );
+        assert_eq!(lines[3]["at"], 1_004_000);
+        assert_eq!(lines[3]["teams"][0]["tickets"][0], "a");
+        assert_eq!(
+            (lines[5]["at"].clone(), lines[5]["reason"].clone()),
+            (
+                json!(1_004_500),
+                json!(format!("p-d rejected match {}", lines[5]["matchId"].as_str().unwrap()))
+            )
+        );
+        assert_eq!(
+            (lines[5]["requeued"].clone(), lines[5]["cancelled"].clone()),
+            (json!(["c"]), json!(["d"]))
+        );
+        assert_eq!(lines[6]["cancelled"], json!(["e", "f"]));
+        assert!(lines[6]["reason"].as_str().unwrap().contains("did not accept"), "{log}");
+        assert_eq!(lines[7]["ticketId"], "c");
+        let summary = replayed.summary();
+        assert_eq!(
+            (
+                summary.matches,
+                summary.matched_tickets,
+                summary.cancelled,
+                summary.timed_out,
+                summary.still_waiting
+            ),
+            (1, 2, 3, 1, 0)
+        );
+        // The same bytes on every run
+        assert_eq!(
+            replay(&trace, trace.queues(None).unwrap()).await.unwrap().log_text(),
+            log
+        );
     }
 
     #[tokio::test]
