@@ -1661,6 +1661,30 @@ async fn an_active_session_whose_server_goes_silent_is_abandoned_by_the_sweeper(
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_server_silent_soon_after_it_started_is_abandoned_60_s_after_its_last_heartbeat() {
+    // GIVEN a session whose server heartbeats once, right after it started, and then dies: well
+    // before the placement deadline (60 s after the session was created)
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    assert_eq!(active.status, SessionStatus::Active);
+    heartbeat(&stack, &active, "beat-0001").await;
+    assert!(stack.service.clock.now() < active.placement_deadline);
+
+    // WHEN the sweeper runs 60 s after that heartbeat
+    stack.service.clock.advance(Duration::from_secs(60));
+    let summary = sweep(&stack, "silent").await;
+
+    // THEN the session is ABANDONED: silence counts from the last heartbeat, not from the deadline
+    assert_eq!(summary["abandoned"], json!([active.session_id]));
+    assert_eq!(
+        session(&stack, &match_id).await.reason.as_deref(),
+        Some("no heartbeat for 60 s: the server is given up")
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_compensation_that_could_not_finish_is_finished_by_the_sweeper() {
     // GIVEN a server that never gets ready and a fleet whose API fails every release the workflow
     // tries (one attempt and six retries)

@@ -35,7 +35,6 @@ use crate::ports::store::items::{
 use crate::ports::store::{Condition, Index, Query, Stored, Write, MAX_PAGE_ITEMS};
 use crate::ports::{Clock, Events, Fleet, PortError, Store, TicketQueue, Workflows};
 use crate::status::{SessionStatus, TicketStatus};
-use crate::time::Timestamp;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -290,12 +289,14 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
                 Some(stored) => items::read::<SessionReports>(&stored)?.value,
                 None => SessionReports::default(),
             };
-            // A session is activated before its placement deadline, so that is the latest it can
-            // have started being silent without a report.
+            // Silence counts from the server's last report. A server that never reported was
+            // activated before its placement deadline, so that is the latest its silence can have
+            // begun.
             let last_sign = [reports.last_heartbeat_at, reports.ready_at]
                 .into_iter()
                 .flatten()
-                .fold(listed.value.placement_deadline, Timestamp::max);
+                .max()
+                .unwrap_or(listed.value.placement_deadline);
             let silent = now.since(last_sign);
             if silent < HEARTBEAT_TIMEOUT {
                 continue;
