@@ -942,10 +942,21 @@ async fn a_session_whose_workflow_died_in_placing_is_failed_by_the_sweeper_and_i
         assert_eq!(guard(&stack, player).await, Some(GuardHolder::Ticket(ticket.into())));
     }
 
-    // AND sweeping again changes nothing
-    sweep(&stack, "again").await;
+    // AND sweeping again changes nothing of the session; the tickets, past their queue's 120 s,
+    // time out saying that a match was found and why it was not played, not that none was found
+    let again = sweep(&stack, "again").await;
     assert_eq!(stack.fleet.calls().released.len(), 1);
     assert_eq!(timeline(&stack, &stuck.session_id).await, entries);
+    assert_eq!(again["timedOut"], json!(["t-1", "t-2"]));
+    let timed_out = ticket_record(&stack, "t-1").await;
+    assert_eq!(timed_out.ticket.status, TicketStatus::TimedOut);
+    assert_eq!(
+        timed_out.ticket.reason,
+        Some(format!(
+            "no match played within 120 s (waited 302 s); match {match_id} was not played: \
+             Sweeper: the session was still PLACING after 301 s; its placement was given up"
+        ))
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -326,7 +326,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
         let mut cancelled = Vec::new();
         let mut pools: BTreeMap<(String, String), PoolRef> = BTreeMap::new();
         for ticket_id in matched.ticket_ids() {
-            match self.requeue(ticket_id, match_id, window_closed).await? {
+            match self.requeue(ticket_id, match_id, window_closed, cause).await? {
                 Some(Requeue::Requeued(pool)) => {
                     requeued.push(ticket_id.clone());
                     pools.insert((pool.queue.clone(), pool.partition.clone()), pool);
@@ -468,6 +468,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
         ticket_id: &TicketId,
         match_id: &MatchId,
         window_closed: bool,
+        cause: &str,
     ) -> Result<Option<Requeue>, PortError> {
         for _ in 0..ATTEMPTS {
             let current = self.read_ticket(ticket_id).await?;
@@ -497,6 +498,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, E: Events, C: Clock> Placements<'_, S, 
                 .map_err(|e| PortError::invalid(format!("{ticket_id}: {e}")))?;
             next.match_id = None;
             next.acceptances.clear();
+            next.last_match_failed = Some(format!("match {match_id} was not played: {cause}"));
             let write = items::update_ticket(&current, &next, self.settings.pool_shards)?;
             match self.store.transact_write(vec![write], None).await {
                 Ok(()) => {

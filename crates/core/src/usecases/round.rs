@@ -45,13 +45,14 @@ pub fn placement_input(matched: &Match, rule_set: &crate::RuleSet) -> serde_json
     })
 }
 
-/// Why a ticket that waited `waited` in `rule_set`'s queue timed out.
-pub fn timeout_reason(rule_set: &crate::RuleSet, waited: Duration) -> String {
-    format!(
-        "no match found within {} s (waited {} s)",
-        rule_set.queue.timeout_seconds,
-        waited.as_secs()
-    )
+/// Why `record`, a ticket that waited `waited` in `rule_set`'s queue, timed out: no match found, or,
+/// when it was matched before and its match failed, none played.
+pub fn timeout_reason(rule_set: &crate::RuleSet, waited: Duration, record: &TicketRecord) -> String {
+    let (timeout, waited) = (rule_set.queue.timeout_seconds, waited.as_secs());
+    match &record.last_match_failed {
+        None => format!("no match found within {timeout} s (waited {waited} s)"),
+        Some(failed) => format!("no match played within {timeout} s (waited {waited} s); {failed}"),
+    }
 }
 
 /// What a round did.
@@ -187,7 +188,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         }
         for id in outcome.timed_out {
             if let Some(current) = waiting.get(&id) {
-                let reason = timeout_reason(rule_set, now.since(current.value.ticket.created_at));
+                let reason = timeout_reason(rule_set, now.since(current.value.ticket.created_at), &current.value);
                 if super::tickets::finish(
                     self.store,
                     self.events,

@@ -165,7 +165,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
                     }
                     (
                         TicketStatus::TimedOut,
-                        timeout_reason(rule_set, waited),
+                        timeout_reason(rule_set, waited, &current.value),
                         &mut report.timed_out,
                     )
                 }

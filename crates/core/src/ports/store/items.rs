@@ -153,6 +153,10 @@ pub struct TicketRecord {
     /// operators' TimeToTicketCancel measures. Absent on tickets written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Timestamp>,
+    /// Why the last match the ticket was in was not played, once it was put back in its pool: a
+    /// timeout then says a match was found and failed, rather than that none was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_match_failed: Option<String>,
 }
 
 impl TicketRecord {
@@ -164,6 +168,7 @@ impl TicketRecord {
             match_id: None,
             acceptances: BTreeMap::new(),
             finished_at: None,
+            last_match_failed: None,
         }
     }
 
