@@ -30,7 +30,36 @@ where
         .id
         .clone()
         .unwrap_or_else(|| service.clock.now().as_millis().to_string());
-    let sweeper = Sweeper {
+    let report = sweeper(service, fleet).sweep(&run).await?;
+    Ok(summary(&report))
+}
+
+/// The sweep of a service started again after its workflows stopped with it (`queuematch dev` on
+/// the same `--data-dir`): what was in flight is failed, restarted or, with `servers_stopped`,
+/// abandoned at once (see [`Sweeper::after_restart`]). Answers as [`handle`] does.
+pub async fn after_restart<S, Q, W, E, C, P, F>(
+    service: &Service<S, Q, W, E, C, P>,
+    fleet: &F,
+    servers_stopped: bool,
+) -> Result<Value, TaskFailure>
+where
+    S: Store,
+    Q: TicketQueue,
+    W: Workflows,
+    E: Events,
+    C: Clock,
+    F: Fleet,
+{
+    let run = format!("restart-{}", service.clock.now().as_millis());
+    let report = sweeper(service, fleet).after_restart(&run, servers_stopped).await?;
+    Ok(summary(&report))
+}
+
+fn sweeper<'a, S, Q, W, E, C, P, F>(
+    service: &'a Service<S, Q, W, E, C, P>,
+    fleet: &'a F,
+) -> Sweeper<'a, S, Q, W, F, E, C> {
+    Sweeper {
         store: &service.store,
         queue: &service.queue,
         workflows: &service.workflows,
@@ -39,9 +68,7 @@ where
         clock: &service.clock,
         queues: &service.queues,
         settings: &service.settings,
-    };
-    let report = sweeper.sweep(&run).await?;
-    Ok(summary(&report))
+    }
 }
 
 /// A sweep's report as the function's result: `{"timedOut", "failedSessions", "restarted", "resumed",

@@ -137,6 +137,14 @@ async fn serve(args: DevArgs) -> anyhow::Result<ExitCode> {
         }),
     });
     workflows.connect(Arc::new(ServiceTasks::new(&service, fleet.clone())))?;
+    if args.data_dir.is_some() {
+        // The state on disk may hold placements whose workflows ran in the last process, and
+        // sessions on its game servers: both stopped with it. Nothing comes back for them.
+        let resumed = queuematch_handlers::sweeper::after_restart(&service, &fleet, true)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot resume what the last run left in flight: {e}"))?;
+        tracing::info!(summary = %resumed, "resumed what the last run left in flight");
+    }
     let state = DevState::new(service.clone(), tokens.clone(), fleet.clone())
         .map_err(anyhow::Error::msg)?
         .with_workflows(workflows.clone());

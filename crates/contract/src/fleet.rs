@@ -244,4 +244,10 @@ pub async fn a_crashed_server_fails_its_placement_and_is_never_reused<F: Fleet, 
 pub async fn an_unknown_placement_is_not_found<F: Fleet, C>(s: FleetSubject<F, C>) {
     let unknown = PlacementId("never-placed".into());
     assert!(matches!(s.port.poll(&unknown).await, Err(PortError::NotFound(_))));
+    // Nothing runs for it, so there is nothing to give back: a session whose fleet forgot it (the
+    // dev server's, restarted) can still be failed or abandoned.
+    ok(
+        s.port.release(&unknown).await,
+        "releasing an unknown placement does nothing",
+    );
 }

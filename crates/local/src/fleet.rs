@@ -265,7 +265,9 @@ impl Fleet for ProcessFleet {
         let stopping = {
             let mut state = lock(&self.inner.state);
             match state.placements.get(placement) {
-                None => return Err(PortError::NotFound(format!("placement {}", placement.0))),
+                // Not this fleet's (a placement of the process before a restart): no server of
+                // ours runs for it, so there is nothing to give back.
+                None => return Ok(()),
                 Some(record) if record.status == Status::Released => return Ok(()),
                 Some(_) => self.inner.release(&mut state, placement),
             }

@@ -1024,6 +1024,117 @@ async fn a_match_whose_placement_never_started_is_started_again_under_the_same_n
     assert_eq!(stack.workflows.executions().len(), 1);
 }
 
+// ---- after a restart ---------------------------------------------------------------------------
+
+async fn after_restart(stack: &Stack<impl Timer>) -> Value {
+    sweeper::after_restart(&stack.service, &stack.fleet, true)
+        .await
+        .unwrap_or_else(|e| panic!("after restart: {e}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_a_session_placing_is_failed_at_once_and_its_players_requeued() {
+    // GIVEN a session PLACING whose workflow is gone (it died at Express's five-minute limit; a
+    // restart of the dev server stops it the same way), 10 s after it was created
+    let stack = stack(TestFleet::new(Some(u32::MAX)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    stack.service.clock.advance(Duration::from_secs(10));
+    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Placing);
+
+    // WHEN the service starts again, THEN the session is failed at once, not 300 s later, with why
+    let summary = after_restart(&stack).await;
+    let failed = session(&stack, &match_id).await;
+    assert_eq!(summary["failedSessions"], json!([failed.session_id]));
+    assert_eq!(
+        failed.reason.as_deref(),
+        Some("the service restarted while the session was PLACING (10 s); its placement workflow did not survive")
+    );
+    let last = timeline(&stack, &failed.session_id)
+        .await
+        .pop()
+        .unwrap_or_else(|| panic!("a timeline"));
+    assert_eq!(last.state, "Restart");
+    // AND its players are back in their pool, first in line, to be matched and placed again
+    for ticket in ["t-1", "t-2"] {
+        let t = ticket_record(&stack, ticket).await;
+        assert_eq!(
+            (t.ticket.status, t.match_id),
+            (TicketStatus::Searching, None),
+            "{ticket}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_a_match_waiting_for_its_placement_is_placed_at_once() {
+    // GIVEN a match committed by a round that died before StartExecution, 5 s ago
+    let stack = stack(TestFleet::new(Some(1)));
+    for record in tickets_batch(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1500)]).records {
+        let Ok(Message::Ticket(message)) = Message::parse(record.body.as_deref().unwrap_or_default()) else {
+            panic!("a ticket message")
+        };
+        let admitted = stack.service.admission().admit(&message).await;
+        assert!(matches!(admitted, Ok(Admitted::Searching(_))), "{admitted:?}");
+    }
+    let crashed = Rounds {
+        store: &stack.service.store,
+        queue: &stack.service.queue,
+        workflows: &CrashingWorkflows,
+        events: &stack.service.events,
+        clock: &stack.service.clock,
+        queues: &stack.service.queues,
+        settings: &stack.service.settings,
+    };
+    let pool = items::PoolRef::new("ranked-1v1", "all");
+    assert!(crashed.run(&pool, "doomed").await.is_err());
+    let match_id = ticket_record(&stack, "t-1")
+        .await
+        .match_id
+        .unwrap_or_else(|| panic!("t-1 was committed into a match"));
+    stack.service.clock.advance(Duration::from_secs(5));
+
+    // WHEN the service starts again, THEN its placement starts at once, without the sweep's grace,
+    // and places it
+    let summary = after_restart(&stack).await;
+    assert_eq!(summary["restarted"], json!([match_id]));
+    let executions = stack.workflows.executions();
+    assert_eq!(executions.len(), 1);
+    finished(&stack, &executions[0].id).await;
+    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Active);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_that_stopped_the_game_servers_active_sessions_are_abandoned() {
+    // GIVEN an ACTIVE session whose server heartbeat a second ago
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    heartbeat(&stack, &active, "beat-0001").await;
+    stack.service.clock.advance(Duration::from_secs(1));
+
+    // WHEN the service starts again with its game servers gone
+    let summary = after_restart(&stack).await;
+
+    // THEN the session is ABANDONED at once, its server released and its players free
+    assert_eq!(summary["abandoned"], json!([active.session_id]));
+    let abandoned = session(&stack, &match_id).await;
+    assert_eq!(
+        (abandoned.status, abandoned.reason.as_deref()),
+        (
+            SessionStatus::Abandoned,
+            Some("the service restarted, and the game server stopped with it")
+        )
+    );
+    assert_eq!(stack.fleet.calls().released.len(), 1);
+    for player in ["p-1", "p-2"] {
+        assert_eq!(guard(&stack, player).await, None, "{player}");
+    }
+    // AND a scheduled sweep has nothing left to do
+    assert_eq!(sweep(&stack, "after").await["abandoned"], json!([]));
+}
+
 // ---- compensation ------------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]

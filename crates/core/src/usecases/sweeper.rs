@@ -22,6 +22,12 @@
 //!
 //! Every write is conditional on what was read, so a sweep racing a round or a workflow changes
 //! only what is still stuck, and a repeated sweep changes nothing more.
+//!
+//! [`Sweeper::after_restart`] is the same pass for a service whose workflows ran in its own process
+//! and stopped with it (`queuematch dev` started again on the same `--data-dir`): no workflow
+//! survived, so there is nothing to wait for. Sessions PLACING are failed and matches waiting for
+//! their session have their placement started at once, and, when the game servers stopped too,
+//! ACTIVE sessions are abandoned.
 
 use super::placement::{session_id_for, Placements, Step};
 use super::reports::{reports_key, SessionReports};
@@ -46,6 +52,46 @@ pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a committed match may wait for its workflow to create its session, on top of the
 /// acceptance window when its rule set requires acceptance, before its placement is started again.
 pub const START_GRACE: Duration = Duration::from_secs(60);
+
+/// How long a pass lets what is in flight be, before it takes it for lost.
+#[derive(Debug, Clone, Copy)]
+struct Grace {
+    /// A session PLACING this long is failed.
+    stuck_placing: Duration,
+    /// A committed match without a session this long (plus its acceptance window, when `acceptance`)
+    /// has its placement started again.
+    start: Duration,
+    acceptance: bool,
+    /// Why a session PLACING is failed, given how long it was PLACING.
+    stuck_cause: fn(Duration) -> String,
+}
+
+impl Grace {
+    /// A scheduled sweep, beside workflows that may still be running.
+    const SWEEP: Grace = Grace {
+        stuck_placing: STUCK_PLACING,
+        start: START_GRACE,
+        acceptance: true,
+        stuck_cause: |placing| {
+            format!(
+                "Sweeper: the session was still PLACING after {} s; its placement was given up",
+                placing.as_secs()
+            )
+        },
+    };
+    /// After a restart that no workflow survived: nothing to wait for.
+    const RESTART: Grace = Grace {
+        stuck_placing: Duration::ZERO,
+        start: Duration::ZERO,
+        acceptance: false,
+        stuck_cause: |placing| {
+            format!(
+                "the service restarted while the session was PLACING ({} s); its placement workflow did not survive",
+                placing.as_secs()
+            )
+        },
+    };
+}
 
 /// What a sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,9 +133,36 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
         };
         let mut report = SweepReport::default();
         self.time_out_tickets(&mut report).await?;
-        self.fail_stuck_sessions(&step, &mut report).await?;
-        self.restart_lost_placements(&step, &mut report).await?;
+        self.fail_stuck_sessions(&step, Grace::SWEEP, &mut report).await?;
+        self.restart_lost_placements(&step, Grace::SWEEP, &mut report).await?;
         self.abandon_silent_sessions(&step, &mut report).await?;
+        Ok(report)
+    }
+
+    /// The pass for a service started again after its workflows stopped with it (see the module's
+    /// docs): nothing in flight has a workflow any more. With `servers_stopped`, the game servers
+    /// stopped as well, and every ACTIVE session is abandoned.
+    pub async fn after_restart(&self, run: &str, servers_stopped: bool) -> Result<SweepReport, PortError> {
+        let step = Step {
+            execution_id: format!("sweeper:{run}"),
+            state: "Restart".to_owned(),
+        };
+        let mut report = SweepReport::default();
+        self.time_out_tickets(&mut report).await?;
+        self.fail_stuck_sessions(&step, Grace::RESTART, &mut report).await?;
+        self.restart_lost_placements(&step, Grace::RESTART, &mut report).await?;
+        if servers_stopped {
+            for stored in self
+                .listing(format!("SESSIONS#{}", SessionStatus::Active), |_| Ok(true))
+                .await?
+            {
+                let session_id = items::read::<SessionRecord>(&stored)?.value.session_id;
+                let detail = "the service restarted, and the game server stopped with it".to_owned();
+                if self.abandon(&session_id, &step, detail).await? {
+                    report.abandoned.push(session_id);
+                }
+            }
+        }
         Ok(report)
     }
 
@@ -177,12 +250,12 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
         Ok(())
     }
 
-    async fn fail_stuck_sessions(&self, step: &Step, report: &mut SweepReport) -> Result<(), PortError> {
+    async fn fail_stuck_sessions(&self, step: &Step, grace: Grace, report: &mut SweepReport) -> Result<(), PortError> {
         let now = self.clock.now();
         let stuck = self
             .listing(format!("SESSIONS#{}", SessionStatus::Placing), |stored| {
                 let record: Versioned<SessionRecord> = items::read(stored)?;
-                Ok(now.since(record.value.created_at) >= STUCK_PLACING)
+                Ok(now.since(record.value.created_at) >= grace.stuck_placing)
             })
             .await?;
         for stored in stuck {
@@ -196,10 +269,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
             if session.status != SessionStatus::Placing {
                 continue;
             }
-            let cause = format!(
-                "Sweeper: the session was still PLACING after {} s; its placement was given up",
-                now.since(session.created_at).as_secs()
-            );
+            let cause = (grace.stuck_cause)(now.since(session.created_at));
             let failed = self.placements().fail(&session.match_id, &cause, step).await?;
             if failed.status == Some(SessionStatus::Failed) {
                 report.failed_sessions.push(session.session_id);
@@ -208,7 +278,12 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
         Ok(())
     }
 
-    async fn restart_lost_placements(&self, step: &Step, report: &mut SweepReport) -> Result<(), PortError> {
+    async fn restart_lost_placements(
+        &self,
+        step: &Step,
+        grace: Grace,
+        report: &mut SweepReport,
+    ) -> Result<(), PortError> {
         let now = self.clock.now();
         let mut in_flight: BTreeSet<MatchId> = BTreeSet::new();
         for status in [TicketStatus::RequiresAcceptance, TicketStatus::Placing] {
@@ -230,7 +305,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
             if record.status == MatchStatus::Pending {
                 // A chunked commit that stopped half-way: no workflow was started for it, and none
                 // will be. Put its tickets back, once its round is surely over.
-                if now.since(matched.created_at) >= START_GRACE {
+                if now.since(matched.created_at) >= grace.start {
                     let cause = "Sweeper: the match's chunked commit was interrupted; its tickets go back";
                     placements.fail(&match_id, cause, step).await?;
                     report.resumed.push(match_id);
@@ -244,11 +319,11 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
             };
             match session.map(|s| s.status) {
                 None => {
-                    let mut grace = START_GRACE;
-                    if rule_set.queue.acceptance.required {
-                        grace += Duration::from_secs(u64::from(rule_set.queue.acceptance.timeout_seconds));
+                    let mut wait = grace.start;
+                    if grace.acceptance && rule_set.queue.acceptance.required {
+                        wait += Duration::from_secs(u64::from(rule_set.queue.acceptance.timeout_seconds));
                     }
-                    if now.since(matched.created_at) < grace {
+                    if now.since(matched.created_at) < wait {
                         continue;
                     }
                     self.workflows
