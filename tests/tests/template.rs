@@ -489,6 +489,77 @@ fn the_rest_api_deployment_is_named_after_what_it_deploys() {
 }
 
 #[test]
+fn the_table_has_the_key_indexes_and_ttl_the_dynamodb_adapter_uses() {
+    use queuematch_aws::dynamo::{INDEXES, TABLE_KEY, TTL_ATTRIBUTE};
+    let template = Template::load();
+    let table = &template.resource("Table")["Properties"];
+    // Attribute names with their key types, in order.
+    type KeySchema = Vec<(String, String)>;
+    let key_schema = |schema: &Value| -> KeySchema {
+        schema
+            .as_array()
+            .unwrap_or_else(|| panic!("a key schema is a list: {schema}"))
+            .iter()
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().unwrap_or_default().to_owned(),
+                    k["KeyType"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let hash_range = |pk: &str, sk: &str| vec![(pk.to_owned(), "HASH".to_owned()), (sk.to_owned(), "RANGE".to_owned())];
+    assert_eq!(key_schema(&table["KeySchema"]), hash_range(TABLE_KEY.0, TABLE_KEY.1));
+
+    // Index names are case-sensitive: a query naming one the table lacks fails every time.
+    let indexes: BTreeSet<(String, KeySchema, String)> = table["GlobalSecondaryIndexes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the table has no GlobalSecondaryIndexes"))
+        .iter()
+        .map(|i| {
+            (
+                i["IndexName"].as_str().unwrap_or_default().to_owned(),
+                key_schema(&i["KeySchema"]),
+                i["Projection"]["ProjectionType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<_> = INDEXES
+        .iter()
+        .map(|&(name, pk, sk)| (name.to_owned(), hash_range(pk, sk), "ALL".to_owned()))
+        .collect();
+    assert_eq!(indexes, expected);
+
+    let defined: BTreeSet<(String, String)> = table["AttributeDefinitions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the table has no AttributeDefinitions"))
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap_or_default().to_owned(),
+                a["AttributeType"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let keys: BTreeSet<(String, String)> = [TABLE_KEY.0, TABLE_KEY.1]
+        .into_iter()
+        .chain(INDEXES.iter().flat_map(|&(_, pk, sk)| [pk, sk]))
+        .map(|k| (k.to_owned(), "S".to_owned()))
+        .collect();
+    assert_eq!(defined, keys);
+    assert_eq!(
+        (
+            &table["TimeToLiveSpecification"]["AttributeName"],
+            &table["TimeToLiveSpecification"]["Enabled"]
+        ),
+        (&json!(TTL_ATTRIBUTE), &json!(true))
+    );
+}
+
+#[test]
 fn the_yaml_reader_keeps_short_tags_and_the_digest_ignores_key_order() {
     let yaml: serde_yaml::Value =
         serde_yaml::from_str("a: !Ref X\nb: !GetAtt T.Arn\nc: !Sub 'x-${A}'\nd: !If [C, 1, 2]\n")

@@ -61,6 +61,11 @@ pub const GSI1: &str = "GSI1";
 pub const GSI2: &str = "GSI2";
 /// DynamoDB's TTL attribute (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
+/// The table's key: partition and sort attributes.
+pub const TABLE_KEY: (&str, &str) = ("pk", "sk");
+/// The global secondary indexes queries name: each index with its partition and sort attributes,
+/// every attribute projected. The SAM template must create exactly these (a test holds it to it).
+pub const INDEXES: [(&str, &str, &str); 2] = [(GSI1, "gsi1pk", "gsi1sk"), (GSI2, "poolpk", "poolsk")];
 
 /// How often a write whose pinned version lost a race is tried again before giving up as
 /// `Transient`. Each try rereads, so only a hot item under constant writes ever runs out.
@@ -834,23 +839,22 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), PortError> 
             .build()
             .map_err(|e| PortError::invalid(format!("index {index}: {e}")))
     };
-    client
+    let (pk, sk) = TABLE_KEY;
+    let mut table = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
-        .attribute_definitions(attr("gsi1pk")?)
-        .attribute_definitions(attr("gsi1sk")?)
-        .attribute_definitions(attr("poolpk")?)
-        .attribute_definitions(attr("poolsk")?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(gsi(GSI1, "gsi1pk", "gsi1sk")?)
-        .global_secondary_indexes(gsi(GSI2, "poolpk", "poolsk")?)
-        .send()
-        .await
-        .map_err(|e| error::map("CreateTable", e))?;
+        .attribute_definitions(attr(pk)?)
+        .attribute_definitions(attr(sk)?)
+        .key_schema(key(pk, KeyType::Hash)?)
+        .key_schema(key(sk, KeyType::Range)?);
+    for (index, index_pk, index_sk) in INDEXES {
+        table = table
+            .attribute_definitions(attr(index_pk)?)
+            .attribute_definitions(attr(index_sk)?)
+            .global_secondary_indexes(gsi(index, index_pk, index_sk)?);
+    }
+    table.send().await.map_err(|e| error::map("CreateTable", e))?;
     client
         .update_time_to_live()
         .table_name(name)

@@ -190,6 +190,24 @@ impl Stack {
     }
 
     /// Waits until the session's server has reported (ready or a heartbeat) to the dev server.
+    /// When the session's server last reported (ready or heartbeat), as the service stamped it.
+    async fn last_report(&self, session: &SessionId) -> Timestamp {
+        let stored = self
+            .service
+            .store
+            .get(&queuematch_core::usecases::reports::reports_key(session))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("{session} has no reports"));
+        let reports: Versioned<queuematch_core::usecases::reports::SessionReports> =
+            items::read(&stored).unwrap_or_else(|e| panic!("{e}"));
+        [reports.value.ready_at, reports.value.last_heartbeat_at]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or_else(|| panic!("{session} never reported"))
+    }
+
     async fn reported(&self, session: &SessionId) {
         let deadline = tokio::time::Instant::now() + STEP;
         loop {
@@ -274,9 +292,9 @@ async fn a_server_killed_mid_game_has_its_session_abandoned_by_the_sweeper_and_i
     assert!(failed.to_string().contains("exited"), "{failed}");
     assert!(stack.fleet.servers().iter().all(|s| s.pid != Some(pid)));
 
-    // AND the sweeper leaves the session alone until 60 s have passed without a report (counted
-    // from its placement deadline at the earliest, since it was activated before it)...
-    let silent_from = active.placement_deadline;
+    // AND the sweeper leaves the session alone until 60 s have passed since its server's last
+    // report...
+    let silent_from = stack.last_report(&active.session_id).await;
     stack.clock.set(silent_from.plus(Duration::from_secs(59)));
     assert_eq!(stack.sweep("early").await.abandoned, []);
     // ...then ABANDONS it, the step on its timeline, and frees its players
