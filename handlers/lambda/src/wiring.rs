@@ -79,15 +79,19 @@ fn events(clients: &Clients, bus: &str) -> FunctionEvents {
     }
 }
 
-fn placement_workflows(clients: &Clients, arn: &str) -> SfnWorkflows {
-    workflows(clients, PLACEMENT_WORKFLOW, arn)
+fn placement_workflows(clients: &Clients, arn: &str, store: &DynamoStore) -> SfnWorkflows {
+    workflows(clients, PLACEMENT_WORKFLOW, arn, store)
 }
 
-fn workflows(clients: &Clients, workflow: &str, arn: &str) -> SfnWorkflows {
+/// Starts `workflow` at `arn`. Express state machines deduplicate no execution names, so each start
+/// is recorded in the table and a repeated one (a redelivered batch, a retried start) is answered
+/// from the record rather than run twice.
+fn workflows(clients: &Clients, workflow: &str, arn: &str, store: &DynamoStore) -> SfnWorkflows {
     SfnWorkflows::new(
         clients.sfn.clone(),
         HashMap::from([(workflow.to_owned(), arn.to_owned())]),
     )
+    .deduplicated_by(Arc::new(store.clone()), SystemClock)
 }
 
 /// The fleet of `config`, keeping its records in `store`.
@@ -119,10 +123,11 @@ pub fn fleet(clients: &Clients, store: &DynamoStore, config: &FleetConfig) -> Ar
 }
 
 pub async fn matcher(config: &crate::config::MatcherConfig, clients: &Clients) -> Result<MatcherService, StartError> {
+    let store = store(clients, &config.table_name);
     Ok(Service {
-        store: store(clients, &config.table_name),
+        workflows: placement_workflows(clients, &config.placement_state_machine_arn, &store),
+        store,
         queue: queue(clients, &config.queue),
-        workflows: placement_workflows(clients, &config.placement_state_machine_arn),
         events: events(clients, &config.event_bus_name),
         clock: SystemClock,
         party_tokens: crate::cognito::fetch(&config.cognito).await?,
@@ -173,9 +178,14 @@ pub fn session_reports(
     let store = store(clients, &config.table_name);
     let fleet = fleet(clients, &store, &config.fleet);
     let service = Service {
+        workflows: workflows(
+            clients,
+            COMPLETION_WORKFLOW,
+            &config.completion_state_machine_arn,
+            &store,
+        ),
         store,
         queue: queue(clients, &config.queue),
-        workflows: workflows(clients, COMPLETION_WORKFLOW, &config.completion_state_machine_arn),
         events: events(clients, &config.event_bus_name),
         clock: SystemClock,
         party_tokens: (),
@@ -205,9 +215,9 @@ pub fn sweeper(
     let store = store(clients, &config.table_name);
     let fleet = fleet(clients, &store, &config.fleet);
     let service = Service {
+        workflows: placement_workflows(clients, &config.placement_state_machine_arn, &store),
         store,
         queue: queue(clients, &config.queue),
-        workflows: placement_workflows(clients, &config.placement_state_machine_arn),
         events: events(clients, &config.event_bus_name),
         clock: SystemClock,
         party_tokens: (),
