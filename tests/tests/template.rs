@@ -265,6 +265,46 @@ fn the_workflow_roles_may_invoke_exactly_the_functions_their_definitions_name() 
     }
 }
 
+#[test]
+fn no_task_gives_up_on_its_function_before_the_function_gives_up_itself() {
+    // A Task whose TimeoutSeconds is under its function's Timeout times out (and is retried) while
+    // the first invocation may still be running: two of the same task at once, for nothing.
+    let template = Template::load();
+    for (id, machine) in template.of_type("AWS::Serverless::StateMachine") {
+        let properties = &machine["Properties"];
+        let definition = properties["DefinitionUri"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} has no DefinitionUri"));
+        let text = std::fs::read_to_string(repo_root().join("infra").join(definition))
+            .unwrap_or_else(|e| panic!("{id}: {definition}: {e}"));
+        let asl: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{definition}: {e}"));
+        let functions: BTreeMap<String, u64> = properties["DefinitionSubstitutions"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, v)| {
+                let function = v["Fn::GetAtt"][0].as_str()?;
+                let timeout = template.resource(function)["Properties"]["Timeout"].as_u64()?;
+                Some((format!("${{{name}}}"), timeout))
+            })
+            .collect();
+        for (state, task) in asl["States"].as_object().into_iter().flatten() {
+            if task["Type"] != "Task" {
+                continue;
+            }
+            let function = task["Parameters"]["FunctionName"].as_str().unwrap_or_default();
+            let Some(&limit) = functions.get(function) else {
+                panic!("{definition}: {state} invokes {function:?}, which no substitution names");
+            };
+            let timeout = task["TimeoutSeconds"].as_u64().unwrap_or(u64::MAX);
+            assert!(
+                timeout >= limit,
+                "{definition}: {state} times out after {timeout} s, before its function's {limit} s"
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the REST API
 
 fn example_queues() -> Vec<String> {
