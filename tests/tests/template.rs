@@ -600,6 +600,31 @@ fn the_table_has_the_key_indexes_and_ttl_the_dynamodb_adapter_uses() {
 }
 
 #[test]
+fn every_dead_letter_queue_has_an_alarm_on_its_depth() {
+    let template = Template::load();
+    let alarmed: BTreeSet<String> = template
+        .of_type("AWS::CloudWatch::Alarm")
+        .filter(|(_, alarm)| alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible")
+        .filter_map(|(_, alarm)| {
+            let dimensions = alarm["Properties"]["Dimensions"].as_array()?;
+            dimensions
+                .iter()
+                .find(|d| d["Name"] == "QueueName")
+                .and_then(|d| d["Value"]["Fn::GetAtt"][0].as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    let dead_letters: BTreeSet<String> = template
+        .of_type("AWS::SQS::Queue")
+        .map(|(id, _)| id.clone())
+        .filter(|id| id.ends_with("DeadLetterQueue"))
+        .collect();
+    assert!(!dead_letters.is_empty());
+    let unwatched: Vec<_> = dead_letters.difference(&alarmed).collect();
+    assert!(unwatched.is_empty(), "no alarm on the depth of {unwatched:?}");
+}
+
+#[test]
 fn the_yaml_reader_keeps_short_tags_and_the_digest_ignores_key_order() {
     let yaml: serde_yaml::Value =
         serde_yaml::from_str("a: !Ref X\nb: !GetAtt T.Arn\nc: !Sub 'x-${A}'\nd: !If [C, 1, 2]\n")
