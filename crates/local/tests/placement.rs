@@ -1024,6 +1024,83 @@ async fn a_match_whose_placement_never_started_is_started_again_under_the_same_n
     assert_eq!(stack.workflows.executions().len(), 1);
 }
 
+/// A fleet whose release never returns, as the dev server's answer to a game server's last report
+/// never does when releasing stops that very server: its connection, and the report's handling,
+/// end with the process.
+#[derive(Debug)]
+struct ReleaseNeverReturns(Arc<TestFleet>);
+
+#[async_trait::async_trait]
+impl Fleet for ReleaseNeverReturns {
+    async fn place(
+        &self,
+        session: &SessionId,
+        matched: &Match,
+        secret: &SessionSecret,
+    ) -> Result<Placement, PortError> {
+        self.0.place(session, matched, secret).await
+    }
+    async fn poll(&self, placement: &PlacementId) -> Result<Placement, PortError> {
+        self.0.poll(placement).await
+    }
+    async fn release(&self, _: &PlacementId) -> Result<(), PortError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_players_hear_that_the_game_ended_even_if_releasing_the_server_ends_the_report() {
+    // GIVEN an ACTIVE session, and a player listening
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    let mut p1_events = stack.service.events.subscribe_player("p-1".into());
+    drain(&mut p1_events).await;
+
+    // WHEN its server reports the end, and the report's handling is dropped while the server is
+    // being released
+    let body = r#"{"type":"end","reason":"no player connected"}"#;
+    let now = stack.service.clock.now();
+    let signature = report::sign(&active.secret, now, "end-0001", body.as_bytes());
+    let fleet = ReleaseNeverReturns(stack.fleet.clone());
+    let reports = Reports {
+        store: &stack.service.store,
+        queue: &stack.service.queue,
+        queues: &stack.service.queues,
+        fleet: &fleet,
+        workflows: &stack.service.workflows,
+        events: &stack.service.events,
+        clock: &stack.service.clock,
+        settings: &stack.service.settings,
+    };
+    let signed = SignedReport {
+        timestamp: now,
+        nonce: "end-0001",
+        signature: &signature,
+        body: body.as_bytes(),
+    };
+    let cut_short = tokio::time::timeout(Duration::from_secs(5), reports.record(&active.session_id, signed)).await;
+    assert!(cut_short.is_err(), "the release was meant never to return");
+
+    // THEN the session is ENDED and the player was told so
+    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Ended);
+    let ended: Vec<_> = drain(&mut p1_events)
+        .await
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                DomainEvent::SessionStatusChanged {
+                    status: SessionStatus::Ended,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+}
+
 // ---- after a restart ---------------------------------------------------------------------------
 
 async fn after_restart(stack: &Stack<impl Timer>) -> Value {

@@ -538,9 +538,11 @@ impl<S: Store, Q: TicketQueue, F: Fleet, W: Workflows, E: Events, C: Clock> Repo
                 PortError::Conflict(why) => ReportError::Conflict(why),
                 other => ReportError::Port(other),
             })?;
-        if let Some(placement) = &ended.placement {
-            self.fleet.release(placement).await?;
-        }
+        // Published before the server is released: the server asked to stop may be the one whose
+        // report this is, and when its process goes, a server that handles the report for the
+        // length of its request (the dev server) drops this call with it, at the release's await,
+        // and the players were never told. The local fleet has stopped the server by then; what it
+        // waits for is the process's exit.
         self.events
             .publish(DomainEvent::SessionStatusChanged {
                 session_id: session_id.clone(),
@@ -549,6 +551,9 @@ impl<S: Store, Q: TicketQueue, F: Fleet, W: Workflows, E: Events, C: Clock> Repo
                 reason: Some(detail),
             })
             .await?;
+        if let Some(placement) = &ended.placement {
+            self.fleet.release(placement).await?;
+        }
         Ok(Recorded {
             session_id,
             status: SessionStatus::Ended,
