@@ -67,6 +67,8 @@ pub struct DevState {
     /// The embedded engine's executions, when the workflows run on it: what the console draws each
     /// session's workflow from. `None` leaves the console without graphs, not without its other views.
     pub workflows: Option<Arc<LocalWorkflows>>,
+    /// The operators' consoles' snapshot, built once for all of them.
+    pub snapshots: console::stream::Snapshots,
 }
 
 impl std::fmt::Debug for DevState {
@@ -89,6 +91,7 @@ impl DevState {
             ticket_schema,
             fleet,
             workflows: None,
+            snapshots: Default::default(),
         })
     }
 

@@ -11,7 +11,7 @@
 //! fragment (`/console#token=…`, which `queuematch dev` prints, and which browsers never send to a
 //! server) or asks for one.
 
-pub(super) mod stream;
+pub mod stream;
 mod views;
 
 use axum::extract::Path;

@@ -5,7 +5,10 @@
 //! - `{"type": "snapshot", …}`: every view at once (the tickets queue's depths, its dead letters,
 //!   sessions, metrics). Sent on connecting, then again after something happened: a domain event on
 //!   the bus, or a step of a workflow execution on the embedded engine. Changes that arrive together
-//!   are coalesced ([`COALESCE`]), so a burst of events costs one snapshot, not one each.
+//!   are coalesced ([`COALESCE`]), so a burst of events costs one snapshot, not one each. A snapshot
+//!   is built once for every console connected ([`Snapshots`]): each was building its own, and fifty
+//!   consoles left the players' API a hundredth of its speed. A console that reads slowly is sent
+//!   the newest snapshot when it is ready for one, never a backlog.
 //! - `{"type": "event", "event": {…}}`: each domain event as it is published, for the live feed.
 //! - `{"type": "session", …}`: the session the client watches, with its timeline and each of its
 //!   workflow executions (definition graph, path taken, current state), sent when the client asks
@@ -30,7 +33,9 @@ use queuematch_core::identity::jwt::Role;
 use queuematch_core::ids::SessionId;
 use queuematch_handlers::problem::Problem;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{watch, OnceCell};
 use tokio::time::Instant;
 
 /// How long a change waits for others before the snapshot goes out.
@@ -95,23 +100,75 @@ async fn send(socket: &mut WebSocket, value: &Value) -> bool {
     socket.send(Message::Text(value.to_string().into())).await.is_ok()
 }
 
-async fn serve(state: DevState, mut socket: WebSocket) {
-    // Subscribe before the first snapshot, so that nothing that happens after it is missed.
-    let mut bus = state.service.events.subscribe();
-    let mut steps = state.workflows.as_ref().map(|w| w.changes());
-    let mut watched: Option<SessionId> = None;
-    if !send(&mut socket, &snapshot(&state).await).await {
-        return;
+/// Sends `text`, a message already serialised; false once the client is gone.
+async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+/// The snapshot all consoles are sent: built by one task after each change (coalesced), for every
+/// connection at once, and kept as its text. Started by the first console to connect.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshots(Arc<OnceCell<watch::Sender<Arc<str>>>>);
+
+impl Snapshots {
+    /// The newest snapshot, marked unseen, and each one after it.
+    async fn subscribe(&self, state: &DevState) -> watch::Receiver<Arc<str>> {
+        let sender = self
+            .0
+            .get_or_init(|| async {
+                // Subscribed before the first snapshot, so that nothing after it is missed.
+                let changes = Changes::of(state);
+                let (sender, _) = watch::channel(Arc::from(snapshot(state).await.to_string()));
+                tokio::spawn(refresh(state.clone(), sender.clone(), changes));
+                sender
+            })
+            .await;
+        let mut receiver = sender.subscribe();
+        receiver.mark_changed();
+        receiver
     }
-    // When the pending snapshot goes out; `None` while nothing changed since the last.
-    let mut due: Option<Instant> = None;
-    loop {
+}
+
+/// What a snapshot changes with: the bus's events and the engine's steps.
+struct Changes {
+    bus: crate::events::Subscription,
+    steps: Option<watch::Receiver<u64>>,
+}
+
+impl Changes {
+    fn of(state: &DevState) -> Self {
+        Changes {
+            bus: state.service.events.subscribe(),
+            steps: state.workflows.as_ref().map(|w| w.changes()),
+        }
+    }
+
+    /// Waits for the next change; false once the bus is gone.
+    async fn next(&mut self) -> bool {
         let step = async {
-            match steps.as_mut() {
+            match self.steps.as_mut() {
                 Some(steps) => steps.changed().await.is_ok(),
                 None => std::future::pending().await,
             }
         };
+        tokio::select! {
+            delivery = self.bus.next() => delivery.is_some(),
+            alive = step => {
+                if !alive {
+                    // The engine is gone; go on with the bus alone.
+                    self.steps = None;
+                }
+                true
+            }
+        }
+    }
+}
+
+/// Builds a snapshot [`COALESCE`] after each change, while any console is connected.
+async fn refresh(state: DevState, sender: watch::Sender<Arc<str>>, mut changes: Changes) {
+    // When the pending snapshot is built; `None` while nothing changed since the last.
+    let mut due: Option<Instant> = None;
+    loop {
         let deadline = async {
             match due {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -119,31 +176,35 @@ async fn serve(state: DevState, mut socket: WebSocket) {
             }
         };
         tokio::select! {
-            delivery = bus.next() => match delivery {
-                Some(Delivery::Event(event)) => {
-                    let Ok(event) = serde_json::to_value(&event) else { continue };
-                    if !send(&mut socket, &json!({"type": "event", "event": event})).await {
-                        return;
-                    }
-                    due.get_or_insert_with(|| Instant::now() + COALESCE);
-                }
-                // Fell behind: the feed has a gap, but the next snapshot is whole.
-                Some(Delivery::Missed(count)) => {
-                    tracing::warn!(count, "operators' stream fell behind");
-                    due.get_or_insert_with(|| Instant::now() + COALESCE);
-                }
-                None => return,
-            },
-            alive = step => {
-                if !alive {
-                    // The engine is gone; go on with the bus alone.
-                    steps = None;
+            changed = changes.next() => {
+                if !changed {
+                    return;
                 }
                 due.get_or_insert_with(|| Instant::now() + COALESCE);
             }
             () = deadline => {
                 due = None;
-                if !send(&mut socket, &snapshot(&state).await).await {
+                if sender.receiver_count() > 0 {
+                    sender.send_replace(Arc::from(snapshot(&state).await.to_string()));
+                }
+            }
+        }
+    }
+}
+
+async fn serve(state: DevState, mut socket: WebSocket) {
+    // Subscribed before the first snapshot, so that no event after it is missed.
+    let mut bus = state.service.events.subscribe();
+    let mut snapshots = state.snapshots.subscribe(&state).await;
+    let mut watched: Option<SessionId> = None;
+    loop {
+        tokio::select! {
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let text = snapshots.borrow_and_update().clone();
+                if !send_text(&mut socket, &text).await {
                     return;
                 }
                 if let Some(id) = &watched {
@@ -152,6 +213,17 @@ async fn serve(state: DevState, mut socket: WebSocket) {
                     }
                 }
             }
+            delivery = bus.next() => match delivery {
+                Some(Delivery::Event(event)) => {
+                    let Ok(event) = serde_json::to_value(&event) else { continue };
+                    if !send(&mut socket, &json!({"type": "event", "event": event})).await {
+                        return;
+                    }
+                }
+                // Fell behind: the feed has a gap, but the snapshots are whole.
+                Some(Delivery::Missed(count)) => tracing::warn!(count, "operators' stream fell behind"),
+                None => return,
+            },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => match ClientMessage::parse(&text) {
                     Ok(ClientMessage::Watch(watch)) => {
