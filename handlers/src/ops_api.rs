@@ -254,6 +254,18 @@ impl Params {
         })
     }
 
+    /// The GSI1 sort key a listing's page reads below, newest first: the cursor's, or the first past
+    /// `until`, whichever is lower. The store starts there, so a deep page costs what the first does.
+    fn sort_before(&self) -> Option<String> {
+        let until = self
+            .until
+            .map(|until| items::padded(Timestamp(until.as_millis().saturating_add(1))));
+        match (&self.before, until) {
+            (Some(cursor), Some(until)) => Some(cursor.clone().min(until)),
+            (cursor, until) => cursor.clone().or(until),
+        }
+    }
+
     fn within(&self, at: Timestamp) -> bool {
         self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at <= u)
     }
@@ -345,8 +357,12 @@ async fn page<S: Store>(
     params: &Params,
 ) -> Result<(Vec<Stored>, Option<String>), PortError> {
     let mut found: Vec<(String, Stored)> = Vec::new();
+    let sort_before = params.sort_before();
     for status in statuses {
         let mut query = Query::new(Index::Gsi1, format!("{prefix}{status}"), MAX_PAGE_ITEMS).descending();
+        if let Some(before) = &sort_before {
+            query = query.before(before.clone());
+        }
         let mut taken = 0;
         'partition: loop {
             let page = store.query(query.clone()).await?;
@@ -355,12 +371,6 @@ async fn page<S: Store>(
                     continue;
                 };
                 let Some(at) = created_at(&sort_key) else { continue };
-                if params.before.as_ref().is_some_and(|before| sort_key >= *before) {
-                    continue;
-                }
-                if params.until.is_some_and(|until| at > until) {
-                    continue;
-                }
                 if params.since.is_some_and(|since| at < since) {
                     // Newest first: everything after this is older still.
                     break 'partition;

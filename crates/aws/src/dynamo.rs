@@ -759,6 +759,11 @@ impl Store for DynamoStore {
             names.insert("#s".to_owned(), sort_attr.to_owned());
             values.insert(":prefix".to_owned(), AttributeValue::S(prefix.clone()));
         }
+        if let Some(before) = &query.sort_before {
+            key_condition.push_str(" AND #s < :before");
+            names.insert("#s".to_owned(), sort_attr.to_owned());
+            values.insert(":before".to_owned(), AttributeValue::S(before.clone()));
+        }
         let mut call = self
             .client
             .query()

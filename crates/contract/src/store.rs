@@ -42,6 +42,7 @@ macro_rules! store_contract {
                 queries_paginate_in_order_both_ways,
                 a_cursor_resumes_after_its_item,
                 a_table_query_narrows_to_a_prefix,
+                a_query_reads_below_a_sort_key_either_way,
                 expired_items_are_invisible_and_absent,
                 expired_items_are_absent_in_transactions,
                 malformed_requests_are_invalid,
@@ -464,6 +465,31 @@ pub async fn a_table_query_narrows_to_a_prefix<S: Store, T: Time>(s: Subject<S, 
         }
     }
     assert_eq!(sks, ["EVENT#0001#0", "EVENT#0001#1", "EVENT#0002#0", "EVENT#0003#0"]);
+}
+
+pub async fn a_query_reads_below_a_sort_key_either_way<S: Store, T: Time>(s: Subject<S, T>) {
+    let pool = "POOL#q#p#9";
+    for (pk, sort) in [
+        ("T-10", "10"),
+        ("T-20", "20"),
+        ("T-30", "30"),
+        ("T-40", "40"),
+        ("T-50", "50"),
+    ] {
+        ok(s.port.put(pooled(pk, pool, sort), Condition::Absent).await, pk);
+    }
+    // Newest first from just under a sort key, page by page: what an operators' listing resumes at.
+    let newest_first = Query::new(Index::Pool, pool, 2).descending().before("40");
+    assert_eq!(all_pages(&s.port, newest_first).await, ["T-30", "T-20", "T-10"]);
+    // Oldest first, up to it.
+    let oldest_first = Query::new(Index::Pool, pool, 2).before("30");
+    assert_eq!(all_pages(&s.port, oldest_first).await, ["T-10", "T-20"]);
+    // Below the lowest: nothing.
+    let nothing = Query::new(Index::Pool, pool, 2).descending().before("10");
+    assert_eq!(all_pages(&s.port, nothing).await, Vec::<String>::new());
+    // One sort-key condition per query, as DynamoDB takes.
+    let both = Query::new(Index::Pool, pool, 2).with_prefix("1").before("30");
+    assert!(matches!(s.port.query(both).await, Err(PortError::Invalid(_))));
 }
 
 pub async fn expired_items_are_invisible_and_absent<S: Store, T: Time>(s: Subject<S, T>) {

@@ -321,8 +321,14 @@ impl<T: Table> Store for LocalStore<T> {
 
     async fn query(&self, query: Query) -> Result<Page, PortError> {
         store::validate_query(&query)?;
-        let after = query.after.as_ref().map(|c| decode_cursor(&query, c)).transpose()?;
+        let mut after = query.after.as_ref().map(|c| decode_cursor(&query, c)).transpose()?;
         let prefix = query.sort_prefix.as_deref().unwrap_or("");
+        let before = query.sort_before.as_deref();
+        if let (None, Some(before), true) = (&after, before, query.descending) {
+            // Newest first, a page below `before` starts just under it: every position of that
+            // sort key is above (sort, the least key).
+            after = Some((before.to_owned(), Key::new("", "")));
+        }
         let now = self.clock.now();
         let state = lock(&self.state);
         // One item beyond the page tells whether another page follows, so `next` is `None` exactly
@@ -335,6 +341,10 @@ impl<T: Table> Store for LocalStore<T> {
             after.as_ref(),
             query.descending,
             &mut |pos, s| {
+                if before.is_some_and(|before| pos.0.as_str() >= before) {
+                    // Oldest first, the rest are at or above the bound too.
+                    return false;
+                }
                 if !s.item.is_expired(now) {
                     found.push((pos.clone(), s.clone()));
                 }

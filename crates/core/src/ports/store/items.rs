@@ -45,7 +45,8 @@ pub(crate) fn body<T: Serialize>(key: &Key, value: &T) -> Result<serde_json::Val
     serde_json::to_value(value).map_err(|e| PortError::invalid(format!("{key} cannot be serialised: {e}")))
 }
 
-pub(crate) fn padded(at: Timestamp) -> String {
+/// A time as sort keys start with it: 20 digits of epoch milliseconds, so that they sort by time.
+pub fn padded(at: Timestamp) -> String {
     format!("{:020}", at.as_millis())
 }
 

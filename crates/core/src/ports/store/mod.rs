@@ -239,6 +239,10 @@ pub struct Query {
     pub partition: String,
     /// DynamoDB `begins_with` on the sort key (e.g. `EVENT#` for a session's timeline).
     pub sort_prefix: Option<String>,
+    /// Only sort keys below this one (DynamoDB `sk < :before`): where a listing newest first goes on
+    /// from, read from there rather than from the top. DynamoDB takes one sort-key condition, so
+    /// not with `sort_prefix`.
+    pub sort_before: Option<String>,
     /// Newest (highest sort key) first when true: DynamoDB `ScanIndexForward = false`.
     pub descending: bool,
     /// 1 to [`MAX_PAGE_ITEMS`].
@@ -253,6 +257,7 @@ impl Query {
             index,
             partition: partition.into(),
             sort_prefix: None,
+            sort_before: None,
             descending: false,
             limit,
             after: None,
@@ -261,6 +266,12 @@ impl Query {
 
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.sort_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Only items whose sort key is below `sort_key`.
+    pub fn before(mut self, sort_key: impl Into<String>) -> Self {
+        self.sort_before = Some(sort_key.into());
         self
     }
 
@@ -412,6 +423,11 @@ pub fn validate_query(query: &Query) -> Result<(), PortError> {
             "a query page holds 1 to {MAX_PAGE_ITEMS} items, not {}",
             query.limit
         )));
+    }
+    if query.sort_prefix.is_some() && query.sort_before.is_some() {
+        return Err(PortError::invalid(
+            "a query takes one sort-key condition: a prefix or an upper bound, not both",
+        ));
     }
     Ok(())
 }
