@@ -959,12 +959,10 @@ async fn a_session_whose_workflow_died_in_placing_is_failed_by_the_sweeper_and_i
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_match_whose_placement_never_started_is_started_again_under_the_same_name() {
-    let stack = stack(TestFleet::new(Some(1)));
-    // GIVEN two admitted tickets, and a round that committed their match and then died before
-    // StartExecution
-    for record in tickets_batch(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1500)]).records {
+/// Admits t-1 and t-2 and runs a round that commits their match and then dies before
+/// StartExecution; answers the match's id.
+async fn committed_without_a_placement(stack: &Stack<impl Timer>) -> MatchId {
+    for record in tickets_batch(stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1500)]).records {
         let Ok(Message::Ticket(message)) = Message::parse(record.body.as_deref().unwrap_or_default()) else {
             panic!("a ticket message")
         };
@@ -985,11 +983,20 @@ async fn a_match_whose_placement_never_started_is_started_again_under_the_same_n
         panic!("the round was meant to crash")
     };
     assert!(crash.to_string().contains("before StartExecution"), "{crash}");
-    let match_id = ticket_record(&stack, "t-1")
+    let match_id = ticket_record(stack, "t-1")
         .await
         .match_id
         .unwrap_or_else(|| panic!("t-1 was committed into a match"));
     assert!(stack.workflows.executions().is_empty());
+    match_id
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_match_whose_placement_never_started_is_started_again_under_the_same_name() {
+    let stack = stack(TestFleet::new(Some(1)));
+    // GIVEN two admitted tickets, and a round that committed their match and then died before
+    // StartExecution
+    let match_id = committed_without_a_placement(&stack).await;
 
     // WHEN the sweeper runs within the grace a workflow has to create its session, nothing starts
     stack.service.clock.advance(Duration::from_secs(30));
@@ -1147,28 +1154,7 @@ async fn after_a_restart_a_session_placing_is_failed_at_once_and_its_players_req
 async fn after_a_restart_a_match_waiting_for_its_placement_is_placed_at_once() {
     // GIVEN a match committed by a round that died before StartExecution, 5 s ago
     let stack = stack(TestFleet::new(Some(1)));
-    for record in tickets_batch(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1500)]).records {
-        let Ok(Message::Ticket(message)) = Message::parse(record.body.as_deref().unwrap_or_default()) else {
-            panic!("a ticket message")
-        };
-        let admitted = stack.service.admission().admit(&message).await;
-        assert!(matches!(admitted, Ok(Admitted::Searching(_))), "{admitted:?}");
-    }
-    let crashed = Rounds {
-        store: &stack.service.store,
-        queue: &stack.service.queue,
-        workflows: &CrashingWorkflows,
-        events: &stack.service.events,
-        clock: &stack.service.clock,
-        queues: &stack.service.queues,
-        settings: &stack.service.settings,
-    };
-    let pool = items::PoolRef::new("ranked-1v1", "all");
-    assert!(crashed.run(&pool, "doomed").await.is_err());
-    let match_id = ticket_record(&stack, "t-1")
-        .await
-        .match_id
-        .unwrap_or_else(|| panic!("t-1 was committed into a match"));
+    let match_id = committed_without_a_placement(&stack).await;
     stack.service.clock.advance(Duration::from_secs(5));
 
     // WHEN the service starts again, THEN its placement starts at once, without the sweep's grace,
