@@ -416,6 +416,47 @@ async fn a_request_is_taken_however_its_headers_are_spelt() {
     }
 }
 
+/// Clients that open a connection and never finish a request's headers are cut off after the
+/// header-read timeout, and everyone else is still served meanwhile and after.
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_sends_its_headers_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start().await;
+    let address = s.url.trim_start_matches("http://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(&address)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut halfway = tokio::net::TcpStream::connect(&address)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    halfway
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // WHILE they hold their connections, another client is served
+    let health = s
+        .request(Method::GET, "/health")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(health.status().as_u16(), 200);
+
+    // THEN, once the timeout has passed, the server closes both
+    let limit = dev::HEADER_READ_TIMEOUT + Duration::from_secs(5);
+    for (what, stream) in [("silent", &mut silent), ("halfway", &mut halfway)] {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(limit, stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the {what} connection was still open after {limit:?}");
+    }
+    let health = s
+        .request(Method::GET, "/health")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(health.status().as_u16(), 200);
+}
+
 fn solo(player: &str) -> Value {
     json!({"queue": "ranked-1v1", "players": [{"id": player, "attributes": {"skill": 1500}}]})
 }

@@ -45,6 +45,7 @@ use queuematch_core::ports::{Clock, Fleet, Store, TicketQueue, Workflows};
 use queuematch_handlers::Service;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// The largest request body accepted (DESIGN.md: 64 KiB by default).
@@ -102,13 +103,58 @@ impl DevState {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// How long a client has to send a request's headers, the first on a connection or the next on a
+/// kept-alive one, before the connection is closed. Without it, sockets opened and left silent held
+/// the server's file descriptors until it could accept no one.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves the API on `listener` until `shutdown` completes, then lets the requests in flight finish.
+///
+/// The accept loop is hyper's HTTP/1 with a timer, for [`HEADER_READ_TIMEOUT`]; WebSocket upgrades
+/// leave the connection to their handlers.
 pub async fn serve(
     listener: TcpListener,
     state: DevState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let service = hyper_util::service::TowerToHyperService::new(routes::router(state));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, most likely: those held are let go by their timeouts.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = service.clone();
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopping.wait_for(|stop| *stop) => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
