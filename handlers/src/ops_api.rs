@@ -595,7 +595,8 @@ fn workflow_of(execution_id: &str) -> Option<&str> {
 
 // ---- queues ------------------------------------------------------------------------------------
 
-/// The most tickets of one status counted per call; past it the count reads "at least".
+/// The most items of one status a call reads: the metrics count the newest this many of each status
+/// within their window (so a window's count past it is a floor), the queue counts the oldest.
 pub const TICKETS_COUNTED: usize = 10_000;
 
 /// Every item of one GSI1 partition, oldest first, up to `most`.
@@ -612,6 +613,40 @@ async fn partition<S: Store>(store: &S, partition: String, most: usize) -> Resul
     }
     out.truncate(most);
     Ok(out)
+}
+
+/// The items of one GSI1 partition created within `params`' window, newest first, up to `most`: a
+/// window of the last hour counts the last hour, however many older items the partition holds
+/// (read oldest first, the metrics stopped moving once a status had `most` tickets).
+async fn within_window<S: Store>(
+    store: &S,
+    partition: String,
+    params: &Params,
+    most: usize,
+) -> Result<Vec<Stored>, PortError> {
+    let mut query = Query::new(Index::Gsi1, partition, MAX_PAGE_ITEMS).descending();
+    if let Some(before) = params.sort_before() {
+        query = query.before(before);
+    }
+    let mut out = Vec::new();
+    loop {
+        let page = store.query(query.clone()).await?;
+        for stored in page.items {
+            let created = stored.item.gsi1.as_ref().and_then(|k| created_at(&k.sk));
+            if params.since.is_some_and(|since| created.is_some_and(|at| at < since)) {
+                // Newest first: once one is older than the window, all that follow are.
+                return Ok(out);
+            }
+            out.push(stored);
+            if out.len() == most {
+                return Ok(out);
+            }
+        }
+        match page.next {
+            Some(next) => query = query.after(Some(next)),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// Per queue served (in name order): its tickets searching, awaiting acceptance and placing, its
@@ -822,7 +857,13 @@ async fn metrics_over<S: Store>(
     let mut current = 0;
     for status in TicketStatus::ALL.into_iter().filter(|s| *s != TicketStatus::Queued) {
         let mut records = Vec::new();
-        for stored in partition(store, format!("TICKETS#{status}"), TICKETS_COUNTED).await? {
+        // Tickets still in play are all read, for the gauge; finished ones within the window.
+        let listed = if status.is_terminal() {
+            within_window(store, format!("TICKETS#{status}"), params, TICKETS_COUNTED).await?
+        } else {
+            partition(store, format!("TICKETS#{status}"), TICKETS_COUNTED).await?
+        };
+        for stored in listed {
             let record = items::read::<TicketRecord>(&stored)?.value;
             if !status.is_terminal() {
                 current += 1;
@@ -835,7 +876,7 @@ async fn metrics_over<S: Store>(
     }
     let count = |status: TicketStatus| tickets.get(&status).map_or(0, Vec::len);
     let mut matches: Vec<MatchRecord> = Vec::new();
-    for stored in partition(store, "MATCHES#COMMITTED".into(), TICKETS_COUNTED).await? {
+    for stored in within_window(store, "MATCHES#COMMITTED".into(), params, TICKETS_COUNTED).await? {
         let record = items::read::<MatchRecord>(&stored)?.value;
         if params.within(record.matched.created_at) {
             matches.push(record);
@@ -843,7 +884,12 @@ async fn metrics_over<S: Store>(
     }
     let mut sessions: HashMap<SessionId, SessionRecord> = HashMap::new();
     for status in SessionStatus::ALL {
-        for stored in partition(store, format!("SESSIONS#{status}"), TICKETS_COUNTED).await? {
+        // Newest first: the sessions of the window's matches were made at or after them.
+        let newest = Params {
+            since: params.since,
+            ..Params::default()
+        };
+        for stored in within_window(store, format!("SESSIONS#{status}"), &newest, TICKETS_COUNTED).await? {
             let record = items::read::<SessionRecord>(&stored)?.value;
             sessions.insert(record.session_id.clone(), record);
         }

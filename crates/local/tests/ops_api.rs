@@ -306,6 +306,56 @@ async fn tickets_and_matches_are_listed_by_status_and_time_and_counted_in_the_me
 }
 
 #[tokio::test]
+async fn the_metrics_of_a_recent_window_count_it_however_many_older_tickets_there_are() {
+    use queuematch_core::ports::store::items::{self, TicketRecord};
+    use queuematch_core::ports::store::{Condition, Write};
+    use queuematch_core::ticket::{Player, Ticket};
+    use queuematch_core::TicketStatus;
+    let dev = start().await;
+    // GIVEN more timed-out tickets than a metric reads of one status, a day old, and three newer
+    let timed_out = |id: String, at: Timestamp| {
+        let mut ticket = Ticket::queued(id.as_str(), "ranked-1v1", vec![Player::new(format!("p-{id}"))], at);
+        ticket.status = TicketStatus::TimedOut;
+        ticket.reason = Some("no match found".into());
+        TicketRecord::unmatched(ticket, "all")
+    };
+    let old = now().as_millis() - 24 * 3_600_000;
+    let recent = now().as_millis() - 60_000;
+    let mut writes = Vec::new();
+    let records = (0..queuematch_handlers::ops_api::TICKETS_COUNTED + 5)
+        .map(|i| timed_out(format!("t-old-{i}"), Timestamp(old + i as u64)))
+        .chain((0..3).map(|i| timed_out(format!("t-new-{i}"), Timestamp(recent + i))));
+    for record in records {
+        let item = items::ticket_item(&record, 4).unwrap_or_else(|e| panic!("{e}"));
+        writes.push(Write::put(item, Condition::Absent));
+        if writes.len() == 100 {
+            let batch = std::mem::take(&mut writes);
+            dev.service
+                .store
+                .transact_write(batch, None)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    dev.service
+        .store
+        .transact_write(writes, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // THEN the last ten minutes count the three, and the last two days count every one read
+    let since = now().as_millis() - 600_000;
+    let window = dev.ops(&format!("/v1/ops/metrics?since={since}")).await;
+    assert_eq!(window["metrics"]["TicketsTimedOut"], 3, "{window}");
+    let days = dev.ops(&format!("/v1/ops/metrics?since={}", old - 1)).await;
+    assert_eq!(
+        days["metrics"]["TicketsTimedOut"],
+        queuematch_handlers::ops_api::TICKETS_COUNTED,
+        "{days}"
+    );
+}
+
+#[tokio::test]
 async fn dead_letters_are_inspected_and_redriven() {
     let dev = start().await;
     // GIVEN a message nobody can read, received until it goes to the DLQ (the matcher loop would
