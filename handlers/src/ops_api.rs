@@ -357,34 +357,15 @@ async fn page<S: Store>(
     params: &Params,
 ) -> Result<(Vec<Stored>, Option<String>), PortError> {
     let mut found: Vec<(String, Stored)> = Vec::new();
-    let sort_before = params.sort_before();
     for status in statuses {
-        let mut query = Query::new(Index::Gsi1, format!("{prefix}{status}"), MAX_PAGE_ITEMS).descending();
-        if let Some(before) = &sort_before {
-            query = query.before(before.clone());
-        }
-        let mut taken = 0;
-        'partition: loop {
-            let page = store.query(query.clone()).await?;
-            for stored in page.items {
-                let Some(sort_key) = stored.item.gsi1.as_ref().map(|k| k.sk.clone()) else {
-                    continue;
-                };
-                let Some(at) = created_at(&sort_key) else { continue };
-                if params.since.is_some_and(|since| at < since) {
-                    // Newest first: everything after this is older still.
-                    break 'partition;
-                }
+        // One more than a page tells whether another page follows.
+        let partition = format!("{prefix}{status}");
+        for stored in within_window(store, partition, params, params.limit + 1).await? {
+            let Some(sort_key) = stored.item.gsi1.as_ref().map(|k| k.sk.clone()) else {
+                continue;
+            };
+            if created_at(&sort_key).is_some() {
                 found.push((sort_key, stored));
-                taken += 1;
-                // One more than a page tells whether another page follows.
-                if taken > params.limit {
-                    break 'partition;
-                }
-            }
-            match page.next {
-                Some(next) => query = query.after(Some(next)),
-                None => break,
             }
         }
     }
@@ -615,9 +596,10 @@ async fn partition<S: Store>(store: &S, partition: String, most: usize) -> Resul
     Ok(out)
 }
 
-/// The items of one GSI1 partition created within `params`' window, newest first, up to `most`: a
-/// window of the last hour counts the last hour, however many older items the partition holds
-/// (read oldest first, the metrics stopped moving once a status had `most` tickets).
+/// The items of one GSI1 partition created within `params`' window and below its cursor, newest
+/// first, up to `most`: a listing's page, or a metric's items. A window of the last hour reads the
+/// last hour, however many older items the partition holds (read oldest first, the metrics stopped
+/// moving once a status had `most` tickets).
 async fn within_window<S: Store>(
     store: &S,
     partition: String,
