@@ -45,10 +45,11 @@ pub fn placement_input(matched: &Match, rule_set: &crate::RuleSet) -> serde_json
     })
 }
 
-/// Why `record`, a ticket that waited `waited` in `rule_set`'s queue, timed out: no match found, or,
-/// when it was matched before and its match failed, none played.
-pub fn timeout_reason(rule_set: &crate::RuleSet, waited: Duration, record: &TicketRecord) -> String {
-    let (timeout, waited) = (rule_set.queue.timeout_seconds, waited.as_secs());
+/// Why `record`, a ticket of `rule_set`'s queue, timed out at `now`: no match found, or, when it was
+/// matched before and its match failed, none played.
+pub fn timeout_reason(rule_set: &crate::RuleSet, record: &TicketRecord, now: Timestamp) -> String {
+    let timeout = rule_set.queue.timeout_seconds;
+    let waited = now.since(record.ticket.created_at).as_secs();
     match &record.last_match_failed {
         None => format!("no match found within {timeout} s (waited {waited} s)"),
         Some(failed) => format!("no match played within {timeout} s (waited {waited} s); {failed}"),
@@ -188,7 +189,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, E: Events, C: Clock> Rounds<'_, S, 
         }
         for id in outcome.timed_out {
             if let Some(current) = waiting.get(&id) {
-                let reason = timeout_reason(rule_set, now.since(current.value.ticket.created_at), &current.value);
+                let reason = timeout_reason(rule_set, &current.value, now);
                 if super::tickets::finish(
                     self.store,
                     self.events,

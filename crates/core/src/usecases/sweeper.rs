@@ -238,7 +238,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
                     }
                     (
                         TicketStatus::TimedOut,
-                        timeout_reason(rule_set, waited, &current.value),
+                        timeout_reason(rule_set, &current.value, now),
                         &mut report.timed_out,
                     )
                 }
