@@ -1067,27 +1067,15 @@ async fn the_players_hear_that_the_game_ended_even_if_releasing_the_server_ends_
 
     // WHEN its server reports the end, and the report's handling is dropped while the server is
     // being released
-    let body = r#"{"type":"end","reason":"no player connected"}"#;
-    let now = stack.service.clock.now();
-    let signature = report::sign(&active.secret, now, "end-0001", body.as_bytes());
     let fleet = ReleaseNeverReturns(stack.fleet.clone());
-    let reports = Reports {
-        store: &stack.service.store,
-        queue: &stack.service.queue,
-        queues: &stack.service.queues,
-        fleet: &fleet,
-        workflows: &stack.service.workflows,
-        events: &stack.service.events,
-        clock: &stack.service.clock,
-        settings: &stack.service.settings,
-    };
-    let signed = SignedReport {
-        timestamp: now,
-        nonce: "end-0001",
-        signature: &signature,
-        body: body.as_bytes(),
-    };
-    let cut_short = tokio::time::timeout(Duration::from_secs(5), reports.record(&active.session_id, signed)).await;
+    let end = report_through(
+        &stack,
+        &fleet,
+        &active,
+        "end-0001",
+        r#"{"type":"end","reason":"no player connected"}"#,
+    );
+    let cut_short = tokio::time::timeout(Duration::from_secs(5), end).await;
     assert!(cut_short.is_err(), "the release was meant never to return");
 
     // THEN the session is ENDED and the player was told so
@@ -1427,13 +1415,24 @@ async fn report_from(
     nonce: &str,
     body: &str,
 ) -> Result<Recorded, ReportError> {
+    report_through(stack, &stack.fleet, session, nonce, body).await
+}
+
+/// A signed report of the session's server, handled with `fleet`.
+async fn report_through(
+    stack: &Stack<impl Timer>,
+    fleet: &impl Fleet,
+    session: &SessionRecord,
+    nonce: &str,
+    body: &str,
+) -> Result<Recorded, ReportError> {
     let now = stack.service.clock.now();
     let signature = report::sign(&session.secret, now, nonce, body.as_bytes());
     let reports = Reports {
         store: &stack.service.store,
         queue: &stack.service.queue,
         queues: &stack.service.queues,
-        fleet: &stack.fleet,
+        fleet,
         workflows: &stack.service.workflows,
         events: &stack.service.events,
         clock: &stack.service.clock,

@@ -97,7 +97,7 @@ pub async fn stream(
 
 /// Sends `value` as one text message; false once the client is gone.
 async fn send(socket: &mut WebSocket, value: &Value) -> bool {
-    socket.send(Message::Text(value.to_string().into())).await.is_ok()
+    send_text(socket, &value.to_string()).await
 }
 
 /// Sends `text`, a message already serialised; false once the client is gone.
