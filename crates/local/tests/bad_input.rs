@@ -457,6 +457,67 @@ async fn a_connection_that_never_sends_its_headers_is_closed() {
     assert_eq!(health.status().as_u16(), 200);
 }
 
+/// A request whose headers arrived but whose body stalls is answered 408 after the body-read timeout
+/// and changes nothing; everyone else is served meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_request_whose_body_never_completes_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start().await;
+    let address = s.url.trim_start_matches("http://").to_owned();
+    let token = s.token("p-stalled");
+    let head = |length: &str| {
+        format!(
+            "POST /v1/tickets HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\n{length}\r\n"
+        )
+    };
+    let body = r#"{"queue": "ranked-1v1", "players": [{"id": "p-stalled"}]}"#;
+    let before = s.snapshot().await;
+    let mut stalled = Vec::new();
+    for (what, length, sent) in [
+        (
+            "short of its length",
+            format!("Content-Length: {}\r\n", body.len() + 10),
+            body.to_owned(),
+        ),
+        (
+            "a chunk that never ends",
+            "Transfer-Encoding: chunked\r\n".to_owned(),
+            format!("{:x}\r\n{body}\r\n", body.len()),
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        stream
+            .write_all(format!("{}{sent}", head(&length)).as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        stalled.push((what, stream));
+    }
+
+    // WHILE they hold their requests, another client is served
+    let health = s
+        .request(Method::GET, "/health")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(health.status().as_u16(), 200);
+
+    // THEN each is answered 408 with a problem, and its connection closed
+    let limit = dev::BODY_READ_TIMEOUT + Duration::from_secs(5);
+    for (what, mut stream) in stalled {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(limit, stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "{what}: no answer after {limit:?}");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer}");
+        assert!(answer.contains("application/problem+json"), "{what}: {answer}");
+        assert!(answer.contains("did not arrive within 30 s"), "{what}: {answer}");
+    }
+    assert_eq!(s.snapshot().await, before, "a stalled request changed something");
+}
+
 fn solo(player: &str) -> Value {
     json!({"queue": "ranked-1v1", "players": [{"id": player, "attributes": {"skill": 1500}}]})
 }

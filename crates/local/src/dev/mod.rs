@@ -36,6 +36,7 @@ mod ticket_checks;
 mod traffic;
 
 pub use matcher_loop::run_matcher;
+pub use routes::BODY_READ_TIMEOUT;
 pub use sweeper_loop::{run_sweeper, SWEEP_EVERY};
 
 use crate::workflows::LocalWorkflows;

@@ -91,7 +91,59 @@ pub fn router(state: DevState) -> Router {
         // problem+json rather than axum's plain-text rejection.
         .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES + 1))
         .layer(axum::middleware::from_fn_with_state(tap, traffic::observe))
+        .layer(axum::middleware::from_fn(whole_body))
         .with_state(state)
+}
+
+/// How long a client has to send a request's whole body once its headers have arrived. Without it, a
+/// request whose body never completed held its connection and its handler for ever.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The middleware every request passes first: reads its body whole, within [`BODY_READ_TIMEOUT`] and
+/// up to a little over [`super::MAX_BODY_BYTES`], and hands it on. A body that does not arrive in
+/// time is answered 408, one over the limit 413, one that breaks off 400, before any route sees it.
+async fn whole_body(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = axum::body::to_bytes(body, super::MAX_BODY_BYTES + 1);
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) if is_over_limit(&e) => return problem(Problem::too_large(super::MAX_BODY_BYTES)),
+        Ok(Err(e)) => {
+            return problem(Problem::bad_request(
+                format!("the request's body could not be read: {e}"),
+                Vec::new(),
+            ))
+        }
+        Err(_) => {
+            let mut answer = problem(Problem::new(
+                408,
+                "Request Timeout",
+                format!(
+                    "the request's body did not arrive within {} s of its headers",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            ));
+            answer.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return answer;
+        }
+    };
+    next.run(axum::extract::Request::from_parts(parts, Body::from(body)))
+        .await
+}
+
+/// Whether reading a body failed on the length limit rather than on the connection.
+fn is_over_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 async fn health() -> Json<Value> {

@@ -114,8 +114,7 @@ pub async fn observe(State(tap): State<Tap>, request: Request, next: Next) -> Re
         .and_then(|token| verify(&tap.state, token).ok())
         .map(|claims| claims.player_id().to_string());
     let (parts, body) = request.into_parts();
-    // The route reads at most this much and answers 413 beyond it; a body this layer cannot read
-    // whole is one the route would have refused.
+    // The body was read whole before this layer (`routes::whole_body`), within the limit.
     let Ok(body) = axum::body::to_bytes(body, super::MAX_BODY_BYTES + 1).await else {
         return problem(Problem::too_large(super::MAX_BODY_BYTES));
     };
