@@ -405,6 +405,87 @@ fn the_mapping_template_builds_the_ticket_message_of_the_matcher() {
     );
 }
 
+/// The tickets queue takes the largest body the API accepts, in its envelope, and refuses one well
+/// over it; SQS's refusal of a message is the caller's 413 and any other refusal the deployment's 500.
+#[test]
+fn the_tickets_queue_takes_a_64_kib_ticket_and_refuses_what_is_over_it() {
+    let template = Template::load();
+    let limit = template.resources["TicketsQueue"]["Properties"]["MaximumMessageSize"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the tickets queue has no MaximumMessageSize (SQS's default is 256 KiB)"));
+    let (_, method) = template
+        .of_type("AWS::ApiGateway::Method")
+        .find(|(_, m)| m["Properties"]["OperationName"] == "createTicket")
+        .unwrap_or_else(|| panic!("no createTicket method"));
+    let integration = &method["Properties"]["Integration"];
+    // The largest envelope: a request id and a Cognito sub are UUIDs, the epoch 13 digits.
+    let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let largest_body = "x".repeat(queuematch_local::dev::MAX_BODY_BYTES);
+    let envelope = integration["RequestTemplates"]["application/json"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("$util.urlEncode($context.requestId)", uuid)
+        .replace("$util.urlEncode($context.authorizer.claims.sub)", uuid)
+        .replace("$context.requestTimeEpoch", "1700000000000")
+        .replace("$util.urlEncode($input.json('$'))", &largest_body);
+    let message = form_decode(envelope.trim_start_matches("Action=SendMessage&MessageBody="));
+    let message_len = u64::try_from(message.len()).unwrap_or(u64::MAX);
+    assert!(
+        message_len <= limit,
+        "a 64 KiB ticket makes a {message_len}-byte message, over {limit}"
+    );
+    assert!(
+        limit <= 65 * 1024,
+        "a body of {limit} bytes, far over 64 KiB, would be queued"
+    );
+
+    let answers: Vec<(String, String)> = integration["IntegrationResponses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no integration responses"))
+        .iter()
+        .map(|r| {
+            (
+                r["SelectionPattern"].as_str().unwrap_or_default().to_owned(),
+                r["StatusCode"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    // API Gateway matches a pattern against the whole status code.
+    let answer = |sqs_status: &str| -> Vec<&str> {
+        answers
+            .iter()
+            .filter(|(pattern, _)| {
+                let anchored = format!("^(?:{pattern})$");
+                regex::Regex::new(&anchored)
+                    .unwrap_or_else(|e| panic!("{pattern}: {e}"))
+                    .is_match(sqs_status)
+            })
+            .map(|(_, status)| status.as_str())
+            .collect()
+    };
+    for (sqs, api) in [
+        ("200", "202"),
+        ("400", "413"),
+        ("403", "500"),
+        ("404", "500"),
+        ("413", "500"),
+        ("500", "503"),
+        ("503", "503"),
+    ] {
+        assert_eq!(answer(sqs), [api], "SQS answering {sqs}");
+    }
+    let documented: BTreeSet<&str> = method["Properties"]["MethodResponses"]
+        .as_array()
+        .map(|responses| responses.iter().filter_map(|r| r["StatusCode"].as_str()).collect())
+        .unwrap_or_default();
+    for (_, status) in &answers {
+        assert!(
+            documented.contains(status.as_str()),
+            "{status} is not among the method's responses"
+        );
+    }
+}
+
 /// `application/x-www-form-urlencoded`, as `$util.urlEncode` writes it.
 fn form_encode(text: &str) -> String {
     text.bytes()
