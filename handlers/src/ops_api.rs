@@ -833,6 +833,13 @@ async fn metrics_over<S: Store>(
     params: &Params,
     now: Timestamp,
 ) -> Result<Value, PortError> {
+    // The partitions read up to TICKETS_COUNTED: what is counted over them is a floor.
+    let mut capped: Vec<String> = Vec::new();
+    let mut note_cap = |partition: &str, read: usize| {
+        if read >= TICKETS_COUNTED {
+            capped.push(partition.to_owned());
+        }
+    };
     let mut tickets: HashMap<TicketStatus, Vec<TicketRecord>> = HashMap::new();
     // The tickets in play now, whenever they were created: `CurrentTickets` is a gauge, not a count
     // over the window.
@@ -840,11 +847,13 @@ async fn metrics_over<S: Store>(
     for status in TicketStatus::ALL.into_iter().filter(|s| *s != TicketStatus::Queued) {
         let mut records = Vec::new();
         // Tickets still in play are all read, for the gauge; finished ones within the window.
+        let name = format!("TICKETS#{status}");
         let listed = if status.is_terminal() {
-            within_window(store, format!("TICKETS#{status}"), params, TICKETS_COUNTED).await?
+            within_window(store, name.clone(), params, TICKETS_COUNTED).await?
         } else {
-            partition(store, format!("TICKETS#{status}"), TICKETS_COUNTED).await?
+            partition(store, name.clone(), TICKETS_COUNTED).await?
         };
+        note_cap(&name, listed.len());
         for stored in listed {
             let record = items::read::<TicketRecord>(&stored)?.value;
             if !status.is_terminal() {
@@ -858,7 +867,9 @@ async fn metrics_over<S: Store>(
     }
     let count = |status: TicketStatus| tickets.get(&status).map_or(0, Vec::len);
     let mut matches: Vec<MatchRecord> = Vec::new();
-    for stored in within_window(store, "MATCHES#COMMITTED".into(), params, TICKETS_COUNTED).await? {
+    let committed = within_window(store, "MATCHES#COMMITTED".into(), params, TICKETS_COUNTED).await?;
+    note_cap("MATCHES#COMMITTED", committed.len());
+    for stored in committed {
         let record = items::read::<MatchRecord>(&stored)?.value;
         if params.within(record.matched.created_at) {
             matches.push(record);
@@ -871,7 +882,10 @@ async fn metrics_over<S: Store>(
             since: params.since,
             ..Params::default()
         };
-        for stored in within_window(store, format!("SESSIONS#{status}"), &newest, TICKETS_COUNTED).await? {
+        let name = format!("SESSIONS#{status}");
+        let listed = within_window(store, name.clone(), &newest, TICKETS_COUNTED).await?;
+        note_cap(&name, listed.len());
+        for stored in listed {
             let record = items::read::<SessionRecord>(&stored)?.value;
             sessions.insert(record.session_id.clone(), record);
         }
@@ -949,6 +963,7 @@ async fn metrics_over<S: Store>(
             "TimeToTicketCancel": to_cancel.to_json(),
         },
         "quality": [spread.to_json(), imbalance.to_json(), latency.to_json()],
+        "capped": capped,
     }))
 }
 

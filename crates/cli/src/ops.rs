@@ -338,6 +338,20 @@ fn render_overview(views: &Value) -> String {
         rows.push(vec![cell(&h["name"]), cell(&h["count"]), mean]);
     }
     table(&mut out, &["METRIC", "VALUE", ""], &rows);
+    let capped: Vec<&str> = views["metrics"]["capped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !capped.is_empty() {
+        let _ = writeln!(
+            out,
+            "counted from at most {} items each, so floors: {}",
+            queuematch_handlers::ops_api::TICKETS_COUNTED,
+            capped.join(", ")
+        );
+    }
     out
 }
 
@@ -564,6 +578,17 @@ mod tests {
             out,
             "QUEUE       SEARCHING\nranked-1v1          3\ncoop-4             12\n"
         );
+    }
+
+    #[test]
+    fn the_overview_says_which_counts_are_floors() {
+        let views = |capped: Value| json!({"metrics": {"metrics": {"TicketsTimedOut": 10000}, "capped": capped}});
+        let drawn = render_overview(&views(json!(["TICKETS#TIMED_OUT", "MATCHES#COMMITTED"])));
+        assert!(
+            drawn.contains("counted from at most 10000 items each, so floors: TICKETS#TIMED_OUT, MATCHES#COMMITTED"),
+            "{drawn}"
+        );
+        assert!(!render_overview(&views(json!([]))).contains("floors"));
     }
 
     #[test]

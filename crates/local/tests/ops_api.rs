@@ -347,12 +347,15 @@ async fn the_metrics_of_a_recent_window_count_it_however_many_older_tickets_ther
     let since = now().as_millis() - 600_000;
     let window = dev.ops(&format!("/v1/ops/metrics?since={since}")).await;
     assert_eq!(window["metrics"]["TicketsTimedOut"], 3, "{window}");
+    assert_eq!(window["capped"], json!([]), "{window}");
     let days = dev.ops(&format!("/v1/ops/metrics?since={}", old - 1)).await;
     assert_eq!(
         days["metrics"]["TicketsTimedOut"],
         queuematch_handlers::ops_api::TICKETS_COUNTED,
         "{days}"
     );
+    // AND the answer says that count is a floor
+    assert_eq!(days["capped"], json!(["TICKETS#TIMED_OUT"]), "{days}");
 }
 
 #[tokio::test]
