@@ -7,6 +7,16 @@
 
 use serde_json::{Map, Value};
 
+/// `x` as a person reads it in a message: plain decimals in the usual range, else in scientific
+/// notation (a rate of `1e-300`, or a limit of `1e300`, is not three hundred digits).
+pub fn figure(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() || (1e-4..1e9).contains(&x.abs()) {
+        x.to_string()
+    } else {
+        format!("{x:e}")
+    }
+}
+
 /// Parses `text` as [`serde_json::from_str`] does, refusing a key given twice in one object.
 pub fn from_str_unique(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str::<Unique>(text).map(|u| u.0)

@@ -204,20 +204,37 @@ impl Reader {
 
     /// A whole number in `min..=max`.
     fn integer(&mut self, value: &Value, path: &JsonPath, min: u32, max: u32) -> Option<u32> {
-        let n = match value {
-            // `5.0` is a number, not an integer, as JSON Schema sees it too.
-            Value::Number(n) => n.as_i64(),
-            _ => None,
-        };
-        let Some(n) = n else {
+        let Value::Number(number) = value else {
             self.error(path, format!("expected an integer, found {}", json_kind(value)));
             return None;
         };
-        if n < i64::from(min) || n > i64::from(max) {
-            self.error(path, format!("{n} is out of range: must be from {min} to {max}"));
-            return None;
+        let out_of_range = |reader: &mut Self| {
+            // A float in scientific notation when far out: 1e300 rather than 301 digits.
+            let spelt = match number.as_f64() {
+                Some(f) if number.is_f64() => crate::json::figure(f),
+                _ => number.to_string(),
+            };
+            reader.error(path, format!("{spelt} is out of range: must be from {min} to {max}"));
+            None
+        };
+        match number.as_i64() {
+            Some(n) if n < i64::from(min) || n > i64::from(max) => out_of_range(self),
+            Some(n) => u32::try_from(n).ok(),
+            // Past i64, or written past u64 (which serde_json reads as a float): a whole number
+            // still, too large for any field.
+            None if number.is_u64() => out_of_range(self),
+            None if number
+                .as_f64()
+                .is_some_and(|f| f.fract() == 0.0 && (f < f64::from(min) || f > f64::from(max))) =>
+            {
+                out_of_range(self)
+            }
+            // `5.0` is a number, not an integer, as JSON Schema sees it too.
+            None => {
+                self.error(path, format!("expected an integer, found {}", json_kind(value)));
+                None
+            }
         }
-        u32::try_from(n).ok()
     }
 
     /// A number ≥ 0.
@@ -445,8 +462,12 @@ impl Reader {
         if !ok {
             return None;
         }
-        let total: u32 = out.iter().map(|t| t.max_players * t.quantity).sum();
-        if total > MAX_PLAYERS_PER_MATCH {
+        // In u64: a u32 sum of products wraps, and 107,374 teams of 200 × 200 read as 192 players.
+        let total: u64 = out
+            .iter()
+            .map(|t| u64::from(t.max_players) * u64::from(t.quantity))
+            .sum();
+        if total > u64::from(MAX_PLAYERS_PER_MATCH) {
             self.error(
                 path,
                 format!("the teams hold {total} players in all; a match holds at most {MAX_PLAYERS_PER_MATCH}"),
@@ -1077,7 +1098,10 @@ impl Reader {
             if integral && (step.value.fract() != 0.0 || step.value < 1.0) {
                 self.error(
                     &step_path.key("value"),
-                    format!("{field} must be a whole number of at least 1, found {}", step.value),
+                    format!(
+                        "{field} must be a whole number of at least 1, found {}",
+                        crate::json::figure(step.value)
+                    ),
                 );
                 ok = false;
             } else if let Some(max) = ceiling.filter(|&max| step.value > max) {
@@ -1085,7 +1109,7 @@ impl Reader {
                     &step_path.key("value"),
                     format!(
                         "{} is out of range: {field} must be from 1 to {max}, as the rule's own",
-                        step.value
+                        crate::json::figure(step.value)
                     ),
                 );
                 ok = false;
@@ -1099,8 +1123,9 @@ impl Reader {
                 self.error(
                     &step_path.key("value"),
                     format!(
-                        "steps must loosen {field} each time: {} is not {direction} than {against} {previous_value}",
-                        step.value
+                        "steps must loosen {field} each time: {} is not {direction} than {against} {}",
+                        crate::json::figure(step.value),
+                        crate::json::figure(previous_value)
                     ),
                 );
                 ok = false;

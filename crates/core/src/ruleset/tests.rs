@@ -415,6 +415,17 @@ fn impossible_teams_are_refused() {
         "$.teams",
         "the teams hold 205 players in all; a match holds at most 200",
     );
+    // Teams whose players add up to 2^32 + 10: a sum in u32 wrapped to 10 and let them through.
+    let mut teams: Vec<Value> = (0..107_374)
+        .map(|i| json!({"name": format!("t{i}"), "minPlayers": 200, "maxPlayers": 200, "quantity": 200}))
+        .collect();
+    teams.push(json!({"name": "x", "minPlayers": 192, "maxPlayers": 192, "quantity": 38}));
+    teams.extend(base()["teams"].as_array().into_iter().flatten().cloned());
+    assert_one_error(
+        &with("/teams", Value::Array(teams)),
+        "$.teams",
+        "the teams hold 4294967306 players in all; a match holds at most 200",
+    );
     assert_one_error(
         &with("/rules/5/perTeam/dps", json!(4)),
         "$.rules[5].perTeam",
@@ -548,10 +559,21 @@ fn an_expansion_cannot_loosen_a_latency_past_what_the_rule_itself_may_be() {
         "$.expansions[1].steps[0].value",
         "10001 is out of range: maxLatency must be from 1 to 10000, as the rule's own",
     );
+    // Far out of range, in scientific notation rather than in hundreds of digits.
     assert_one_error(
         &with(at, steps(1e12)),
         "$.expansions[1].steps[0].value",
-        "1000000000000 is out of range",
+        "1e12 is out of range",
+    );
+    assert_one_error(
+        &with(at, steps(1e300)),
+        "$.expansions[1].steps[0].value",
+        "1e300 is out of range: maxLatency must be from 1 to 10000",
+    );
+    assert_one_error(
+        &with("/expansions/0/steps/0/value", json!(1e-200)),
+        "$.expansions[0].steps[0].value",
+        "1e-200 is not larger than the value before any expansion, 150",
     );
 }
 
@@ -565,6 +587,34 @@ fn an_expansion_without_steps_is_refused() {
 }
 
 // ---- out-of-range values ----
+
+#[test]
+fn whole_numbers_past_any_integer_type_are_out_of_range_not_of_the_wrong_type() {
+    for (huge, spelt) in [
+        (json!(10_000_000_000_000_000_000_u64), "10000000000000000000"),
+        (
+            serde_json::from_str::<Value>("100000000000000000000").unwrap_or_default(),
+            "1e20",
+        ),
+        (json!(-1e30), "-1e30"),
+    ] {
+        assert_one_error(
+            &with("/queue/timeoutSeconds", huge),
+            "$.queue.timeoutSeconds",
+            &format!("{spelt} is out of range: must be from 1 to 43200"),
+        );
+    }
+    assert_one_error(
+        &with("/queue/timeoutSeconds", json!(5.5)),
+        "$.queue.timeoutSeconds",
+        "expected an integer, found a number",
+    );
+    assert_one_error(
+        &with("/queue/timeoutSeconds", json!(5.0)),
+        "$.queue.timeoutSeconds",
+        "expected an integer, found a number",
+    );
+}
 
 #[test]
 fn out_of_range_values_name_the_range() {

@@ -46,12 +46,12 @@ pub enum InvalidConfig {
     NoPlayers,
     #[error("--players must be at most {MAX_PLAYERS} (a simulation holds every ticket in memory), not {0}")]
     TooManyPlayers(u32),
-    #[error("--rate must be a positive number of players per second, not {}", figure(*.0))]
+    #[error("--rate must be a positive number of players per second, not {}", crate::json::figure(*.0))]
     Rate(f64),
     #[error(
         "--players {players} at --rate {} spread the arrivals over about {} years of virtual \
          time, and the simulator covers at most 100: raise --rate or lower --players",
-        figure(*rate),
+        crate::json::figure(*rate),
         whole_or_about(*years)
     )]
     TooSparse { players: u32, rate: f64, years: f64 },
@@ -63,16 +63,6 @@ fn whole_or_about(years: f64) -> String {
         format!("{years:.0}")
     } else {
         format!("{years:.1e}")
-    }
-}
-
-/// `x` as a person reads it: plain decimals in the usual range, else in scientific notation (a rate
-/// of `1e-300` is not three hundred zeros).
-fn figure(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() || (1e-4..1e9).contains(&x.abs()) {
-        x.to_string()
-    } else {
-        format!("{x:e}")
     }
 }
 
