@@ -586,3 +586,33 @@ pub async fn replay_path(path: &Path, queues: &Arc<Queues>) -> Result<Vec<Replay
     }
     Ok(replayed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixture of tickets-api in a directory of its own, with `expected` as its expected response.
+    fn fixture_expecting(expected: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let function = dir.path().join("tickets-api");
+        std::fs::create_dir(&function).unwrap_or_else(|e| panic!("{e}"));
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tickets-api");
+        let event = function.join("case.event.json");
+        std::fs::copy(source.join("a-malformed-ticket-id.event.json"), &event).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(function.join("case.expected.json"), expected).unwrap_or_else(|e| panic!("{e}"));
+        (dir, event)
+    }
+
+    #[test]
+    fn an_expected_response_naming_a_key_twice_is_refused_where_it_is() {
+        let (_dir, event) = fixture_expecting("{\"statusCode\": 404,\n \"statusCode\": 200}");
+        let error = match Fixture::load(&event) {
+            Ok(_) => panic!("an expected response with a doubled key was read"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            error.contains("case.expected.json:2:") && error.contains("the key `statusCode` is given twice"),
+            "{error}"
+        );
+    }
+}

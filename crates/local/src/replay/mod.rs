@@ -55,8 +55,10 @@ impl JsonError {
     }
 }
 
-/// `text` read as a `T`, or what is wrong with it and where.
+/// `text` read as a `T`, or what is wrong with it and where. A key given twice in an object is
+/// refused whatever `T` is: read as a `Value`, the last one would silently win.
 pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, JsonError> {
+    queuematch_core::json::from_str_unique(text).map_err(|e| json_error(None, e))?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();

@@ -164,6 +164,10 @@ struct ReportFields {
     status: u16,
 }
 
+/// The latest time a record may have: the last millisecond of 9999. A record near the end of `u64`
+/// left the replay's virtual clock no room to pass the tickets' timeouts, and it ran for ever.
+const LATEST: Timestamp = Timestamp(253_402_300_799_999);
+
 /// The kinds of line, as `kind` names them.
 const KINDS: &str = "header, ticket, cancel, accept, report";
 
@@ -360,6 +364,14 @@ impl Trace {
                 }
                 (record, Some(_)) => {
                     let at = record.at().unwrap_or_default();
+                    if at > LATEST {
+                        return Err(invalid(
+                            number,
+                            format!(
+                                "$.at: {at} is after 9999-12-31, not a time a trace records (milliseconds since 1970)"
+                            ),
+                        ));
+                    }
                     if let Some((previous_line, previous)) = last.filter(|(_, previous)| at < *previous) {
                         return Err(invalid(
                             number,
@@ -1135,6 +1147,14 @@ mod tests {
                 "t:1: $.ruleSets[0]: not a valid rule set",
             ),
             (String::new(), "t: the trace is empty"),
+            (
+                format!("{h}\n{}", ticket(u64::MAX - 100_000, "a", 1500)),
+                "t:2: $.at: 18446744073709451615ms is after 9999-12-31",
+            ),
+            (
+                format!("{h}\n{{\"kind\":\"cancel\",\"at\":1,\"at\":5,\"ticketId\":\"a\",\"playerId\":\"p\",\"status\":200}}"),
+                "t:2: $: the key `at` is given twice in one object",
+            ),
             (
                 format!("{h}\n{}\n{}", ticket(1000, "a", 1500), ticket(2000, "a", 1600)),
                 "t:3: $.ticketId: ticket `a` arrived already, on line 2",
