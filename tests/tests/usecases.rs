@@ -430,6 +430,27 @@ async fn a_ticket_cancelled_while_queued_is_cancelled_when_it_is_admitted() {
         stack.admit(&solo("t-1", "p-1", 1500.0, START)).await,
         Admitted::Duplicate
     );
+
+    // A stranger's cancel after the owner's does not undo it: each caller's is kept apart.
+    assert_eq!(cancel("p-4", "t-4").await, tickets::Cancel::WhenAdmitted);
+    assert_eq!(cancel("p-9", "t-4").await, tickets::Cancel::WhenAdmitted);
+    assert_eq!(
+        stack.admit(&solo("t-4", "p-4", 1500.0, START)).await,
+        Admitted::Cancelled
+    );
+    // A party member's cancel counts before admission as after: the party's ticket is cancelled.
+    assert_eq!(cancel("p-6", "t-5").await, tickets::Cancel::WhenAdmitted);
+    let party = TicketMessage {
+        ticket_id: "t-5".into(),
+        player_id: "p-5".into(),
+        received_at: START,
+        request: json!({"queue": "coop-4", "players": [{"id": "p-5"}, {"id": "p-6", "partyToken": "unread"}]}),
+    };
+    assert_eq!(stack.admit(&party).await, Admitted::Cancelled);
+    let view = tickets::get(&stack.store, &stack.clock, &"p-5".into(), &"t-5".into())
+        .await
+        .unwrap();
+    assert_eq!(view.reason.as_deref(), Some("cancelled by p-6 before it was admitted"));
 }
 
 #[tokio::test]

@@ -51,12 +51,9 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
     /// Admits one ticket message. An `Err` is a failure of the ports, to be retried; a ticket
     /// that cannot be admitted is `Ok(Admitted::Failed)`, and stays FAILED.
     pub async fn admit(&self, message: &TicketMessage) -> Result<Admitted, PortError> {
-        if let Some(stored) = self.store.get(&items::early_cancel_key(&message.ticket_id)).await? {
-            let cancel: items::EarlyCancel = items::read(&stored)?.value;
-            if cancel.player == message.player_id {
-                let reason = format!("cancelled by {} before it was admitted", cancel.player);
-                return self.record_unadmitted(message, TicketStatus::Cancelled, reason).await;
-            }
+        if let Some(cancel) = self.early_cancel(message).await? {
+            let reason = format!("cancelled by {} before it was admitted", cancel.player);
+            return self.record_unadmitted(message, TicketStatus::Cancelled, reason).await;
         }
         let ratings = self.ratings_for_missing_skill(message).await?;
         let record = match self.check(message, &ratings) {
@@ -87,6 +84,35 @@ impl<S: Store, E: Events, C: Clock, P: PartyTokens> Admission<'_, S, E, C, P> {
                 .await
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The earliest cancel asked for the ticket before it was admitted by one of its players: the
+    /// caller who sent it, or a member of its party (who may cancel it once admitted, too).
+    /// Strangers' cancels of the same id are left alone.
+    async fn early_cancel(&self, message: &TicketMessage) -> Result<Option<items::EarlyCancel>, PortError> {
+        let players: Vec<&str> = message.request["players"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_str())
+            .chain([message.player_id.as_str()])
+            .collect();
+        let mut query = items::early_cancels(&message.ticket_id);
+        let mut earliest: Option<items::EarlyCancel> = None;
+        loop {
+            let page = self.store.query(query.clone()).await?;
+            for stored in &page.items {
+                let cancel: items::EarlyCancel = items::read(stored)?.value;
+                let by_a_player = players.contains(&cancel.player.as_str());
+                if by_a_player && earliest.as_ref().is_none_or(|e| cancel.at < e.at) {
+                    earliest = Some(cancel);
+                }
+            }
+            match page.next {
+                Some(next) => query = query.after(Some(next)),
+                None => return Ok(earliest),
+            }
         }
     }
 

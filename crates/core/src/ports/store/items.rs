@@ -5,7 +5,7 @@
 //! Sort keys that hold times are zero-padded to 20 digits (all of `u64`), so that string order, the
 //! only order DynamoDB knows, is time order.
 
-use super::{Condition, IndexKey, Item, Key, Stored, Write, MAX_TRANSACTION_OPERATIONS};
+use super::{Condition, Index, IndexKey, Item, Key, Query, Stored, Write, MAX_PAGE_ITEMS, MAX_TRANSACTION_OPERATIONS};
 use crate::identity::SessionSecret;
 use crate::ids::{MatchId, PlayerId, SessionId, TicketId};
 use crate::matcher::Match;
@@ -217,7 +217,8 @@ pub fn ticket_item(record: &TicketRecord, shards: u32) -> Result<Item, PortError
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EarlyCancel {
-    /// Who asked: only the ticket's caller may cancel it this way.
+    /// Who asked: it counts only if they are one of the ticket's players, as a cancel of an
+    /// admitted ticket does.
     pub player: PlayerId,
     pub at: Timestamp,
 }
@@ -226,15 +227,22 @@ pub struct EarlyCancel {
 /// or the retries of a failing admission), and no longer than a mistyped id needs to be forgotten.
 pub const EARLY_CANCEL_KEPT: Duration = Duration::from_secs(3600);
 
-/// `TICKET#<id>` / `CANCEL`: an early cancel, beside the ticket's item.
-pub fn early_cancel_key(id: &TicketId) -> Key {
-    Key::new(format!("TICKET#{id}"), "CANCEL")
+/// `TICKET#<id>` / `CANCEL#<player>`: an early cancel, beside the ticket's item, one per player who
+/// asks. Nobody can tell whose a queued id is, so every caller's cancel is recorded; one item for
+/// all let a stranger's cancel overwrite the owner's.
+pub fn early_cancel_key(id: &TicketId, player: &PlayerId) -> Key {
+    Key::new(format!("TICKET#{id}"), format!("CANCEL#{player}"))
+}
+
+/// Every early cancel of ticket `id`, strongly consistent.
+pub fn early_cancels(id: &TicketId) -> Query {
+    Query::new(Index::Table, format!("TICKET#{id}"), MAX_PAGE_ITEMS).with_prefix("CANCEL#")
 }
 
 /// Records `cancel` of ticket `id`; asking again records it again. It expires after
 /// [`EARLY_CANCEL_KEPT`].
 pub fn early_cancel(id: &TicketId, cancel: &EarlyCancel) -> Result<Write, PortError> {
-    let key = early_cancel_key(id);
+    let key = early_cancel_key(id, &cancel.player);
     let item = Item::new(key.clone(), body(&key, cancel)?).expiring_at(cancel.at.plus(EARLY_CANCEL_KEPT));
     Ok(Write::put(item, Condition::Any))
 }
