@@ -205,6 +205,16 @@ async fn two_duellists_are_admitted_and_matched_through_the_queue() {
     let one = running.await_status("p-1", &t1, "PLACING").await;
     let two = running.await_status("p-2", &t2, "PLACING").await;
     assert_eq!(one["match"]["matchId"], two["match"]["matchId"]);
+    // Each reads its session, its own team and the region from its ticket.
+    let match_id = one["match"]["matchId"].as_str().unwrap_or_default();
+    let mut teams = Vec::new();
+    for view in [&one, &two] {
+        assert_eq!(view["match"]["sessionId"], format!("s-{match_id}"), "{view}");
+        assert_eq!(view["match"]["region"], "local", "{view}");
+        teams.push(view["match"]["team"].as_str().unwrap_or_default());
+    }
+    teams.sort_unstable();
+    assert_eq!(teams, ["blue", "red"]);
     let started = running.workflows.0.lock().unwrap().clone();
     assert_eq!(started, [one["match"]["matchId"].as_str().unwrap().to_owned()]);
     // Another player cannot see it.

@@ -86,7 +86,7 @@ impl<S: Store, E: Events, C: Clock> Acceptances<'_, S, E, C> {
             let record = &current.value;
             let status = record.ticket.status;
             match record.acceptances.get(caller) {
-                Some(given) if *given == answer => return Ok(TicketView::from(record)),
+                Some(given) if *given == answer => return Ok(tickets::view(store, clock, caller, record).await?),
                 Some(given) => {
                     return Err(UseCaseError::Conflict(format!(
                         "{caller} answered {} to the match of ticket {id} already; an answer is final",
@@ -133,7 +133,7 @@ impl<S: Store, E: Events, C: Clock> Acceptances<'_, S, E, C> {
                             player_ids: matched.player_ids().cloned().collect(),
                         })
                         .await?;
-                    return Ok(TicketView::from(&next));
+                    return Ok(tickets::view(store, clock, caller, &next).await?);
                 }
                 // Another player of the ticket answered, or a poll moved it: read again and decide again.
                 Err(PortError::ConditionFailed { .. }) => continue,

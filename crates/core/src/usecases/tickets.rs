@@ -8,8 +8,9 @@ use super::placement::session_id_for;
 use super::{Settings, UseCaseError};
 use crate::event::DomainEvent;
 use crate::identity::player_token::{self, PlayerTokenClaims};
-use crate::ids::{MatchId, PlayerId, TicketId};
-use crate::ports::store::items::{self, SessionRecord, TicketRecord, Versioned};
+use crate::ids::{MatchId, PlayerId, SessionId, TicketId};
+use crate::matcher::Name;
+use crate::ports::store::items::{self, MatchRecord, SessionRecord, TicketRecord, Versioned};
 use crate::ports::store::{Condition, Stored, Write};
 use crate::ports::{Clock, Events, PortError, Store};
 use crate::status::{SessionStatus, TicketStatus};
@@ -52,10 +53,17 @@ pub struct ConnectionView {
     pub player_token: String,
 }
 
+/// The match a ticket is in: its session (made when it is placed, after any acceptance), and the
+/// ticket's team and the region chosen, read from the match.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MatchView {
     pub match_id: MatchId,
+    pub session_id: SessionId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<Name>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Name>,
 }
 
 impl From<&TicketRecord> for TicketView {
@@ -67,7 +75,12 @@ impl From<&TicketRecord> for TicketView {
             status: t.status,
             players: t.player_ids().cloned().collect(),
             reason: t.reason.clone(),
-            matched: record.match_id.clone().map(|match_id| MatchView { match_id }),
+            matched: record.match_id.clone().map(|match_id| MatchView {
+                session_id: session_id_for(&match_id),
+                match_id,
+                team: None,
+                region: None,
+            }),
             acceptances: record.acceptances.clone(),
             connection: None,
         }
@@ -83,9 +96,35 @@ pub async fn get<S: Store, C: Clock>(
     id: &TicketId,
 ) -> Result<TicketView, UseCaseError> {
     let record = read_for(store, caller, id).await?.value;
-    let mut view = TicketView::from(&record);
-    if let (TicketStatus::Completed, Some(match_id)) = (record.ticket.status, &record.match_id) {
-        view.connection = connection(store, clock, caller, &session_id_for(match_id)).await?;
+    Ok(view(store, clock, caller, &record).await?)
+}
+
+/// `record` as `caller` sees it: with its team and region when it is in a match, and with the
+/// caller's connection while it is COMPLETED and its session ACTIVE.
+pub(crate) async fn view<S: Store, C: Clock>(
+    store: &S,
+    clock: &C,
+    caller: &PlayerId,
+    record: &TicketRecord,
+) -> Result<TicketView, PortError> {
+    let mut view = TicketView::from(record);
+    let Some(matched) = view.matched.as_mut() else {
+        return Ok(view);
+    };
+    // A match item outlives its tickets' moves; one missing (never, but for a store restored in
+    // part) leaves the view its ids.
+    if let Some(stored) = store.get(&items::match_key(&matched.match_id)).await? {
+        let found: Versioned<MatchRecord> = items::read(&stored)?;
+        let found = found.value.matched;
+        matched.region = found.region;
+        matched.team = found
+            .teams
+            .iter()
+            .find(|team| team.tickets.contains(&record.ticket.id))
+            .map(|team| team.name);
+    }
+    if record.ticket.status == TicketStatus::Completed {
+        view.connection = connection(store, clock, caller, &matched.session_id).await?;
     }
     Ok(view)
 }
@@ -146,7 +185,7 @@ fn owned_by(
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cancel {
     /// The ticket, now CANCELLED (or CANCELLED already).
-    Done(TicketView),
+    Done(Box<TicketView>),
     /// No ticket `id` is admitted yet, so it may still be queued: the cancel is recorded, and if
     /// the caller's ticket of that id is admitted within [`items::EARLY_CANCEL_KEPT`], it is
     /// recorded CANCELLED instead.
@@ -181,7 +220,11 @@ pub async fn cancel<S: Store, E: Events, C: Clock>(
         };
         let status = current.value.ticket.status;
         match status {
-            TicketStatus::Cancelled => return Ok(Cancel::Done(TicketView::from(&current.value))),
+            TicketStatus::Cancelled => {
+                return Ok(Cancel::Done(Box::new(
+                    view(store, clock, caller, &current.value).await?,
+                )))
+            }
             TicketStatus::Placing => {
                 return Err(UseCaseError::Conflict(format!(
                     "ticket {id} is PLACING: its server is being started, and it cannot be cancelled"
@@ -194,7 +237,7 @@ pub async fn cancel<S: Store, E: Events, C: Clock>(
         let now = clock.now();
         if finish(store, events, &current, TicketStatus::Cancelled, reason, now, settings).await? {
             let after = read_for(store, caller, id).await?;
-            return Ok(Cancel::Done(TicketView::from(&after.value)));
+            return Ok(Cancel::Done(Box::new(view(store, clock, caller, &after.value).await?)));
         }
     }
     Err(UseCaseError::Port(PortError::transient(format!(
