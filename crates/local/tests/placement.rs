@@ -1078,8 +1078,10 @@ async fn the_players_hear_that_the_game_ended_even_if_releasing_the_server_ends_
     let cut_short = tokio::time::timeout(Duration::from_secs(5), end).await;
     assert!(cut_short.is_err(), "the release was meant never to return");
 
-    // THEN the session is ENDED and the player was told so
-    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Ended);
+    // THEN the session is ENDED, saying why, and the player was told so
+    let ended_session = session(&stack, &match_id).await;
+    assert_eq!(ended_session.status, SessionStatus::Ended);
+    assert_eq!(ended_session.reason.as_deref(), Some("no player connected"));
     let ended: Vec<_> = drain(&mut p1_events)
         .await
         .into_iter()

@@ -196,6 +196,7 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Completions<'_, S, F, E, C> {
             }
             let mut next = session.value.clone();
             next.status = SessionStatus::Ended;
+            next.reason = Some(detail.clone());
             let entry = TimelineEntry {
                 at: self.clock.now(),
                 seq: next.timeline_len,

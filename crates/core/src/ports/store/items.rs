@@ -459,7 +459,7 @@ pub struct SessionRecord {
     /// Where the players connect, once the server is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<Endpoint>,
-    /// Why the session failed; present exactly when it is FAILED.
+    /// Why the session finished: FAILED, ABANDONED or ENDED (its last timeline entry's detail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// How many timeline entries the session has: the next entry's `seq`. Counting here, in the item
