@@ -31,6 +31,8 @@ pub enum Denial {
     BadMessage(String),
     #[error("a message is at most {MAX_MESSAGE} bytes of UTF-8 text")]
     BadFrame,
+    #[error("messages are JSON text, not binary: send your player token as {{\"type\":\"hello\",\"token\":…}}")]
+    Binary,
     #[error("no player token within {} s", HELLO_TIMEOUT.as_secs())]
     Timeout,
 }

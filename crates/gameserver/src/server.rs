@@ -291,8 +291,9 @@ async fn read_hello(socket: &mut Socket) -> Result<String, Denial> {
             None => return Err(Denial::NoHello),
             Some(Err(_)) => return Err(Denial::BadFrame),
             Some(Ok(Message::Text(text))) => return lobby::hello(text.as_str()),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(_)) => return Err(Denial::BadFrame),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Binary(_))) => return Err(Denial::Binary),
+            Some(Ok(Message::Close(_))) => return Err(Denial::NoHello),
         }
     }
 }

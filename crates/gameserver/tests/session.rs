@@ -116,7 +116,9 @@ async fn players_with_valid_tokens_play_in_ticks_and_the_signed_result_is_report
     assert_eq!(raw_next(&mut line).await, None, "a refused connection is closed");
     let mut binary = raw(&endpoint).await;
     binary.send(Message::binary(vec![0xff, 0xfe, 0])).await.unwrap();
-    assert_eq!(raw_next(&mut binary).await.unwrap()["type"], "denied");
+    let denied = raw_next(&mut binary).await.unwrap();
+    assert_eq!(denied["type"], "denied");
+    assert!(denied["reason"].as_str().unwrap().contains("not binary"), "{denied}");
     let mut flood = raw(&endpoint).await;
     let _ = flood.send(Message::text("x".repeat(10_000))).await;
     assert!(
