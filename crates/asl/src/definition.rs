@@ -137,9 +137,11 @@ impl State {
 }
 
 impl StateMachine {
-    /// Parses and validates a definition given as JSON text.
+    /// Parses and validates a definition given as JSON text. An object that gives a key twice is refused, with
+    /// the key and its line and column, rather than read with the last one winning: Step Functions and other
+    /// readers of the same file may keep the other one.
     pub fn from_json(text: &str) -> Result<StateMachine, DefinitionError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| DefinitionError::Json(e.to_string()))?;
+        let value = queuematch_json::from_str_unique(text).map_err(|e| DefinitionError::Json(e.to_string()))?;
         StateMachine::from_value(&value)
     }
 
@@ -860,5 +862,30 @@ pub fn validate(value: &Value) -> Vec<Problem> {
     match StateMachine::from_value(value) {
         Ok(_) => Vec::new(),
         Err(error) => error.problems(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_the_key_and_where_it_is() {
+        // GIVEN a definition naming state B twice, and one naming a Pass state's Result twice
+        let states = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"B"},"B":{"Type":"Pass","End":true},
+"B":{"Type":"Fail","Error":"Oops"}}}"#;
+        let fields = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Result":1,"Result":2,"End":true}}}"#;
+        for (text, key, line, column) in [(states, "B", 2, 3), (fields, "Result", 1, 63)] {
+            // WHEN each is read
+            let error = StateMachine::from_json(text).map(|_| ()).unwrap_err();
+            // THEN it is refused at the end of the second key, which the message names, rather than the last one winning
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "the definition is not valid JSON: the key `{key}` is given twice in one object \
+                     at line {line} column {column}"
+                )
+            );
+        }
     }
 }

@@ -8,10 +8,15 @@ use serde_json::{json, Value};
 
 /// Writes `value` to a file of its own under the target's scratch directory.
 fn write(name: &str, value: &Value) -> PathBuf {
+    write_text(name, &value.to_string())
+}
+
+/// Writes `text` as it is: for JSON that a `Value` cannot hold, such as a key given twice.
+fn write_text(name: &str, text: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("workflow-cli");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     let path = dir.join(name);
-    std::fs::write(&path, value.to_string()).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path
 }
 
@@ -82,6 +87,36 @@ fn validate_reports_every_problem_with_its_state_and_field() {
     );
     assert!(stderr.contains("state 'B'"), "{stderr}");
     assert!(stderr.contains("3 problems"), "{stderr}");
+}
+
+#[test]
+fn validate_and_run_refuse_a_key_given_twice() {
+    // GIVEN a definition whose state B is given twice, the second a Fail state that a last-wins reader would run
+    let file = write_text(
+        "duplicate-state.asl.json",
+        r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"B"},"B":{"Type":"Pass","End":true},"B":{"Type":"Fail","Error":"Oops"}}}"#,
+    );
+    for command in ["validate", "run"] {
+        // WHEN it is validated or run
+        let out = queuematch(&[
+            "workflow",
+            command,
+            file.to_str().unwrap_or_else(|| panic!("not UTF-8")),
+        ]);
+        // THEN it is refused, naming the key and where, and nothing runs
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("the key `B` is given twice in one object at line 1 column 90"),
+            "{command}: {stderr}"
+        );
+        assert!(stderr.contains("1 problem\n"), "{command}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }
 
 #[test]
