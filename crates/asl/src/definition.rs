@@ -28,6 +28,8 @@ pub struct StateMachine {
     pub(crate) program: Program,
     pub(crate) timeout: Option<Duration>,
     pub(crate) comment: Option<String>,
+    /// What keeps the machine from running as Express, found while parsing; see [`StateMachine::express_problems`].
+    pub(crate) express_problems: Vec<Problem>,
 }
 
 /// The states of the machine itself, of a Parallel branch or of a Map's item processor.
@@ -174,29 +176,11 @@ impl StateMachine {
     }
 
     /// What keeps this machine from running as an Express workflow: tasks that wait for a job (`.sync`) or a
-    /// callback (`.waitForTaskToken`), which Express does not support.
+    /// callback (`.waitForTaskToken`), which Express does not support. Each is located as a definition's
+    /// problems are (`States.A.Resource`): to refuse a definition meant for Express, report them as
+    /// [`DefinitionError::Invalid`] before running it.
     pub fn express_problems(&self) -> Vec<Problem> {
-        fn visit(program: &Program, problems: &mut Vec<Problem>) {
-            for state in &program.states {
-                match &state.body {
-                    Body::Task { resource, .. }
-                        if resource.contains(".sync") || resource.ends_with(".waitForTaskToken") =>
-                    {
-                        problems.push(Problem {
-                            state: Some(state.name.clone()),
-                            field: "Resource".into(),
-                            message: format!("Express workflows support request/response tasks only, not '{resource}'"),
-                        })
-                    }
-                    Body::Parallel { branches, .. } => branches.iter().for_each(|branch| visit(branch, problems)),
-                    Body::Map { processor, .. } => visit(processor, problems),
-                    _ => {}
-                }
-            }
-        }
-        let mut problems = Vec::new();
-        visit(&self.program, &mut problems);
-        problems
+        self.express_problems.clone()
     }
 
     /// How many states the machine has, counting those inside Parallel branches and Map processors.
@@ -266,6 +250,7 @@ fn parse_top(value: &Value, problems: &mut Problems, names: &mut HashSet<String>
         program,
         timeout,
         comment,
+        express_problems: std::mem::take(&mut problems.express),
     })
 }
 
@@ -549,6 +534,13 @@ fn parse_task(fields: Fields<'_>, problems: &mut Problems, resolve: &mut Resolve
         .to_owned();
     if fields.has("Resource") && !resource.starts_with("arn:") {
         fields.problem(problems, "Resource", format!("'{resource}' is not an ARN (arn:…)"));
+    }
+    if resource.contains(".sync") || resource.ends_with(".waitForTaskToken") {
+        fields.express_problem(
+            problems,
+            "Resource",
+            format!("Express workflows support request/response tasks only, not '{resource}'"),
+        );
     }
     let timeout = read_seconds(fields, "TimeoutSeconds", "TimeoutSecondsPath", 1, problems);
     // Heartbeats only apply to activities and callbacks, which request/response tasks never are; the field is
@@ -887,5 +879,32 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn an_express_problem_names_the_task_by_its_path_as_every_problem_does() {
+        // GIVEN a .sync task at the top level and a .waitForTaskToken task inside a Map's item processor
+        let machine = StateMachine::from_value(&serde_json::json!({
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.sync", "Next": "M"},
+                "M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "W", "States": {
+                    "W": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken", "End": true}
+                }}}
+            }
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        // WHEN it is checked for Express
+        let fields: Vec<String> = machine.express_problems().into_iter().map(|p| p.to_string()).collect();
+        // THEN each problem is located from the root of the definition
+        assert_eq!(
+            fields,
+            [
+                "state 'A', field States.A.Resource: Express workflows support request/response tasks only, \
+                 not 'arn:aws:states:::lambda:invoke.sync'",
+                "state 'W', field States.M.ItemProcessor.States.W.Resource: Express workflows support \
+                 request/response tasks only, not 'arn:aws:states:::sqs:sendMessage.waitForTaskToken'",
+            ]
+        );
     }
 }

@@ -124,10 +124,40 @@ fn validate_refuses_sync_tasks_for_express_only() {
     let definition = json!({"StartAt": "Run", "States": {"Run": {"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync", "End": true}}});
     let file = write("sync.asl.json", &definition);
     let express = queuematch(&["workflow", "validate", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&express.stderr);
     assert_eq!(express.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&express.stderr).contains("state 'Run'"));
+    // Located and counted as every other problem of a definition is.
+    assert!(
+        stderr
+            .contains("state 'Run', field States.Run.Resource: Express workflows support request/response tasks only"),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("sync.asl.json: 1 problem\n"), "{stderr}");
     let standard = queuematch(&["workflow", "validate", file.to_str().unwrap(), "--type", "standard"]);
     assert!(standard.status.success());
+}
+
+#[test]
+fn run_refuses_a_sync_task_for_express_before_running_it() {
+    // GIVEN a definition with a .sync task, which Express cannot run
+    let definition = json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.sync", "End": true}}});
+    let file = write("sync-run.asl.json", &definition);
+    let file = file.to_str().unwrap_or_else(|| panic!("not UTF-8"));
+    // WHEN it is run as Express (the default)
+    let express = queuematch(&["workflow", "run", file]);
+    // THEN the definition is refused as validate refuses it, and no execution result is printed
+    let stderr = String::from_utf8_lossy(&express.stderr);
+    assert_eq!(express.status.code(), Some(1), "{stderr}");
+    assert!(
+        express.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&express.stdout)
+    );
+    assert!(stderr.contains("state 'A', field States.A.Resource: "), "{stderr}");
+    assert!(stderr.ends_with("sync-run.asl.json: 1 problem\n"), "{stderr}");
+    // AND as Standard it runs, to the task that has no scripted answer
+    let standard = queuematch(&["workflow", "run", file, "--type", "standard"]);
+    assert_eq!(stdout_json(&standard)["error"], "States.TaskFailed");
 }
 
 #[test]
