@@ -532,7 +532,8 @@ fn parse_task(fields: Fields<'_>, problems: &mut Problems, resolve: &mut Resolve
         .required_string("Resource", problems)
         .unwrap_or_default()
         .to_owned();
-    if fields.has("Resource") && !resource.starts_with("arn:") {
+    // A Resource that is missing or not a string has been reported already; it is not also "not an ARN".
+    if matches!(fields.get("Resource"), Some(Value::String(_))) && !resource.starts_with("arn:") {
         fields.problem(problems, "Resource", format!("'{resource}' is not an ARN (arn:…)"));
     }
     if resource.contains(".sync") || resource.ends_with(".waitForTaskToken") {
@@ -906,5 +907,34 @@ mod tests {
                  request/response tasks only, not 'arn:aws:states:::sqs:sendMessage.waitForTaskToken'",
             ]
         );
+    }
+
+    #[test]
+    fn a_wrong_field_is_reported_once() {
+        // GIVEN a Task whose Resource is null, and Choice rules that nest a rule with its own Next
+        let task =
+            serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": null, "End": true}}});
+        let choice =
+            |rule: Value| serde_json::json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [rule]}}});
+        let nested = serde_json::json!({"Variable": "$.a", "IsNull": true, "Next": "C"});
+        let not = choice(serde_json::json!({"Not": nested, "Next": "C"}));
+        let and = choice(serde_json::json!({"And": [nested], "Next": "C"}));
+        let nested_next = "a rule nested in And, Or or Not must not have 'Next'";
+        for (definition, expected) in [
+            (task, "state 'A', field States.A.Resource: must be a string".to_owned()),
+            (
+                not,
+                format!("state 'C', field States.C.Choices[0].Not.Next: {nested_next}"),
+            ),
+            (
+                and,
+                format!("state 'C', field States.C.Choices[0].And[0].Next: {nested_next}"),
+            ),
+        ] {
+            // WHEN each is validated
+            let problems: Vec<String> = validate(&definition).iter().map(Problem::to_string).collect();
+            // THEN its one problem is reported once, not again as a consequence of itself
+            assert_eq!(problems, [expected]);
+        }
     }
 }
