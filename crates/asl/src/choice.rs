@@ -136,6 +136,8 @@ pub(crate) fn parse_rule(fields: Fields<'_>, top_level: bool, problems: &mut Pro
         allowed.push("Next");
     } else if fields.has("Next") {
         fields.problem(problems, "Next", "a rule nested in And, Or or Not must not have 'Next'");
+        // Reported just above, with the reason: not again below as an unknown field.
+        allowed.push("Next");
     }
     let operators: Vec<&str> = fields
         .map

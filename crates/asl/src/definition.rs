@@ -28,6 +28,8 @@ pub struct StateMachine {
     pub(crate) program: Program,
     pub(crate) timeout: Option<Duration>,
     pub(crate) comment: Option<String>,
+    /// What keeps the machine from running as Express, found while parsing; see [`StateMachine::express_problems`].
+    pub(crate) express_problems: Vec<Problem>,
 }
 
 /// The states of the machine itself, of a Parallel branch or of a Map's item processor.
@@ -137,9 +139,11 @@ impl State {
 }
 
 impl StateMachine {
-    /// Parses and validates a definition given as JSON text.
+    /// Parses and validates a definition given as JSON text. An object that gives a key twice is refused, with
+    /// the key and its line and column, rather than read with the last one winning: Step Functions and other
+    /// readers of the same file may keep the other one.
     pub fn from_json(text: &str) -> Result<StateMachine, DefinitionError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| DefinitionError::Json(e.to_string()))?;
+        let value = queuematch_json::from_str_unique(text).map_err(|e| DefinitionError::Json(e.to_string()))?;
         StateMachine::from_value(&value)
     }
 
@@ -172,29 +176,11 @@ impl StateMachine {
     }
 
     /// What keeps this machine from running as an Express workflow: tasks that wait for a job (`.sync`) or a
-    /// callback (`.waitForTaskToken`), which Express does not support.
+    /// callback (`.waitForTaskToken`), which Express does not support. Each is located as a definition's
+    /// problems are (`States.A.Resource`): to refuse a definition meant for Express, report them as
+    /// [`DefinitionError::Invalid`] before running it.
     pub fn express_problems(&self) -> Vec<Problem> {
-        fn visit(program: &Program, problems: &mut Vec<Problem>) {
-            for state in &program.states {
-                match &state.body {
-                    Body::Task { resource, .. }
-                        if resource.contains(".sync") || resource.ends_with(".waitForTaskToken") =>
-                    {
-                        problems.push(Problem {
-                            state: Some(state.name.clone()),
-                            field: "Resource".into(),
-                            message: format!("Express workflows support request/response tasks only, not '{resource}'"),
-                        })
-                    }
-                    Body::Parallel { branches, .. } => branches.iter().for_each(|branch| visit(branch, problems)),
-                    Body::Map { processor, .. } => visit(processor, problems),
-                    _ => {}
-                }
-            }
-        }
-        let mut problems = Vec::new();
-        visit(&self.program, &mut problems);
-        problems
+        self.express_problems.clone()
     }
 
     /// How many states the machine has, counting those inside Parallel branches and Map processors.
@@ -264,6 +250,7 @@ fn parse_top(value: &Value, problems: &mut Problems, names: &mut HashSet<String>
         program,
         timeout,
         comment,
+        express_problems: std::mem::take(&mut problems.express),
     })
 }
 
@@ -545,8 +532,16 @@ fn parse_task(fields: Fields<'_>, problems: &mut Problems, resolve: &mut Resolve
         .required_string("Resource", problems)
         .unwrap_or_default()
         .to_owned();
-    if fields.has("Resource") && !resource.starts_with("arn:") {
+    // A Resource that is missing or not a string has been reported already; it is not also "not an ARN".
+    if matches!(fields.get("Resource"), Some(Value::String(_))) && !resource.starts_with("arn:") {
         fields.problem(problems, "Resource", format!("'{resource}' is not an ARN (arn:…)"));
+    }
+    if resource.contains(".sync") || resource.ends_with(".waitForTaskToken") {
+        fields.express_problem(
+            problems,
+            "Resource",
+            format!("Express workflows support request/response tasks only, not '{resource}'"),
+        );
     }
     let timeout = read_seconds(fields, "TimeoutSeconds", "TimeoutSecondsPath", 1, problems);
     // Heartbeats only apply to activities and callbacks, which request/response tasks never are; the field is
@@ -860,5 +855,86 @@ pub fn validate(value: &Value) -> Vec<Problem> {
     match StateMachine::from_value(value) {
         Ok(_) => Vec::new(),
         Err(error) => error.problems(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_the_key_and_where_it_is() {
+        // GIVEN a definition naming state B twice, and one naming a Pass state's Result twice
+        let states = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"B"},"B":{"Type":"Pass","End":true},
+"B":{"Type":"Fail","Error":"Oops"}}}"#;
+        let fields = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Result":1,"Result":2,"End":true}}}"#;
+        for (text, key, line, column) in [(states, "B", 2, 3), (fields, "Result", 1, 63)] {
+            // WHEN each is read
+            let error = StateMachine::from_json(text).map(|_| ()).unwrap_err();
+            // THEN it is refused at the end of the second key, which the message names, rather than the last one winning
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "the definition is not valid JSON: the key `{key}` is given twice in one object \
+                     at line {line} column {column}"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn an_express_problem_names_the_task_by_its_path_as_every_problem_does() {
+        // GIVEN a .sync task at the top level and a .waitForTaskToken task inside a Map's item processor
+        let machine = StateMachine::from_value(&serde_json::json!({
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.sync", "Next": "M"},
+                "M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "W", "States": {
+                    "W": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken", "End": true}
+                }}}
+            }
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        // WHEN it is checked for Express
+        let fields: Vec<String> = machine.express_problems().into_iter().map(|p| p.to_string()).collect();
+        // THEN each problem is located from the root of the definition
+        assert_eq!(
+            fields,
+            [
+                "state 'A', field States.A.Resource: Express workflows support request/response tasks only, \
+                 not 'arn:aws:states:::lambda:invoke.sync'",
+                "state 'W', field States.M.ItemProcessor.States.W.Resource: Express workflows support \
+                 request/response tasks only, not 'arn:aws:states:::sqs:sendMessage.waitForTaskToken'",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wrong_field_is_reported_once() {
+        // GIVEN a Task whose Resource is null, and Choice rules that nest a rule with its own Next
+        let task =
+            serde_json::json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": null, "End": true}}});
+        let choice =
+            |rule: Value| serde_json::json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [rule]}}});
+        let nested = serde_json::json!({"Variable": "$.a", "IsNull": true, "Next": "C"});
+        let not = choice(serde_json::json!({"Not": nested, "Next": "C"}));
+        let and = choice(serde_json::json!({"And": [nested], "Next": "C"}));
+        let nested_next = "a rule nested in And, Or or Not must not have 'Next'";
+        for (definition, expected) in [
+            (task, "state 'A', field States.A.Resource: must be a string".to_owned()),
+            (
+                not,
+                format!("state 'C', field States.C.Choices[0].Not.Next: {nested_next}"),
+            ),
+            (
+                and,
+                format!("state 'C', field States.C.Choices[0].And[0].Next: {nested_next}"),
+            ),
+        ] {
+            // WHEN each is validated
+            let problems: Vec<String> = validate(&definition).iter().map(Problem::to_string).collect();
+            // THEN its one problem is reported once, not again as a consequence of itself
+            assert_eq!(problems, [expected]);
+        }
     }
 }

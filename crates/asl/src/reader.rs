@@ -9,6 +9,9 @@ use crate::error::Problem;
 #[derive(Debug, Default)]
 pub(crate) struct Problems {
     pub(crate) list: Vec<Problem>,
+    /// What only an Express workflow refuses (a `.sync` task, for one): kept apart, since the same definition
+    /// is valid as Standard, but found here, where each field's path is known.
+    pub(crate) express: Vec<Problem>,
 }
 
 impl Problems {
@@ -65,6 +68,15 @@ impl<'a> Fields<'a> {
 
     pub(crate) fn problem(&self, problems: &mut Problems, key: &str, message: impl Into<String>) {
         problems.push(self.state, self.at(key), message);
+    }
+
+    /// A problem with `key` that only keeps the definition from running as an Express workflow.
+    pub(crate) fn express_problem(&self, problems: &mut Problems, key: &str, message: impl Into<String>) {
+        problems.express.push(Problem {
+            state: self.state.map(str::to_owned),
+            field: self.at(key),
+            message: message.into(),
+        });
     }
 
     pub(crate) fn string(&self, key: &str, problems: &mut Problems) -> Option<&'a str> {

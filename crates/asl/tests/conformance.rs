@@ -121,8 +121,12 @@ fn conformance_suite() {
     {
         let label = file.file_stem().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(file).unwrap();
-        let cases: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{label}.json: {e}"));
-        for case in &cases {
+        // Read as the engine reads a definition: a key given twice would otherwise test only its last value.
+        let cases = queuematch_json::from_str_unique(&text).unwrap_or_else(|e| panic!("{label}.json: {e}"));
+        let cases = cases
+            .as_array()
+            .unwrap_or_else(|| panic!("{label}.json: not an array of cases"));
+        for case in cases {
             total += 1;
             let name = format!("{label}/{}", case["name"].as_str().unwrap_or("<unnamed>"));
             assert!(names.insert(name.clone()), "duplicate case name {name}");

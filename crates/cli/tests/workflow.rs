@@ -8,10 +8,15 @@ use serde_json::{json, Value};
 
 /// Writes `value` to a file of its own under the target's scratch directory.
 fn write(name: &str, value: &Value) -> PathBuf {
+    write_text(name, &value.to_string())
+}
+
+/// Writes `text` as it is: for JSON that a `Value` cannot hold, such as a key given twice.
+fn write_text(name: &str, text: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("workflow-cli");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     let path = dir.join(name);
-    std::fs::write(&path, value.to_string()).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path
 }
 
@@ -85,14 +90,74 @@ fn validate_reports_every_problem_with_its_state_and_field() {
 }
 
 #[test]
+fn validate_and_run_refuse_a_key_given_twice() {
+    // GIVEN a definition whose state B is given twice, the second a Fail state that a last-wins reader would run
+    let file = write_text(
+        "duplicate-state.asl.json",
+        r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"B"},"B":{"Type":"Pass","End":true},"B":{"Type":"Fail","Error":"Oops"}}}"#,
+    );
+    for command in ["validate", "run"] {
+        // WHEN it is validated or run
+        let out = queuematch(&[
+            "workflow",
+            command,
+            file.to_str().unwrap_or_else(|| panic!("not UTF-8")),
+        ]);
+        // THEN it is refused, naming the key and where, and nothing runs
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("the key `B` is given twice in one object at line 1 column 90"),
+            "{command}: {stderr}"
+        );
+        assert!(stderr.contains("1 problem\n"), "{command}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
 fn validate_refuses_sync_tasks_for_express_only() {
     let definition = json!({"StartAt": "Run", "States": {"Run": {"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync", "End": true}}});
     let file = write("sync.asl.json", &definition);
     let express = queuematch(&["workflow", "validate", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&express.stderr);
     assert_eq!(express.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&express.stderr).contains("state 'Run'"));
+    // Located and counted as every other problem of a definition is.
+    assert!(
+        stderr
+            .contains("state 'Run', field States.Run.Resource: Express workflows support request/response tasks only"),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("sync.asl.json: 1 problem\n"), "{stderr}");
     let standard = queuematch(&["workflow", "validate", file.to_str().unwrap(), "--type", "standard"]);
     assert!(standard.status.success());
+}
+
+#[test]
+fn run_refuses_a_sync_task_for_express_before_running_it() {
+    // GIVEN a definition with a .sync task, which Express cannot run
+    let definition = json!({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.sync", "End": true}}});
+    let file = write("sync-run.asl.json", &definition);
+    let file = file.to_str().unwrap_or_else(|| panic!("not UTF-8"));
+    // WHEN it is run as Express (the default)
+    let express = queuematch(&["workflow", "run", file]);
+    // THEN the definition is refused as validate refuses it, and no execution result is printed
+    let stderr = String::from_utf8_lossy(&express.stderr);
+    assert_eq!(express.status.code(), Some(1), "{stderr}");
+    assert!(
+        express.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&express.stdout)
+    );
+    assert!(stderr.contains("state 'A', field States.A.Resource: "), "{stderr}");
+    assert!(stderr.ends_with("sync-run.asl.json: 1 problem\n"), "{stderr}");
+    // AND as Standard it runs, to the task that has no scripted answer
+    let standard = queuematch(&["workflow", "run", file, "--type", "standard"]);
+    assert_eq!(stdout_json(&standard)["error"], "States.TaskFailed");
 }
 
 #[test]
