@@ -401,7 +401,21 @@ fn read_player(
                     }
                     _ => errors.push(FieldError::new(
                         format!("{pointer}/latencies/{region}"),
-                        format!("a latency is a whole number of milliseconds from 0 to {MAX_LATENCY_MS}"),
+                        match ms {
+                            // 10.0 and 1E3 are whole, but JSON Schema's integer (the API's model)
+                            // and this reader take only numbers written without a point or exponent.
+                            Value::Number(n) if n.is_f64() => format!(
+                                "a latency is an integer number of milliseconds, written without a decimal point or \
+                                 exponent: found {n}"
+                            ),
+                            Value::Number(n) => format!(
+                                "{n} is out of range: a latency is a whole number of milliseconds from 0 to {MAX_LATENCY_MS}"
+                            ),
+                            other => format!(
+                                "a latency is a whole number of milliseconds from 0 to {MAX_LATENCY_MS}, found {}",
+                                kind(other)
+                            ),
+                        },
                     )),
                 }
             }
@@ -526,6 +540,32 @@ mod tests {
             "the default"
         );
         assert_eq!(players[0].latencies.get("eu-west-1"), Some(40));
+    }
+
+    #[test]
+    fn a_latency_refused_says_why_it_is_not_one() {
+        let message = |ms: Value| {
+            let body = json!({"queue": "ranked-1v1", "players": [{"id": "p-1", "latencies": {"eu": ms}}]});
+            let errors = TicketRequest::parse(&body, QUEUES, 10).unwrap_err();
+            assert_eq!(pointers(&errors), ["/players/0/latencies/eu"]);
+            errors[0].message.clone()
+        };
+        let written = "an integer number of milliseconds, written without a decimal point or exponent";
+        let cases = [
+            (serde_json::from_str("1E3").unwrap(), format!("{written}: found 1000.0")),
+            (json!(10.0), format!("{written}: found 10.0")),
+            (json!(10.5), format!("{written}: found 10.5")),
+            (json!(-1), "-1 is out of range".into()),
+            (
+                json!(10_001),
+                "10001 is out of range: a latency is a whole number of milliseconds from 0 to 10000".into(),
+            ),
+            (json!("fast"), "from 0 to 10000, found a string".into()),
+        ];
+        for (ms, expected) in cases {
+            let got = message(ms.clone());
+            assert!(got.contains(&expected), "{ms}: {got}");
+        }
     }
 
     #[test]

@@ -687,6 +687,17 @@ async fn every_route_refuses_bad_input_precisely_and_changes_nothing() {
     )
     .await;
     s.refused(
+        "a list where the rule set reads a number (which the schema alone calls a list of non-strings)",
+        s.post_ticket(
+            "p-9",
+            &json!({"queue": "ranked-1v1", "players": [{"id": "p-9", "attributes": {"skill": [1]}}]}),
+        ),
+        400,
+        Some("/players/0/attributes/skill"),
+        "a number",
+    )
+    .await;
+    s.refused(
         "a latency of the wrong type",
         s.post_ticket(
             "p-9",

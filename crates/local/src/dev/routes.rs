@@ -95,6 +95,13 @@ pub fn router(state: DevState) -> Router {
         .with_state(state)
 }
 
+/// Whether JSON pointer `inner` is `outer` or points inside it.
+fn is_within(inner: &str, outer: &str) -> bool {
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// How long a client has to send a request's whole body once its headers have arrived. Without it, a
 /// request whose body never completed held its connection and its handler for ever.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -307,11 +314,23 @@ async fn create_ticket(
                 errors,
             ))
         }
-        Ok(_) if !schema_errors.is_empty() => {
+        Ok(request) if !schema_errors.is_empty() => {
+            // The schema takes any queue's attribute types, so `"skill": [1]` breaks it as a list
+            // whose items are not strings; the queue's own types say what is wrong ("expected a
+            // number"). Those first, then what the schema finds elsewhere.
+            let typed = service
+                .queues
+                .get(&request.queue)
+                .and_then(|rule_set| request.players_for(rule_set).err())
+                .unwrap_or_default();
+            let elsewhere = schema_errors
+                .into_iter()
+                .filter(|e| !typed.iter().any(|t| is_within(&e.pointer, &t.pointer)));
+            let errors: Vec<FieldError> = typed.iter().cloned().chain(elsewhere).collect();
             return problem(Problem::bad_request(
                 "the body breaks the ticket-request schema",
-                schema_errors,
-            ))
+                errors,
+            ));
         }
         Ok(request) => {
             if let Some(refused) = ticket_checks::refuse(&state, &claims, &request).await {
