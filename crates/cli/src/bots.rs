@@ -308,12 +308,17 @@ pub fn run(args: BotsArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A game a bot did not queue for: it was the last bot with games to play.
+const NOBODY_LEFT: &str = "not queued: every other bot had finished";
+
 /// Shared by the bots: the live counts behind the progress bar.
 #[derive(Debug, Default)]
 struct Live {
     played: u64,
     failed: u64,
     playing: u64,
+    /// Bots with games still to play, this one included.
+    unfinished: u64,
 }
 
 async fn play_all(args: &BotsArgs, bots: Vec<Bot>, signer: anyhow::Result<DevSigner>) -> anyhow::Result<Summary> {
@@ -341,7 +346,10 @@ async fn play_all(args: &BotsArgs, bots: Vec<Bot>, signer: anyhow::Result<DevSig
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let live = Arc::new(Mutex::new(Live::default()));
+    let live = Arc::new(Mutex::new(Live {
+        unfinished: bots.len() as u64,
+        ..Live::default()
+    }));
     let http = reqwest::Client::new();
     let mut tasks = tokio::task::JoinSet::new();
     for (index, bot) in bots.iter().cloned().enumerate() {
@@ -475,28 +483,48 @@ impl BotContext {
         ));
     }
 
-    /// Plays `games` games, one after the other.
+    /// Plays `games` games, one after the other. A bot whose ticket timed out when every other bot
+    /// has finished stops there: nobody is left to match it, and each further ticket would only
+    /// wait out the queue's timeout (a run's last bots, too far apart in skill, held it for as
+    /// many timeouts as they had games left).
     async fn play(&self, bot: &Bot, games: u32, seed: u64) -> Record {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut record = Record::default();
         let mut push: Option<PushChannel> = None;
-        for _ in 0..games {
+        for game in 0..games {
             let deadline = Instant::now() + self.timeout;
-            match self.play_one(bot, &mut push, &mut rng, deadline).await {
+            let failed = match self.play_one(bot, &mut push, &mut rng, deadline).await {
                 Ok(played) => {
                     self.tally(|live| live.played += 1);
                     record.played.push(played);
+                    false
                 }
                 Err(error) => {
                     // The push channel may be what failed: open a new one for the next game.
                     push = None;
                     self.tally(|live| live.failed += 1);
                     record.failures.push(format!("{error:#}"));
+                    true
                 }
-            }
+            };
             self.progress.inc(1);
+            if failed && self.alone() {
+                let left = games - game - 1;
+                record
+                    .failures
+                    .extend(std::iter::repeat_n(NOBODY_LEFT.to_owned(), left as usize));
+                self.tally(|live| live.failed += u64::from(left));
+                self.progress.inc(u64::from(left));
+                break;
+            }
         }
+        self.tally(|live| live.unfinished -= 1);
         record
+    }
+
+    /// Whether every other bot has played all its games.
+    fn alone(&self) -> bool {
+        self.live.lock().map(|live| live.unfinished <= 1).unwrap_or(false)
     }
 
     async fn play_one(
@@ -651,6 +679,48 @@ fn table(summary: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bot whose every game fails at once (nothing listens at the service's address), among
+    /// `bots` bots: what it records of `games` games.
+    async fn failing_bot(bots: u64, games: u32) -> Record {
+        let context = BotContext {
+            base: "http://127.0.0.1:9".into(),
+            queue: "ranked-1v1".into(),
+            http: reqwest::Client::new(),
+            token: "unused".into(),
+            timeout: Duration::from_secs(5),
+            progress: ProgressBar::hidden(),
+            live: Arc::new(Mutex::new(Live {
+                unfinished: bots,
+                ..Live::default()
+            })),
+        };
+        let bot = Bot {
+            id: "b-1".into(),
+            skill: 0.5,
+            attributes: Map::new(),
+        };
+        let record = context.play(&bot, games, 1).await;
+        assert_eq!(context.progress.position(), u64::from(games), "every game is counted");
+        record
+    }
+
+    #[tokio::test]
+    async fn the_last_bot_stops_after_a_failed_game_instead_of_queuing_alone() {
+        // GIVEN other bots still playing, a bot tries every game
+        let among_others = failing_bot(2, 4).await;
+        assert_eq!(among_others.failures.len(), 4);
+        assert!(
+            among_others.failures.iter().all(|f| f != NOBODY_LEFT),
+            "{:?}",
+            among_others.failures
+        );
+        // GIVEN it is the last, it stops at its first failure and owes the rest
+        let alone = failing_bot(1, 4).await;
+        assert_eq!(alone.failures.len(), 4);
+        assert_ne!(alone.failures[0], NOBODY_LEFT);
+        assert_eq!(alone.failures[1..], [NOBODY_LEFT; 3]);
+    }
 
     #[test]
     fn spearman_is_one_for_the_same_order_and_minus_one_for_the_reverse() {
