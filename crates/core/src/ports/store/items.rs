@@ -209,8 +209,17 @@ pub fn ticket_item(record: &TicketRecord, shards: u32) -> Result<Item, PortError
         let shard = pool_shard(&t.id, shards);
         item = item.with_pool(IndexKey::new(record.pool().shard_partition(shard), age_and_id));
     }
+    if t.status.is_terminal() {
+        item = item.expiring_at(t.created_at.plus(FINISHED_KEPT));
+    }
     Ok(item)
 }
+
+/// How long a finished ticket, a match and a finished session (with its timeline) are kept after
+/// they were made: then the store's TTL takes them, so the table does not grow for ever. As long
+/// as the dead-letter queue keeps a message (14 days), so that a redriven ticket message still
+/// finds its ticket and is taken as the duplicate it is.
+pub const FINISHED_KEPT: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// A cancel asked for before its ticket was admitted (while it was QUEUED): admission reads it and
 /// records the ticket CANCELLED rather than admitting it.
@@ -430,7 +439,9 @@ fn match_write(matched: &Match, status: MatchStatus, condition: Condition) -> Re
         format!("{}#{}", padded(matched.created_at), matched.id),
     );
     Ok(Write::put(
-        Item::new(key.clone(), body(&key, &record)?).with_gsi1(listed),
+        Item::new(key.clone(), body(&key, &record)?)
+            .with_gsi1(listed)
+            .expiring_at(matched.created_at.plus(FINISHED_KEPT)),
         condition,
     ))
 }
@@ -476,10 +487,15 @@ pub fn session_key(id: &SessionId) -> Key {
 /// The session's item, listed on GSI1 by status and age for operators.
 pub fn session_item(record: &SessionRecord) -> Result<Item, PortError> {
     let key = session_key(&record.session_id);
-    Ok(Item::new(key.clone(), body(&key, record)?).with_gsi1(IndexKey::new(
+    let item = Item::new(key.clone(), body(&key, record)?).with_gsi1(IndexKey::new(
         format!("SESSIONS#{}", record.status),
         format!("{}#{}", padded(record.created_at), record.session_id),
-    )))
+    ));
+    Ok(if record.status.is_terminal() {
+        item.expiring_at(record.created_at.plus(FINISHED_KEPT))
+    } else {
+        item
+    })
 }
 
 /// Creates a session, if no session of that id exists.
@@ -524,8 +540,9 @@ pub fn timeline_write(session: &SessionId, entry: &TimelineEntry) -> Result<Writ
         format!("SESSION#{session}"),
         format!("{TIMELINE_PREFIX}{}#{:06}", padded(entry.at), entry.seq),
     );
+    // Kept from its own time, so never before the session it belongs to (made before it).
     Ok(Write::put(
-        Item::new(key.clone(), body(&key, entry)?),
+        Item::new(key.clone(), body(&key, entry)?).expiring_at(entry.at.plus(FINISHED_KEPT)),
         Condition::Absent,
     ))
 }
@@ -575,6 +592,32 @@ mod tests {
                 expansion_steps: ExpansionSteps::new(),
             },
         }
+    }
+
+    #[test]
+    fn finished_tickets_and_matches_are_kept_two_weeks_from_their_making_and_live_ones_for_ever() {
+        let kept = |item: &Item| item.expires_at.map(|at| Duration::from_millis(at.0 - 1_234));
+        let mut record = searching("t-1", &["p-1"], 1_234);
+        assert_eq!(kept(&ticket_item(&record, 4).unwrap()), None);
+        for status in [TicketStatus::RequiresAcceptance, TicketStatus::Placing] {
+            record.ticket.status = status;
+            assert_eq!(kept(&ticket_item(&record, 4).unwrap()), None, "{status}");
+        }
+        for status in [
+            TicketStatus::Completed,
+            TicketStatus::Cancelled,
+            TicketStatus::TimedOut,
+            TicketStatus::Failed,
+        ] {
+            record.ticket.status = status;
+            assert_eq!(kept(&ticket_item(&record, 4).unwrap()), Some(FINISHED_KEPT), "{status}");
+        }
+        let mut matched = one_v_one(&["t-1", "t-2"]);
+        matched.created_at = Timestamp(1_234);
+        let Write::Put { item, .. } = match_write(&matched, MatchStatus::Committed, Condition::Absent).unwrap() else {
+            panic!("a match is put")
+        };
+        assert_eq!(kept(&item), Some(FINISHED_KEPT));
     }
 
     #[test]
@@ -794,5 +837,16 @@ mod tests {
             !format!("{record:?}").contains(record.secret.expose()),
             "the secret never shows"
         );
+        // Kept for ever while it lives, two weeks from its making once it has finished.
+        assert_eq!(back.value.status, SessionStatus::Active);
+        assert_eq!(session_item(&record).unwrap().expires_at, None);
+        for status in [SessionStatus::Ended, SessionStatus::Failed, SessionStatus::Abandoned] {
+            let finished = SessionRecord {
+                status,
+                ..record.clone()
+            };
+            let expires = session_item(&finished).unwrap().expires_at;
+            assert_eq!(expires, Some(Timestamp(3).plus(FINISHED_KEPT)), "{status}");
+        }
     }
 }
