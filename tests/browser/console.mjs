@@ -177,6 +177,37 @@ async function main() {
     copyFileSync(final, resolve(args.screenshot));
     console.log(`  wrote ${resolve(args.screenshot)}`);
   }
+
+  // 4. A newer session: the detail follows it, as it follows the newest until the operator picks one.
+  console.log("4. the detail follows the newest session until one is picked");
+  const duel = (a, b) => {
+    for (const [player, skill] of [[a, 1500], [b, 1510]]) {
+      cli("submit", "--url", url, "--queue", "ranked-1v1", "--player", player, "--attr", `skill=${skill}`);
+    }
+  };
+  duel("duel-a", "duel-b");
+  await page.locator("#sessions tbody tr[data-session-id]").nth(1).waitFor();
+  const newest = await row.first().getAttribute("data-session-id");
+  if (newest === sessionId) throw new Error("the newer session is not listed first");
+  await page.locator(`#session[data-session-id="${newest}"]`).waitFor();
+
+  // 5. The operator picks the first session: a third one appears, and the detail stays.
+  console.log("5. a session picked stays watched when another arrives");
+  await page.click(`#sessions tbody tr[data-session-id="${sessionId}"]`);
+  await page.locator(`#session[data-session-id="${sessionId}"]`).waitFor();
+  duel("duel-c", "duel-d");
+  await page.locator("#sessions tbody tr[data-session-id]").nth(2).waitFor();
+  await page.waitForTimeout(1000);
+  const shown = await page.locator("#session").getAttribute("data-session-id");
+  if (shown !== sessionId) throw new Error(`the picked session ${sessionId} gave way to ${shown}`);
+
+  // 6. A phone's width: one column, nothing beyond the screen's edge.
+  console.log("6. a narrow screen shows one column");
+  await page.setViewportSize({ width: 360, height: 800 });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  await screenshot(page, "narrow");
+  if (width > 360) throw new Error(`at 360 px wide the page is ${width} px wide`);
+
   if (problems.length) throw new Error(`the page reported problems:\n${problems.join("\n")}`);
   console.log("console test: passed");
 }

@@ -70,6 +70,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_a_closed_stdout();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Ruleset { command } => ruleset::run(command),
@@ -95,6 +96,30 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The exit status of a command whose reader went away: a process killed by SIGPIPE, as shells
+/// report one (128 + 13).
+const CLOSED_STDOUT: i32 = 141;
+
+/// `queuematch … | head` stops reading early. Rust ignores SIGPIPE, so the next `print!` fails with
+/// EPIPE and panics ("failed printing to stdout: Broken pipe"), backtrace and all; this ends the
+/// process quietly instead, as a command killed by SIGPIPE would. Any other panic is reported as
+/// before.
+fn quiet_on_a_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(CLOSED_STDOUT);
+        }
+        report(info);
+    }));
 }
 
 /// The error and its causes, as `{:#}` joins them, but for a cause whose words the message before

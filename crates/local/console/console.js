@@ -12,6 +12,8 @@ const $ = (selector, root = document) => root.querySelector(selector);
 let token = null;
 let socket = null;
 let watched = null;
+// Whether the operator chose the watched session; until then the newest is followed.
+let picked = false;
 let attempts = 0;
 
 // ---- the operator token ------------------------------------------------------------------------
@@ -64,6 +66,8 @@ function connect() {
     opened = true;
     attempts = 0;
     setConnection("live", "live");
+    // A reconnect that succeeds takes back the form a refused attempt showed.
+    $("#login").hidden = true;
     $("#views").hidden = false;
     if (watched) socket.send(JSON.stringify({ watch: watched }));
   });
@@ -142,22 +146,12 @@ function renderSnapshot(s) {
     st.append(status(x.status));
     tr.append(cell(x.sessionId.slice(-8), "id"), cell(x.queue), st, cell(x.players), cell(time(x.createdAt)));
     tr.title = x.sessionId;
-    tr.addEventListener("click", () => watch(x.sessionId));
+    tr.addEventListener("click", () => { picked = true; watch(x.sessionId); });
     return tr;
   }));
   // Follow the newest session until the operator picks one.
-  if (!watched && sessions.length) watch(sessions[0].sessionId);
+  if (!picked && sessions.length && sessions[0].sessionId !== watched) watch(sessions[0].sessionId);
 
-  const counters = Object.entries(s.counters ?? {});
-  $("#metrics .counters").replaceChildren(...counters.map(([name, value]) => {
-    const span = document.createElement("span");
-    span.dataset.metric = name;
-    span.append(`${name} `);
-    const b = document.createElement("b");
-    b.textContent = value;
-    span.append(b);
-    return span;
-  }));
   $("#metrics .histograms").replaceChildren(...(s.histograms ?? []).map(drawHistogram));
 
   const letters = Array.isArray(s.deadLetters) ? s.deadLetters : [];
