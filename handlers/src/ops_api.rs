@@ -135,7 +135,7 @@ where
         )
         .into_response();
     }
-    let params = match Params::read(&request, allowed_params(resource)) {
+    let params = match Params::read(&request, resource) {
         Ok(params) => params,
         Err(problem) => return problem.into_response(),
     };
@@ -162,6 +162,17 @@ where
     match answer {
         Ok(body) => json_response(200, &body),
         Err(problem) => problem.into_response(),
+    }
+}
+
+/// The GSI1 partitions a listing reads are this prefix and a status; its cursors carry it, so that a
+/// cursor of one listing is not taken by another.
+fn listing_prefix(resource: &str) -> Option<&'static str> {
+    match resource {
+        TICKETS_RESOURCE => Some("TICKETS#"),
+        MATCHES_RESOURCE => Some("MATCHES#"),
+        SESSIONS_RESOURCE => Some("SESSIONS#"),
+        _ => None,
     }
 }
 
@@ -199,7 +210,8 @@ struct Params {
 }
 
 impl Params {
-    fn read(request: &ApiGatewayProxyRequest, allowed: &[&str]) -> Result<Self, Box<Problem>> {
+    fn read(request: &ApiGatewayProxyRequest, resource: &str) -> Result<Self, Box<Problem>> {
+        let allowed = allowed_params(resource);
         let query = &request.query_string_parameters;
         for (name, _) in query.iter() {
             if !allowed.contains(&name) {
@@ -234,8 +246,9 @@ impl Params {
         }
         let limit = match one("limit")? {
             None => DEFAULT_LIMIT,
+            // Digits only: Rust's parse also takes `+5`, which the document's integer does not.
             Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) && text.bytes().all(|b| b.is_ascii_digit()) => n,
                 _ => {
                     return Err(bad_param(
                         "limit",
@@ -244,7 +257,10 @@ impl Params {
                 }
             },
         };
-        let before = one("cursor")?.map(|c| decode_cursor(&c)).transpose()?;
+        let before = match (one("cursor")?, listing_prefix(resource)) {
+            (Some(cursor), Some(listing)) => Some(decode_cursor(&cursor, listing)?),
+            _ => None,
+        };
         Ok(Self {
             status: one("status")?,
             since,
@@ -290,25 +306,31 @@ fn timestamp(name: &str, text: &str) -> Result<Timestamp, Box<Problem>> {
     }
 }
 
-/// Cursors are opaque to callers: base64url of `v1:<GSI1 sort key>`.
-fn encode_cursor(sort_key: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{sort_key}"))
+/// Cursors are opaque to callers: base64url of `v1:<listing prefix><GSI1 sort key>`
+/// (`v1:TICKETS#<created>#<id>`).
+fn encode_cursor(listing: &str, sort_key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{listing}{sort_key}"))
 }
 
-fn decode_cursor(text: &str) -> Result<String, Box<Problem>> {
-    let refuse = || {
+/// The sort key of a cursor `listing` gave.
+fn decode_cursor(text: &str, listing: &str) -> Result<String, Box<Problem>> {
+    let refuse = |why: &str| {
         bad_param(
             "cursor",
-            format!("{text:?} is not a cursor this API gave; start again without one"),
+            format!("{text:?} is not a cursor {why}; start again without one"),
         )
     };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text)
-        .map_err(|_| refuse())?;
-    let text = String::from_utf8(bytes).map_err(|_| refuse())?;
-    let sort_key = text.strip_prefix("v1:").ok_or_else(refuse)?;
+        .map_err(|_| refuse("this API gave"))?;
+    let decoded = String::from_utf8(bytes).map_err(|_| refuse("this API gave"))?;
+    let tagged = decoded.strip_prefix("v1:").ok_or_else(|| refuse("this API gave"))?;
+    let Some(sort_key) = tagged.strip_prefix(listing) else {
+        let of = listing.trim_end_matches('#').to_lowercase();
+        return Err(refuse(&format!("of the {of} listing")));
+    };
     if created_at(sort_key).is_none() {
-        return Err(refuse());
+        return Err(refuse("this API gave"));
     }
     Ok(sort_key.to_owned())
 }
@@ -373,7 +395,7 @@ async fn page<S: Store>(
     let more = found.len() > params.limit;
     found.truncate(params.limit);
     let next = if more {
-        found.last().map(|(sk, _)| encode_cursor(sk))
+        found.last().map(|(sk, _)| encode_cursor(prefix, sk))
     } else {
         None
     };
@@ -997,11 +1019,20 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
         let sk = "00000001767225600000#t-1";
-        assert_eq!(decode_cursor(&encode_cursor(sk)).ok().as_deref(), Some(sk));
-        for bad in ["", "!!", "djE6", "bm9wZQ", &encode_cursor("12#x")] {
-            let refused = decode_cursor(bad).err().map(|p| p.status);
+        assert_eq!(
+            decode_cursor(&encode_cursor("TICKETS#", sk), "TICKETS#")
+                .ok()
+                .as_deref(),
+            Some(sk)
+        );
+        for bad in ["", "!!", "djE6", "bm9wZQ", &encode_cursor("TICKETS#", "12#x")] {
+            let refused = decode_cursor(bad, "TICKETS#").err().map(|p| p.status);
             assert_eq!(refused, Some(400), "{bad:?}");
         }
+        // A cursor of one listing is refused by another, saying whose it is.
+        let other = decode_cursor(&encode_cursor("TICKETS#", sk), "SESSIONS#").err();
+        let detail = other.and_then(|p| p.detail).unwrap_or_default();
+        assert!(detail.contains("is not a cursor of the sessions listing"), "{detail}");
     }
 
     #[test]

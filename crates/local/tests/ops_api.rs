@@ -214,6 +214,15 @@ async fn tickets_and_matches_are_listed_by_status_and_time_and_counted_in_the_me
     rest.sort();
     assert_eq!(rest, duel, "the next page holds the others: {second}");
     assert_eq!(second["nextCursor"], Value::Null, "and nothing follows");
+    // AND the tickets' cursor is no cursor of the sessions listing
+    let path = format!("/v1/ops/sessions?cursor={cursor}");
+    let operator = dev.token("ops", Role::Operator);
+    let (status, _, refused) = dev.call(reqwest::Method::GET, &path, Some(&operator)).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("not a cursor of the sessions listing"));
 
     // THEN a time window keeps only what was created within it
     let since = dev.ops(&format!("/v1/ops/tickets?since={}", middle.0)).await;
@@ -459,6 +468,7 @@ async fn only_operators_pass_and_bad_filters_are_named() {
         ("/v1/ops/sessions?limit=0", "limit", "from 1 to 100"),
         ("/v1/ops/sessions?limit=101", "limit", "from 1 to 100"),
         ("/v1/ops/sessions?limit=ten", "limit", "from 1 to 100"),
+        ("/v1/ops/sessions?limit=%2B5", "limit", "from 1 to 100"),
         ("/v1/ops/tickets?cursor=abc", "cursor", "not a cursor this API gave"),
         ("/v1/ops/tickets?limit=1&limit=2", "limit", "more than once"),
         ("/v1/ops/tickets?colour=red", "colour", "unknown parameter"),
