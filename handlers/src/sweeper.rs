@@ -72,7 +72,7 @@ fn sweeper<'a, S, Q, W, E, C, P, F>(
 }
 
 /// A sweep's report as the function's result: `{"timedOut", "failedSessions", "restarted", "resumed",
-/// "abandoned"}`.
+/// "abandoned", "completing"}`.
 pub fn summary(report: &SweepReport) -> Value {
     json!({
         "timedOut": report.timed_out,
@@ -80,5 +80,6 @@ pub fn summary(report: &SweepReport) -> Value {
         "restarted": report.restarted,
         "resumed": report.resumed,
         "abandoned": report.abandoned,
+        "completing": report.completing,
     })
 }

@@ -888,7 +888,7 @@ async fn the_sweeper_times_out_tickets_that_no_round_visits() {
     // AND a second sweep changes nothing
     assert_eq!(
         sweep(&stack, "sweep-3").await,
-        json!({"timedOut": [], "failedSessions": [], "restarted": [], "resumed": [], "abandoned": []})
+        json!({"timedOut": [], "failedSessions": [], "restarted": [], "resumed": [], "abandoned": [], "completing": []})
     );
 }
 
@@ -1188,6 +1188,80 @@ async fn after_a_restart_that_stopped_the_game_servers_active_sessions_are_aband
     assert_eq!(sweep(&stack, "after").await["abandoned"], json!([]));
 }
 
+/// A Workflows port that takes every start and runs nothing: a service stopped before the
+/// executions it started had run.
+#[derive(Debug)]
+struct StoppedWorkflows;
+
+#[async_trait::async_trait]
+impl Workflows for StoppedWorkflows {
+    async fn start(&self, definition: &str, name: &str, _: Value) -> Result<ExecutionId, PortError> {
+        Ok(ExecutionId(format!("{definition}:{name}:never-run")))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_a_session_whose_result_was_taken_is_completed_not_abandoned() {
+    // GIVEN an ACTIVE session whose server's result was taken (answered 202), and a service that
+    // stopped before the completion it started had run
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    let body = r#"{"type":"result","result":{"scores":{"p-1":5,"p-2":2}}}"#;
+    let recorded = report_to(&stack, &stack.fleet, &StoppedWorkflows, &active, "result-0001", body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(recorded.status, SessionStatus::Active);
+
+    // WHEN the service starts again with its game servers gone
+    let summary = after_restart(&stack).await;
+
+    // THEN the completion runs again, rather than the session being abandoned: rated and ENDED
+    assert_eq!(summary["completing"], json!([active.session_id]));
+    assert_eq!(summary["abandoned"], json!([]));
+    let record = completion(&stack, &active.session_id).await;
+    assert!(
+        matches!(record.status, ExecutionStatus::Succeeded { .. }),
+        "{:#?}",
+        record.status
+    );
+    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Ended);
+    let winner = rating(&stack, "p-1", "ranked-1v1")
+        .await
+        .unwrap_or_else(|| panic!("p-1 rated"));
+    assert_eq!(winner.games, 1);
+
+    // AND a scheduled sweep long after finds nothing to complete or abandon
+    stack.service.clock.advance(Duration::from_secs(600));
+    let later = sweep(&stack, "later").await;
+    assert_eq!((&later["completing"], &later["abandoned"]), (&json!([]), &json!([])));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_session_whose_result_was_taken_is_completed_by_the_sweeper_not_abandoned() {
+    // GIVEN an ACTIVE session whose result was taken but whose completion never ran (it failed)
+    let stack = stack(TestFleet::new(Some(1)));
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    let body = r#"{"type":"result","result":{"scores":{"p-1":1,"p-2":4}}}"#;
+    report_to(&stack, &stack.fleet, &StoppedWorkflows, &active, "result-0001", body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // WHEN its server stays silent past the heartbeat timeout and the sweeper passes
+    stack.service.clock.advance(Duration::from_secs(120));
+    let summary = sweep(&stack, "silent").await;
+
+    // THEN its completion is started again and rates the game, rather than the session abandoned
+    assert_eq!(summary["completing"], json!([active.session_id]));
+    assert_eq!(summary["abandoned"], json!([]));
+    completion(&stack, &active.session_id).await;
+    assert_eq!(session(&stack, &match_id).await.status, SessionStatus::Ended);
+    assert!(rating(&stack, "p-2", "ranked-1v1").await.is_some());
+}
+
 // ---- compensation ------------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
@@ -1428,6 +1502,18 @@ async fn report_through(
     nonce: &str,
     body: &str,
 ) -> Result<Recorded, ReportError> {
+    report_to(stack, fleet, &stack.service.workflows, session, nonce, body).await
+}
+
+/// A signed report of `session`'s server, handled with `fleet` and `workflows` as the service's ports.
+async fn report_to(
+    stack: &Stack<impl Timer>,
+    fleet: &impl Fleet,
+    workflows: &impl Workflows,
+    session: &SessionRecord,
+    nonce: &str,
+    body: &str,
+) -> Result<Recorded, ReportError> {
     let now = stack.service.clock.now();
     let signature = report::sign(&session.secret, now, nonce, body.as_bytes());
     let reports = Reports {
@@ -1435,7 +1521,7 @@ async fn report_through(
         queue: &stack.service.queue,
         queues: &stack.service.queues,
         fleet,
-        workflows: &stack.service.workflows,
+        workflows,
         events: &stack.service.events,
         clock: &stack.service.clock,
         settings: &stack.service.settings,

@@ -383,7 +383,7 @@ async fn sweeper_takes_the_schedulers_event_and_answers_what_it_swept() {
     .unwrap_or_else(|e| panic!("{}", e.error_message));
     assert_eq!(
         swept,
-        json!({"timedOut": [], "failedSessions": [], "restarted": [], "resumed": [], "abandoned": []})
+        json!({"timedOut": [], "failedSessions": [], "restarted": [], "resumed": [], "abandoned": [], "completing": []})
     );
 }
 

@@ -25,7 +25,7 @@ use crate::ids::{PlayerId, SessionId};
 use crate::matcher::Match;
 use crate::ports::store::items::{self, GuardHolder, MatchRecord, SessionRecord, TimelineEntry, Versioned};
 use crate::ports::store::{Condition, Item, Key, Write, MAX_TRANSACTION_OPERATIONS};
-use crate::ports::{Clock, Events, Fleet, PortError, Store};
+use crate::ports::{Clock, Events, Fleet, PortError, Store, Workflows};
 use crate::ratings::{self, PlayerRating, RatingSystem, TeamStanding};
 use crate::status::SessionStatus;
 use crate::usecases::reports::GameResult;
@@ -39,6 +39,20 @@ pub const COMPLETION_WORKFLOW: &str = "session-completion";
 /// The completion's execution name: one per session, so a replayed start runs nothing twice.
 pub fn execution_name(session: &SessionId) -> String {
     format!("complete-{session}")
+}
+
+/// Starts the completion of a session whose result is stored. Starting it again, while it runs or
+/// after it ran, changes nothing that was done: each step checks what is already so (the ratings'
+/// RATED marker, an ENDED session).
+pub(crate) async fn start<W: Workflows>(workflows: &W, session: &SessionId) -> Result<(), PortError> {
+    workflows
+        .start(
+            COMPLETION_WORKFLOW,
+            &execution_name(session),
+            serde_json::json!({"sessionId": session}),
+        )
+        .await?;
+    Ok(())
 }
 
 /// `SESSION#<id>` / `RATED`: present once the session's result has changed the ratings.

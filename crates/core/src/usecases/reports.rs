@@ -22,7 +22,7 @@
 //! they played part of the game and the result scores them.
 
 use super::backfill::{BackfillError, Backfills, RosterChange};
-use super::completion::{self, Completions, COMPLETION_WORKFLOW};
+use super::completion::{self, Completions};
 use super::messages::{Message, PoolTick};
 use super::placement::Step;
 use super::{Queues, Settings};
@@ -500,14 +500,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, W: Workflows, E: Events, C: Clock> Repo
 
     /// Starts the session's completion; starting it again (a later `end`) starts nothing.
     async fn start_completion(&self, session_id: &SessionId) -> Result<(), PortError> {
-        self.workflows
-            .start(
-                COMPLETION_WORKFLOW,
-                &completion::execution_name(session_id),
-                serde_json::json!({"sessionId": session_id}),
-            )
-            .await?;
-        Ok(())
+        completion::start(self.workflows, session_id).await
     }
 
     /// ACTIVE → ENDED without a result, with its timeline entry, its players' guards freed and its

@@ -29,6 +29,7 @@
 //! their session have their placement started at once, and, when the game servers stopped too,
 //! ACTIVE sessions are abandoned.
 
+use super::completion;
 use super::placement::{session_id_for, Placements, Step};
 use super::reports::{reports_key, SessionReports};
 use super::round::{placement_input, timeout_reason, PLACEMENT_WORKFLOW};
@@ -109,6 +110,10 @@ pub struct SweepReport {
     pub resumed: Vec<MatchId>,
     /// Sessions ABANDONED for want of heartbeats.
     pub abandoned: Vec<SessionId>,
+    /// ACTIVE sessions whose result was stored but whose completion never finished (it stopped
+    /// with the service, or failed): their completion was started again rather than the session
+    /// abandoned, so that a result answered 202 is still rated.
+    pub completing: Vec<SessionId>,
 }
 
 /// Runs sweeps.
@@ -157,6 +162,11 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
                 .await?
             {
                 let session_id = items::read::<SessionRecord>(&stored)?.value.session_id;
+                if self.reported(&session_id).await?.result.is_some() {
+                    completion::start(self.workflows, &session_id).await?;
+                    report.completing.push(session_id);
+                    continue;
+                }
                 let detail = "the service restarted, and the game server stopped with it".to_owned();
                 if self.abandon(&session_id, &step, detail).await? {
                     report.abandoned.push(session_id);
@@ -351,6 +361,14 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
         Ok(())
     }
 
+    /// What the session's server reported, or nothing yet.
+    async fn reported(&self, session_id: &SessionId) -> Result<SessionReports, PortError> {
+        Ok(match self.store.get(&reports_key(session_id)).await? {
+            Some(stored) => items::read::<SessionReports>(&stored)?.value,
+            None => SessionReports::default(),
+        })
+    }
+
     async fn abandon_silent_sessions(&self, step: &Step, report: &mut SweepReport) -> Result<(), PortError> {
         let now = self.clock.now();
         // Every ACTIVE session: silence is in the reports item, not in the listing's sort key.
@@ -360,10 +378,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
         {
             let listed: Versioned<SessionRecord> = items::read(&stored)?;
             let session_id = listed.value.session_id.clone();
-            let reports: SessionReports = match self.store.get(&reports_key(&session_id)).await? {
-                Some(stored) => items::read::<SessionReports>(&stored)?.value,
-                None => SessionReports::default(),
-            };
+            let reports = self.reported(&session_id).await?;
             // Silence counts from the server's last report. A server that never reported was
             // activated before its placement deadline, so that is the latest its silence can have
             // begun.
@@ -374,6 +389,13 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
                 .unwrap_or(listed.value.placement_deadline);
             let silent = now.since(last_sign);
             if silent < HEARTBEAT_TIMEOUT {
+                continue;
+            }
+            // A server that reported its result may stop at once; its session ends when its
+            // completion does, and one still ACTIVE this long after has lost its completion.
+            if reports.result.is_some() {
+                completion::start(self.workflows, &session_id).await?;
+                report.completing.push(session_id);
                 continue;
             }
             let detail = format!("no heartbeat for {} s: the server is given up", silent.as_secs());
