@@ -7,7 +7,7 @@
 //! survive restarts.
 
 use crate::{dev_home, rulesets};
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
 use queuematch_core::identity::jwt::{Audience, DevTokens, Role};
 use queuematch_core::ports::{Clock, Fleet, Store, TicketQueue, Workflows};
@@ -67,10 +67,27 @@ fn state_ports(data_dir: Option<&Path>) -> anyhow::Result<(Arc<dyn Store>, Arc<d
             Arc::new(MemoryQueue::new(SystemClock, QueueConfig::default())),
         ));
     };
+    if dir.exists() && !dir.is_dir() {
+        bail!("--data-dir {} is a file, not a directory", dir.display());
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let store = DiskStore::open(SystemClock, &dir.join("store.redb")).context("cannot open the store")?;
-    let queue = DiskQueue::open(SystemClock, QueueConfig::default(), &dir.join("queue.redb"))
-        .context("cannot open the tickets queue")?;
+    let (store_path, queue_path) = (dir.join("store.redb"), dir.join("queue.redb"));
+    // Both are made on the first start: one without the other is a directory that lost a file, and
+    // starting would take the survivor with an empty partner (accepted tickets, or every ticket's
+    // state, silently gone).
+    for (present, missing) in [(&store_path, &queue_path), (&queue_path, &store_path)] {
+        if present.exists() && !missing.exists() {
+            bail!(
+                "{} is there but {} is not: the data directory is incomplete; restore the missing \
+                 file, or remove the directory to start afresh",
+                present.display(),
+                missing.display()
+            );
+        }
+    }
+    let store = DiskStore::open(SystemClock, &store_path).context("cannot open the store")?;
+    let queue =
+        DiskQueue::open(SystemClock, QueueConfig::default(), &queue_path).context("cannot open the tickets queue")?;
     Ok((Arc::new(store), Arc::new(queue)))
 }
 

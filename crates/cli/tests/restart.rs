@@ -239,3 +239,37 @@ async fn every_ticket_accepted_before_a_kill_9_is_accounted_for_after_the_restar
         .unwrap();
     assert_eq!(response.status(), 202, "{:?}", response.text().await);
 }
+
+/// A data directory that lost one of its two files is refused at start, naming both, rather than
+/// started with the survivor and an empty partner; so is a data directory that is a file.
+#[test]
+fn a_data_directory_missing_a_file_is_refused_at_start() {
+    let scratch = Scratch::new("incomplete");
+    let data = scratch.0.join("data");
+    std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(data.join("queue.redb"), b"the survivor").unwrap_or_else(|e| panic!("{e}"));
+    let start = |data: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_queuematch"))
+            .current_dir(repo())
+            .args(["dev", "--port", "0", "--rulesets"])
+            .arg(repo().join("examples/rulesets"))
+            .arg("--home")
+            .arg(scratch.0.join("home"))
+            .arg("--data-dir")
+            .arg(data)
+            .output()
+            .unwrap_or_else(|e| panic!("queuematch dev does not run: {e}"))
+    };
+    let refused = start(&data);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("queue.redb is there but") && stderr.contains("store.redb is not"),
+        "{stderr}"
+    );
+    let file = scratch.0.join("a-file");
+    std::fs::write(&file, b"").unwrap_or_else(|e| panic!("{e}"));
+    let refused = start(&file);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("is a file, not a directory"), "{stderr}");
+}

@@ -33,16 +33,93 @@ pub enum DiskError {
 }
 
 /// Opens the database at `path`, creating it (and its directory) if missing.
+///
+/// A new file is made whole beside it and renamed into place, so that a process killed while
+/// creating it leaves either no file or a database, never a half-written file no start can open.
+/// An existing file that is empty was not written by redb (a database is never empty): it is
+/// refused rather than taken as a new, empty one.
 pub(crate) fn open(path: &Path) -> Result<redb::Database, DiskError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| DiskError::Open {
-            path: path.to_owned(),
-            source: Box::new(redb::DatabaseError::Storage(redb::StorageError::Io(e))),
-        })?;
-    }
-    redb::Database::create(path).map_err(|source| DiskError::Open {
+    let io = |e: std::io::Error| DiskError::Open {
+        path: path.to_owned(),
+        source: Box::new(redb::DatabaseError::Storage(redb::StorageError::Io(e))),
+    };
+    let redb_failed = |source: redb::DatabaseError| DiskError::Open {
         path: path.to_owned(),
         source: Box::new(source),
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => {
+            return Err(DiskError::Corrupt {
+                path: path.to_owned(),
+                what: "the file".into(),
+                reason: "it is empty, so no database written here; remove it to start afresh".into(),
+            })
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut creating = path.as_os_str().to_owned();
+            creating.push(".creating");
+            let creating = PathBuf::from(creating);
+            // Left by a start killed while creating the file: never in use, so never worth keeping.
+            match std::fs::remove_file(&creating) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+            drop(redb::Database::create(&creating).map_err(redb_failed)?);
+            std::fs::rename(&creating, path).map_err(io)?;
+            if let Some(dir) = dir {
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+        }
+        Err(e) => return Err(io(e)),
+    }
+    redb::Database::create(path).map_err(redb_failed)
+}
+
+/// Refuses the database at `path` when it holds a table that is not one of `own`: another adapter's
+/// file (the queue's where the store's should be), which opening would change by adding its tables.
+pub(crate) fn check_tables(db: &redb::Database, path: &Path, what: &str, own: &[&str]) -> Result<(), DiskError> {
+    use redb::TableHandle;
+    let failed = read_error(path);
+    let read = db.begin_read().map_err(|e| failed(e.into()))?;
+    let foreign: Vec<String> = read
+        .list_tables()
+        .map_err(|e| failed(e.into()))?
+        .map(|t| t.name().to_owned())
+        .filter(|name| !own.contains(&name.as_str()))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(DiskError::Corrupt {
+        path: path.to_owned(),
+        what: "the file".into(),
+        reason: format!(
+            "it holds tables {} that {what} never writes: it is another file's (swapped?), left as it is",
+            foreign.join(", ")
+        ),
+    })
+}
+
+/// Runs `load`, which reads the file at `path`; a panic inside it (redb asserts on some damaged
+/// files rather than returning an error) becomes a [`DiskError::Corrupt`] naming the file.
+pub(crate) fn guard_load<T>(path: &Path, load: impl FnOnce() -> Result<T, DiskError>) -> Result<T, DiskError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("its reader gave up");
+        Err(DiskError::Corrupt {
+            path: path.to_owned(),
+            what: "the file".into(),
+            reason: format!("it is damaged ({reason}); restore it from a copy, or remove it to start afresh"),
+        })
     })
 }
 

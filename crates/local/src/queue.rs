@@ -170,7 +170,7 @@ impl MemoryQueue {
 impl DiskQueue {
     /// The queue kept in the file at `path`, created if missing, with every message it held.
     pub fn open(clock: impl Timer + 'static, config: QueueConfig, path: &Path) -> Result<Self, crate::disk::DiskError> {
-        let (journal, state) = DiskJournal::open(path)?;
+        let (journal, state) = crate::disk::guard_load(path, || DiskJournal::open(path))?;
         Ok(Self::with_journal(clock, config, journal, state))
     }
 }

@@ -249,3 +249,93 @@ async fn a_corrupt_record_is_an_error_naming_the_file() {
     let err = DiskStore::open(ManualClock::default(), &path).unwrap_err();
     assert!(err.to_string().contains("store.redb"), "{err}");
 }
+
+/// What opening the store, then the queue, at `store_path` and `queue_path` says, if it refuses.
+fn refusals(store_path: &Path, queue_path: &Path) -> (Option<String>, Option<String>) {
+    let clock = ManualClock::default();
+    let store = DiskStore::open(clock.clone(), store_path).err().map(|e| e.to_string());
+    let queue = DiskQueue::open(clock, QueueConfig::default(), queue_path)
+        .err()
+        .map(|e| e.to_string());
+    (store, queue)
+}
+
+#[tokio::test]
+async fn an_empty_file_is_refused_not_taken_for_a_new_database() {
+    let (_dir, store_path, queue_path) = scratch();
+    std::fs::write(&store_path, b"").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&queue_path, b"").unwrap_or_else(|e| panic!("{e}"));
+    let (store, queue) = refusals(&store_path, &queue_path);
+    for refused in [store, queue] {
+        let refused = refused.unwrap_or_else(|| panic!("an empty file was opened"));
+        assert!(
+            refused.contains(".redb") && refused.contains("it is empty"),
+            "{refused}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_file_is_created_whole_or_not_at_all() {
+    // GIVEN what a start killed while creating the file leaves beside it
+    let (_dir, store_path, _) = scratch();
+    let creating = store_path.with_extension("redb.creating");
+    std::fs::write(&creating, vec![0u8; 1 << 20]).unwrap_or_else(|e| panic!("{e}"));
+    // WHEN the store opens THEN it is made afresh, and the half-made file is gone
+    let clock = ManualClock::default();
+    drop(store(&clock, &store_path));
+    assert!(!creating.exists());
+    drop(store(&clock, &store_path));
+}
+
+#[tokio::test]
+async fn the_store_and_the_queue_refuse_each_other_s_file_and_leave_it_as_it_is() {
+    // GIVEN a store file and a queue file, each with something in it
+    let (_dir, store_path, queue_path) = scratch();
+    let clock = ManualClock::default();
+    {
+        let s = store(&clock, &store_path);
+        s.put(Item::new(Key::new("A", "B"), json!({})), Condition::Absent)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let q = queue(&clock, &queue_path);
+        q.send("m".into(), Duration::ZERO)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let before = std::fs::read(&queue_path).unwrap_or_else(|e| panic!("{e}"));
+    // WHEN each is opened as the other
+    let (store_on_queue, queue_on_store) = refusals(&queue_path, &store_path);
+    // THEN both refuse, naming the tables that are not theirs, and the file is unchanged
+    let store_on_queue = store_on_queue.unwrap_or_else(|| panic!("the store opened the queue's file"));
+    assert!(
+        store_on_queue.contains("queue.redb") && store_on_queue.contains("the store never writes"),
+        "{store_on_queue}"
+    );
+    let queue_on_store = queue_on_store.unwrap_or_else(|| panic!("the queue opened the store's file"));
+    assert!(
+        queue_on_store.contains("store.redb") && queue_on_store.contains("items"),
+        "{queue_on_store}"
+    );
+    assert_eq!(std::fs::read(&queue_path).unwrap_or_else(|e| panic!("{e}")), before);
+}
+
+#[tokio::test]
+async fn a_damaged_file_is_an_error_naming_it_not_a_panic() {
+    // GIVEN a store with items, cut short as a disk fault or a bad copy would leave it
+    let (_dir, path, _) = scratch();
+    let clock = ManualClock::default();
+    {
+        let s = store(&clock, &path);
+        for i in 0..200 {
+            let item = Item::new(Key::new(format!("K#{i}"), "S"), json!({"pad": "x".repeat(200)}));
+            s.put(item, Condition::Absent).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap_or_else(|e| panic!("{e}"));
+    // WHEN it is opened THEN the error names the file
+    let refused = DiskStore::open(clock, &path).err().map(|e| e.to_string());
+    let refused = refused.unwrap_or_else(|| panic!("a damaged file was opened"));
+    assert!(refused.contains("store.redb"), "{refused}");
+}

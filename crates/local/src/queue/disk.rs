@@ -39,6 +39,7 @@ impl DiskJournal {
     /// The journal in the file at `path`, created if missing, and the state it holds.
     pub fn open(path: &Path) -> Result<(Self, State), DiskError> {
         let db = disk::open(path)?;
+        disk::check_tables(&db, path, "the tickets queue", &["messages", "dead", "meta"])?;
         let failed = disk::read_error(path);
         let txn = db.begin_write().map_err(|e| failed(e.into()))?;
         txn.open_table(MESSAGES).map_err(|e| failed(e.into()))?;

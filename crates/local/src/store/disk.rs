@@ -59,6 +59,7 @@ impl DiskTable {
     /// The table in the file at `path`, created if missing, with everything it holds loaded.
     pub fn open(path: &Path) -> Result<Self, DiskError> {
         let db = disk::open(path)?;
+        disk::check_tables(&db, path, "the store", &["items", "tokens"])?;
         let failed = disk::read_error(path);
         let corrupt = |what: String, e: serde_json::Error| DiskError::Corrupt {
             path: path.to_owned(),

@@ -60,7 +60,8 @@ impl MemoryStore {
 impl DiskStore {
     /// The store kept in the file at `path`, created if missing.
     pub fn open(clock: impl Clock + 'static, path: &Path) -> Result<Self, crate::disk::DiskError> {
-        Ok(Self::with_table(clock, DiskTable::open(path)?))
+        let table = crate::disk::guard_load(path, || DiskTable::open(path))?;
+        Ok(Self::with_table(clock, table))
     }
 }
 
