@@ -123,6 +123,46 @@ pub(crate) fn guard_load<T>(path: &Path, load: impl FnOnce() -> Result<T, DiskEr
     })
 }
 
+/// A database that is opened again when a write fails. After an I/O error (a full disk) redb
+/// refuses every later write ("Previous I/O error occurred. Please close and re-open the
+/// database"), so without this one moment without space broke the adapter until the process
+/// restarted, though the disk had room again.
+pub(crate) struct Reopening {
+    path: PathBuf,
+    db: std::sync::Mutex<Option<redb::Database>>,
+}
+
+impl Reopening {
+    pub(crate) fn new(path: &Path, db: redb::Database) -> Self {
+        Self {
+            path: path.to_owned(),
+            db: std::sync::Mutex::new(Some(db)),
+        }
+    }
+
+    /// Runs `write` in the database; if it fails, opens the database again (it recovers the last
+    /// commit) and runs it once more. `write` is one transaction, so a failed one left nothing.
+    pub(crate) fn write<T>(&self, write: impl Fn(&redb::Database) -> Result<T, Failure>) -> Result<T, Failure> {
+        let mut db = self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first = match db.as_ref() {
+            Some(open) => match write(open) {
+                Ok(done) => return Ok(done),
+                Err(e) => e,
+            },
+            None => Failure::from(redb::Error::DatabaseAlreadyOpen),
+        };
+        // The old handle holds the file's lock until it is dropped.
+        *db = None;
+        match redb::Database::create(&self.path) {
+            Ok(reopened) => {
+                tracing::info!(path = %self.path.display(), error = %first.0, "reopened after a failed write");
+                write(db.insert(reopened))
+            }
+            Err(_) => Err(first),
+        }
+    }
+}
+
 /// Any error of redb, boxed (they are large), so `?` works across redb's error types.
 #[derive(Debug)]
 pub(crate) struct Failure(pub Box<redb::Error>);

@@ -24,7 +24,7 @@ const NEXT_SEQ: &str = "next_seq";
 /// A queue's state in a redb file.
 pub struct DiskJournal {
     path: PathBuf,
-    db: redb::Database,
+    db: disk::Reopening,
 }
 
 impl std::fmt::Debug for DiskJournal {
@@ -81,14 +81,18 @@ impl DiskJournal {
         Ok((
             Self {
                 path: path.to_owned(),
-                db,
+                db: disk::Reopening::new(path, db),
             },
             state,
         ))
     }
 
     fn write(&self, changes: &[Change<'_>], urgency: Urgency) -> Result<(), disk::Failure> {
-        let mut txn = self.db.begin_write()?;
+        self.db.write(|db| Self::write_in(db, changes, urgency))
+    }
+
+    fn write_in(db: &redb::Database, changes: &[Change<'_>], urgency: Urgency) -> Result<(), disk::Failure> {
+        let mut txn = db.begin_write()?;
         // redb keeps commits in order: an eventual one is made durable by the next immediate one,
         // and a crash before that falls back to a consistent earlier state.
         txn.set_durability(match urgency {

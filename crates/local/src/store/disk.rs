@@ -43,7 +43,7 @@ struct TokenRecord {
 /// The store's table in a redb file, mirrored in memory for reads.
 pub struct DiskTable {
     path: PathBuf,
-    db: redb::Database,
+    db: disk::Reopening,
     mirror: MemoryTable,
 }
 
@@ -119,14 +119,18 @@ impl DiskTable {
         drop(read);
         Ok(Self {
             path: path.to_owned(),
-            db,
+            db: disk::Reopening::new(path, db),
             mirror,
         })
     }
 
     /// Writes `batch` in one durable transaction.
     fn write(&self, batch: &Batch) -> Result<(), disk::Failure> {
-        let txn = self.db.begin_write()?;
+        self.db.write(|db| Self::write_in(db, batch))
+    }
+
+    fn write_in(db: &redb::Database, batch: &Batch) -> Result<(), disk::Failure> {
+        let txn = db.begin_write()?;
         {
             let mut items = txn.open_table(ITEMS)?;
             for change in &batch.changes {
