@@ -439,17 +439,10 @@ fn the_tickets_queue_takes_a_64_kib_ticket_and_refuses_what_is_over_it() {
         "a body of {limit} bytes, far over 64 KiB, would be queued"
     );
 
-    let answers: Vec<(String, String)> = integration["IntegrationResponses"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no integration responses"))
-        .iter()
-        .map(|r| {
-            (
-                r["SelectionPattern"].as_str().unwrap_or_default().to_owned(),
-                r["StatusCode"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let answers: Vec<(String, String)> =
+        string_pairs(&integration["IntegrationResponses"], "SelectionPattern", "StatusCode")
+            .into_iter()
+            .collect();
     // API Gateway matches a pattern against the whole status code.
     let answer = |sqs_status: &str| -> Vec<&str> {
         answers
@@ -484,6 +477,16 @@ fn the_tickets_queue_takes_a_64_kib_ticket_and_refuses_what_is_over_it() {
             "{status} is not among the method's responses"
         );
     }
+}
+
+/// Fields `a` and `b` of each object of the array `list`, as strings ("" where one is missing).
+fn string_pairs(list: &Value, a: &str, b: &str) -> Vec<(String, String)> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|item| (text(&item[a]), text(&item[b])))
+        .collect()
 }
 
 /// `application/x-www-form-urlencoded`, as `$util.urlEncode` writes it.
@@ -654,17 +657,10 @@ fn the_table_has_the_key_indexes_and_ttl_the_dynamodb_adapter_uses() {
         .collect();
     assert_eq!(indexes, expected);
 
-    let defined: BTreeSet<(String, String)> = table["AttributeDefinitions"]
-        .as_array()
-        .unwrap_or_else(|| panic!("the table has no AttributeDefinitions"))
-        .iter()
-        .map(|a| {
-            (
-                a["AttributeName"].as_str().unwrap_or_default().to_owned(),
-                a["AttributeType"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let defined: BTreeSet<(String, String)> =
+        string_pairs(&table["AttributeDefinitions"], "AttributeName", "AttributeType")
+            .into_iter()
+            .collect();
     let keys: BTreeSet<(String, String)> = [TABLE_KEY.0, TABLE_KEY.1]
         .into_iter()
         .chain(INDEXES.iter().flat_map(|&(_, pk, sk)| [pk, sk]))

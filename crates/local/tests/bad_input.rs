@@ -255,6 +255,16 @@ async fn start() -> Server {
 }
 
 impl Server {
+    /// Another client is answered: the server is not held up by the connections a test keeps.
+    async fn assert_served(&self) {
+        let health = self
+            .request(Method::GET, "/health")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(health.status().as_u16(), 200);
+    }
+
     fn token(&self, player: &str) -> String {
         self.mint(player, Audience::Api, now(), Duration::from_secs(600))
     }
@@ -435,12 +445,7 @@ async fn a_connection_that_never_sends_its_headers_is_closed() {
         .unwrap_or_else(|e| panic!("{e}"));
 
     // WHILE they hold their connections, another client is served
-    let health = s
-        .request(Method::GET, "/health")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(health.status().as_u16(), 200);
+    s.assert_served().await;
 
     // THEN, once the timeout has passed, the server closes both
     let limit = dev::HEADER_READ_TIMEOUT + Duration::from_secs(5);
@@ -449,12 +454,7 @@ async fn a_connection_that_never_sends_its_headers_is_closed() {
         let closed = tokio::time::timeout(limit, stream.read_to_end(&mut rest)).await;
         assert!(closed.is_ok(), "the {what} connection was still open after {limit:?}");
     }
-    let health = s
-        .request(Method::GET, "/health")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(health.status().as_u16(), 200);
+    s.assert_served().await;
 }
 
 /// A request whose headers arrived but whose body stalls is answered 408 after the body-read timeout
@@ -497,12 +497,7 @@ async fn a_request_whose_body_never_completes_is_answered_408() {
     }
 
     // WHILE they hold their requests, another client is served
-    let health = s
-        .request(Method::GET, "/health")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(health.status().as_u16(), 200);
+    s.assert_served().await;
 
     // THEN each is answered 408 with a problem, and its connection closed
     let limit = dev::BODY_READ_TIMEOUT + Duration::from_secs(5);

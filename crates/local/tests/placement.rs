@@ -1200,19 +1200,26 @@ impl Workflows for StoppedWorkflows {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn after_a_restart_a_session_whose_result_was_taken_is_completed_not_abandoned() {
-    // GIVEN an ACTIVE session whose server's result was taken (answered 202), and a service that
-    // stopped before the completion it started had run
+/// An ACTIVE duel of p-1 and p-2 whose server's result, `scores`, was taken (202) through a
+/// workflows port that ran nothing: the completion it started never ran.
+async fn active_with_a_result_never_completed(scores: &str) -> (Stack<ManualClock>, MatchId, SessionRecord) {
     let stack = stack(TestFleet::new(Some(1)));
     let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
     finished(&stack, &execution).await;
     let active = session(&stack, &match_id).await;
-    let body = r#"{"type":"result","result":{"scores":{"p-1":5,"p-2":2}}}"#;
-    let recorded = report_to(&stack, &stack.fleet, &StoppedWorkflows, &active, "result-0001", body)
+    let body = format!(r#"{{"type":"result","result":{{"scores":{scores}}}}}"#);
+    let recorded = report_to(&stack, &stack.fleet, &StoppedWorkflows, &active, "result-0001", &body)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(recorded.status, SessionStatus::Active);
+    (stack, match_id, active)
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_a_session_whose_result_was_taken_is_completed_not_abandoned() {
+    // GIVEN an ACTIVE session whose server's result was taken (answered 202), and a service that
+    // stopped before the completion it started had run
+    let (stack, match_id, active) = active_with_a_result_never_completed(r#"{"p-1":5,"p-2":2}"#).await;
 
     // WHEN the service starts again with its game servers gone
     let summary = after_restart(&stack).await;
@@ -1241,14 +1248,7 @@ async fn after_a_restart_a_session_whose_result_was_taken_is_completed_not_aband
 #[tokio::test(start_paused = true)]
 async fn a_silent_session_whose_result_was_taken_is_completed_by_the_sweeper_not_abandoned() {
     // GIVEN an ACTIVE session whose result was taken but whose completion never ran (it failed)
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
-    let body = r#"{"type":"result","result":{"scores":{"p-1":1,"p-2":4}}}"#;
-    report_to(&stack, &stack.fleet, &StoppedWorkflows, &active, "result-0001", body)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (stack, match_id, active) = active_with_a_result_never_completed(r#"{"p-1":1,"p-2":4}"#).await;
 
     // WHEN its server stays silent past the heartbeat timeout and the sweeper passes
     stack.service.clock.advance(Duration::from_secs(120));
