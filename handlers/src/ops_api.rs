@@ -481,6 +481,7 @@ fn match_row(record: &MatchRecord, session: Option<SessionId>) -> Value {
         "createdAt": m.created_at,
         "region": m.region,
         "teams": m.teams,
+        "collections": m.collections,
         "quality": m.quality,
         "sessionId": session,
     })

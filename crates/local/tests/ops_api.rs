@@ -248,6 +248,11 @@ async fn tickets_and_matches_are_listed_by_status_and_time_and_counted_in_the_me
     assert_eq!(matched["queue"], "ranked-1v1");
     assert_eq!(matched["quality"]["skillSpread"], 10.0);
     assert_eq!(matched["sessionId"], Value::Null, "{matched}");
+    assert_eq!(
+        matched["collections"],
+        json!({}),
+        "ranked-1v1 has no collection rule: {matched}"
+    );
 
     // AND the queues and the metrics count what happened
     let queues = dev.ops("/v1/ops/queues").await;
