@@ -39,8 +39,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
@@ -348,9 +350,21 @@ async fn greet(
 /// What a seat's reader tells the session.
 #[derive(Debug)]
 enum Incoming {
-    Text { player: PlayerId, seat: u64, text: String },
-    BadFrame { player: PlayerId, seat: u64 },
-    Left { player: PlayerId, seat: u64 },
+    Text {
+        player: PlayerId,
+        seat: u64,
+        text: String,
+    },
+    BadFrame {
+        player: PlayerId,
+        seat: u64,
+    },
+    /// The connection is gone, or is to be closed with `close` (a message over the size limit).
+    Left {
+        player: PlayerId,
+        seat: u64,
+        close: Option<CloseFrame>,
+    },
 }
 
 /// A connected player.
@@ -442,6 +456,15 @@ impl<'a> Table<'a> {
         false
     }
 
+    /// Sends `seat`'s connection the close frame `close`, if any and if the seat is still theirs.
+    fn close(&self, player: &PlayerId, seat: u64, close: Option<CloseFrame>) {
+        if let (Some(frame), true) = (close, self.is_current(player, seat)) {
+            if let Some(seat) = self.seats.get(player) {
+                let _ = seat.outbox.try_send(Message::Close(Some(frame)));
+            }
+        }
+    }
+
     fn is_current(&self, player: &PlayerId, seat: u64) -> bool {
         self.seats.get(player).is_some_and(|s| s.id == seat)
     }
@@ -494,8 +517,24 @@ async fn read(
                 player: player.clone(),
                 seat,
             },
+            Some(Err(Error::Capacity(too_long))) => {
+                // The rest of the frame is unread: the connection cannot go on, but the player is told
+                // why, with the close code for a message too big.
+                let close = Some(CloseFrame {
+                    code: CloseCode::Size,
+                    reason: format!("a message is at most {MAX_MESSAGE} bytes ({too_long})").into(),
+                });
+                let _ = incoming.send(Incoming::Left { player, seat, close }).await;
+                return;
+            }
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                let _ = incoming.send(Incoming::Left { player, seat }).await;
+                let _ = incoming
+                    .send(Incoming::Left {
+                        player,
+                        seat,
+                        close: None,
+                    })
+                    .await;
                 return;
             }
         };
@@ -641,7 +680,8 @@ async fn gather(
                 }
             }
             Some(event) = incoming.recv() => match event {
-                Incoming::Left { player, seat } => {
+                Incoming::Left { player, seat, close } => {
+                    table.close(&player, seat, close);
                     table.leave(&player, seat);
                 }
                 Incoming::Text { player, seat, .. } | Incoming::BadFrame { player, seat } => {
@@ -716,7 +756,8 @@ async fn play(
                 }
             }
             Some(event) = incoming.recv() => match event {
-                Incoming::Left { player, seat } => {
+                Incoming::Left { player, seat, close } => {
+                    table.close(&player, seat, close);
                     if table.leave(&player, seat) {
                         let _ = reports.send(Report::PlayerLeft { player_id: player });
                     }

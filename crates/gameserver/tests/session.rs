@@ -434,3 +434,38 @@ async fn a_player_who_reconnects_in_the_lobby_replaces_their_earlier_connection(
     assert_eq!(told.winners, ["red"]);
     assert_eq!(told.teams[0].players, vec![PlayerId::from("p-a")]);
 }
+
+#[tokio::test]
+async fn a_seated_player_who_sends_a_message_too_big_is_closed_with_the_code_for_it() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let receiver = ReportReceiver::start().await;
+    let fleet = common::fleet(&receiver.url, 1, &FAST);
+    let secret = random_secret();
+    let placed = fleet
+        .place(&"s-big".into(), &two_player_match("p"), &secret)
+        .await
+        .unwrap();
+    let (_, endpoint) = common::ready(&fleet, &placed).await;
+
+    // GIVEN p-a seated in the lobby
+    let mut socket = raw(&endpoint).await;
+    let hello = serde_json::json!({"type": "hello", "token": token(&secret, "s-big", "p-a")});
+    socket.send(Message::text(hello.to_string())).await.unwrap();
+    assert_eq!(raw_next(&mut socket).await.unwrap()["type"], "welcome");
+
+    // WHEN it sends a message over the 4 KiB limit
+    let _ = socket.send(Message::text("x".repeat(10_000))).await;
+
+    // THEN the server closes the connection with 1009 (message too big), saying the limit
+    let close = loop {
+        match tokio::time::timeout(STEP, socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    let close = close.unwrap_or_else(|| panic!("a close frame without a code"));
+    assert_eq!(close.code, CloseCode::Size);
+    assert!(close.reason.contains("at most 4096 bytes"), "{}", close.reason);
+}
