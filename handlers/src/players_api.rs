@@ -4,6 +4,7 @@
 //! Another player's are 403: ratings are not secret the way tickets are, but they are the
 //! player's own. A player with no rating yet, or an id that cannot be one, is 404.
 
+use crate::ops_api::is_operator;
 use crate::problem::{json_response, Problem};
 use crate::tickets_api::caller;
 use crate::Service;
@@ -50,18 +51,6 @@ impl From<PlayerRating> for QueueRating {
             updated_at: r.updated_at,
         }
     }
-}
-
-/// Whether the authorizer's claims name an operator.
-fn is_operator(request: &ApiGatewayProxyRequest) -> bool {
-    request
-        .request_context
-        .authorizer
-        .fields
-        .get("claims")
-        .and_then(|claims| claims.get("role"))
-        .and_then(|role| role.as_str())
-        == Some("operator")
 }
 
 /// Handles one request.

@@ -43,23 +43,41 @@ pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&
 }
 
 /// A description for the port error's message: the operation, the code and the service's message.
-pub(crate) fn describe<E: ProvideErrorMetadata, R>(operation: &str, err: &SdkError<E, R>) -> String {
+pub(crate) fn describe<E, R>(operation: &str, err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + Error + 'static,
+    R: std::fmt::Debug,
+{
     match err {
         SdkError::ServiceError(e) => format!(
             "{operation}: {} ({})",
             e.err().message().unwrap_or("no message"),
             e.err().code().unwrap_or("no code")
         ),
-        SdkError::TimeoutError(_) => format!("{operation}: timed out"),
-        SdkError::DispatchFailure(_) => format!("{operation}: the request could not be sent"),
-        SdkError::ResponseError(_) => format!("{operation}: the response could not be read"),
-        SdkError::ConstructionFailure(_) => format!("{operation}: the request could not be built"),
-        _ => format!("{operation}: failed"),
+        SdkError::TimeoutError(_) => format!("{operation}: timed out{}", causes(err)),
+        SdkError::DispatchFailure(_) => format!("{operation}: the request could not be sent{}", causes(err)),
+        SdkError::ResponseError(_) => format!("{operation}: the response could not be read{}", causes(err)),
+        SdkError::ConstructionFailure(_) => format!("{operation}: the request could not be built{}", causes(err)),
+        _ => format!("{operation}: failed{}", causes(err)),
     }
 }
 
-/// The port error for an SDK error that the operation has no special meaning for.
-pub(crate) fn map<E, R>(operation: &str, err: SdkError<E, R>) -> PortError
+/// What lies under an SDK error that never got a service's answer (a refused connection, a name
+/// that does not resolve), each cause after a colon: the SDK's own text is only "dispatch failure".
+fn causes<E: Error + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
+    let mut text = String::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The port error for an SDK error that the operation has no special meaning for: for adapters
+/// outside this crate too (the Lambda wiring's WebSocket management API).
+pub fn map<E, R>(operation: &str, err: SdkError<E, R>) -> PortError
 where
     E: ProvideErrorMetadata + Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,

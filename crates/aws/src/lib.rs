@@ -29,7 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod dynamo;
 pub mod ecs;
-mod error;
+pub mod error;
 pub mod eventbridge;
 pub mod gamelift;
 pub mod sfn;

@@ -1674,16 +1674,22 @@ async fn a_result_rates_the_game_ends_the_session_and_releases_its_server_once()
 
 /// `GET /v1/players/{playerId}/ratings` as API Gateway hands it over, as `caller` (with `role`).
 async fn ratings_route(stack: &Stack<impl Timer>, caller: Option<(&str, &str)>, player: &str) -> (i64, Value) {
+    let claims = caller.map(|(sub, role)| json!({"sub": sub, "role": role}));
+    ratings_route_with(stack, claims, player).await
+}
+
+/// The same, with the authorizer's `claims` as they are.
+async fn ratings_route_with(stack: &Stack<impl Timer>, claims: Option<Value>, player: &str) -> (i64, Value) {
     let mut request = ApiGatewayProxyRequest::default();
     request.http_method = axum::http::Method::GET;
     request.resource = Some(players_api::RATINGS_RESOURCE.into());
     request.path_parameters.insert("playerId".into(), player.into());
-    if let Some((sub, role)) = caller {
+    if let Some(claims) = claims {
         request
             .request_context
             .authorizer
             .fields
-            .insert("claims".into(), json!({"sub": sub, "role": role}));
+            .insert("claims".into(), claims);
     }
     let response = players_api::handle(&stack.service, request).await;
     let body = match response.body {
@@ -1726,6 +1732,10 @@ async fn players_read_their_own_ratings_and_operators_anyones() {
     // AND an operator reads anyone's; another player is refused; no token is 401; no games is 404
     let (status, theirs) = ratings_route(&stack, Some(("ops", "operator")), "p-1").await;
     assert_eq!(status, 200, "{theirs}");
+    // On AWS an operator is a member of the Cognito group, which the claims name, with no role.
+    let cognito_operator = json!({"sub": "0f8fad5b-d9cb-469f", "cognito:groups": "operators"});
+    let (status, read) = ratings_route_with(&stack, Some(cognito_operator), "p-1").await;
+    assert_eq!((status, &read), (200, &theirs));
     assert!(theirs["ratings"][0]["rating"].as_f64().unwrap_or(2000.0) < 1500.0);
     let (status, refused) = ratings_route(&stack, Some(("p-1", "player")), "p-2").await;
     assert_eq!(status, 403, "{refused}");

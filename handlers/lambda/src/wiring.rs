@@ -260,18 +260,48 @@ impl Connections for ApiGatewayConnections {
             .data(Blob::new(message))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(Posted::Sent),
-            Err(SdkError::ServiceError(e)) => match e.err() {
-                PostToConnectionError::GoneException(_) => Ok(Posted::Gone),
-                PostToConnectionError::LimitExceededException(_) => Err(PortError::Throttled { retry_after: None }),
-                PostToConnectionError::PayloadTooLargeException(_) => Err(PortError::invalid(format!(
-                    "a message of {} bytes is over the WebSocket API's frame limit",
-                    message.len()
-                ))),
-                other => Err(PortError::transient(format!("PostToConnection: {other}"))),
-            },
-            Err(e) => Err(PortError::transient(format!("PostToConnection: {e}"))),
+        let err = match sent {
+            Ok(_) => return Ok(Posted::Sent),
+            Err(err) => err,
+        };
+        if let SdkError::ServiceError(e) = &err {
+            match e.err() {
+                PostToConnectionError::GoneException(_) => return Ok(Posted::Gone),
+                PostToConnectionError::LimitExceededException(_) => {
+                    return Err(PortError::Throttled { retry_after: None })
+                }
+                PostToConnectionError::PayloadTooLargeException(_) => {
+                    return Err(PortError::invalid(format!(
+                        "a message of {} bytes is over the WebSocket API's frame limit",
+                        message.len()
+                    )))
+                }
+                _ => {}
+            }
         }
+        // As every adapter maps the rest: the cause kept (a refused connection, the service's
+        // code and message), and a refusal retrying cannot change (Forbidden: a wrong stage in
+        // WEBSOCKET_ENDPOINT, a missing permission) not retried as if transient.
+        Err(queuematch_aws::error::map("PostToConnection", err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_post_that_cannot_reach_the_management_api_says_why() {
+        // GIVEN a management endpoint where nothing listens
+        let endpoint = "http://127.0.0.1:9";
+        let connections = ApiGatewayConnections::new(&queuematch_aws::config::local(endpoint, "us-east-1"), endpoint);
+        // WHEN a message is posted THEN the error keeps the cause, not only "dispatch failure"
+        let refused = connections.post("c-1", b"{}").await.err();
+        let message = refused.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("PostToConnection: the request could not be sent: "),
+            "{message}"
+        );
+        assert!(message.contains("Connection refused"), "{message}");
     }
 }
