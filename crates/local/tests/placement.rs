@@ -234,6 +234,16 @@ async fn finished(stack: &Stack<impl Timer>, id: &ExecutionId) -> ExecutionRecor
         .unwrap_or_else(|| panic!("no execution {id}"))
 }
 
+/// p-1 and p-2 (1500 and 1510) matched and placed on `fleet`: the stack, their match and its
+/// ACTIVE session.
+async fn active_duel(fleet: Arc<TestFleet>) -> (Stack<ManualClock>, MatchId, SessionRecord) {
+    let stack = stack(fleet);
+    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
+    finished(&stack, &execution).await;
+    let active = session(&stack, &match_id).await;
+    (stack, match_id, active)
+}
+
 async fn session(stack: &Stack<impl Timer>, matched: &MatchId) -> SessionRecord {
     let key = items::session_key(&session_id_for(matched));
     let stored = stack
@@ -1058,10 +1068,7 @@ impl Fleet for ReleaseNeverReturns {
 #[tokio::test(start_paused = true)]
 async fn the_players_hear_that_the_game_ended_even_if_releasing_the_server_ends_the_report() {
     // GIVEN an ACTIVE session, and a player listening
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, match_id, active) = active_duel(TestFleet::new(Some(1))).await;
     let mut p1_events = stack.service.events.subscribe_player("p-1".into());
     drain(&mut p1_events).await;
 
@@ -1160,10 +1167,7 @@ async fn after_a_restart_a_match_waiting_for_its_placement_is_placed_at_once() {
 #[tokio::test(start_paused = true)]
 async fn after_a_restart_that_stopped_the_game_servers_active_sessions_are_abandoned() {
     // GIVEN an ACTIVE session whose server heartbeat a second ago
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, match_id, active) = active_duel(TestFleet::new(Some(1))).await;
     heartbeat(&stack, &active, "beat-0001").await;
     stack.service.clock.advance(Duration::from_secs(1));
 
@@ -1203,10 +1207,7 @@ impl Workflows for StoppedWorkflows {
 /// An ACTIVE duel of p-1 and p-2 whose server's result, `scores`, was taken (202) through a
 /// workflows port that ran nothing: the completion it started never ran.
 async fn active_with_a_result_never_completed(scores: &str) -> (Stack<ManualClock>, MatchId, SessionRecord) {
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, match_id, active) = active_duel(TestFleet::new(Some(1))).await;
     let body = format!(r#"{{"type":"result","result":{{"scores":{scores}}}}}"#);
     let recorded = report_to(&stack, &stack.fleet, &StoppedWorkflows, &active, "result-0001", &body)
         .await
@@ -1571,10 +1572,7 @@ async fn completion(stack: &Stack<impl Timer>, session: &SessionId) -> Execution
 #[tokio::test(start_paused = true)]
 async fn a_result_rates_the_game_ends_the_session_and_releases_its_server_once() {
     // GIVEN an ACTIVE 1v1 session between two unrated players
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, match_id, active) = active_duel(TestFleet::new(Some(1))).await;
     assert_eq!(active.status, SessionStatus::Active);
     let mut subscription = stack.service.events.subscribe();
     stack.service.clock.advance(Duration::from_secs(300));
@@ -1702,10 +1700,7 @@ async fn ratings_route_with(stack: &Stack<impl Timer>, claims: Option<Value>, pl
 #[tokio::test(start_paused = true)]
 async fn players_read_their_own_ratings_and_operators_anyones() {
     // GIVEN a rated 1v1 that p-2 won
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, _, active) = active_duel(TestFleet::new(Some(1))).await;
     let body = r#"{"type":"result","result":{"scores":{"p-1":0,"p-2":3}}}"#;
     report_from(&stack, &active, "result-0001", body)
         .await
@@ -1752,10 +1747,7 @@ async fn players_read_their_own_ratings_and_operators_anyones() {
 #[tokio::test(start_paused = true)]
 async fn a_ticket_without_skill_is_matched_on_the_players_rating() {
     // GIVEN p-1 beat p-2 in a rated game, so both are rated in ranked-1v1
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, _, active) = active_duel(TestFleet::new(Some(1))).await;
     let body = r#"{"type":"result","result":{"scores":{"p-1":3,"p-2":0}}}"#;
     report_from(&stack, &active, "result-0001", body)
         .await
@@ -1809,10 +1801,7 @@ async fn a_ticket_without_skill_is_matched_on_the_players_rating() {
 #[tokio::test(start_paused = true)]
 async fn a_completion_replayed_applies_the_ratings_once() {
     // GIVEN a session whose completion has run
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, _, active) = active_duel(TestFleet::new(Some(1))).await;
     let body = r#"{"type":"result","result":{"scores":{"p-1":1,"p-2":4}}}"#;
     report_from(&stack, &active, "result-0001", body)
         .await
@@ -1854,10 +1843,7 @@ async fn a_completion_replayed_applies_the_ratings_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_result_naming_a_stranger_or_missing_a_player_is_refused_with_why() {
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, match_id, active) = active_duel(TestFleet::new(Some(1))).await;
 
     let stranger = report_from(
         &stack,
@@ -1903,10 +1889,7 @@ async fn a_result_naming_a_stranger_or_missing_a_player_is_refused_with_why() {
 #[tokio::test(start_paused = true)]
 async fn an_active_session_whose_server_goes_silent_is_abandoned_by_the_sweeper() {
     // GIVEN a placed session whose server heartbeats for a while, then goes silent
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, match_id, active) = active_duel(TestFleet::new(Some(1))).await;
     assert_eq!(active.status, SessionStatus::Active);
     stack.service.clock.advance(Duration::from_secs(90));
     heartbeat(&stack, &active, "beat-0001").await;
@@ -1946,10 +1929,7 @@ async fn an_active_session_whose_server_goes_silent_is_abandoned_by_the_sweeper(
 async fn a_server_silent_soon_after_it_started_is_abandoned_60_s_after_its_last_heartbeat() {
     // GIVEN a session whose server heartbeats once, right after it started, and then dies: well
     // before the placement deadline (60 s after the session was created)
-    let stack = stack(TestFleet::new(Some(1)));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, match_id, active) = active_duel(TestFleet::new(Some(1))).await;
     assert_eq!(active.status, SessionStatus::Active);
     heartbeat(&stack, &active, "beat-0001").await;
     assert!(stack.service.clock.now() < active.placement_deadline);
@@ -2020,10 +2000,7 @@ async fn a_compensation_that_could_not_finish_is_finished_by_the_sweeper() {
 #[tokio::test(start_paused = true)]
 async fn a_completion_step_that_fails_twice_shows_each_retry_on_the_timeline() {
     // GIVEN an ACTIVE session on a fleet whose API fails the first two releases
-    let stack = stack(TestFleet::releasing_after(Some(1), 2));
-    let (match_id, execution) = matched(&stack, &[("t-1", "p-1", 1500), ("t-2", "p-2", 1510)]).await;
-    finished(&stack, &execution).await;
-    let active = session(&stack, &match_id).await;
+    let (stack, _, active) = active_duel(TestFleet::releasing_after(Some(1), 2)).await;
 
     // WHEN its server reports the result
     let body = r#"{"type":"result","result":{"scores":{"p-1":3,"p-2":4}}}"#;
