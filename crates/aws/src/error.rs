@@ -63,16 +63,11 @@ where
 }
 
 /// What lies under an SDK error that never got a service's answer (a refused connection, a name
-/// that does not resolve), each cause after a colon: the SDK's own text is only "dispatch failure".
+/// that does not resolve), after a colon: the SDK's own text is only "dispatch failure".
 fn causes<E: Error + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
-    let mut text = String::new();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    err.source()
+        .map(|cause| format!(": {}", queuematch_core::ports::error::with_causes(cause)))
+        .unwrap_or_default()
 }
 
 /// The port error for an SDK error that the operation has no special meaning for: for adapters

@@ -8,6 +8,7 @@
 
 use queuematch_core::identity::{report, SessionSecret};
 use queuematch_core::ids::{PlayerId, SessionId};
+use queuematch_core::ports::error::with_causes;
 use queuematch_core::Timestamp;
 use rand::Rng;
 use serde::Serialize;
@@ -205,7 +206,7 @@ impl Reporter {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| Attempt::Transient(error_chain(&e)))?;
+            .map_err(|e| Attempt::Transient(with_causes(&e)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -224,18 +225,6 @@ impl Reporter {
 enum Attempt {
     Refused(reqwest::StatusCode, String),
     Transient(String),
-}
-
-/// reqwest's errors say little at the top ("error sending request"); the cause is further down.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Wall-clock time: the service checks report timestamps against its own clock.

@@ -4,6 +4,15 @@ use crate::ports::store::Key;
 use std::fmt;
 use std::time::Duration;
 
+/// `error` and each error under it, joined by colons: what a client library's top-level error
+/// leaves out ("error sending request", "dispatch failure") is usually its cause's.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// What went wrong behind a port, in domain terms. Adapters map their SDK's errors onto these and
 /// keep the SDK error as the source, so no SDK type leaks past the adapter.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +119,33 @@ impl fmt::Display for ErrorType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_is_told_with_every_cause_under_it() {
+        /// An error that says only what it is, and has `cause` under it.
+        #[derive(Debug)]
+        struct Wrapping(&'static str, Option<Box<Wrapping>>);
+        impl fmt::Display for Wrapping {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Wrapping {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+            }
+        }
+        let refused = Wrapping(
+            "tcp connect error",
+            Some(Box::new(Wrapping("Connection refused", None))),
+        );
+        let top = Wrapping("dispatch failure", Some(Box::new(refused)));
+        assert_eq!(
+            with_causes(&top),
+            "dispatch failure: tcp connect error: Connection refused"
+        );
+        assert_eq!(with_causes(&Wrapping("alone", None)), "alone");
+    }
 
     #[test]
     fn each_error_maps_to_its_stable_error_type() {

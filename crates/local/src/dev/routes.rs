@@ -143,14 +143,8 @@ async fn whole_body(request: axum::extract::Request, next: axum::middleware::Nex
 
 /// Whether reading a body failed on the length limit rather than on the connection.
 fn is_over_limit(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
+    std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| e.source())
+        .any(|e| e.is::<http_body_util::LengthLimitError>())
 }
 
 async fn health() -> Json<Value> {
