@@ -5,7 +5,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body as LambdaBody;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -87,9 +87,6 @@ pub fn router(state: DevState) -> Router {
                 .with_state(tap.clone()),
         )
         .fallback(not_found)
-        // A little over the limit, so that the route itself sees an oversize body and answers 413 as
-        // problem+json rather than axum's plain-text rejection.
-        .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES + 1))
         .layer(axum::middleware::from_fn_with_state(tap, traffic::observe))
         .layer(axum::middleware::from_fn(whole_body))
         .with_state(state)
@@ -107,11 +104,12 @@ fn is_within(inner: &str, outer: &str) -> bool {
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The middleware every request passes first: reads its body whole, within [`BODY_READ_TIMEOUT`] and
-/// up to a little over [`super::MAX_BODY_BYTES`], and hands it on. A body that does not arrive in
-/// time is answered 408, one over the limit 413, one that breaks off 400, before any route sees it.
+/// up to [`super::MAX_BODY_BYTES`], and hands it on. A body that does not arrive in time is answered
+/// 408, one over the limit 413, one that breaks off 400, before any route sees it: the one place the
+/// limit is kept, as problem+json.
 async fn whole_body(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let (parts, body) = request.into_parts();
-    let read = axum::body::to_bytes(body, super::MAX_BODY_BYTES + 1);
+    let read = axum::body::to_bytes(body, super::MAX_BODY_BYTES);
     let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
         Ok(Ok(body)) => body,
         Ok(Err(e)) if is_over_limit(&e) => return problem(Problem::too_large(super::MAX_BODY_BYTES)),
@@ -250,16 +248,10 @@ pub(super) fn sent_as_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The body of a request, or the problem+json to answer: 413 over the limit, whether axum's layer or
-/// the length says so, and 400 when it could not be read.
+/// The body of a request (read whole and held to the limit by [`whole_body`]), or the problem+json
+/// to answer when it could not be taken.
 pub(super) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Box<Problem>> {
-    let too_large = || Box::new(Problem::too_large(super::MAX_BODY_BYTES));
-    match body {
-        Ok(body) if body.len() <= super::MAX_BODY_BYTES => Ok(body),
-        Ok(_) => Err(too_large()),
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
-        Err(rejection) => Err(Box::new(Problem::bad_request(rejection.body_text(), Vec::new()))),
-    }
+    body.map_err(|rejection| Box::new(Problem::bad_request(rejection.body_text(), Vec::new())))
 }
 
 async fn create_ticket(

@@ -115,7 +115,7 @@ pub async fn observe(State(tap): State<Tap>, request: Request, next: Next) -> Re
         .map(|claims| claims.player_id().to_string());
     let (parts, body) = request.into_parts();
     // The body was read whole before this layer (`routes::whole_body`), within the limit.
-    let Ok(body) = axum::body::to_bytes(body, super::MAX_BODY_BYTES + 1).await else {
+    let Ok(body) = axum::body::to_bytes(body, super::MAX_BODY_BYTES).await else {
         return problem(Problem::too_large(super::MAX_BODY_BYTES));
     };
     let at = tap.state.service.clock.now();
