@@ -19,7 +19,7 @@
 //! state's name, in the same transaction as the change.
 
 use super::placement::Step;
-use super::reports::{reports_key, SessionReports};
+use super::reports::read_reports;
 use crate::event::DomainEvent;
 use crate::ids::{PlayerId, SessionId};
 use crate::matcher::Match;
@@ -353,12 +353,9 @@ impl<S: Store, F: Fleet, E: Events, C: Clock> Completions<'_, S, F, E, C> {
     }
 
     async fn read_result(&self, id: &SessionId) -> Result<GameResult, PortError> {
-        let reports: Option<SessionReports> = match self.store.get(&reports_key(id)).await? {
-            Some(stored) => Some(items::read::<SessionReports>(&stored)?.value),
-            None => None,
-        };
-        reports
-            .and_then(|r| r.result)
+        read_reports(self.store, id)
+            .await?
+            .result
             .ok_or_else(|| PortError::invalid(format!("session {id} has no result reported")))
     }
 

@@ -273,6 +273,14 @@ pub fn reports_key(session: &SessionId) -> Key {
     Key::new(format!("SESSION#{session}"), "REPORTS")
 }
 
+/// What the session's server has reported so far: nothing yet when the item is absent.
+pub async fn read_reports<S: Store>(store: &S, session: &SessionId) -> Result<SessionReports, PortError> {
+    Ok(match store.get(&reports_key(session)).await? {
+        Some(stored) => items::read::<SessionReports>(&stored)?.value,
+        None => SessionReports::default(),
+    })
+}
+
 fn nonce_key(session: &SessionId, nonce: &str) -> Key {
     Key::new(format!("SESSION#{session}"), format!("NONCE#{nonce}"))
 }
@@ -492,10 +500,7 @@ impl<S: Store, Q: TicketQueue, F: Fleet, W: Workflows, E: Events, C: Clock> Repo
 
     /// The result stored for the session, if one was reported.
     async fn stored_result(&self, session_id: &SessionId) -> Result<Option<GameResult>, PortError> {
-        match self.store.get(&reports_key(session_id)).await? {
-            Some(stored) => Ok(items::read::<SessionReports>(&stored)?.value.result),
-            None => Ok(None),
-        }
+        Ok(read_reports(self.store, session_id).await?.result)
     }
 
     /// Starts the session's completion; starting it again (a later `end`) starts nothing.

@@ -31,7 +31,7 @@
 
 use super::completion;
 use super::placement::{session_id_for, Placements, Step};
-use super::reports::{reports_key, SessionReports};
+use super::reports::read_reports;
 use super::round::{placement_input, timeout_reason, PLACEMENT_WORKFLOW};
 use super::{tickets, Queues, Settings};
 use crate::event::DomainEvent;
@@ -162,7 +162,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
                 .await?
             {
                 let session_id = items::read::<SessionRecord>(&stored)?.value.session_id;
-                if self.reported(&session_id).await?.result.is_some() {
+                if read_reports(self.store, &session_id).await?.result.is_some() {
                     completion::start(self.workflows, &session_id).await?;
                     report.completing.push(session_id);
                     continue;
@@ -361,14 +361,6 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
         Ok(())
     }
 
-    /// What the session's server reported, or nothing yet.
-    async fn reported(&self, session_id: &SessionId) -> Result<SessionReports, PortError> {
-        Ok(match self.store.get(&reports_key(session_id)).await? {
-            Some(stored) => items::read::<SessionReports>(&stored)?.value,
-            None => SessionReports::default(),
-        })
-    }
-
     async fn abandon_silent_sessions(&self, step: &Step, report: &mut SweepReport) -> Result<(), PortError> {
         let now = self.clock.now();
         // Every ACTIVE session: silence is in the reports item, not in the listing's sort key.
@@ -378,7 +370,7 @@ impl<S: Store, Q: TicketQueue, W: Workflows, F: Fleet, E: Events, C: Clock> Swee
         {
             let listed: Versioned<SessionRecord> = items::read(&stored)?;
             let session_id = listed.value.session_id.clone();
-            let reports = self.reported(&session_id).await?;
+            let reports = read_reports(self.store, &session_id).await?;
             // Silence counts from the server's last report. A server that never reported was
             // activated before its placement deadline, so that is the latest its silence can have
             // begun.
