@@ -280,6 +280,12 @@ async fn bad_answers_get_precise_problems_and_change_nothing() {
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["status"], "REQUIRES_ACCEPTANCE");
     assert_eq!(view["acceptances"], json!({"p-1": "ACCEPT"}));
+    // with its match as a read of the ticket shows it: session, team and region
+    let matched = &view["match"];
+    let match_id = matched["matchId"].as_str().unwrap_or_default();
+    assert_eq!(matched["sessionId"], format!("s-{match_id}"), "{view}");
+    assert!(matches!(matched["team"].as_str(), Some("red" | "blue")), "{view}");
+    assert_eq!(matched["region"], "local", "{view}");
     assert_eq!(server.ticket("t-2").await, before[1], "p-2's ticket is p-2's to answer");
     // Changing the answer is refused: it is final.
     let (status, _, problem) = server.post("t-1", Some(&p1), r#"{"acceptanceType": "REJECT"}"#).await;

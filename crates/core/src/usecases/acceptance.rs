@@ -133,7 +133,7 @@ impl<S: Store, E: Events, C: Clock> Acceptances<'_, S, E, C> {
                             player_ids: matched.player_ids().cloned().collect(),
                         })
                         .await?;
-                    return Ok(tickets::view(store, clock, caller, &next).await?);
+                    return Ok(tickets::view_in(store, clock, caller, &next, Some(&matched)).await?);
                 }
                 // Another player of the ticket answered, or a poll moved it: read again and decide again.
                 Err(PortError::ConditionFailed { .. }) => continue,

@@ -9,7 +9,7 @@ use super::{Settings, UseCaseError};
 use crate::event::DomainEvent;
 use crate::identity::player_token::{self, PlayerTokenClaims};
 use crate::ids::{MatchId, PlayerId, SessionId, TicketId};
-use crate::matcher::Name;
+use crate::matcher::{Match, Name};
 use crate::ports::store::items::{self, MatchRecord, SessionRecord, TicketRecord, Versioned};
 use crate::ports::store::{Condition, Stored, Write};
 use crate::ports::{Clock, Events, PortError, Store};
@@ -107,15 +107,31 @@ pub(crate) async fn view<S: Store, C: Clock>(
     caller: &PlayerId,
     record: &TicketRecord,
 ) -> Result<TicketView, PortError> {
+    view_in(store, clock, caller, record, None).await
+}
+
+/// [`view`], with the ticket's match when the caller has read it already.
+pub(crate) async fn view_in<S: Store, C: Clock>(
+    store: &S,
+    clock: &C,
+    caller: &PlayerId,
+    record: &TicketRecord,
+    read: Option<&Match>,
+) -> Result<TicketView, PortError> {
     let mut view = TicketView::from(record);
     let Some(matched) = view.matched.as_mut() else {
         return Ok(view);
     };
-    // A match item outlives its tickets' moves; one missing (never, but for a store restored in
-    // part) leaves the view its ids.
-    if let Some(stored) = store.get(&items::match_key(&matched.match_id)).await? {
-        let found: Versioned<MatchRecord> = items::read(&stored)?;
-        let found = found.value.matched;
+    let stored = match read {
+        Some(_) => None,
+        // A match item outlives its tickets' moves; one missing (never, but for a store restored
+        // in part) leaves the view its ids.
+        None => match store.get(&items::match_key(&matched.match_id)).await? {
+            Some(stored) => Some(items::read::<MatchRecord>(&stored)?.value.matched),
+            None => None,
+        },
+    };
+    if let Some(found) = read.or(stored.as_ref()) {
         matched.region = found.region;
         matched.team = found
             .teams
