@@ -404,10 +404,9 @@ impl Engine {
                     }
                 }
                 let Some(target) = chosen.or(*default) else {
-                    return Err(Failure::new(
-                        names::NO_CHOICE_MATCHED,
-                        format!("No Matches! (state '{}')", state.name),
-                    ));
+                    // AWS reserves States.NoChoiceMatched and reports this as a runtime error, which no
+                    // Catch or Retry takes: the execution fails.
+                    return Err(Failure::runtime(format!("No Matches! (state '{}')", state.name)));
                 };
                 Ok((output_path(state, effective)?, Next::State(target)))
             }

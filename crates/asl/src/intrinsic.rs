@@ -2,7 +2,8 @@
 //!
 //! Arguments are literals (`'text'` with `\'`, `\{`, `\}`, `\\` escapes, numbers, `true`, `false`, `null`),
 //! JSONPaths into the data or the context object, or nested calls. Wrong argument counts are definition errors;
-//! wrong argument values are runtime `States.IntrinsicFailure`s, as on AWS.
+//! wrong argument values fail the execution with `States.Runtime`, which no Catch or Retry takes: AWS reserves
+//! `States.IntrinsicFailure` and reports intrinsic function errors under that name.
 
 use std::sync::Mutex;
 
@@ -13,7 +14,7 @@ use serde_json::{Number, Value};
 use sha2::Digest;
 
 use crate::context::ContextObject;
-use crate::error::{names, Failure};
+use crate::error::Failure;
 use crate::path::{select_from, Path};
 
 /// AWS allows at most ten intrinsics nested in one field.
@@ -143,7 +144,7 @@ impl Intrinsic {
     }
 
     pub fn evaluate(&self, scope: &Scope<'_>) -> Result<Value, Failure> {
-        let fail = |message: String| Failure::new(names::INTRINSIC_FAILURE, format!("{}: {message}", self.name));
+        let fail = |message: String| Failure::runtime(format!("{}: {message}", self.name));
         // States.Format reads its template unevaluated: it must tell an escaped brace from a placeholder.
         if self.function == Function::Format {
             return self.format(scope).map(Value::String);
@@ -161,7 +162,7 @@ impl Intrinsic {
     /// States.Format: a literal template keeps its escapes (`\{` is a brace, not a placeholder); a template
     /// read from a path or a call is used as it is.
     fn format(&self, scope: &Scope<'_>) -> Result<String, Failure> {
-        let fail = |message: &str| Failure::new(names::INTRINSIC_FAILURE, format!("{}: {message}", self.name));
+        let fail = |message: &str| Failure::runtime(format!("{}: {message}", self.name));
         let Some((first, rest)) = self.args.split_first() else {
             return Err(fail("a template is required"));
         };

@@ -161,10 +161,18 @@ impl Path {
 
     /// Whether [`Path::write`] can write into `target`, checked without changing it.
     pub fn check_writable(&self, target: &Value) -> Result<(), String> {
+        // `None` from the step where the write starts creating objects (a missing field, or one holding
+        // a scalar, which the write replaces): a field can be added to them, an index cannot.
         let mut slot = Some(target);
         for step in self.steps() {
             slot = match (step, slot) {
-                (_, None) => return Ok(()), // from here on, write creates the objects
+                (Step::Field(_), None) => None,
+                (Step::Index(index), None) => {
+                    return Err(format!(
+                        "Unable to apply ResultPath '{}': index {index} needs an array, and the input has none there",
+                        self.text
+                    ))
+                }
                 (Step::Field(name), Some(Value::Object(map))) => {
                     map.get(name).filter(|v| v.is_object() || v.is_array())
                 }
@@ -401,6 +409,7 @@ pub(crate) fn select_from<'v>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -453,5 +462,54 @@ mod tests {
             json!({"k": 1, "a": {"b": 2}})
         );
         assert!(path.write(json!("text"), json!(2)).is_err());
+    }
+
+    #[test]
+    fn an_index_into_an_object_being_created_is_refused_before_writing() {
+        let missing = Path::parse_reference("$.new[0]").unwrap();
+        assert!(missing.check_writable(&json!({"x": 1})).is_err());
+        let scalar = Path::parse_reference("$.x[0].y").unwrap();
+        assert!(scalar.check_writable(&json!({"x": 1})).is_err());
+        let existing = Path::parse_reference("$.list[0].y").unwrap();
+        assert_eq!(
+            existing.write(json!({"list": [{}]}), json!(2)).unwrap(),
+            json!({"list": [{"y": 2}]})
+        );
+    }
+
+    /// Small JSON values of the shapes a ResultPath meets: objects and arrays over the names and
+    /// indexes the paths below use, and scalars.
+    fn shallow_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![Just(Value::Null), any::<i8>().prop_map(Value::from), Just(json!("s"))];
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                proptest::collection::btree_map(prop_oneof![Just("a"), Just("b")], inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            ]
+        })
+    }
+
+    fn step() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(".a".to_owned()),
+            Just(".b".to_owned()),
+            (-2i8..3).prop_map(|i| format!("[{i}]"))
+        ]
+    }
+
+    proptest! {
+        /// The engine calls `check_writable` so that a ResultPath that cannot be applied leaves the
+        /// state's input whole for its Catch and Retry: so `write` must never fail where the check passed.
+        #[test]
+        fn write_fails_only_where_the_check_fails(
+            target in shallow_value(),
+            steps in proptest::collection::vec(step(), 1..4),
+        ) {
+            let path = Path::parse_reference(&format!("${}", steps.concat())).unwrap();
+            let checked = path.check_writable(&target);
+            let written = path.write(target.clone(), json!("result"));
+            prop_assert_eq!(checked.is_ok(), written.is_ok(), "{} on {}", path.text, target);
+        }
     }
 }
