@@ -176,7 +176,7 @@ impl StateMachine {
     }
 
     /// What keeps this machine from running as an Express workflow: tasks that wait for a job (`.sync`) or a
-    /// callback (`.waitForTaskToken`), which Express does not support. Each is located as a definition's
+    /// callback (`.waitForTaskToken`), and activities, none of which Express supports. Each is located as a definition's
     /// problems are (`States.A.Resource`): to refuse a definition meant for Express, report them as
     /// [`DefinitionError::Invalid`] before running it.
     pub fn express_problems(&self) -> Vec<Problem> {
@@ -543,6 +543,15 @@ fn parse_task(fields: Fields<'_>, problems: &mut Problems, resolve: &mut Resolve
             format!("Express workflows support request/response tasks only, not '{resource}'"),
         );
     }
+    // arn:aws:states:<region>:<account>:activity:<name>
+    let mut arn = resource.split(':');
+    if arn.nth(2) == Some("states") && arn.nth(2) == Some("activity") {
+        fields.express_problem(
+            problems,
+            "Resource",
+            format!("Express workflows do not support activities, such as '{resource}'"),
+        );
+    }
     let timeout = read_seconds(fields, "TimeoutSeconds", "TimeoutSecondsPath", 1, problems);
     // Heartbeats only apply to activities and callbacks, which request/response tasks never are; the field is
     // still validated as AWS does.
@@ -842,6 +851,17 @@ fn read_dynamic(fields: Fields<'_>, key: &str, path_key: &str, problems: &mut Pr
         Path::parse_reference(text).map(Dynamic::Path)
     };
     match parsed {
+        Ok(Dynamic::Call(call)) if !call.returns_text() => {
+            fields.problem(
+                problems,
+                path_key,
+                format!(
+                    "'{text}' does not return a string: {path_key} may call {}",
+                    Intrinsic::TEXT_FUNCTIONS
+                ),
+            );
+            None
+        }
         Ok(dynamic) => Some(dynamic),
         Err(message) => {
             fields.problem(problems, path_key, message);
@@ -907,6 +927,30 @@ mod tests {
                  request/response tasks only, not 'arn:aws:states:::sqs:sendMessage.waitForTaskToken'",
             ]
         );
+    }
+
+    #[test]
+    fn an_activity_is_an_express_problem_and_a_lambda_is_not() {
+        let task = |resource: &str| {
+            StateMachine::from_value(&serde_json::json!({
+                "StartAt": "A",
+                "States": {"A": {"Type": "Task", "Resource": resource, "End": true}}
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let activity = task("arn:aws:states:us-east-1:123456789012:activity:Approve");
+        let problems: Vec<String> = activity.express_problems().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "state 'A', field States.A.Resource: Express workflows do not support activities, such as \
+              'arn:aws:states:us-east-1:123456789012:activity:Approve'"
+            ]
+        );
+        assert!(task("arn:aws:lambda:us-east-1:123456789012:function:activity")
+            .express_problems()
+            .is_empty());
+        assert!(task("arn:aws:states:::lambda:invoke").express_problems().is_empty());
     }
 
     #[test]

@@ -130,6 +130,24 @@ pub fn looks_like_intrinsic(text: &str) -> bool {
 }
 
 impl Intrinsic {
+    /// The functions AWS lets a Fail state's ErrorPath and CausePath call: those that return a string.
+    pub const TEXT_FUNCTIONS: &'static str = "States.Format, States.JsonToString, States.ArrayGetItem, \
+        States.Base64Encode, States.Base64Decode, States.Hash or States.UUID";
+
+    /// Whether this call is to one of [`Intrinsic::TEXT_FUNCTIONS`].
+    pub fn returns_text(&self) -> bool {
+        matches!(
+            self.function,
+            Function::Format
+                | Function::JsonToString
+                | Function::ArrayGetItem
+                | Function::Base64Encode
+                | Function::Base64Decode
+                | Function::Hash
+                | Function::Uuid
+        )
+    }
+
     pub fn parse(text: &str) -> Result<Intrinsic, String> {
         let mut parser = Parser { text, pos: 0, depth: 0 };
         let call = parser.call()?;
@@ -488,6 +506,10 @@ impl Parser<'_> {
             return Err(format!(
                 "{name} takes a string template as its first argument, not {value}"
             ));
+        }
+        // The specification: "This Intrinsic Function takes a single argument which MUST be a Path."
+        if function == Function::JsonToString && !matches!(args.first(), Some(Arg::Path(_))) {
+            return Err(format!("{name} takes a path (such as $.data), not a literal or a call"));
         }
         self.depth -= 1;
         Ok(Intrinsic { name, function, args })

@@ -110,9 +110,11 @@ fn parse_response(item: &Value) -> Result<Response, String> {
         None => Duration::ZERO,
         Some(seconds) => seconds
             .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or("DelaySeconds must be a non-negative number")?,
+            .filter(|s| *s >= 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| {
+                format!("DelaySeconds must be a non-negative number of seconds below 1.8e19, not {seconds}")
+            })?,
     };
     let answer = match (fields.get("Return"), fields.get("Throw"), fields.get("Echo")) {
         (Some(value), None, None) => Answer::Return(value.clone()),
@@ -167,5 +169,23 @@ impl TaskDispatcher for ScriptedTasks {
             Answer::Echo => Ok(input),
             Answer::Throw { error, cause } => Err(Failure { error, cause }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_delay_no_duration_holds_is_refused_by_name() {
+        for delay in [json!(1e300), json!(-1), json!("5")] {
+            let script = json!({"arn:aws:states:::echo": [{"Echo": true, "DelaySeconds": delay}]});
+            match ScriptedTasks::from_json(&script) {
+                Err(message) => assert!(message.contains("DelaySeconds"), "{message}"),
+                Ok(_) => panic!("DelaySeconds {delay} was taken"),
+            }
+        }
+        assert!(ScriptedTasks::from_json(&json!({"t": [{"Echo": true, "DelaySeconds": 2.5}]})).is_ok());
     }
 }
