@@ -419,7 +419,10 @@ impl Rule {
 /// Orders two values of `kind`; `None` when either is not of that kind, which makes the comparison false.
 fn compare(kind: Kind, left: &Value, right: &Value) -> Option<Ordering> {
     match kind {
-        Kind::String => Some(left.as_str()?.cmp(right.as_str()?)),
+        // AWS compares strings as Java's compareTo does, by UTF-16 code units: a character beyond the
+        // Basic Multilingual Plane (a surrogate pair, 0xD800…) sorts before U+E000…U+FFFF, where code
+        // point order puts it after.
+        Kind::String => Some(left.as_str()?.encode_utf16().cmp(right.as_str()?.encode_utf16())),
         Kind::Numeric => {
             let (Value::Number(a), Value::Number(b)) = (left, right) else {
                 return None;
@@ -440,6 +443,20 @@ fn compare(kind: Kind, left: &Value, right: &Value) -> Option<Ordering> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_compare_by_utf16_code_units_as_java_does() {
+        let (emoji, halfwidth) = (Value::from("\u{1F600}"), Value::from("\u{FF61}"));
+        assert_eq!(compare(Kind::String, &emoji, &halfwidth), Some(Ordering::Less));
+        assert_eq!(
+            compare(Kind::String, &Value::from("abc"), &Value::from("abd")),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            compare(Kind::String, &Value::from("b"), &Value::from("ab")),
+            Some(Ordering::Greater)
+        );
+    }
 
     #[test]
     fn globs_honour_escapes() {
