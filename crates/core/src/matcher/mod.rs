@@ -625,7 +625,12 @@ fn grow<F: Forming>(
 ) -> Option<f64> {
     let mut failed_splits = 0;
     let mut refusals = 0;
-    let patience_for_refusals = REFUSALS_IN_A_ROW + 8 * plan.max_players as usize;
+    // First come, first served takes the earliest arrivals that fit, however many do not: giving up
+    // after a run of refusals would make it time tickets out that a later candidate would have taken.
+    let patience_for_refusals = match walk.pairing {
+        Pairing::ClosestSkill => REFUSALS_IN_A_ROW + 8 * plan.max_players as usize,
+        Pairing::ArrivalOrder => usize::MAX,
+    };
     loop {
         if forming.players() == plan.max_players {
             if let Some(split) = forming.finish(splitter, plan, pool, limits) {

@@ -92,6 +92,23 @@ fn first_come_first_served_pairs_in_arrival_order_within_the_rules() {
 }
 
 #[test]
+fn first_come_first_served_looks_past_any_number_of_tickets_that_cannot_join() {
+    // GIVEN a 1500 waiting first, then 300 arrivals far above it (who can play each other), then a
+    // 1550 that fits it
+    let rules = duel(json!([]), json!([]));
+    let mut pool = vec![solo("first", 0, 1500.0)];
+    pool.extend((0..300).map(|i| solo(&format!("far-{i:03}"), 1 + i, 4000.0)));
+    pool.push(solo("fits", 400, 1550.0));
+    // WHEN first come, first served runs a round
+    let outcome = round_with(&pool, &rules, Timestamp(10_000), Pairing::ArrivalOrder);
+    // THEN the first arrival plays the one that fits, however many arrived between them
+    assert_eq!(pairs(&outcome)[0], vec!["first", "fits"]);
+    assert_eq!(outcome.matches.len(), 151);
+    assert!(outcome.remaining.is_empty());
+    assert_valid(&outcome, &pool, &rules);
+}
+
+#[test]
 fn a_ticket_that_waited_longer_wins_a_tie() {
     // GIVEN two equally close opponents for the oldest ticket
     let rules = duel(json!([]), json!([]));
