@@ -19,16 +19,22 @@ pub struct SimulateArgs {
     pub file: std::path::PathBuf,
     /// Players to simulate, in all: at most 10 million (every ticket is held in memory, about a
     /// kilobyte each).
-    #[arg(long, default_value_t = 10_000)]
+    // Ranged here, so that 0, a negative count and one past u32 are all told the same bounds.
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(queuematch_core::simulate::MAX_PLAYERS))
+    )]
     pub players: u32,
     /// Players arriving per second: high enough that the arrivals span at most 100 years of
     /// virtual time.
-    // Negative numbers reach the check below, which says what a rate must be, rather than being
-    // taken for an unknown option.
-    #[arg(long, default_value_t = 50.0, allow_negative_numbers = true)]
+    // Negative numbers (and -inf) reach the check below, which says what a rate must be, rather
+    // than being taken for an unknown option.
+    #[arg(long, default_value_t = 50.0, allow_hyphen_values = true)]
     pub rate: f64,
     /// Seed of the synthetic traffic: the same seed gives the same report, byte for byte.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub seed: u64,
     /// Print the report as JSON: `matcher` and `fcfs`, each with its figures; one with nothing to measure is null.
     #[arg(long)]
@@ -71,7 +77,7 @@ fn read(file: &Path) -> anyhow::Result<RuleSet> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     RuleSet::from_json_str(&text).map_err(|errors| {
         anyhow::anyhow!(
-            "{} is not a valid rule set ({errors}); `queuematch ruleset validate` shows where",
+            "{} is not a valid rule set; `queuematch ruleset validate` shows where:\n{errors}",
             file.display()
         )
     })
@@ -87,8 +93,9 @@ fn figure<T>(value: Option<T>, show: impl Fn(T) -> String) -> String {
 
 /// The report as a table, the matcher beside the baseline.
 fn render(report: &SimulationReport) -> String {
-    let rows: [Row; 9] = [
+    let rows: [Row; 10] = [
         ("matches", |s| s.matches.to_string()),
+        ("matched tickets", |s| s.matched_tickets.to_string()),
         ("time to match p50", |s| {
             figure(s.time_to_match.map(|t| t.p50), |v| format!("{v:.1} s"))
         }),
@@ -112,7 +119,14 @@ fn render(report: &SimulationReport) -> String {
     ];
     let mut out = format!(
         "{}: {} players in {} tickets at {} per second, seed {}\n\n{:<22}{:>14}{:>14}\n",
-        report.rule_set, report.players, report.tickets, report.rate, report.seed, "", "matcher", "fcfs"
+        report.rule_set,
+        report.players,
+        report.tickets,
+        queuematch_core::json::figure(report.rate),
+        report.seed,
+        "",
+        "matcher",
+        "fcfs"
     );
     for (label, value) in rows {
         out.push_str(&format!(

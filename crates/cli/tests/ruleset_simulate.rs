@@ -83,11 +83,18 @@ fn a_bad_rule_set_or_rate_is_refused_with_a_reason() {
             "--rate must be a positive number of players per second, not -1",
         ),
         (&["--rate", "NaN"], "not NaN"),
-        (&["--players", "0"], "--players must be at least 1"),
-        (&["--players", "4000000000"], "--players must be at most 10000000"),
+        (&["--rate", "-inf"], "not -inf"),
+        (&["--players", "0"], "0 is not in 1..=10000000"),
+        (&["--players", "-5"], "-5 is not in 1..=10000000"),
+        (&["--players", "4000000000"], "4000000000 is not in 1..=10000000"),
+        (&["--players", "99999999999"], "99999999999 is not in 1..=10000000"),
         (
             &["--players", "100", "--rate", "1e-9"],
             "over about 3169 years of virtual time",
+        ),
+        (
+            &["--players", "1", "--rate", "5e-324"],
+            "over more than 1.8e308 years of virtual time",
         ),
     ] {
         let out = simulate(&example("ranked-1v1"), args);

@@ -49,20 +49,23 @@ pub enum InvalidConfig {
     #[error("--rate must be a positive number of players per second, not {}", crate::json::figure(*.0))]
     Rate(f64),
     #[error(
-        "--players {players} at --rate {} spread the arrivals over about {} years of virtual \
-         time, and the simulator covers at most 100: raise --rate or lower --players",
+        "--players {players} at --rate {} spread the arrivals over {} of virtual time, and the \
+         simulator covers at most 100 years: raise --rate or lower --players",
         crate::json::figure(*rate),
-        whole_or_about(*years)
+        about_years(*years)
     )]
     TooSparse { players: u32, rate: f64, years: f64 },
 }
 
-/// A count of years: whole, or in scientific notation to two figures when it is astronomical.
-fn whole_or_about(years: f64) -> String {
-    if years < 1e9 {
-        format!("{years:.0}")
+/// A count of years: whole, or in scientific notation to two figures when it is astronomical, or
+/// past what a float holds (a rate of 5e-324 players a second).
+fn about_years(years: f64) -> String {
+    if !years.is_finite() {
+        format!("more than {:.1e} years", f64::MAX)
+    } else if years < 1e9 {
+        format!("about {years:.0} years")
     } else {
-        format!("{years:.1e}")
+        format!("about {years:.1e} years")
     }
 }
 
@@ -574,6 +577,9 @@ mod tests {
             tiny.contains("--rate 1e-300 ") && tiny.contains("about 3.2e296 years"),
             "{tiny}"
         );
+        // Past what a float holds: no "inf years".
+        let least = refused(1, 5e-324).to_string();
+        assert!(least.contains("more than 1.8e308 years"), "{least}");
         // At the edges: a century of arrivals is simulated, and so is the largest pool.
         assert_eq!(config(1, 1.0 / MAX_ARRIVAL_SECONDS).validate(), Ok(()));
         assert_eq!(config(MAX_PLAYERS, 50.0).validate(), Ok(()));
