@@ -467,14 +467,17 @@ impl Splitter {
             }
         }
 
-        let mut order: Vec<usize> = (0..problem.members.len()).collect();
-        order.sort_by(|&a, &b| {
-            let per_player = |m: usize| problem.balance(m, 0) / f64::from(problem.sizes[m].max(1));
-            problem.sizes[b]
-                .cmp(&problem.sizes[a])
-                .then(per_player(b).total_cmp(&per_player(a)))
-                .then(a.cmp(&b))
-        });
+        // Each member's keys read once, not once per comparison: a candidate of many tickets is
+        // drafted by every anchor that gathers it, round after round. The member's index breaks
+        // ties, so the unstable sort orders as a stable one would.
+        let mut keyed: Vec<(u32, f64, usize)> = (0..problem.members.len())
+            .map(|m| {
+                let size = problem.sizes[m];
+                (size, problem.balance(m, 0) / f64::from(size.max(1)), m)
+            })
+            .collect();
+        keyed.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let order: Vec<usize> = keyed.into_iter().map(|(_, _, m)| m).collect();
         let mut team_of = vec![0; problem.members.len()];
         let mut counts = vec![0u32; teams];
         let mut sums = vec![0.0f64; teams];
