@@ -306,37 +306,41 @@ fn parse_program(fields: Fields<'_>, problems: &mut Problems, names: &mut HashSe
     if parsed.len() != states.len() {
         return None;
     }
-    check_reachable(start, &parsed, &states_at, problems);
+    check_reachable(start, states, &index, &states_at, problems);
     Some(Program { start, states: parsed })
 }
 
-fn check_reachable(start: usize, states: &[State], states_at: &str, problems: &mut Problems) {
-    let mut seen = vec![false; states.len()];
+/// Reports the states no transition leads to from `start`. The transitions are read from the
+/// definition as written, not from what parsed: a Choice rule or a Catcher refused for another
+/// reason still names its `Next`, and the state it names is not also "unreachable".
+fn check_reachable(
+    start: usize,
+    states: &serde_json::Map<String, Value>,
+    index: &HashMap<&str, usize>,
+    states_at: &str,
+    problems: &mut Problems,
+) {
+    let values: Vec<&Value> = states.values().collect();
+    let mut seen = vec![false; values.len()];
     let mut queue = VecDeque::from([start]);
     while let Some(i) = queue.pop_front() {
         if std::mem::replace(&mut seen[i], true) {
             continue;
         }
-        let state = &states[i];
-        if let Transition::Next(next) = state.transition {
-            queue.push_back(next);
-        }
-        match &state.body {
-            Body::Choice { choices, default } => {
-                queue.extend(choices.iter().map(|(_, next)| *next));
-                queue.extend(default.iter().copied());
-            }
-            Body::Task { handling, .. } | Body::Parallel { handling, .. } | Body::Map { handling, .. } => {
-                queue.extend(handling.catch.iter().map(|catcher| catcher.next));
-            }
-            _ => {}
-        }
+        let state = values[i];
+        let listed = |key: &str| state.get(key).and_then(Value::as_array).into_iter().flatten();
+        let targets = [state.get("Next"), state.get("Default")].into_iter().flatten().chain(
+            listed("Choices")
+                .chain(listed("Catch"))
+                .filter_map(|item| item.get("Next")),
+        );
+        queue.extend(targets.filter_map(|name| index.get(name.as_str()?).copied()));
     }
-    for (state, reached) in states.iter().zip(seen) {
+    for ((name, _), reached) in states.iter().zip(seen) {
         if !reached {
             problems.push(
-                Some(&state.name),
-                format!("{states_at}.{}", state.name),
+                Some(name),
+                format!("{states_at}.{name}"),
                 "the state is unreachable from StartAt",
             );
         }
@@ -926,6 +930,32 @@ mod tests {
                 "state 'W', field States.M.ItemProcessor.States.W.Resource: Express workflows support \
                  request/response tasks only, not 'arn:aws:states:::sqs:sendMessage.waitForTaskToken'",
             ]
+        );
+    }
+
+    #[test]
+    fn a_state_named_by_a_refused_rule_or_catcher_is_not_also_unreachable() {
+        // GIVEN a Choice rule and a Catcher refused for their own faults, and a state nothing names
+        let definition = serde_json::json!({"StartAt": "C", "States": {
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericEquals": "1", "Next": "One"}],
+                  "Default": "Other"},
+            "One": {"Type": "Succeed"},
+            "Other": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                      "Catch": [{"ErrorEquals": "States.ALL", "Next": "Handler"}], "End": true},
+            "Handler": {"Type": "Succeed"},
+            "Orphan": {"Type": "Succeed"}
+        }});
+        // WHEN it is validated
+        let problems: Vec<String> = validate(&definition).iter().map(ToString::to_string).collect();
+        // THEN the two faults are reported, and only the state nothing names is unreachable
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(
+            problems[..2].iter().all(|p| !p.contains("unreachable")),
+            "{problems:#?}"
+        );
+        assert_eq!(
+            problems[2],
+            "state 'Orphan', field States.Orphan: the state is unreachable from StartAt"
         );
     }
 
