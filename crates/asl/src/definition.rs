@@ -638,7 +638,8 @@ fn parse_map(
 ) -> Option<Body> {
     let items_path = match fields.string("ItemsPath", problems) {
         None => Path::parse_reference("$").ok()?,
-        Some(text) => match Path::parse_reference(text) {
+        // AWS lets ItemsPath, InputPath and OutputPath read the context object (`$$.`).
+        Some(text) => match Path::parse_reference_in(text, true) {
             Ok(path) => path,
             Err(message) => {
                 fields.problem(problems, "ItemsPath", message);
@@ -736,7 +737,7 @@ fn read_query_path(fields: Fields<'_>, key: &str, problems: &mut Problems) -> Op
         Some(Some(text)) => text,
         None => "$",
     };
-    match Path::parse(text, false) {
+    match Path::parse(text, true) {
         Ok(path) => Some(path),
         Err(message) => {
             fields.problem(problems, key, message);

@@ -27,7 +27,7 @@ use crate::dispatch::{is_function_arn, TaskDispatcher};
 use crate::error::{names, Failure};
 use crate::history::{self, EventSink, HistoryEvent, Line, Recorder};
 use crate::intrinsic::Scope;
-use crate::path::Path;
+use crate::path::{select_from, Path, Root};
 use crate::retry::error_matches;
 use crate::template::Template;
 
@@ -371,6 +371,7 @@ impl Engine {
             entered,
             retry_count: 0,
         };
+        let context = run.context(visit, None);
         match &state.body {
             Body::Pass {
                 parameters,
@@ -381,21 +382,23 @@ impl Engine {
                 let result = if let Some(result) = result {
                     result.clone()
                 } else if let Some(parameters) = parameters {
-                    let effective = effective_input(state, &input)?;
+                    let effective = effective_input(state, &input, &context)?;
                     run.evaluate(parameters, &effective, visit, None)?
                 } else if result_is_root {
                     // The commonest Pass: its output is its (filtered) input, moved rather than copied.
-                    return Ok((output_path(state, take_effective_input(state, input)?)?, next));
+                    return Ok((
+                        output_path(state, take_effective_input(state, input, &context)?, &context)?,
+                        next,
+                    ));
                 } else {
-                    effective_input(state, &input)?.into_owned()
+                    effective_input(state, &input, &context)?.into_owned()
                 };
                 let combined =
                     apply_result_path(result_path.as_ref(), input, result).map_err(|(failure, _)| failure)?;
-                Ok((output_path(state, combined)?, next))
+                Ok((output_path(state, combined, &context)?, next))
             }
             Body::Choice { choices, default } => {
-                let effective = take_effective_input(state, input)?;
-                let context = run.context(visit, None);
+                let effective = take_effective_input(state, input, &context)?;
                 let mut chosen = None;
                 for (rule, target) in choices {
                     if rule.evaluate(&effective, &context)? {
@@ -408,17 +411,19 @@ impl Engine {
                     // Catch or Retry takes: the execution fails.
                     return Err(Failure::runtime(format!("No Matches! (state '{}')", state.name)));
                 };
-                Ok((output_path(state, effective)?, Next::State(target)))
+                Ok((output_path(state, effective, &context)?, Next::State(target)))
             }
             Body::Wait(wait) => {
-                let effective = take_effective_input(state, input)?;
+                let effective = take_effective_input(state, input, &context)?;
                 let deadline = wait_deadline(wait, &effective, entered)?;
                 run.clock.sleep_until(deadline).await;
-                Ok((output_path(state, effective)?, next))
+                Ok((output_path(state, effective, &context)?, next))
             }
-            Body::Succeed => Ok((output_path(state, take_effective_input(state, input)?)?, Next::End)),
+            Body::Succeed => Ok((
+                output_path(state, take_effective_input(state, input, &context)?, &context)?,
+                Next::End,
+            )),
             Body::Fail { error, cause } => {
-                let context = run.context(visit, None);
                 let error = resolve_dynamic(error.as_ref(), &input, &context, run, "ErrorPath")?;
                 let cause = resolve_dynamic(cause.as_ref(), &input, &context, run, "CausePath")?;
                 Err(Failure {
@@ -451,7 +456,7 @@ impl Engine {
                 .await
             {
                 Ok(result) => match apply_result_path(handling.result_path.as_ref(), input, result) {
-                    Ok(combined) => return Ok((output_path(visit.state, combined)?, next)),
+                    Ok(combined) => return Ok((output_path(visit.state, combined, &run.context(visit, None))?, next)),
                     Err((failure, original)) => {
                         input = original;
                         failure
@@ -499,7 +504,8 @@ impl Engine {
         line: &mut Line,
     ) -> Result<Value, Failure> {
         let state = visit.state;
-        let effective = effective_input(state, raw)?;
+        let context = run.context(visit, None);
+        let effective = effective_input(state, raw, &context)?;
         let result = match &state.body {
             Body::Task { resource, timeout, .. } => {
                 let timeout = match timeout {
@@ -526,7 +532,7 @@ impl Engine {
                 max_concurrency,
                 ..
             } => {
-                let items = items_path.select(&effective).map_err(|_| {
+                let items = select_from(items_path, &effective, &context).map_err(|_| {
                     Failure::runtime(format!(
                         "Map state '{}': ItemsPath '{items_path}' selects nothing",
                         state.name
@@ -810,16 +816,24 @@ fn task_details(resource_type: &str, resource: &str, lambda: bool, failure: &Fai
 }
 
 /// The state's input after InputPath, borrowed where possible.
-fn effective_input<'v>(state: &State, input: &'v Value) -> Result<Cow<'v, Value>, Failure> {
+fn effective_input<'v>(
+    state: &State,
+    input: &'v Value,
+    context: &'v ContextObject<'_>,
+) -> Result<Cow<'v, Value>, Failure> {
     match &state.input_path {
         None => Ok(Cow::Owned(json!({}))),
-        Some(path) => path.select(input).map_err(|_| no_results("InputPath", path, input)),
+        Some(path) => select_from(path, input, context).map_err(|_| no_results("InputPath", path, input)),
     }
 }
 
-fn take_effective_input(state: &State, input: Value) -> Result<Value, Failure> {
+fn take_effective_input(state: &State, input: Value, context: &ContextObject<'_>) -> Result<Value, Failure> {
     match &state.input_path {
         None => Ok(json!({})),
+        Some(path) if path.root() == Root::Context => context
+            .select(path)
+            .map(Cow::into_owned)
+            .map_err(|_| no_results("InputPath", path, &input)),
         Some(path) if path.steps().is_empty() && path.is_definite() => Ok(input),
         // Checked first so that a failing path can still show the input it failed on.
         Some(path) if path.select(&input).is_err() => Err(no_results("InputPath", path, &input)),
@@ -829,9 +843,13 @@ fn take_effective_input(state: &State, input: Value) -> Result<Value, Failure> {
     }
 }
 
-fn output_path(state: &State, value: Value) -> Result<Value, Failure> {
+fn output_path(state: &State, value: Value, context: &ContextObject<'_>) -> Result<Value, Failure> {
     match &state.output_path {
         None => Ok(json!({})),
+        Some(path) if path.root() == Root::Context => context
+            .select(path)
+            .map(Cow::into_owned)
+            .map_err(|_| no_results("OutputPath", path, &value)),
         Some(path) => match path.select(&value) {
             Ok(_) => path
                 .select_owned(value)

@@ -104,7 +104,13 @@ impl Path {
 
     /// Parses a reference path: definite, and never the context object.
     pub fn parse_reference(text: &str) -> Result<Path, String> {
-        let path = Path::parse(text, false)?;
+        Path::parse_reference_in(text, false)
+    }
+
+    /// Parses a reference path that may start from the context object (`$$.`), as a Map's
+    /// ItemsPath may.
+    pub fn parse_reference_in(text: &str, allow_context: bool) -> Result<Path, String> {
+        let path = Path::parse(text, allow_context)?;
         if !path.is_definite() {
             return Err(format!(
                 "'{text}' is not a reference path: wildcards, filters and slices are not allowed"
