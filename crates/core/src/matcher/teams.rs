@@ -143,6 +143,19 @@ impl Problem<'_, '_> {
     }
 }
 
+/// The team with the lowest sum among those with room for `size` more players under `limit`; the
+/// first such team on a tie. Generic over `limit`, so that the loop inlines it: a draft makes this
+/// choice for every member, and a squads candidate is drafted by every anchor that gathers it.
+fn lightest_with_room(sums: &[f64], counts: &[u32], size: u32, limit: impl Fn(usize) -> u32) -> Option<usize> {
+    let mut lightest: Option<usize> = None;
+    for (t, (&sum, &count)) in sums.iter().zip(counts).enumerate() {
+        if count + size <= limit(t) && lightest.is_none_or(|l| sum.total_cmp(&sums[l]).is_lt()) {
+            lightest = Some(t);
+        }
+    }
+    lightest
+}
+
 /// The largest difference between the averages of teams that have players.
 pub(crate) fn spread_of_averages(sums: &[f64], counts: &[u32]) -> f64 {
     spread(
@@ -483,12 +496,8 @@ impl Splitter {
         let mut sums = vec![0.0f64; teams];
         for &m in &order {
             let size = problem.sizes[m];
-            let pick = |limit: &dyn Fn(usize) -> u32| {
-                (0..teams)
-                    .filter(|&t| counts[t] + size <= limit(t))
-                    .min_by(|&a, &b| sums[a].total_cmp(&sums[b]).then(a.cmp(&b)))
-            };
-            let team = pick(&|t| targets[t]).or_else(|| pick(&|t| slots[t].max_players))?;
+            let team = lightest_with_room(&sums, &counts, size, |t| targets[t])
+                .or_else(|| lightest_with_room(&sums, &counts, size, |t| slots[t].max_players))?;
             team_of[m] = team;
             counts[team] += size;
             sums[team] += problem.balance(m, 0);
