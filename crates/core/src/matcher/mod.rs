@@ -136,8 +136,9 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 /// path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Paths {
-    /// The plain solos' reading (see `prepare::Reader::plain_solos`) and the duel path (see
-    /// [`duels_only`]) where they apply.
+    /// The plain solos' reading (see `prepare::Reader::plain_solos`), the duel path (see
+    /// [`duels_only`]) where they apply, and no team draft for a candidate no split can balance
+    /// (see `teams::Splitter::skipping_unbalanceable`).
     Fastest,
     /// The general paths for every ticket and rule set.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -167,6 +168,7 @@ fn round_by(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairing: Pai
         walked,
         pairing,
         now,
+        paths,
     };
     let (matches, ids) = if paths == Paths::Fastest && duels_only(&plan) {
         let duels = form_duels(&round, &mut chain);
@@ -194,6 +196,7 @@ struct Round<'r, 'a> {
     walked: usize,
     pairing: Pairing,
     now: Timestamp,
+    paths: Paths,
 }
 
 /// The entries, oldest first: by created_at, then id, so ties never depend on the pool's order.
@@ -586,7 +589,7 @@ fn form<F: Forming>(
     mut record: impl FnMut(&F, &Splitter, f64, &Limits),
 ) {
     let (plan, pool) = (round.plan, round.pool);
-    let mut splitter = Splitter::default();
+    let mut splitter = Splitter::skipping_unbalanceable(round.paths == Paths::Fastest);
     for (i, &anchor) in round.by_age.iter().enumerate() {
         // Anchors come in age order, each at random in the walk order: the memory of the one a few
         // places on is asked for now, so that it is in the cache when its turn comes.

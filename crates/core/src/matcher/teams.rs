@@ -91,6 +91,44 @@ impl Problem<'_, '_> {
             .all(|((&n, slot), &min)| n >= min && n <= slot.max_players)
     }
 
+    /// Whether some team-balance rule must fail however the members are split, by a bound that
+    /// holds for every split: the teams' mean `m` (players weighted) lies between the lowest and the
+    /// highest team average; and the team of a ticket whose players average `a` averages at least
+    /// `lo + (a - lo) * s / n_max` (its `s` players, the rest of a team of at most `n_max` at the
+    /// lowest ticket average `lo`), and symmetrically at most. So the imbalance is at least the
+    /// highest such floor less the lowest such ceiling, and each of them against `m`. A margin keeps
+    /// rounding from refusing a split the tally would accept.
+    fn surely_unbalanced(&self) -> bool {
+        let n_max = self.plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
+        if n_max == 0 || self.members.is_empty() {
+            return false;
+        }
+        let n_max = f64::from(n_max);
+        self.limits.max_difference.iter().enumerate().any(|(column, &limit)| {
+            let averages = (0..self.members.len()).map(|m| {
+                let size = f64::from(self.sizes[m].max(1));
+                (self.balance(m, column) / size, size)
+            });
+            let (lo, hi) = averages
+                .clone()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, _)| {
+                    (lo.min(a), hi.max(a))
+                });
+            let (total, players) = averages.clone().fold((0.0, 0.0), |(v, n), (a, s)| (v + a * s, n + s));
+            let mean = total / players;
+            let floor = averages
+                .clone()
+                .map(|(a, s)| lo + (a - lo) * s / n_max)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let ceiling = averages
+                .map(|(a, s)| hi - (hi - a) * s / n_max)
+                .fold(f64::INFINITY, f64::min);
+            let bound = (floor - ceiling).max(floor - mean).max(mean - ceiling);
+            let margin = EPSILON + 1e-9 * lo.abs().max(hi.abs());
+            bound.is_finite() && bound > limit + margin
+        })
+    }
+
     /// Every team-balance rule holds.
     fn balanced(&self, scratch: &mut Scratch, team_of: &[usize]) -> bool {
         let limits = &self.limits.max_difference;
@@ -239,9 +277,22 @@ pub(crate) struct Splitter {
     team_reach: Vec<u32>,
     reach_width: usize,
     scratch: Scratch,
+    /// Whether a candidate too many for the exhaustive search is refused without a draft when no
+    /// split at all could meet its balance rules (see `Problem::surely_unbalanced`). The draft
+    /// would fail too; this only spares the work, which a squads rule set whose parties fill teams
+    /// alone spent on thousands of drafts a round. Off only to test that it changes nothing.
+    skip_unbalanceable: bool,
 }
 
 impl Splitter {
+    /// A splitter for a round; `skip` sets [`Splitter::skip_unbalanceable`].
+    pub fn skipping_unbalanceable(skip: bool) -> Self {
+        Splitter {
+            skip_unbalanceable: skip,
+            ..Splitter::default()
+        }
+    }
+
     /// Splits `members` into the plan's teams; on success the split is in [`Splitter::team_of`] and
     /// the imbalance (of balance column 0) is returned. `None` when no split satisfies the rules.
     pub fn split(&mut self, plan: &Plan, pool: &Pool, limits: &Limits, members: &[u32]) -> Option<f64> {
@@ -271,7 +322,15 @@ impl Splitter {
         // A search that ran to the end and found nothing proves there is no split; only one cut
         // short (or never started) hands over to the heuristic.
         let searched_all = members.len() <= EXHAUSTIVE_TICKETS && self.nodes <= NODE_BUDGET;
-        let found = found.or_else(|| if searched_all { None } else { self.draft(problem) });
+        // The draft is a heuristic over many tickets; where no split at all can balance, it would
+        // fail, and is not tried.
+        let found = found.or_else(|| {
+            if searched_all || (self.skip_unbalanceable && problem.surely_unbalanced()) {
+                None
+            } else {
+                self.draft(problem)
+            }
+        });
         self.sizes = sizes;
         found
     }

@@ -606,3 +606,71 @@ mod duel_path {
         }
     }
 }
+
+/// A candidate no split can balance is refused without a draft on the fastest path: that must
+/// decide exactly as drafting it does, on rule sets of many small teams with parties.
+mod unbalanceable {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn squads() -> impl Strategy<Value = RuleSet> {
+        (3u32..8, 1u32..3, 2u32..5, 0.0f64..400.0, any::<bool>()).prop_filter_map(
+            "valid rule set",
+            |(quantity, min, max, difference, expand)| {
+                let expansions = if expand {
+                    json!([{"target": "rules[even].maxDifference", "steps": [{"waitTimeSeconds": 20, "value": difference * 3.0}]}])
+                } else {
+                    json!([])
+                };
+                RuleSet::from_json(&json!({
+                    "name": "duel",
+                    "ruleLanguageVersion": "1.0",
+                    "playerAttributes": [{"name": "skill", "type": "number", "default": 1500}],
+                    "teams": [{"name": "squad", "minPlayers": min.min(max), "maxPlayers": max, "quantity": quantity}],
+                    "rules": [{"name": "even", "type": "teamBalance", "attribute": "skill", "maxDifference": difference}],
+                    "expansions": expansions,
+                    "queue": {"timeoutSeconds": 120}
+                }))
+                .ok()
+            },
+        )
+    }
+
+    /// 15 to 60 tickets of one to three players, skills far apart and alike, coarse ages.
+    fn pools() -> impl Strategy<Value = Vec<Ticket>> {
+        let skill = prop_oneof![Just(1500.0f64), 500.0f64..2500.0];
+        let tickets = (prop::collection::vec(skill, 1..=3), 0u64..=60_000);
+        prop::collection::vec(tickets, 15..60).prop_map(|tickets| {
+            tickets
+                .into_iter()
+                .enumerate()
+                .map(|(i, (skills, created_at))| {
+                    let players = (skills.iter().enumerate())
+                        .map(|(j, &s)| player(&format!("p{i}-{j}"), s.round()))
+                        .collect();
+                    ticket(&format!("t{i:02}"), created_at / 5_000 * 5_000, players)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn skipping_drafts_that_cannot_balance_changes_no_match(rule_set in squads(), pool in pools()) {
+            for pairing in [Pairing::ClosestSkill, Pairing::ArrivalOrder] {
+                let now = Timestamp(60_000);
+                let fastest = round_by(&pool, &rule_set, now, pairing, Paths::Fastest);
+                let general = round_by(&pool, &rule_set, now, pairing, Paths::General);
+                for m in &fastest.matches {
+                    prop_assert!(check_match(m, &pool, &rule_set).is_ok());
+                }
+                prop_assert_eq!(
+                    serde_json::to_string(&fastest).unwrap(),
+                    serde_json::to_string(&general).unwrap()
+                );
+            }
+        }
+    }
+}
