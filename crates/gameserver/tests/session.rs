@@ -13,6 +13,7 @@ use queuematch_core::ports::fleet::Endpoint;
 use queuematch_core::ports::{ErrorType, Fleet};
 use queuematch_gameserver::client::{ClientError, GameClient, GameEvent};
 use queuematch_gameserver::game::{self, Outcome};
+use queuematch_local::ProcessFleet;
 use rand::SeedableRng;
 use std::collections::HashSet;
 use std::process::Stdio;
@@ -81,6 +82,49 @@ async fn outcome(handle: tokio::task::JoinHandle<Outcome>) -> Outcome {
         .await
         .unwrap_or_else(|_| panic!("no result within {STEP:?}"))
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A two-player match (p-a on red, p-b on blue) placed as one session on a fleet of one server
+/// started with `server_args`, which reports to a receiver of its own; ready to be joined.
+struct Hosted {
+    receiver: ReportReceiver,
+    /// Kept so that the server runs as long as the test does.
+    _fleet: ProcessFleet,
+    session: &'static str,
+    secret: SessionSecret,
+    endpoint: Endpoint,
+}
+
+impl Hosted {
+    async fn start(session: &'static str, server_args: &[&str]) -> Self {
+        let receiver = ReportReceiver::start().await;
+        let fleet = common::fleet(&receiver.url, 1, server_args);
+        let secret = random_secret();
+        let placed = fleet
+            .place(&session.into(), &two_player_match("p"), &secret)
+            .await
+            .unwrap_or_else(|e| panic!("place {session}: {e}"));
+        let (_, endpoint) = common::ready(&fleet, &placed).await;
+        Hosted {
+            receiver,
+            _fleet: fleet,
+            session,
+            secret,
+            endpoint,
+        }
+    }
+
+    /// A token for `player` to this session.
+    fn token(&self, player: &str) -> String {
+        token(&self.secret, self.session, player)
+    }
+
+    /// The session's reports, until its end, each checked as the service checks it: their kinds.
+    async fn reports_until_end(&self) -> (Vec<common::Received>, Vec<String>) {
+        let reports = self.receiver.until("end").await;
+        let kinds = check_reports(&reports, self.session, &self.secret);
+        (reports, kinds)
+    }
 }
 
 #[tokio::test]
@@ -188,27 +232,17 @@ async fn players_with_valid_tokens_play_in_ticks_and_the_signed_result_is_report
 
 #[tokio::test]
 async fn a_player_who_leaves_mid_game_leaves_an_open_slot_that_a_backfilled_player_takes() {
-    let receiver = ReportReceiver::start().await;
-    let fleet = common::fleet(
-        &receiver.url,
-        1,
-        &[
-            "--ticks-per-second",
-            "50",
-            "--game-ticks",
-            "100",
-            "--heartbeat-interval",
-            "100ms",
-        ],
-    );
-    let secret = random_secret();
-    let placed = fleet
-        .place(&"s-leave".into(), &two_player_match("p"), &secret)
-        .await
-        .unwrap();
-    let (_, endpoint) = common::ready(&fleet, &placed).await;
-    let mut a = join(&endpoint, &token(&secret, "s-leave", "p-a")).await;
-    let mut b = join(&endpoint, &token(&secret, "s-leave", "p-b")).await;
+    let args = [
+        "--ticks-per-second",
+        "50",
+        "--game-ticks",
+        "100",
+        "--heartbeat-interval",
+        "100ms",
+    ];
+    let hosted = Hosted::start("s-leave", &args).await;
+    let mut a = join(&hosted.endpoint, &hosted.token("p-a")).await;
+    let mut b = join(&hosted.endpoint, &hosted.token("p-b")).await;
 
     // GIVEN the game has started and p-b quits at once
     assert!(matches!(b.next().await.unwrap(), GameEvent::Tick(view) if view.tick == 0));
@@ -226,16 +260,16 @@ async fn a_player_who_leaves_mid_game_leaves_an_open_slot_that_a_backfilled_play
     }
     assert!(refused.unwrap().contains("outside [0, 1]"));
     // AND a player the service backfilled into the session connects: p-b's open slot is theirs
-    let c = join(&endpoint, &token(&secret, "s-leave", "p-c")).await;
+    let c = join(&hosted.endpoint, &hosted.token("p-c")).await;
     assert_eq!(c.welcome().team, "blue", "the open slot is the blue team's");
     // AND once the slot is taken, another stranger finds none
     assert_eq!(
-        denial(&endpoint, &token(&secret, "s-leave", "p-d")).await,
+        denial(&hosted.endpoint, &hosted.token("p-d")).await,
         "player p-d is not in this session, and it has no open slot"
     );
     // AND p-b, back too late, finds their slot taken: the team stays at its size
     assert_eq!(
-        denial(&endpoint, &token(&secret, "s-leave", "p-b")).await,
+        denial(&hosted.endpoint, &hosted.token("p-b")).await,
         "player p-b is not in this session, and it has no open slot"
     );
     let (a, c) = (player(a, Some(0.05), 3), player(c, Some(0.05), 4));
@@ -252,12 +286,9 @@ async fn a_player_who_leaves_mid_game_leaves_an_open_slot_that_a_backfilled_play
         vec![PlayerId::from("p-b"), PlayerId::from("p-c")]
     );
     assert_eq!(told.teams[1].score, score("p-c"));
-    let reports = receiver.until("end").await;
+    let (reports, kinds) = hosted.reports_until_end().await;
     // AND the service was told of the departure, signed like every report, so it could backfill
-    assert_eq!(
-        check_reports(&reports, "s-leave", &secret),
-        ["ready", "playerLeft", "result", "end"]
-    );
+    assert_eq!(kinds, ["ready", "playerLeft", "result", "end"]);
     let left = reports.iter().find(|r| r.kind() == "playerLeft").unwrap().json();
     assert_eq!(left, serde_json::json!({"type": "playerLeft", "playerId": "p-b"}));
     let scores = &reports.iter().find(|r| r.kind() == "result").unwrap().json()["result"]["scores"];
@@ -270,34 +301,24 @@ async fn a_player_who_leaves_mid_game_leaves_an_open_slot_that_a_backfilled_play
 
 #[tokio::test]
 async fn a_player_who_reconnects_mid_game_plays_on_in_their_own_slot() {
-    let receiver = ReportReceiver::start().await;
-    let fleet = common::fleet(
-        &receiver.url,
-        1,
-        &[
-            "--ticks-per-second",
-            "50",
-            "--game-ticks",
-            "60",
-            "--heartbeat-interval",
-            "100ms",
-        ],
-    );
-    let secret = random_secret();
-    let placed = fleet
-        .place(&"s-back".into(), &two_player_match("p"), &secret)
-        .await
-        .unwrap();
-    let (_, endpoint) = common::ready(&fleet, &placed).await;
-    let a = join(&endpoint, &token(&secret, "s-back", "p-a")).await;
-    let mut b = join(&endpoint, &token(&secret, "s-back", "p-b")).await;
+    let args = [
+        "--ticks-per-second",
+        "50",
+        "--game-ticks",
+        "60",
+        "--heartbeat-interval",
+        "100ms",
+    ];
+    let hosted = Hosted::start("s-back", &args).await;
+    let a = join(&hosted.endpoint, &hosted.token("p-a")).await;
+    let mut b = join(&hosted.endpoint, &hosted.token("p-b")).await;
     let a = player(a, Some(0.05), 5);
     // p-b loses their connection after a few ticks, and comes back with the same token
     for _ in 0..5 {
         b.next().await.unwrap();
     }
     drop(b);
-    let b = join(&endpoint, &token(&secret, "s-back", "p-b")).await;
+    let b = join(&hosted.endpoint, &hosted.token("p-b")).await;
     assert_eq!(b.welcome().team, "blue");
     let told = outcome(player(b, Some(0.05), 6)).await;
     assert_eq!(outcome(a).await, told);
@@ -308,28 +329,18 @@ async fn a_player_who_reconnects_mid_game_plays_on_in_their_own_slot() {
         "still one player on blue"
     );
     // AND the service heard both: the slot opened, then closed again
-    let reports = receiver.until("end").await;
-    assert_eq!(
-        check_reports(&reports, "s-back", &secret),
-        ["ready", "playerLeft", "playerReturned", "result", "end"]
-    );
+    let (_, kinds) = hosted.reports_until_end().await;
+    assert_eq!(kinds, ["ready", "playerLeft", "playerReturned", "result", "end"]);
 }
 
 #[tokio::test]
 async fn the_lobby_timer_starts_the_game_with_the_players_present() {
-    let receiver = ReportReceiver::start().await;
     let mut args = FAST.to_vec();
     args.extend(["--lobby-timeout", "500ms"]);
-    let fleet = common::fleet(&receiver.url, 1, &args);
-    let secret = random_secret();
-    let placed = fleet
-        .place(&"s-timer".into(), &two_player_match("p"), &secret)
-        .await
-        .unwrap();
-    let (_, endpoint) = common::ready(&fleet, &placed).await;
+    let hosted = Hosted::start("s-timer", &args).await;
 
     // GIVEN only one of the two players shows up
-    let mut a = join(&endpoint, &token(&secret, "s-timer", "p-a")).await;
+    let mut a = join(&hosted.endpoint, &hosted.token("p-a")).await;
     // WHEN the lobby timer runs out, the game starts without the other (an aim before it is refused)
     a.send_text(r#"{"type":"aim","tick":0,"x":0.5,"y":0.5}"#).await.unwrap();
     assert!(matches!(a.next().await.unwrap(), GameEvent::Refused(r) if r.contains("not started")));
@@ -337,8 +348,8 @@ async fn the_lobby_timer_starts_the_game_with_the_players_present() {
     // THEN the absent player scores 0, and the present one wins
     assert_eq!(told.winners, ["red"]);
     assert_eq!(told.scores[&PlayerId::from("p-b")], 0.0);
-    let reports = receiver.until("end").await;
-    assert_eq!(check_reports(&reports, "s-timer", &secret), ["ready", "result", "end"]);
+    let (reports, kinds) = hosted.reports_until_end().await;
+    assert_eq!(kinds, ["ready", "result", "end"]);
     let heartbeats = reports.iter().filter(|r| r.kind() == "heartbeat").count();
     assert!(
         heartbeats >= 2,
@@ -412,22 +423,15 @@ async fn without_its_secret_a_command_line_session_does_not_start() {
 
 #[tokio::test]
 async fn a_player_who_reconnects_in_the_lobby_replaces_their_earlier_connection() {
-    let receiver = ReportReceiver::start().await;
-    let fleet = common::fleet(&receiver.url, 1, &FAST);
-    let secret = random_secret();
-    let placed = fleet
-        .place(&"s-again".into(), &two_player_match("p"), &secret)
-        .await
-        .unwrap();
-    let (_, endpoint) = common::ready(&fleet, &placed).await;
+    let hosted = Hosted::start("s-again", &FAST).await;
 
     // GIVEN p-a in the lobby
-    let mut first = join(&endpoint, &token(&secret, "s-again", "p-a")).await;
+    let mut first = join(&hosted.endpoint, &hosted.token("p-a")).await;
     // WHEN p-a connects again (a client that lost its connection, say)
-    let again = join(&endpoint, &token(&secret, "s-again", "p-a")).await;
+    let again = join(&hosted.endpoint, &hosted.token("p-a")).await;
     // THEN the earlier connection is closed, and p-a still counts once: the game waits for p-b
     assert!(first.next().await.is_err(), "the earlier connection is closed");
-    let b = join(&endpoint, &token(&secret, "s-again", "p-b")).await;
+    let b = join(&hosted.endpoint, &hosted.token("p-b")).await;
     let (a, b) = (player(again, Some(0.02), 10), player(b, None, 11));
     let told = outcome(a).await;
     outcome(b).await;
@@ -439,18 +443,11 @@ async fn a_player_who_reconnects_in_the_lobby_replaces_their_earlier_connection(
 async fn a_seated_player_who_sends_a_message_too_big_is_closed_with_the_code_for_it() {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-    let receiver = ReportReceiver::start().await;
-    let fleet = common::fleet(&receiver.url, 1, &FAST);
-    let secret = random_secret();
-    let placed = fleet
-        .place(&"s-big".into(), &two_player_match("p"), &secret)
-        .await
-        .unwrap();
-    let (_, endpoint) = common::ready(&fleet, &placed).await;
+    let hosted = Hosted::start("s-big", &FAST).await;
 
     // GIVEN p-a seated in the lobby
-    let mut socket = raw(&endpoint).await;
-    let hello = serde_json::json!({"type": "hello", "token": token(&secret, "s-big", "p-a")});
+    let mut socket = raw(&hosted.endpoint).await;
+    let hello = serde_json::json!({"type": "hello", "token": hosted.token("p-a")});
     socket.send(Message::text(hello.to_string())).await.unwrap();
     assert_eq!(raw_next(&mut socket).await.unwrap()["type"], "welcome");
 
