@@ -49,19 +49,24 @@ fn every_placeholder_of_a_workflow_has_a_local_value() {
     }
 }
 
+/// Why loading a directory that holds one workflow, `name`, defined by `text`, failed.
+fn load_error(name: &str, text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join(format!("{name}{DEFINITION_SUFFIX}")), text).unwrap_or_else(|e| panic!("{e}"));
+    match LocalWorkflows::load(dir.path(), WorkflowsConfig::default()) {
+        Ok(_) => panic!("workflow {name} was loaded"),
+        Err(error) => error.to_string(),
+    }
+}
+
 #[test]
 fn load_refuses_a_definition_that_gives_a_key_twice() {
     // GIVEN a workflow whose Pass state gives its Result twice
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let text = r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Result":1,"Result":2,"End":true}}}"#;
-    std::fs::write(dir.path().join(format!("twice{DEFINITION_SUFFIX}")), text).unwrap_or_else(|e| panic!("{e}"));
-    // WHEN the workflows are loaded
-    let error = LocalWorkflows::load(dir.path(), WorkflowsConfig::default())
-        .map(|_| ())
-        .unwrap_err();
-    // THEN the workflow is refused, by name, with the key and where it is given again
+    // WHEN the workflows are loaded, THEN the workflow is refused, by name, with the key and where
+    // it is given again
     assert_eq!(
-        error.to_string(),
+        load_error("twice", text),
         "workflow twice: the definition is not valid JSON: the key `Result` is given twice in one object \
          at line 1 column 63"
     );
@@ -70,17 +75,11 @@ fn load_refuses_a_definition_that_gives_a_key_twice() {
 #[test]
 fn load_refuses_a_sync_task_naming_it_as_every_definition_problem_is_named() {
     // GIVEN a workflow with a .sync task, which the Express workflows of the template cannot run
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let text =
         r#"{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke.sync","End":true}}}"#;
-    std::fs::write(dir.path().join(format!("sync{DEFINITION_SUFFIX}")), text).unwrap_or_else(|e| panic!("{e}"));
-    // WHEN the workflows are loaded
-    let error = LocalWorkflows::load(dir.path(), WorkflowsConfig::default())
-        .map(|_| ())
-        .unwrap_err();
-    // THEN the task is refused at its path from the root of the definition
+    // WHEN the workflows are loaded, THEN the task is refused at its path from the root of the definition
     assert_eq!(
-        error.to_string(),
+        load_error("sync", text),
         "workflow sync: the definition has 1 problem(s)\n  - state 'A', field States.A.Resource: Express workflows \
          support request/response tasks only, not 'arn:aws:states:::lambda:invoke.sync'"
     );
