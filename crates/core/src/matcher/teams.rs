@@ -100,28 +100,30 @@ impl Problem<'_, '_> {
     /// rounding from refusing a split the tally would accept.
     fn surely_unbalanced(&self) -> bool {
         let n_max = self.plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
-        if n_max == 0 || self.members.is_empty() {
+        if n_max == 0 || self.members.is_empty() || self.limits.max_difference.is_empty() {
             return false;
         }
         let n_max = f64::from(n_max);
+        let sizes: Vec<f64> = self.sizes.iter().map(|&s| f64::from(s.max(1))).collect();
+        let players: f64 = sizes.iter().sum();
         self.limits.max_difference.iter().enumerate().any(|(column, &limit)| {
-            let averages = (0..self.members.len()).map(|m| {
-                let size = f64::from(self.sizes[m].max(1));
-                (self.balance(m, column) / size, size)
-            });
+            // Each ticket's players' average, read from the pool once for the four folds below.
+            let averages: Vec<(f64, f64)> = (0..self.members.len())
+                .map(|m| (self.balance(m, column) / sizes[m], sizes[m]))
+                .collect();
             let (lo, hi) = averages
-                .clone()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, _)| {
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(a, _)| {
                     (lo.min(a), hi.max(a))
                 });
-            let (total, players) = averages.clone().fold((0.0, 0.0), |(v, n), (a, s)| (v + a * s, n + s));
-            let mean = total / players;
+            let mean = averages.iter().map(|&(a, s)| a * s).sum::<f64>() / players;
             let floor = averages
-                .clone()
-                .map(|(a, s)| lo + (a - lo) * s / n_max)
+                .iter()
+                .map(|&(a, s)| lo + (a - lo) * s / n_max)
                 .fold(f64::NEG_INFINITY, f64::max);
             let ceiling = averages
-                .map(|(a, s)| hi - (hi - a) * s / n_max)
+                .iter()
+                .map(|&(a, s)| hi - (hi - a) * s / n_max)
                 .fold(f64::INFINITY, f64::min);
             let bound = (floor - ceiling).max(floor - mean).max(mean - ceiling);
             let margin = EPSILON + 1e-9 * lo.abs().max(hi.abs());
