@@ -828,34 +828,29 @@ fn effective_input<'v>(
 }
 
 fn take_effective_input(state: &State, input: Value, context: &ContextObject<'_>) -> Result<Value, Failure> {
-    match &state.input_path {
-        None => Ok(json!({})),
-        Some(path) if path.root() == Root::Context => context
-            .select(path)
-            .map(Cow::into_owned)
-            .map_err(|_| no_results("InputPath", path, &input)),
-        Some(path) if path.steps().is_empty() && path.is_definite() => Ok(input),
-        // Checked first so that a failing path can still show the input it failed on.
-        Some(path) if path.select(&input).is_err() => Err(no_results("InputPath", path, &input)),
-        Some(path) => path
-            .select_owned(input)
-            .map_err(|_| Failure::runtime(format!("Invalid InputPath '{path}'"))),
-    }
+    take_path("InputPath", state.input_path.as_ref(), input, context)
 }
 
 fn output_path(state: &State, value: Value, context: &ContextObject<'_>) -> Result<Value, Failure> {
-    match &state.output_path {
-        None => Ok(json!({})),
-        Some(path) if path.root() == Root::Context => context
+    take_path("OutputPath", state.output_path.as_ref(), value, context)
+}
+
+/// InputPath or OutputPath (`field`) applied to a value the state owns: `{}` for a null path, the
+/// value itself for `$`, else the part selected from the value (moved out, not cloned) or from the
+/// context object.
+fn take_path(field: &str, path: Option<&Path>, value: Value, context: &ContextObject<'_>) -> Result<Value, Failure> {
+    let Some(path) = path else { return Ok(json!({})) };
+    match path.root() {
+        Root::Context => context
             .select(path)
             .map(Cow::into_owned)
-            .map_err(|_| no_results("OutputPath", path, &value)),
-        Some(path) => match path.select(&value) {
-            Ok(_) => path
-                .select_owned(value)
-                .map_err(|_| Failure::runtime(format!("Invalid OutputPath '{path}'"))),
-            Err(_) => Err(no_results("OutputPath", path, &value)),
-        },
+            .map_err(|_| no_results(field, path, &value)),
+        Root::Data if path.steps().is_empty() && path.is_definite() => Ok(value),
+        // Checked first so that a failing path can still show the value it failed on.
+        Root::Data if path.select(&value).is_err() => Err(no_results(field, path, &value)),
+        Root::Data => path
+            .select_owned(value)
+            .map_err(|_| Failure::runtime(format!("Invalid {field} '{path}'"))),
     }
 }
 
