@@ -4,7 +4,7 @@
 //! The readers live in `queuematch-json`, shared with the ASL engine, which does not depend on the domain;
 //! they are re-exported here for the domain's readers and the adapters that use them.
 
-pub use queuematch_json::{from_slice_unique, from_str_unique};
+pub use queuematch_json::{from_slice_unique, from_str_unique, position};
 
 /// `x` as a person reads it in a message: plain decimals in the usual range, else in scientific
 /// notation (a rate of `1e-300`, or a limit of `1e300`, is not three hundred digits).

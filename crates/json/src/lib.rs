@@ -20,6 +20,25 @@ pub fn from_slice_unique(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice::<Unique>(bytes).map(|u| u.0)
 }
 
+/// Where in `text` serde_json's `error` is: its line and column, both from 1, the column in bytes.
+///
+/// serde_json gives column 0 when it stopped at the start of a line, which is only ever the end of
+/// the text: there the error is put on the last character read (the line break), or on the first
+/// column of an empty text.
+pub fn position(text: &str, error: &serde_json::Error) -> (usize, usize) {
+    let (line, column) = (error.line(), error.column());
+    if column > 0 {
+        return (line, column);
+    }
+    match line
+        .checked_sub(1)
+        .and_then(|previous| text.split('\n').nth(previous.checked_sub(1)?))
+    {
+        Some(previous_text) => (line - 1, previous_text.len() + 1),
+        None => (line.max(1), 1),
+    }
+}
+
 /// A JSON value whose objects name each key once.
 struct Unique(Value);
 

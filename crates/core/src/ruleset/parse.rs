@@ -60,14 +60,17 @@ impl RuleSet {
     pub fn from_json_str(text: &str) -> Result<RuleSet, RuleSetErrors> {
         let json = text.strip_prefix('\u{feff}').unwrap_or(text);
         let value: Value = crate::json::from_str_unique(json).map_err(|e| {
-            let skipped = if e.line() == 1 { text.len() - json.len() } else { 0 };
+            let (line, column) = crate::json::position(json, &e);
+            let skipped = if line == 1 { text.len() - json.len() } else { 0 };
             // serde_json's message ends with its own "at line L column C"; the position says it.
-            let text = e.to_string();
-            let what = text.rsplit_once(" at line ").map_or(text.as_str(), |(what, _)| what);
+            let message = e.to_string();
+            let what = message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(what, _)| what);
             RuleSetErrors(vec![RuleSetError {
                 path: JsonPath::root(),
                 message: format!("not valid JSON: {what}"),
-                position: Some((e.line(), e.column() + skipped)),
+                position: Some((line, column + skipped)),
             }])
         })?;
         RuleSet::from_json(&value)

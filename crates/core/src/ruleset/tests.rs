@@ -820,6 +820,26 @@ fn a_syntax_error_carries_its_line_and_column() {
 }
 
 #[test]
+fn a_syntax_error_at_the_end_of_the_text_names_a_column_from_one() {
+    let position = |text: &str| {
+        RuleSet::from_json_str(text)
+            .unwrap_err()
+            .iter()
+            .next()
+            .unwrap()
+            .position
+    };
+    // serde_json says column 0 for all three.
+    assert_eq!(position(""), Some((1, 1)));
+    assert_eq!(position("   \n"), Some((1, 4)), "the line break after three spaces");
+    assert_eq!(
+        position("{\n  \"name\": \"é\",\n"),
+        Some((2, 16)),
+        "columns count bytes, as serde_json's"
+    );
+}
+
+#[test]
 fn a_byte_order_mark_before_the_json_is_ignored() {
     let text = serde_json::to_string_pretty(&base()).unwrap();
     assert_eq!(RuleSet::from_json_str(&format!("\u{feff}{text}")), Ok(parse(&base())));

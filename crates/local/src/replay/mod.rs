@@ -58,14 +58,14 @@ impl JsonError {
 /// `text` read as a `T`, or what is wrong with it and where. A key given twice in an object is
 /// refused whatever `T` is: read as a `Value`, the last one would silently win.
 pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, JsonError> {
-    queuematch_core::json::from_str_unique(text).map_err(|e| json_error(None, e))?;
+    queuematch_core::json::from_str_unique(text).map_err(|e| json_error(text, None, e))?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
-        json_error(Some(path), e.into_inner())
+        json_error(text, Some(path), e.into_inner())
     })?;
     // Trailing text after the value is an error too, as `serde_json::from_str` has it.
-    deserializer.end().map_err(|e| json_error(None, e))?;
+    deserializer.end().map_err(|e| json_error(text, None, e))?;
     Ok(value)
 }
 
@@ -74,13 +74,18 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, JsonE
 pub fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, JsonError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        json_error(Some(path), e.into_inner())
+        json_error("", Some(path), e.into_inner())
     })
 }
 
-fn json_error(path: Option<String>, inner: serde_json::Error) -> JsonError {
+/// `inner`, an error reading `text` (empty when it was read from a `Value`, which keeps no position).
+fn json_error(text: &str, path: Option<String>, inner: serde_json::Error) -> JsonError {
     // serde_json ends its message with the position, which is given separately here.
     let message = inner.to_string();
+    let (line, column) = match inner.line() {
+        0 => (0, 0),
+        _ => queuematch_core::json::position(text, &inner),
+    };
     let position = format!(" at line {} column {}", inner.line(), inner.column());
     let message = message.strip_suffix(&position).unwrap_or(&message).to_owned();
     let field = match (inner.classify(), path) {
@@ -89,8 +94,8 @@ fn json_error(path: Option<String>, inner: serde_json::Error) -> JsonError {
         _ => None,
     };
     JsonError {
-        line: inner.line(),
-        column: inner.column(),
+        line,
+        column,
         field,
         message,
     }
@@ -182,6 +187,13 @@ mod tests {
         let error = parse_json::<Shape>("{\"items\": [").unwrap_err();
         assert_eq!(error.field, None);
         assert_eq!(error.to_string(), "1:11: EOF while parsing a list");
+        // At the end of a text that ends a line, serde_json says column 0: the line break is named.
+        let error = parse_json::<Shape>("{\"items\": [\n").unwrap_err();
+        assert_eq!(error.to_string(), "1:12: EOF while parsing a list");
+        assert_eq!(
+            parse_json::<Shape>("").unwrap_err().to_string(),
+            "1:1: EOF while parsing a value"
+        );
         assert!(parse_json::<Shape>("{\"items\": []} trailing").is_err());
         let good: Shape = parse_json("{\"items\": [{\"at\": 7}]}").unwrap();
         assert_eq!(good.items[0].at, 7);
