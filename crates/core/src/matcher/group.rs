@@ -168,6 +168,19 @@ impl RoleMatching {
         false
     }
 
+    /// Whether the matching is Hall's counters, which [`RoleMatching::withdraw`] can count down.
+    fn counts_only(&self) -> bool {
+        !self.need.is_empty()
+    }
+
+    /// Takes the player whose role mask is `mask`, the last one offered, back out: the counters
+    /// are as they were before its offer. Only for [`RoleMatching::counts_only`]; a matching grown
+    /// by augmenting paths is rebuilt instead.
+    fn withdraw(&mut self, mask: usize) {
+        self.count(mask, false);
+        self.players -= 1;
+    }
+
     /// Whether every role slot is filled.
     pub fn complete(&self) -> bool {
         if !self.need.is_empty() {
@@ -226,10 +239,19 @@ pub(crate) struct Group {
     common: Vec<Vec<u32>>,
     scratch: Vec<u32>,
     roles: Vec<RoleMatching>,
+    /// What each member's joining changed, so that [`Group::drop_newest`] restores the group as it
+    /// was before the newest joined without offering every other member again: `lo` and `hi` (each
+    /// distance rule's, in turn) and `worst` as they were, one member after another.
+    bounds_before: Vec<f64>,
+    worst_before: Vec<u32>,
+    /// Whether [`Group::drop_newest`] undoes where it can; off only to test that it decides as
+    /// rebuilding does.
+    undoing: bool,
 }
 
 impl Group {
-    pub fn new(plan: &Plan, pool: &Pool) -> Self {
+    /// An empty group for `plan`'s matches; `undoing` sets [`Group::undoing`].
+    pub fn new(plan: &Plan, pool: &Pool, undoing: bool) -> Self {
         let teams = u32::try_from(plan.slots.len()).unwrap_or(u32::MAX);
         Group {
             members: Vec::new(),
@@ -240,6 +262,9 @@ impl Group {
             taken: vec![Vec::new(); plan.distinct.len()],
             common: vec![Vec::new(); plan.collection.len()],
             scratch: Vec::new(),
+            bounds_before: Vec::new(),
+            worst_before: Vec::new(),
+            undoing,
             roles: plan
                 .composition
                 .iter()
@@ -265,6 +290,8 @@ impl Group {
         self.taken.iter_mut().for_each(Vec::clear);
         self.common.iter_mut().for_each(Vec::clear);
         self.roles.iter_mut().for_each(RoleMatching::clear);
+        self.bounds_before.clear();
+        self.worst_before.clear();
     }
 
     /// Rebuilds the group from `members`, dropping any that no longer fit (used after removing one).
@@ -329,6 +356,10 @@ impl Group {
             }
         }
 
+        for (&lo, &hi) in self.lo.iter().zip(&self.hi) {
+            self.bounds_before.extend([lo, hi]);
+        }
+        self.worst_before.extend_from_slice(&self.worst);
         for (i, &v) in distance.iter().enumerate() {
             self.lo[i] = self.lo[i].min(v);
             self.hi[i] = self.hi[i].max(v);
@@ -354,6 +385,46 @@ impl Group {
         self.members.push(entry);
         self.players += info.size;
         true
+    }
+
+    /// Takes the newest member out: the group is as it was before it joined.
+    ///
+    /// A candidate whose split failed drops its newest member and looks on, up to four times an
+    /// anchor; first come, first served builds nearly the same failing candidate for anchor after
+    /// anchor, and offering every other member again was a third of a squads simulation. So what
+    /// the newest member changed is undone instead: the bounds and latencies from what was kept
+    /// when it joined, the `!=` values it took, Hall's role counters. Collection rules (the common
+    /// values cannot be widened again) and roles matched by augmenting paths are rebuilt from the
+    /// other members, as the same offers in the same order give the same group.
+    pub fn drop_newest(&mut self, plan: &Plan, pool: &Pool, limits: &Limits) {
+        let Some(&newest) = self.members.last() else { return };
+        if !self.undoing || !plan.collection.is_empty() || !self.roles.iter().all(RoleMatching::counts_only) {
+            let kept: Vec<u32> = self.members[..self.members.len() - 1].to_vec();
+            self.rebuild(&kept, plan, pool, limits);
+            return;
+        }
+        self.members.pop();
+        let e = newest as usize;
+        let players = pool.players_of(e);
+        let bounds_at = self.bounds_before.len() - 2 * self.lo.len();
+        for (i, before) in self.bounds_before[bounds_at..].chunks_exact(2).enumerate() {
+            (self.lo[i], self.hi[i]) = (before[0], before[1]);
+        }
+        self.bounds_before.truncate(bounds_at);
+        let worst_at = self.worst_before.len() - self.worst.len();
+        self.worst.copy_from_slice(&self.worst_before[worst_at..]);
+        self.worst_before.truncate(worst_at);
+        // Each `!=` rule took one value per player.
+        for taken in &mut self.taken {
+            taken.truncate(taken.len() - players.len());
+        }
+        let compositions = plan.composition.len();
+        for (c, roles) in self.roles.iter_mut().enumerate() {
+            for p in players.clone() {
+                roles.withdraw(pool.role_mask(p as usize, c, compositions));
+            }
+        }
+        self.players -= pool.entries[e].size;
     }
 
     /// Re-grows composition rule `c`'s matching from the current members.

@@ -137,8 +137,9 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Paths {
     /// The plain solos' reading (see `prepare::Reader::plain_solos`), the duel path (see
-    /// [`duels_only`]) where they apply, and no team draft for a candidate no split can balance
-    /// (see `teams::Splitter::skipping_unbalanceable`).
+    /// [`duels_only`]) where they apply, no team draft for a candidate no split can balance
+    /// (see `teams::Splitter::skipping_unbalanceable`), and a failed candidate's newest member
+    /// undone rather than the candidate rebuilt (see `group::Group::drop_newest`).
     Fastest,
     /// The general paths for every ticket and rule set.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -330,7 +331,7 @@ fn form_groups(round: &Round, chain: &mut Chain) -> (Vec<Formed>, Vec<(u32, u32)
     let mut formed: Vec<Formed> = Vec::with_capacity(n / plan.max_players.max(1) as usize + 1);
     let mut formed_members: Vec<(u32, u32)> = Vec::with_capacity(n);
     form(
-        &mut Group::new(plan, pool),
+        &mut Group::new(plan, pool, round.paths == Paths::Fastest),
         round,
         chain,
         |group, splitter, imbalance, limits| {
@@ -538,8 +539,7 @@ impl Forming for Group {
     }
 
     fn drop_newest(&mut self, plan: &Plan, pool: &Pool, limits: &Limits) {
-        let kept: Vec<u32> = self.members[..self.members.len() - 1].to_vec();
-        self.rebuild(&kept, plan, pool, limits);
+        Group::drop_newest(self, plan, pool, limits);
     }
 
     fn finish(&self, splitter: &mut Splitter, plan: &Plan, pool: &Pool, limits: &Limits) -> Option<f64> {
