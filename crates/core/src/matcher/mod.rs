@@ -137,8 +137,8 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Paths {
     /// The plain solos' reading (see `prepare::Reader::plain_solos`), the duel path (see
-    /// [`duels_only`]) where they apply, no team draft for a candidate no split can balance
-    /// (see `teams::Splitter::skipping_unbalanceable`), and a failed candidate's newest member
+    /// [`duels_only`]) where they apply, no team search or draft for a candidate no split can serve
+    /// (see `teams::Splitter::shortcuts`), and a failed candidate's newest member
     /// undone rather than the candidate rebuilt (see `group::Group::drop_newest`).
     Fastest,
     /// The general paths for every ticket and rule set.
@@ -589,7 +589,7 @@ fn form<F: Forming>(
     mut record: impl FnMut(&F, &Splitter, f64, &Limits),
 ) {
     let (plan, pool) = (round.plan, round.pool);
-    let mut splitter = Splitter::skipping_unbalanceable(round.paths == Paths::Fastest);
+    let mut splitter = Splitter::new(round.paths == Paths::Fastest);
     for (i, &anchor) in round.by_age.iter().enumerate() {
         // Anchors come in age order, each at random in the walk order: the memory of the one a few
         // places on is asked for now, so that it is in the cache when its turn comes.

@@ -279,18 +279,20 @@ pub(crate) struct Splitter {
     team_reach: Vec<u32>,
     reach_width: usize,
     scratch: Scratch,
-    /// Whether a candidate too many for the exhaustive search is refused without a draft when no
-    /// split at all could meet its balance rules (see `Problem::surely_unbalanced`). The draft
-    /// would fail too; this only spares the work, which a squads rule set whose parties fill teams
-    /// alone spent on thousands of drafts a round. Off only to test that it changes nothing.
-    skip_unbalanceable: bool,
+    /// Whether a candidate no split can serve is refused without a search or a draft, which would
+    /// fail too: when some ticket leaves its team too few places for the roles (see
+    /// [`Splitter::roles_out_of_reach`]), and, too many for the exhaustive search, when no split
+    /// could meet its balance rules (see `Problem::surely_unbalanced`). This only spares work:
+    /// most failing 5v5 candidates were searched in full, and a squads rule set whose parties fill
+    /// teams alone spent thousands of drafts a round. Off only to test that it changes nothing.
+    shortcuts: bool,
 }
 
 impl Splitter {
-    /// A splitter for a round; `skip` sets [`Splitter::skip_unbalanceable`].
-    pub fn skipping_unbalanceable(skip: bool) -> Self {
+    /// A splitter for a round; `shortcuts` sets [`Splitter::shortcuts`].
+    pub fn new(shortcuts: bool) -> Self {
         Splitter {
-            skip_unbalanceable: skip,
+            shortcuts,
             ..Splitter::default()
         }
     }
@@ -309,14 +311,20 @@ impl Splitter {
             members,
             sizes: &sizes,
         };
-        let found = if solo_seats(problem) {
+        if solo_seats(problem) {
             self.best.clear();
             self.best.extend(0..members.len());
             let found = split_solo_seats(problem, &mut self.scratch, &self.best, |c| problem.solo_imbalance(c));
             // Hand the buffer back, or every 1v1 match would allocate a fresh one.
             self.sizes = sizes;
             return found;
-        } else if members.len() <= EXHAUSTIVE_TICKETS {
+        }
+        self.count_reach(problem);
+        if self.shortcuts && self.roles_out_of_reach(problem) {
+            self.sizes = sizes;
+            return None;
+        }
+        let found = if members.len() <= EXHAUSTIVE_TICKETS {
             self.exhaustive(problem)
         } else {
             None
@@ -327,7 +335,7 @@ impl Splitter {
         // The draft is a heuristic over many tickets; where no split at all can balance, it would
         // fail, and is not tried.
         let found = found.or_else(|| {
-            if searched_all || (self.skip_unbalanceable && problem.surely_unbalanced()) {
+            if searched_all || (self.shortcuts && problem.surely_unbalanced()) {
                 None
             } else {
                 self.draft(problem)
@@ -393,7 +401,6 @@ impl Splitter {
             .max_difference
             .first()
             .map_or(f64::INFINITY, |l| l + EPSILON);
-        self.count_reach(problem);
         self.descend(problem, 0);
 
         // Sizes hold by construction; the rest is checked from the most even split up, so the
@@ -466,6 +473,30 @@ impl Splitter {
             self.sums[team] -= value;
             self.remaining += size;
         }
+    }
+
+    /// Whether some ticket leaves any team it joins too few places for the roles its players cannot
+    /// take, by Hall's counts: a team holding member `m` has at most `room - size` other players, each
+    /// of whom can add one to the players able to take a set of roles. If that falls short of what
+    /// the team needs for some set, no split fields the roles, and neither the search nor the draft
+    /// can succeed. Most 5v5 candidates that fail to split fail so (a party of four who all want to
+    /// deal damage): caught here, they cost no search.
+    fn roles_out_of_reach(&self, problem: Problem) -> bool {
+        let width = self.reach_width;
+        if width == 0 {
+            return false;
+        }
+        let room = problem.plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
+        let mut reach = self.member_reach.chunks_exact(width);
+        (0..problem.members.len()).zip(reach.by_ref()).any(|(m, theirs)| {
+            let others = room.saturating_sub(problem.sizes[m]);
+            let mut theirs = theirs.iter();
+            problem
+                .plan
+                .composition
+                .iter()
+                .any(|rule| (rule.team_need.iter().zip(theirs.by_ref())).any(|(&need, &reach)| need > reach + others))
+        })
     }
 
     /// Fills `member_reach` for the candidate and empties `team_reach`.
