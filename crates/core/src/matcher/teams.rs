@@ -269,6 +269,11 @@ pub(crate) struct Splitter {
     remaining: u32,
     /// The imbalance above which a leaf is not kept: the first balance rule's limit.
     leaf_limit: f64,
+    /// Whether the search leaves a branch as soon as a team it fills cannot field the roles: with
+    /// [`Splitter::shortcuts`], and only where the whole tree fits in [`NODE_BUDGET`], so that the
+    /// budget never cuts short a search that would otherwise have run to the end and the leaves
+    /// kept are the same. Most of a 5v5 candidate's splits fail on roles.
+    pruning_full_teams: bool,
     /// For the composition rules checked by Hall's condition, one after another: for each member
     /// (`reach_width` at a time), how many of its players can take one of each set of roles.
     member_reach: Vec<u32>,
@@ -401,6 +406,11 @@ impl Splitter {
             .max_difference
             .first()
             .map_or(f64::INFINITY, |l| l + EPSILON);
+        // Nodes of the full tree: one per placement of the first `d` tickets, for every depth.
+        let teams = teams as u64;
+        let full_tree = (0..=n as u32).try_fold(0u64, |nodes, d| nodes.checked_add(teams.checked_pow(d)?));
+        self.pruning_full_teams =
+            self.shortcuts && self.reach_width > 0 && full_tree.is_some_and(|nodes| nodes <= u64::from(NODE_BUDGET));
         self.descend(problem, 0);
 
         // Sizes hold by construction; the rest is checked from the most even split up, so the
@@ -464,7 +474,12 @@ impl Splitter {
                 .zip(&problem.limits.team_min)
                 .map(|(&n, &min)| min.saturating_sub(n))
                 .sum();
-            if shortfall <= self.remaining {
+            // A team this ticket filled takes no one else: if it cannot field the roles, no split
+            // below can, and none of their leaves would be kept.
+            let filled_short = self.pruning_full_teams
+                && self.counts[team] == slots[team].max_players
+                && !self.team_reaches_roles(problem, team);
+            if shortfall <= self.remaining && !filled_short {
                 self.descend(problem, depth + 1);
             }
             self.move_reach(member, team, false);
@@ -536,14 +551,18 @@ impl Splitter {
         if width == 0 {
             return true;
         }
-        (0..problem.teams()).all(|team| {
-            let mut reach = self.team_reach[team * width..(team + 1) * width].iter();
-            problem
-                .plan
-                .composition
-                .iter()
-                .all(|rule| rule.team_need.iter().zip(reach.by_ref()).all(|(need, r)| r >= need))
-        })
+        (0..problem.teams()).all(|team| self.team_reaches_roles(problem, team))
+    }
+
+    /// [`Splitter::teams_reach_roles`] for one team.
+    fn team_reaches_roles(&self, problem: Problem, team: usize) -> bool {
+        let width = self.reach_width;
+        let mut reach = self.team_reach[team * width..(team + 1) * width].iter();
+        problem
+            .plan
+            .composition
+            .iter()
+            .all(|rule| rule.team_need.iter().zip(reach.by_ref()).all(|(need, r)| r >= need))
     }
 
     /// A greedy draft, then swaps: for matches too big to search.
