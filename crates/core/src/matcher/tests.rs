@@ -474,6 +474,26 @@ fn fastest_as_general(
     Ok(outcomes)
 }
 
+/// [`fastest_as_general`], failing too unless every match passes the checker.
+fn fastest_as_general_and_valid(
+    pool: &[Ticket],
+    rule_set: &RuleSet,
+    now: Timestamp,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    for outcome in fastest_as_general(pool, rule_set, now)? {
+        for m in &outcome.matches {
+            proptest::prop_assert!(check_match(m, pool, rule_set).is_ok());
+        }
+    }
+    Ok(())
+}
+
+/// Ticket `i` of a random pool, created at `created_at` rounded down to 5 s, so that ties on
+/// created_at (broken by id) are common.
+fn pooled(i: usize, created_at: u64, players: Vec<Player>) -> Ticket {
+    ticket(&format!("t{i:02}"), created_at / 5_000 * 5_000, players)
+}
+
 /// The duel path (a [`group::Pair`] for each anchor, and its matches built whole) must decide
 /// exactly as the general path does, on every rule set it takes: the same outcome, byte for byte.
 mod duel_path {
@@ -588,7 +608,7 @@ mod duel_path {
                             p
                         })
                         .collect();
-                    ticket(&format!("t{i:02}"), created_at / 5_000 * 5_000, players)
+                    pooled(i, created_at, players)
                 })
                 .collect()
         })
@@ -660,7 +680,7 @@ mod unbalanceable {
                     let players = (skills.iter().enumerate())
                         .map(|(j, &s)| player(&format!("p{i}-{j}"), s.round()))
                         .collect();
-                    ticket(&format!("t{i:02}"), created_at / 5_000 * 5_000, players)
+                    pooled(i, created_at, players)
                 })
                 .collect()
         })
@@ -671,11 +691,7 @@ mod unbalanceable {
 
         #[test]
         fn skipping_drafts_that_cannot_balance_changes_no_match(rule_set in squads(), pool in pools()) {
-            for outcome in fastest_as_general(&pool, &rule_set, Timestamp(60_000))? {
-                for m in &outcome.matches {
-                    prop_assert!(check_match(m, &pool, &rule_set).is_ok());
-                }
-            }
+            fastest_as_general_and_valid(&pool, &rule_set, Timestamp(60_000))?;
         }
     }
 }
@@ -774,7 +790,7 @@ mod dropping_the_newest {
                                 .with_latency("us-east-1", ms[1])
                         })
                         .collect();
-                    ticket(&format!("t{i:02}"), created_at / 5_000 * 5_000, players)
+                    pooled(i, created_at, players)
                 })
                 .collect()
         })
@@ -785,11 +801,7 @@ mod dropping_the_newest {
 
         #[test]
         fn undoing_the_newest_member_decides_as_rebuilding(rule_set in rule_sets(), pool in pools()) {
-            for outcome in fastest_as_general(&pool, &rule_set, Timestamp(60_000))? {
-                for m in &outcome.matches {
-                    prop_assert!(check_match(m, &pool, &rule_set).is_ok());
-                }
-            }
+            fastest_as_general_and_valid(&pool, &rule_set, Timestamp(60_000))?;
         }
     }
 }
