@@ -20,14 +20,15 @@ pub fn from_slice_unique(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice::<Unique>(bytes).map(|u| u.0)
 }
 
-/// Where in `text` serde_json's `error` is: its line and column, both from 1, the column in bytes.
+/// Where in `text` serde_json's `error` is: its line and column, both from 1, the column in bytes;
+/// (0, 0) for an error without a position (one from reading a `Value`, which keeps none).
 ///
 /// serde_json gives column 0 when it stopped at the start of a line, which is only ever the end of
 /// the text: there the error is put on the last character read (the line break), or on the first
 /// column of an empty text.
 pub fn position(text: &str, error: &serde_json::Error) -> (usize, usize) {
     let (line, column) = (error.line(), error.column());
-    if column > 0 {
+    if column > 0 || line == 0 {
         return (line, column);
     }
     match line
@@ -137,5 +138,16 @@ mod tests {
             from_str_unique("{\"a\": 1e999}").unwrap_err().to_string(),
             serde_json::from_str::<Value>("{\"a\": 1e999}").unwrap_err().to_string()
         );
+    }
+
+    #[test]
+    fn a_position_is_named_from_one_and_an_error_without_one_stays_without() {
+        let at = |text: &str| position(text, &from_str_unique(text).unwrap_err());
+        assert_eq!(at("{\"a\": x}"), (1, 7));
+        // serde_json says column 0 for these two.
+        assert_eq!(at(""), (1, 1));
+        assert_eq!(at("[1,\n"), (1, 4), "the line break");
+        let from_value = serde_json::from_value::<u8>(Value::from("x")).unwrap_err();
+        assert_eq!(position("", &from_value), (0, 0));
     }
 }

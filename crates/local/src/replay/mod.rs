@@ -82,10 +82,7 @@ pub fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Jso
 fn json_error(text: &str, path: Option<String>, inner: serde_json::Error) -> JsonError {
     // serde_json ends its message with the position, which is given separately here.
     let message = inner.to_string();
-    let (line, column) = match inner.line() {
-        0 => (0, 0),
-        _ => queuematch_core::json::position(text, &inner),
-    };
+    let (line, column) = queuematch_core::json::position(text, &inner);
     let position = format!(" at line {} column {}", inner.line(), inner.column());
     let message = message.strip_suffix(&position).unwrap_or(&message).to_owned();
     let field = match (inner.classify(), path) {
