@@ -502,16 +502,17 @@ impl Splitter {
             return false;
         }
         let room = problem.plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
-        let mut reach = self.member_reach.chunks_exact(width);
-        (0..problem.members.len()).zip(reach.by_ref()).any(|(m, theirs)| {
-            let others = room.saturating_sub(problem.sizes[m]);
-            let mut theirs = theirs.iter();
-            problem
-                .plan
-                .composition
-                .iter()
-                .any(|rule| (rule.team_need.iter().zip(theirs.by_ref())).any(|(&need, &reach)| need > reach + others))
-        })
+        problem
+            .sizes
+            .iter()
+            .zip(self.member_reach.chunks_exact(width))
+            .any(|(&size, theirs)| {
+                let others = room.saturating_sub(size);
+                let mut theirs = theirs.iter();
+                problem.plan.composition.iter().any(|rule| {
+                    (rule.team_need.iter().zip(theirs.by_ref())).any(|(&need, &reach)| need > reach + others)
+                })
+            })
     }
 
     /// Fills `member_reach` for the candidate and empties `team_reach`.
