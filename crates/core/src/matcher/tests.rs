@@ -701,6 +701,9 @@ mod unbalanceable {
 /// undo restores (distance, latency, `!=`, roles by Hall's counters) and with a collection rule,
 /// which it leaves to the rebuild. (More than eight roles, matched by augmenting paths, are left to
 /// the rebuild too; they need teams of nine, see `a_composition_of_many_roles_is_filled_by_augmenting_paths`.)
+/// Its small teams with roles are split exhaustively, so it also holds the splitter's role shortcuts
+/// (`Splitter::roles_out_of_reach`, and the search turning back at a full team short of its roles)
+/// to the full search.
 mod dropping_the_newest {
     use super::*;
     use proptest::prelude::*;
