@@ -283,6 +283,8 @@ pub(crate) struct Splitter {
     /// roles, not on balance.
     team_reach: Vec<u32>,
     reach_width: usize,
+    /// [`TwoTeams`]'s steps, reused.
+    steps: Vec<Step>,
     scratch: Scratch,
     /// Whether a candidate no split can serve is refused without a search or a draft, which would
     /// fail too: when some ticket leaves its team too few places for the roles (see
@@ -411,22 +413,89 @@ impl Splitter {
         let full_tree = (0..=n as u32).try_fold(0u64, |nodes, d| nodes.checked_add(teams.checked_pow(d)?));
         self.pruning_full_teams =
             self.shortcuts && self.reach_width > 0 && full_tree.is_some_and(|nodes| nodes <= u64::from(NODE_BUDGET));
-        self.descend(problem, 0);
+        // Two teams whose reach counts fit in a byte each: the search of `TwoTeams`.
+        let in_two = self.shortcuts && self.two_teams(problem);
+        if !in_two {
+            self.descend(problem, 0);
+        }
 
         // Sizes hold by construction; the rest is checked from the most even split up, so the
         // first valid one is the answer and most splits are never checked.
-        // Leaf indices are distinct, so an unstable sort gives the one order (and allocates nothing).
+        // Leaves are distinct, so an unstable sort gives the one order (and allocates nothing).
         self.leaves
             .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for &(imbalance, leaf) in &self.leaves {
-            let team_of = &self.leaf_teams[leaf * n..(leaf + 1) * n];
-            if problem.balanced(&mut self.scratch, team_of) && problem.composed(&mut self.scratch, team_of) {
-                self.best.clear();
-                self.best.extend_from_slice(team_of);
+        for k in 0..self.leaves.len() {
+            let (imbalance, leaf) = self.leaves[k];
+            self.best.clear();
+            if in_two {
+                // Team 1 holds the mask's members: bit b is the member at position n - 1 - b.
+                self.best.resize(n, 0);
+                for (b, &member) in self.order.iter().rev().enumerate() {
+                    self.best[member] = (leaf >> b) & 1;
+                }
+            } else {
+                self.best.extend_from_slice(&self.leaf_teams[leaf * n..(leaf + 1) * n]);
+            }
+            if problem.balanced(&mut self.scratch, &self.best) && problem.composed(&mut self.scratch, &self.best) {
                 return Some(imbalance);
             }
         }
         None
+    }
+
+    /// [`Splitter::descend`] for two teams, by [`TwoTeams`]: the same leaves, kept in the same
+    /// order, as masks of the members on team 1 (bit `b` the member at position `n - 1 - b` of
+    /// `order`, so that masks grow in the order the search reaches its leaves). `false`, having done
+    /// nothing, where it does not apply: more than two teams, a ticket of no players, or counts
+    /// that do not fit its bytes.
+    fn two_teams(&mut self, problem: Problem) -> bool {
+        let n = problem.members.len();
+        let players: u32 = problem.sizes.iter().sum();
+        let needs = problem.plan.composition.iter().flat_map(|rule| &rule.team_need);
+        if problem.teams() != 2
+            || n == 0
+            || problem.sizes.contains(&0)
+            || self.reach_width > 8
+            || players >= 128
+            || needs.clone().any(|&need| need >= 128)
+        {
+            return false;
+        }
+        let width = self.reach_width;
+        let packed = |counts: &[u32]| counts.iter().rev().fold(0u64, |bytes, &c| bytes << 8 | u64::from(c));
+        self.steps.clear();
+        self.steps.extend(self.order.iter().map(|&member| Step {
+            players: problem.sizes[member],
+            value: problem.balance(member, 0),
+            reach: packed(&self.member_reach[member * width..(member + 1) * width]),
+            rest_players: 0,
+            rest_reach: 0,
+        }));
+        let (mut rest_players, mut rest_reach) = (0, 0);
+        for step in self.steps.iter_mut().rev() {
+            step.rest_players = rest_players;
+            step.rest_reach = rest_reach;
+            rest_players += step.players;
+            rest_reach += step.reach;
+        }
+        let need: Vec<u32> = needs.copied().collect();
+        let slots = &problem.plan.slots;
+        let min = [problem.limits.team_min[0], problem.limits.team_min[1]];
+        let max = [slots[0].max_players, slots[1].max_players];
+        let mut search = TwoTeams {
+            steps: &self.steps,
+            min,
+            max,
+            // Identical empty teams: the first ticket goes to team 0 only.
+            interchangeable: min[0] == min[1] && max[0] == max[1],
+            need: packed(&need),
+            leaf_limit: self.leaf_limit,
+            leaves: &mut self.leaves,
+            nodes: 0,
+        };
+        search.place(0, Placed::default());
+        self.nodes = search.nodes;
+        true
     }
 
     fn descend(&mut self, problem: Problem, depth: usize) {
@@ -462,6 +531,7 @@ impl Splitter {
             if interchangeable {
                 continue;
             }
+            let sum_before = self.sums[team];
             self.counts[team] += size;
             self.sums[team] += value;
             self.remaining -= size;
@@ -485,7 +555,7 @@ impl Splitter {
             self.move_reach(member, team, false);
             self.assigned[member] = UNPLACED;
             self.counts[team] -= size;
-            self.sums[team] -= value;
+            self.sums[team] = sum_before;
             self.remaining += size;
         }
     }
@@ -671,5 +741,97 @@ impl Splitter {
         let imbalance = problem.imbalance(&mut self.scratch, &team_of, 0);
         self.best = team_of;
         Some(imbalance)
+    }
+}
+
+/// A ticket of a two-team search, at its position of the search's order: players, balance column 0,
+/// and reach counts (see [`Splitter::member_reach`]) one to a byte; and the players and reach of
+/// every ticket after it.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    players: u32,
+    value: f64,
+    reach: u64,
+    rest_players: u32,
+    rest_reach: u64,
+}
+
+/// What the tickets placed so far make of the two teams, and the mask of those on team 1.
+#[derive(Debug, Clone, Copy, Default)]
+struct Placed {
+    players: [u32; 2],
+    sums: [f64; 2],
+    reach: [u64; 2],
+    mask: usize,
+}
+
+/// [`Splitter::descend`] for two teams: the same tree in the same order, each node's state passed
+/// down by value (no undoing), reach counts one to a byte so that a team's are added and checked in
+/// one step, and a branch left as soon as a team cannot field the roles with every ticket still
+/// to place: none of its leaves would be kept. Each team's sum is added in the order the search
+/// adds it, from 0.0, so the imbalances are the same to the bit.
+struct TwoTeams<'s> {
+    steps: &'s [Step],
+    min: [u32; 2],
+    max: [u32; 2],
+    interchangeable: bool,
+    need: u64,
+    leaf_limit: f64,
+    leaves: &'s mut Vec<(f64, usize)>,
+    nodes: u32,
+}
+
+/// The high bit of every byte.
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether every byte of `reach` is at least that of `need`, both under 128: a byte's borrow-free
+/// difference keeps its high bit exactly when it is.
+fn bytes_at_least(reach: u64, need: u64) -> bool {
+    ((reach | HIGH_BITS) - need) & HIGH_BITS == HIGH_BITS
+}
+
+impl TwoTeams<'_> {
+    fn place(&mut self, depth: usize, placed: Placed) {
+        self.nodes += 1;
+        let n = self.steps.len();
+        let Some(step) = self.steps.get(depth) else {
+            let imbalance = spread_of_averages(&placed.sums, &placed.players);
+            if imbalance <= self.leaf_limit
+                && bytes_at_least(placed.reach[0], self.need)
+                && bytes_at_least(placed.reach[1], self.need)
+            {
+                self.leaves.push((imbalance, placed.mask));
+            }
+            return;
+        };
+        let teams = if depth == 0 && self.interchangeable { 1 } else { 2 };
+        for team in 0..teams {
+            let players = placed.players[team] + step.players;
+            if players > self.max[team] {
+                continue;
+            }
+            let mut next = placed;
+            next.players[team] = players;
+            next.sums[team] += step.value;
+            next.reach[team] += step.reach;
+            if team == 1 {
+                next.mask |= 1 << (n - 1 - depth);
+            }
+            // As the search prunes: when the players left cannot bring both teams up to their
+            // minimums, and when a team cannot field the roles even with every ticket left (a
+            // full team, with none).
+            let shortfall: u32 = (0..2).map(|t| self.min[t].saturating_sub(next.players[t])).sum();
+            let fieldable = (0..2).all(|t| {
+                let more = if next.players[t] < self.max[t] {
+                    step.rest_reach
+                } else {
+                    0
+                };
+                bytes_at_least(next.reach[t] + more, self.need)
+            });
+            if shortfall <= step.rest_players && fieldable {
+                self.place(depth + 1, next);
+            }
+        }
     }
 }

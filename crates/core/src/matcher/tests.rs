@@ -808,3 +808,97 @@ mod dropping_the_newest {
         }
     }
 }
+
+/// Two teams are split by `teams::TwoTeams` on the fastest path: it must keep the leaves the general
+/// search keeps, in its order, with the same imbalances to the bit. Teams of different bounds (so
+/// the first ticket may go to either), parties, skills with fractions (sums that round), a second
+/// balance rule, and up to two composition rules (their reach counts side by side in one word).
+mod two_teams {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ROLES: [&str; 3] = ["tank", "healer", "dps"];
+
+    fn rule_sets() -> impl Strategy<Value = RuleSet> {
+        let team = (1u32..4, 0u32..3);
+        let rules = (0.0f64..60.0, prop::option::of(0.0f64..20.0), 0usize..4, any::<bool>());
+        ((team.clone(), team), rules).prop_filter_map(
+            "valid rule set",
+            |(((red_min, red_more), (blue_min, blue_more)), (difference, level, roles, gear))| {
+                let mut rules = vec![
+                    json!({"name": "even", "type": "teamBalance", "attribute": "skill", "maxDifference": difference}),
+                    json!({"name": "fair", "type": "distance", "attribute": "skill", "maxDistance": 400}),
+                ];
+                if let Some(difference) = level {
+                    rules.push(
+                        json!({"name": "level", "type": "teamBalance", "attribute": "level", "maxDifference": difference}),
+                    );
+                }
+                if roles > 0 {
+                    let per_team: serde_json::Map<String, serde_json::Value> =
+                        ROLES[..roles].iter().map(|&r| (r.to_owned(), json!(1))).collect();
+                    rules.push(json!({"name": "roles", "type": "composition", "attribute": "roles", "perTeam": per_team}));
+                }
+                if gear {
+                    rules.push(
+                        json!({"name": "gear", "type": "composition", "attribute": "gear", "perTeam": {"shield": 1}}),
+                    );
+                }
+                RuleSet::from_json(&json!({
+                    "name": "two-teams",
+                    "ruleLanguageVersion": "1.0",
+                    "playerAttributes": [
+                        {"name": "skill", "type": "number", "default": 1500},
+                        {"name": "level", "type": "number", "default": 10},
+                        {"name": "roles", "type": "string_list", "default": ["dps"]},
+                        {"name": "gear", "type": "string_list", "default": ["sword"]}
+                    ],
+                    "teams": [
+                        {"name": "red", "minPlayers": red_min, "maxPlayers": red_min + red_more},
+                        {"name": "blue", "minPlayers": blue_min, "maxPlayers": blue_min + blue_more}
+                    ],
+                    "rules": rules,
+                    "queue": {"timeoutSeconds": 120}
+                }))
+                .ok()
+            },
+        )
+    }
+
+    /// 6 to 40 tickets of one to three players.
+    fn pools() -> impl Strategy<Value = Vec<Ticket>> {
+        let player = (
+            1000.0f64..2000.0,
+            0.0f64..30.0,
+            prop::sample::subsequence(ROLES.to_vec(), 1..=2),
+            any::<bool>(),
+        );
+        let tickets = (prop::collection::vec(player, 1..=3), 0u64..=60_000);
+        prop::collection::vec(tickets, 6..40).prop_map(|tickets| {
+            tickets
+                .into_iter()
+                .enumerate()
+                .map(|(i, (players, created_at))| {
+                    let players = (players.into_iter().enumerate())
+                        .map(|(j, (skill, level, roles, shield))| {
+                            let gear = if shield { "shield" } else { "sword" };
+                            role_player(&format!("p{i}-{j}"), skill, &roles)
+                                .with_attribute("level", AttributeValue::Number(level))
+                                .with_attribute("gear", AttributeValue::StringList(vec![gear.to_owned()]))
+                        })
+                        .collect();
+                    pooled(i, created_at, players)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn splitting_in_two_decides_as_the_search(rule_set in rule_sets(), pool in pools()) {
+            fastest_as_general_and_valid(&pool, &rule_set, Timestamp(60_000))?;
+        }
+    }
+}
