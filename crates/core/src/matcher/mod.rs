@@ -138,8 +138,10 @@ pub fn round_with(tickets: &[Ticket], rule_set: &RuleSet, now: Timestamp, pairin
 pub(crate) enum Paths {
     /// The plain solos' reading (see `prepare::Reader::plain_solos`), the duel path (see
     /// [`duels_only`]) where they apply, no team search or draft for a candidate no split can serve
-    /// (see `teams::Splitter::shortcuts`), and a failed candidate's newest member
-    /// undone rather than the candidate rebuilt (see `group::Group::drop_newest`).
+    /// and no candidate gathered for an anchor no split can take (see
+    /// `teams::Splitter::shortcuts`), two teams split by a search of their own (see
+    /// `teams::TwoTeams`), and a failed candidate's newest member undone rather than the candidate
+    /// rebuilt (see `group::Group::drop_newest`).
     Fastest,
     /// The general paths for every ticket and rule set.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -589,7 +591,7 @@ fn form<F: Forming>(
     mut record: impl FnMut(&F, &Splitter, f64, &Limits),
 ) {
     let (plan, pool) = (round.plan, round.pool);
-    let mut splitter = Splitter::new(round.paths == Paths::Fastest);
+    let mut splitter = Splitter::new(plan, pool, round.paths == Paths::Fastest);
     for (i, &anchor) in round.by_age.iter().enumerate() {
         // Anchors come in age order, each at random in the walk order: the memory of the one a few
         // places on is asked for now, so that it is in the cache when its turn comes.
@@ -603,7 +605,7 @@ fn form<F: Forming>(
         }
         let limits = plan.limits(pool.waited(anchor as usize));
         forming.clear();
-        if !forming.offer(anchor, plan, pool, limits) {
+        if !forming.offer(anchor, plan, pool, limits) || splitter.never_splits(plan, pool, anchor) {
             continue;
         }
         let walk = Walk::new(chain, pool, plan, limits, anchor, round.pairing);

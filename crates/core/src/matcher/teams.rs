@@ -9,6 +9,7 @@
 use super::group::{augment, hall_holds};
 use super::plan::{Limits, Plan};
 use super::prepare::Pool;
+use super::u32_of;
 
 /// At most this many tickets are split exhaustively.
 const EXHAUSTIVE_TICKETS: usize = 14;
@@ -183,6 +184,34 @@ impl Problem<'_, '_> {
     }
 }
 
+/// Appends ticket `entry`'s reach counts: for each composition rule checked by Hall's condition, in
+/// turn, and each set of its roles, how many of the ticket's players can take one of them.
+fn add_reach(plan: &Plan, pool: &Pool, entry: u32, reach: &mut Vec<u32>) {
+    let rules = plan.composition.len();
+    for (c, rule) in plan.composition.iter().enumerate() {
+        let start = reach.len();
+        reach.resize(start + rule.team_need.len(), 0);
+        for p in pool.players_of(entry as usize) {
+            let mask = pool.role_mask(p as usize, c, rules);
+            for (set, r) in reach[start..].iter_mut().enumerate() {
+                *r += u32::from(set & mask != 0);
+            }
+        }
+    }
+}
+
+/// Whether a ticket of `size` players whose reach counts are `reach` (see [`add_reach`]) leaves any
+/// team it joins too few places for the roles its players cannot take, by Hall's counts: a team
+/// holding it has at most `room - size` other players, each of whom adds at most one to the players
+/// able to take a set of roles. If that falls short of what the team needs for some set, no split
+/// fields the roles.
+fn short_of_roles(plan: &Plan, size: u32, reach: &[u32]) -> bool {
+    let room = plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
+    let others = room.saturating_sub(size);
+    let needs = plan.composition.iter().flat_map(|rule| &rule.team_need);
+    needs.zip(reach).any(|(&need, &reach)| need > reach + others)
+}
+
 /// The team with the lowest sum among those with room for `size` more players under `limit`; the
 /// first such team on a tie. Generic over `limit`, so that the loop inlines it: a draft makes this
 /// choice for every member, and a squads candidate is drafted by every anchor that gathers it.
@@ -277,31 +306,53 @@ pub(crate) struct Splitter {
     /// For the composition rules checked by Hall's condition, one after another: for each member
     /// (`reach_width` at a time), how many of its players can take one of each set of roles.
     member_reach: Vec<u32>,
+    /// The same for every entry of the pool (see [`add_reach`]), worked out once a round: a ticket
+    /// is a member of many candidates.
+    entry_reach: Vec<u32>,
     /// The same, summed over each team's members as the search places them, so a leaf whose teams
     /// cannot field the roles is dropped where it is reached, in a few comparisons, rather than
     /// sorted with the others and checked from scratch: most of a 5v5 candidate's splits fail on
     /// roles, not on balance.
     team_reach: Vec<u32>,
+    /// The composition rules' sets of roles, all told: each member's and each entry's reach counts.
     reach_width: usize,
     /// [`TwoTeams`]'s steps, reused.
     steps: Vec<Step>,
     scratch: Scratch,
     /// Whether a candidate no split can serve is refused without a search or a draft, which would
     /// fail too: when some ticket leaves its team too few places for the roles (see
-    /// [`Splitter::roles_out_of_reach`]), and, too many for the exhaustive search, when no split
-    /// could meet its balance rules (see `Problem::surely_unbalanced`). This only spares work:
+    /// [`Splitter::roles_out_of_reach`]; an anchor that does is not even gathered for, see
+    /// [`Splitter::never_splits`]), and, too many for the exhaustive search, when no split could
+    /// meet its balance rules (see `Problem::surely_unbalanced`). Two teams are searched by
+    /// [`TwoTeams`]. This only spares work:
     /// most failing 5v5 candidates were searched in full, and a squads rule set whose parties fill
     /// teams alone spent thousands of drafts a round. Off only to test that it changes nothing.
     shortcuts: bool,
 }
 
 impl Splitter {
-    /// A splitter for a round; `shortcuts` sets [`Splitter::shortcuts`].
-    pub fn new(shortcuts: bool) -> Self {
+    /// A splitter for a round over `pool`; `shortcuts` sets [`Splitter::shortcuts`].
+    pub fn new(plan: &Plan, pool: &Pool, shortcuts: bool) -> Self {
+        let reach_width = plan.composition.iter().map(|c| c.team_need.len()).sum();
+        let mut entry_reach = Vec::new();
+        if reach_width > 0 {
+            entry_reach.reserve(pool.len() * reach_width);
+            for e in 0..pool.len() {
+                add_reach(plan, pool, u32_of(e), &mut entry_reach);
+            }
+        }
         Splitter {
             shortcuts,
+            reach_width,
+            entry_reach,
             ..Splitter::default()
         }
+    }
+
+    /// Entry `e`'s reach counts (see [`add_reach`]).
+    fn reach_of(&self, e: u32) -> &[u32] {
+        let width = self.reach_width;
+        &self.entry_reach[e as usize * width..(e as usize + 1) * width]
     }
 
     /// Splits `members` into the plan's teams; on success the split is in [`Splitter::team_of`] and
@@ -560,46 +611,37 @@ impl Splitter {
         }
     }
 
-    /// Whether some ticket leaves any team it joins too few places for the roles its players cannot
-    /// take, by Hall's counts: a team holding member `m` has at most `room - size` other players, each
-    /// of whom can add one to the players able to take a set of roles. If that falls short of what
-    /// the team needs for some set, no split fields the roles, and neither the search nor the draft
-    /// can succeed. Most 5v5 candidates that fail to split fail so (a party of four who all want to
-    /// deal damage): caught here, they cost no search.
+    /// Whether some member leaves any team it joins too few places for the roles (see
+    /// [`short_of_roles`]): then no split fields them, and neither the search nor the draft can
+    /// succeed. Most 5v5 candidates that fail to split fail so (a party of four who all want to deal
+    /// damage): caught here, they cost no search.
     fn roles_out_of_reach(&self, problem: Problem) -> bool {
         let width = self.reach_width;
         if width == 0 {
             return false;
         }
-        let room = problem.plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
-        problem
-            .sizes
-            .iter()
-            .zip(self.member_reach.chunks_exact(width))
-            .any(|(&size, theirs)| {
-                let others = room.saturating_sub(size);
-                let mut theirs = theirs.iter();
-                problem.plan.composition.iter().any(|rule| {
-                    (rule.team_need.iter().zip(theirs.by_ref())).any(|(&need, &reach)| need > reach + others)
-                })
-            })
+        (problem.sizes.iter().zip(self.member_reach.chunks_exact(width)))
+            .any(|(&size, reach)| short_of_roles(problem.plan, size, reach))
+    }
+
+    /// Whether ticket `entry` can be in no match this round: it leaves any team it joins too few
+    /// places for the roles (see [`Splitter::roles_out_of_reach`]), which depends on it alone. A
+    /// candidate of such an anchor fails every split, however it is gathered; with
+    /// [`Splitter::shortcuts`] it is not gathered.
+    pub fn never_splits(&self, plan: &Plan, pool: &Pool, entry: u32) -> bool {
+        self.shortcuts
+            && self.reach_width > 0
+            && short_of_roles(plan, pool.entries[entry as usize].size, self.reach_of(entry))
     }
 
     /// Fills `member_reach` for the candidate and empties `team_reach`.
     fn count_reach(&mut self, problem: Problem) {
-        let rules = problem.plan.composition.len();
-        self.reach_width = problem.plan.composition.iter().map(|c| c.team_need.len()).sum();
+        let width = self.reach_width;
         self.member_reach.clear();
-        for &m in problem.members {
-            for (c, rule) in problem.plan.composition.iter().enumerate() {
-                let start = self.member_reach.len();
-                self.member_reach.resize(start + rule.team_need.len(), 0);
-                for p in problem.pool.players_of(m as usize) {
-                    let mask = problem.pool.role_mask(p as usize, c, rules);
-                    for (set, r) in self.member_reach[start..].iter_mut().enumerate() {
-                        *r += u32::from(set & mask != 0);
-                    }
-                }
+        if width > 0 {
+            for &m in problem.members {
+                let row = m as usize * width..(m as usize + 1) * width;
+                self.member_reach.extend_from_slice(&self.entry_reach[row]);
             }
         }
         self.team_reach.clear();
