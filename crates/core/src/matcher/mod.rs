@@ -988,12 +988,16 @@ fn build_match(
     let mut waits_ms = Waits::with_capacity(members.len());
     let mut teams = MatchTeams::with_capacity(plan.slot_names.len());
     for (t, name) in plan.slot_names.iter().enumerate() {
+        let on_team = || members.iter().filter(move |&&(_, team)| team as usize == t);
+        // Sized first: a team of five solos grew its lists from one inline place by doubling, three
+        // allocations each where one does.
+        let players = on_team().map(|&(e, _)| pool.entries[e as usize].size as usize).sum();
         let mut team = MatchTeam {
             name: *name,
-            tickets: TeamMembers::new(),
-            players: TeamMembers::new(),
+            tickets: TeamMembers::with_capacity(on_team().count()),
+            players: TeamMembers::with_capacity(players),
         };
-        for &(e, _) in members.iter().filter(|&&(_, team)| team as usize == t) {
+        for &(e, _) in on_team() {
             let e = e as usize;
             team.tickets.push(ids.ticket(e, pool));
             team.players.extend(ids.players(e, pool));
