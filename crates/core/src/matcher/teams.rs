@@ -324,9 +324,9 @@ pub(crate) struct Splitter {
     /// [`Splitter::roles_out_of_reach`]; an anchor that does is not even gathered for, see
     /// [`Splitter::never_splits`]), and, too many for the exhaustive search, when no split could
     /// meet its balance rules (see `Problem::surely_unbalanced`). Two teams are searched by
-    /// [`TwoTeams`]. This only spares work:
-    /// most failing 5v5 candidates were searched in full, and a squads rule set whose parties fill
-    /// teams alone spent thousands of drafts a round. Off only to test that it changes nothing.
+    /// [`TwoTeams`]. This only spares work: most failing 5v5 candidates were searched in full, and
+    /// a squads rule set whose parties fill teams alone spent thousands of drafts a round. Off only
+    /// to test that it changes nothing.
     shortcuts: bool,
 }
 
@@ -513,12 +513,11 @@ impl Splitter {
             return false;
         }
         let width = self.reach_width;
-        let packed = |counts: &[u32]| counts.iter().rev().fold(0u64, |bytes, &c| bytes << 8 | u64::from(c));
         self.steps.clear();
         self.steps.extend(self.order.iter().map(|&member| Step {
             players: problem.sizes[member],
             value: problem.balance(member, 0),
-            reach: packed(&self.member_reach[member * width..(member + 1) * width]),
+            reach: one_to_a_byte(&self.member_reach[member * width..(member + 1) * width]),
             rest_players: 0,
             rest_reach: 0,
         }));
@@ -529,7 +528,6 @@ impl Splitter {
             rest_players += step.players;
             rest_reach += step.reach;
         }
-        let need: Vec<u32> = needs.copied().collect();
         let slots = &problem.plan.slots;
         let min = [problem.limits.team_min[0], problem.limits.team_min[1]];
         let max = [slots[0].max_players, slots[1].max_players];
@@ -539,7 +537,7 @@ impl Splitter {
             max,
             // Identical empty teams: the first ticket goes to team 0 only.
             interchangeable: min[0] == min[1] && max[0] == max[1],
-            need: packed(&need),
+            need: one_to_a_byte(needs),
             leaf_limit: self.leaf_limit,
             leaves: &mut self.leaves,
             nodes: 0,
@@ -813,14 +811,26 @@ struct Placed {
 /// to place: none of its leaves would be kept. Each team's sum is added in the order the search
 /// adds it, from 0.0, so the imbalances are the same to the bit.
 struct TwoTeams<'s> {
+    /// The candidate's tickets in the search's order (see `Splitter::exhaustive`).
     steps: &'s [Step],
+    /// Each team's bounds on players.
     min: [u32; 2],
     max: [u32; 2],
+    /// Whether the teams' bounds are the same: the first ticket then goes to team 0 only, as the
+    /// general search puts it.
     interchangeable: bool,
+    /// What each team's reach must be, one to a byte.
     need: u64,
+    /// The imbalance above which a leaf is not kept (see `Splitter::leaf_limit`).
     leaf_limit: f64,
+    /// The leaves kept: imbalance and mask, in the order reached.
     leaves: &'s mut Vec<(f64, usize)>,
     nodes: u32,
+}
+
+/// `counts`, each under 256, as the bytes of a word: the first the lowest.
+fn one_to_a_byte<'c>(counts: impl IntoIterator<Item = &'c u32>) -> u64 {
+    (counts.into_iter().enumerate()).fold(0, |bytes, (i, &count)| bytes | u64::from(count) << (8 * i))
 }
 
 /// The high bit of every byte.
