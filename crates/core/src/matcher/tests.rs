@@ -494,6 +494,24 @@ fn pooled(i: usize, created_at: u64, players: Vec<Player>) -> Ticket {
     ticket(&format!("t{i:02}"), created_at / 5_000 * 5_000, players)
 }
 
+/// Random pools of `tickets` tickets created within a minute (see [`pooled`]), each of the players
+/// `party` draws: player `j` of ticket `i` is `player(i, j, drawn)`.
+fn pools_of<D: std::fmt::Debug + 'static>(
+    tickets: std::ops::Range<usize>,
+    party: impl proptest::strategy::Strategy<Value = Vec<D>> + 'static,
+    player: impl Fn(usize, usize, D) -> Player + 'static,
+) -> impl proptest::strategy::Strategy<Value = Vec<Ticket>> {
+    use proptest::strategy::Strategy;
+    proptest::collection::vec((party, 0u64..=60_000), tickets).prop_map(move |tickets| {
+        (tickets.into_iter().enumerate())
+            .map(|(i, (drawn, created_at))| {
+                let players = (drawn.into_iter().enumerate()).map(|(j, d)| player(i, j, d)).collect();
+                pooled(i, created_at, players)
+            })
+            .collect()
+    })
+}
+
 /// The duel path (a [`group::Pair`] for each anchor, and its matches built whole) must decide
 /// exactly as the general path does, on every rule set it takes: the same outcome, byte for byte.
 mod duel_path {
@@ -671,18 +689,8 @@ mod unbalanceable {
     /// 15 to 60 tickets of one to three players, skills far apart and alike, coarse ages.
     fn pools() -> impl Strategy<Value = Vec<Ticket>> {
         let skill = prop_oneof![Just(1500.0f64), 500.0f64..2500.0];
-        let tickets = (prop::collection::vec(skill, 1..=3), 0u64..=60_000);
-        prop::collection::vec(tickets, 15..60).prop_map(|tickets| {
-            tickets
-                .into_iter()
-                .enumerate()
-                .map(|(i, (skills, created_at))| {
-                    let players = (skills.iter().enumerate())
-                        .map(|(j, &s)| player(&format!("p{i}-{j}"), s.round()))
-                        .collect();
-                    pooled(i, created_at, players)
-                })
-                .collect()
+        pools_of(15..60, prop::collection::vec(skill, 1..=3), |i, j, s| {
+            player(&format!("p{i}-{j}"), s.round())
         })
     }
 
@@ -776,27 +784,18 @@ mod dropping_the_newest {
             prop::sample::subsequence(vec!["harbor", "foundry"], 1..=2),
             prop::collection::vec(10u32..250, 2),
         );
-        let tickets = (prop::collection::vec(player, 1..=2), 0u64..=60_000);
-        prop::collection::vec(tickets, 10..50).prop_map(|tickets| {
-            tickets
-                .into_iter()
-                .enumerate()
-                .map(|(i, (players, created_at))| {
-                    let players = (players.into_iter().enumerate())
-                        .map(|(j, (skill, badge, roles, maps, ms))| {
-                            let list =
-                                |v: Vec<&str>| AttributeValue::StringList(v.into_iter().map(str::to_owned).collect());
-                            role_player(&format!("p{i}-{j}"), skill.round(), &roles)
-                                .with_attribute("badge", AttributeValue::Number(f64::from(badge)))
-                                .with_attribute("maps", list(maps))
-                                .with_latency("eu-west-1", ms[0])
-                                .with_latency("us-east-1", ms[1])
-                        })
-                        .collect();
-                    pooled(i, created_at, players)
-                })
-                .collect()
-        })
+        pools_of(
+            10..50,
+            prop::collection::vec(player, 1..=2),
+            |i, j, (skill, badge, roles, maps, ms)| {
+                let list = |v: Vec<&str>| AttributeValue::StringList(v.into_iter().map(str::to_owned).collect());
+                role_player(&format!("p{i}-{j}"), skill.round(), &roles)
+                    .with_attribute("badge", AttributeValue::Number(f64::from(badge)))
+                    .with_attribute("maps", list(maps))
+                    .with_latency("eu-west-1", ms[0])
+                    .with_latency("us-east-1", ms[1])
+            },
+        )
     }
 
     proptest! {
@@ -873,24 +872,16 @@ mod two_teams {
             prop::sample::subsequence(ROLES.to_vec(), 1..=2),
             any::<bool>(),
         );
-        let tickets = (prop::collection::vec(player, 1..=3), 0u64..=60_000);
-        prop::collection::vec(tickets, 6..40).prop_map(|tickets| {
-            tickets
-                .into_iter()
-                .enumerate()
-                .map(|(i, (players, created_at))| {
-                    let players = (players.into_iter().enumerate())
-                        .map(|(j, (skill, level, roles, shield))| {
-                            let gear = if shield { "shield" } else { "sword" };
-                            role_player(&format!("p{i}-{j}"), skill, &roles)
-                                .with_attribute("level", AttributeValue::Number(level))
-                                .with_attribute("gear", AttributeValue::StringList(vec![gear.to_owned()]))
-                        })
-                        .collect();
-                    pooled(i, created_at, players)
-                })
-                .collect()
-        })
+        pools_of(
+            6..40,
+            prop::collection::vec(player, 1..=3),
+            |i, j, (skill, level, roles, shield)| {
+                let gear = if shield { "shield" } else { "sword" };
+                role_player(&format!("p{i}-{j}"), skill, &roles)
+                    .with_attribute("level", AttributeValue::Number(level))
+                    .with_attribute("gear", AttributeValue::StringList(vec![gear.to_owned()]))
+            },
+        )
     }
 
     proptest! {
