@@ -78,10 +78,11 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, String> {
             serde_json::error::Category::Data => "a message of the wrong shape",
             _ => "not JSON",
         };
+        // serde_json says column 0 at the end of a text (an empty message): the position names
+        // the character where the message stopped instead.
+        let (line, column) = queuematch_core::json::position(text, &e);
         format!(
-            "{what} (line {} column {}): send {{\"type\":\"hello\",\"token\":…}} or {{\"type\":\"aim\",\"tick\":N,\"x\":…,\"y\":…}}",
-            e.line(),
-            e.column()
+            "{what} (line {line} column {column}): send {{\"type\":\"hello\",\"token\":…}} or {{\"type\":\"aim\",\"tick\":N,\"x\":…,\"y\":…}}"
         )
     })
 }
@@ -134,5 +135,17 @@ mod tests {
             assert!(error.contains(r#"{"type":"hello","token":…}"#), "{bad}: {error}");
         }
         assert!(parse_client(r#"{"type":"hello","token":"t","extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn a_refusal_names_a_column_from_one() {
+        // GIVEN messages cut short, at their start and after a character
+        // WHEN they are read
+        // THEN the refusal points at a real character, never column 0
+        assert!(parse_client("").unwrap_err().starts_with("not JSON (line 1 column 1)"));
+        assert!(parse_client("{").unwrap_err().starts_with("not JSON (line 1 column 1)"));
+        assert!(parse_client(r#"{"type":"aim""#)
+            .unwrap_err()
+            .starts_with("not JSON (line 1 column 13)"));
     }
 }
