@@ -40,6 +40,9 @@ struct Scratch {
     holders: Vec<Vec<u32>>,
     visited: Vec<bool>,
     reach: Vec<u32>,
+    /// Each member's players' average of a balance column, and its players (see
+    /// `Problem::surely_unbalanced`).
+    averages: Vec<(f64, f64)>,
 }
 
 impl Problem<'_, '_> {
@@ -99,33 +102,35 @@ impl Problem<'_, '_> {
     /// lowest ticket average `lo`), and symmetrically at most. So the imbalance is at least the
     /// highest such floor less the lowest such ceiling, and each of them against `m`. A margin keeps
     /// rounding from refusing a split the tally would accept.
-    fn surely_unbalanced(&self) -> bool {
+    ///
+    /// A squads candidate of dozens of tickets is asked this by every anchor that gathers it, so the
+    /// averages go to a reused buffer and the floor and ceiling are folded in one pass.
+    fn surely_unbalanced(&self, scratch: &mut Scratch) -> bool {
         let n_max = self.plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
         if n_max == 0 || self.members.is_empty() || self.limits.max_difference.is_empty() {
             return false;
         }
         let n_max = f64::from(n_max);
-        let sizes: Vec<f64> = self.sizes.iter().map(|&s| f64::from(s.max(1))).collect();
-        let players: f64 = sizes.iter().sum();
+        let size = |m: usize| f64::from(self.sizes[m].max(1));
+        let players: f64 = (0..self.members.len()).map(size).sum();
+        let averages = &mut scratch.averages;
         self.limits.max_difference.iter().enumerate().any(|(column, &limit)| {
-            // Each ticket's players' average, read from the pool once for the four folds below.
-            let averages: Vec<(f64, f64)> = (0..self.members.len())
-                .map(|m| (self.balance(m, column) / sizes[m], sizes[m]))
-                .collect();
+            // Each ticket's players' average, read from the pool once for the folds below.
+            averages.clear();
+            averages.extend((0..self.members.len()).map(|m| (self.balance(m, column) / size(m), size(m))));
             let (lo, hi) = averages
                 .iter()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(a, _)| {
                     (lo.min(a), hi.max(a))
                 });
             let mean = averages.iter().map(|&(a, s)| a * s).sum::<f64>() / players;
-            let floor = averages
-                .iter()
-                .map(|&(a, s)| lo + (a - lo) * s / n_max)
-                .fold(f64::NEG_INFINITY, f64::max);
-            let ceiling = averages
-                .iter()
-                .map(|&(a, s)| hi - (hi - a) * s / n_max)
-                .fold(f64::INFINITY, f64::min);
+            let (floor, ceiling) =
+                (averages.iter()).fold((f64::NEG_INFINITY, f64::INFINITY), |(floor, ceiling), &(a, s)| {
+                    (
+                        floor.max(lo + (a - lo) * s / n_max),
+                        ceiling.min(hi - (hi - a) * s / n_max),
+                    )
+                });
             let bound = (floor - ceiling).max(floor - mean).max(mean - ceiling);
             let margin = EPSILON + 1e-9 * lo.abs().max(hi.abs());
             bound.is_finite() && bound > limit + margin
@@ -393,7 +398,7 @@ impl Splitter {
         // The draft is a heuristic over many tickets; where no split at all can balance, it would
         // fail, and is not tried.
         let found = found.or_else(|| {
-            if searched_all || (self.shortcuts && problem.surely_unbalanced()) {
+            if searched_all || (self.shortcuts && problem.surely_unbalanced(&mut self.scratch)) {
                 None
             } else {
                 self.draft(problem)
