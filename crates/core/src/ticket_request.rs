@@ -187,7 +187,7 @@ impl TicketRequest {
     /// A party must fit in one team, since it is never split.
     pub fn players_for(&self, rule_set: &RuleSet) -> Result<Vec<Player>, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let largest_team = rule_set.teams.iter().map(|t| t.max_players).max().unwrap_or(0) as usize;
+        let largest_team = rule_set.largest_team() as usize;
         if self.players.len() > largest_team {
             errors.push(FieldError::new(
                 "/players",

@@ -111,6 +111,9 @@ pub(crate) struct Plan<'a> {
     pub queue: Name,
     pub slot_names: Vec<Name>,
     pub max_players: u32,
+    /// The most players any one team slot takes: what a ticket may bring, and the room a team has
+    /// around a ticket.
+    pub largest_team: u32,
     pub timeout_ms: u64,
     /// Wait times (ms) at which some expansion steps in, ascending and distinct.
     breakpoints: Vec<u64>,
@@ -135,6 +138,7 @@ impl<'a> Plan<'a> {
             queue: Name::from(rule_set.name.as_str()),
             slot_names: Vec::new(),
             max_players: rule_set.max_players(),
+            largest_team: rule_set.largest_team(),
             timeout_ms: u64::from(rule_set.queue.timeout_seconds) * 1000,
             breakpoints: Vec::new(),
             levels: Vec::new(),

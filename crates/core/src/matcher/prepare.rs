@@ -512,7 +512,7 @@ impl<'p, 'a> Reader<'p, 'a> {
             distinct: names.attrs(plan, plan.distinct.iter().copied()),
             collection: names.attrs(plan, plan.collection.iter().map(|&(_, a)| a)),
             composition: names.attrs(plan, plan.composition.iter().map(|c| c.attribute)),
-            largest_team: plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0),
+            largest_team: plan.largest_team,
             plain_solos,
             names,
             strings: Interner::default(),

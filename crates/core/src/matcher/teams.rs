@@ -106,7 +106,7 @@ impl Problem<'_, '_> {
     /// A squads candidate of dozens of tickets is asked this by every anchor that gathers it, so the
     /// averages go to a reused buffer and the floor and ceiling are folded in one pass.
     fn surely_unbalanced(&self, scratch: &mut Scratch) -> bool {
-        let n_max = self.plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
+        let n_max = self.plan.largest_team;
         if n_max == 0 || self.members.is_empty() || self.limits.max_difference.is_empty() {
             return false;
         }
@@ -207,12 +207,11 @@ fn add_reach(plan: &Plan, pool: &Pool, entry: u32, reach: &mut Vec<u32>) {
 
 /// Whether a ticket of `size` players whose reach counts are `reach` (see [`add_reach`]) leaves any
 /// team it joins too few places for the roles its players cannot take, by Hall's counts: a team
-/// holding it has at most `room - size` other players, each of whom adds at most one to the players
+/// holding it has at most `largest_team - size` other players, each of whom adds at most one to the players
 /// able to take a set of roles. If that falls short of what the team needs for some set, no split
 /// fields the roles.
 fn short_of_roles(plan: &Plan, size: u32, reach: &[u32]) -> bool {
-    let room = plan.slots.iter().map(|s| s.max_players).max().unwrap_or(0);
-    let others = room.saturating_sub(size);
+    let others = plan.largest_team.saturating_sub(size);
     let needs = plan.composition.iter().flat_map(|rule| &rule.team_need);
     needs.zip(reach).any(|(&need, &reach)| need > reach + others)
 }

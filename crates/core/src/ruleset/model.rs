@@ -302,6 +302,11 @@ impl RuleSet {
         self.teams.iter().map(|t| t.max_players * t.quantity).sum()
     }
 
+    /// The most players one team takes (0 without teams): a party larger than this can never play.
+    pub fn largest_team(&self) -> u32 {
+        self.teams.iter().map(|t| t.max_players).max().unwrap_or(0)
+    }
+
     /// The fewest players a match can start with, before expansions.
     pub fn min_players(&self) -> u32 {
         self.teams.iter().map(|t| t.min_players * t.quantity).sum()
