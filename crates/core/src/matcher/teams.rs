@@ -463,14 +463,15 @@ impl Splitter {
             .max_difference
             .first()
             .map_or(f64::INFINITY, |l| l + EPSILON);
-        // Nodes of the full tree: one per placement of the first `d` tickets, for every depth.
-        let teams = teams as u64;
-        let full_tree = (0..=n as u32).try_fold(0u64, |nodes, d| nodes.checked_add(teams.checked_pow(d)?));
-        self.pruning_full_teams =
-            self.shortcuts && self.reach_width > 0 && full_tree.is_some_and(|nodes| nodes <= u64::from(NODE_BUDGET));
         // Two teams whose reach counts fit in a byte each: the search of `TwoTeams`.
         let in_two = self.shortcuts && self.two_teams(problem);
         if !in_two {
+            // Nodes of the full tree: one per placement of the first `d` tickets, for every depth.
+            let teams = teams as u64;
+            let full_tree = (0..=n as u32).try_fold(0u64, |nodes, d| nodes.checked_add(teams.checked_pow(d)?));
+            self.pruning_full_teams = self.shortcuts
+                && self.reach_width > 0
+                && full_tree.is_some_and(|nodes| nodes <= u64::from(NODE_BUDGET));
             self.descend(problem, 0);
         }
 
