@@ -243,26 +243,7 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Buf
     let may_match = |e: usize| pool.walk_keys[e] != OUT_OF_WALKS;
     let candidates = by_age.iter().enumerate().filter(|&(_, &e)| may_match(e as usize));
     match pairing {
-        Pairing::ClosestSkill if plan.equal.is_empty() => {
-            // Without `=` rules every ticket is in partition 0, and the order is (skill, age rank).
-            // The candidates come in age order and the radix sort is stable, so sorting by skill
-            // alone leaves equal skills in age order: half the passes of sorting the packed key
-            // below (the age rank's bytes are not sorted on), each moving the same 16 bytes.
-            // The keys are the pool's, made while reading (see `Pool::walk_keys`): read in age
-            // order, the entries themselves were a cache miss each, where the keys are a quarter
-            // of their size.
-            let keys = &pool.walk_keys;
-            let mut order = Buf::collect_at_most(
-                by_age.len(),
-                by_age
-                    .iter()
-                    .enumerate()
-                    .map(|(rank, &e)| (keys[e as usize], u32_of(rank)))
-                    .filter(|&(key, _)| key != OUT_OF_WALKS),
-            );
-            radsort::sort_by_key(&mut order, |&(skill, _)| skill);
-            order.iter().map(|&(_, rank)| rank).collect()
-        }
+        Pairing::ClosestSkill if plan.equal.is_empty() => by_skill(&pool.walk_keys, pool.walk_key_bits, by_age),
         Pairing::ClosestSkill => {
             // (partition, skill, age rank) packed into one integer of the same order, as above.
             let mut order = Buf::collect_at_most(
@@ -286,6 +267,57 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Buf
             order.iter().map(|&k| k as u32).collect()
         }
     }
+}
+
+/// [`walk_order`] without `=` rules, where every ticket is in partition 0: the walked entries' age
+/// ranks by skill, then age. `keys` are the entries' walk keys (see `Pool::walk_keys`), and
+/// `key_bits` their AND and OR.
+///
+/// Each walked entry is sorted as one integer, its age rank below 32 bits of its skill key: the
+/// bits that tell the keys apart (those every key shares, at either end, say nothing). The
+/// candidates come in age order and the radix sort is stable, so equal skills stay in age order
+/// without sorting on the rank. When the keys differ in more than 32 bits, the top 32 of those
+/// order them up to ties, and each run of tied entries is then sorted by its whole keys.
+///
+/// Sorting the whole keys beside the ranks moved 16 bytes an entry in up to eight passes; this
+/// moves 8 in four at most. The keys are the pool's, made while reading (see `Pool::walk_keys`):
+/// read in age order, the entries themselves were a cache miss each, where the keys are a quarter
+/// of their size.
+fn by_skill(keys: &[u64], (and, or): (u64, u64), by_age: &[u32]) -> Buf<u32> {
+    let key_of = |rank: u32| keys[by_age[rank as usize] as usize];
+    let differ = and ^ or;
+    // The bits below `low` and from `high` up are the same in every key.
+    let (high, low) = (64 - differ.leading_zeros(), differ.trailing_zeros().min(64));
+    let exact = high.saturating_sub(low) <= 32;
+    let shift = if exact { low } else { high - 32 };
+    let mut order = Buf::collect_at_most(
+        by_age.len(),
+        by_age
+            .iter()
+            .zip(0u32..)
+            .filter(|&(&e, _)| keys[e as usize] != OUT_OF_WALKS)
+            .map(|(&e, rank)| (u64::from(skill_bits(keys[e as usize], shift)) << 32) | u64::from(rank)),
+    );
+    radsort::sort_by_key(&mut order, |&k| (k >> 32) as u32);
+    if !exact {
+        let mut start = 0;
+        for end in 1..=order.len() {
+            if order.get(end).is_some_and(|&k| k >> 32 == order[start] >> 32) {
+                continue;
+            }
+            if end - start > 1 {
+                // Stable: equal keys stay in age order.
+                order[start..end].sort_by_key(|&k| key_of(k as u32));
+            }
+            start = end;
+        }
+    }
+    order.iter().map(|&k| k as u32).collect()
+}
+
+/// The 32 bits of a walk key from bit `shift` (see [`by_skill`]).
+fn skill_bits(key: u64, shift: u32) -> u32 {
+    (key.checked_shr(shift).unwrap_or(0) & u64::from(u32::MAX)) as u32
 }
 
 /// Numbers the entries in walk order, the rest after them, oldest first, so that a walk reads

@@ -347,6 +347,9 @@ pub(crate) struct Pool<'a> {
     /// ([`sortable`]), or [`OUT_OF_WALKS`] when no walk takes it (it timed out or cannot match);
     /// written while reading, for the walk order, as `created` is for the age order.
     pub walk_keys: Buf<u64>,
+    /// The AND and the OR of the walked entries' `walk_keys`: which of their bits every one shares
+    /// (see `matcher::by_skill`). `(u64::MAX, 0)` while none is walked.
+    pub walk_key_bits: (u64, u64),
     ids: Ids,
     /// By entry: the ticket id's bytes after the prefix every id of the pool shares, the first 8
     /// of them (zero-padded) as a big-endian integer. A smaller key is a smaller id; equal keys say
@@ -793,6 +796,7 @@ impl<'a> Pool<'a> {
             created_range: (u64::MAX, 0),
             created: Buf::with_capacity(tickets.len()),
             walk_keys: Buf::with_capacity(tickets.len()),
+            walk_key_bits: (u64::MAX, 0),
             ids: Ids {
                 firsts: Buf::with_capacity(tickets.len()),
                 others: Buf::default(),
@@ -882,8 +886,15 @@ impl<'a> Pool<'a> {
                 *latest = (*latest).max(entry.created_at);
                 pool.created.push(entry.created_at);
                 let walked = entry.matchable && waited(now_ms, entry.created_at) < plan.timeout_ms;
-                pool.walk_keys
-                    .push(if walked { sortable(entry.key) } else { OUT_OF_WALKS });
+                if walked {
+                    let key = sortable(entry.key);
+                    let (and, or) = &mut pool.walk_key_bits;
+                    *and &= key;
+                    *or |= key;
+                    pool.walk_keys.push(key);
+                } else {
+                    pool.walk_keys.push(OUT_OF_WALKS);
+                }
                 first_player = first_player.saturating_add(entry.size);
             }
         }

@@ -893,3 +893,73 @@ mod two_teams {
         }
     }
 }
+
+/// `by_skill` against sorting the whole keys, then the age ranks.
+mod skill_order {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The walked entries' age ranks by (key, age rank), the plain way.
+    fn sorted_plainly(keys: &[u64], by_age: &[u32]) -> Vec<u32> {
+        let mut ranks: Vec<u32> = (0..u32_of(by_age.len()))
+            .filter(|&rank| keys[by_age[rank as usize] as usize] != OUT_OF_WALKS)
+            .collect();
+        ranks.sort_by_key(|&rank| (keys[by_age[rank as usize] as usize], rank));
+        ranks
+    }
+
+    fn bits_of(keys: &[u64]) -> (u64, u64) {
+        keys.iter()
+            .filter(|&&k| k != OUT_OF_WALKS)
+            .fold((u64::MAX, 0), |(and, or), &k| (and & k, or | k))
+    }
+
+    /// Skills near a few values: equal ones, ones that differ in their last bits only (ties in
+    /// the top 32 bits that tell the keys apart), and a few far off, so that the keys differ in
+    /// more than 32 bits; some no walk takes.
+    fn skills() -> impl Strategy<Value = Vec<Option<f64>>> {
+        let skill = prop_oneof![
+            (0usize..3, 0u64..4)
+                .prop_map(|(base, ulps)| f64::from_bits([1500.0f64, 1500.5, -3.25][base].to_bits() + ulps)),
+            -1e6f64..1e6,
+            (0i32..20).prop_map(f64::from),
+        ];
+        prop::collection::vec(prop::option::weighted(0.9, skill), 0..200)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn is_the_order_of_the_whole_keys(skills in skills(), seed in any::<u64>()) {
+            let keys: Vec<u64> = skills.iter().map(|s| s.map_or(OUT_OF_WALKS, sortable)).collect();
+            // Any age order: a permutation of the entries.
+            let mut by_age: Vec<u32> = (0..u32_of(keys.len())).collect();
+            let mut state = seed | 1;
+            for i in (1..by_age.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                by_age.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let order = by_skill(&keys, bits_of(&keys), &by_age);
+            prop_assert_eq!(order.to_vec(), sorted_plainly(&keys, &by_age));
+        }
+    }
+
+    #[test]
+    fn integer_skills_sort_exactly_and_ties_keep_their_age() {
+        let keys: Vec<u64> = [1500.0, 1499.0, 1500.0, 1501.0, 1499.0].map(sortable).to_vec();
+        let by_age = [4, 3, 2, 1, 0];
+        // Ranks: entry 4 is rank 0 (1499), entry 3 rank 1 (1501), entry 2 rank 2 (1500), ...
+        assert_eq!(by_skill(&keys, bits_of(&keys), &by_age).to_vec(), vec![0, 3, 2, 4, 1]);
+    }
+
+    #[test]
+    fn keys_that_differ_in_33_bits_sort_by_all_of_them() {
+        // 1500.0's key ends in 44 zero bits: these differ in bit 0 and bit 32.
+        let x = sortable(1500.0);
+        let keys = [x + (1 << 32), x + 1, x];
+        assert_eq!(by_skill(&keys, bits_of(&keys), &[0, 1, 2]).to_vec(), vec![2, 1, 0]);
+    }
+}
