@@ -442,6 +442,38 @@ mod tests {
     }
 
     #[test]
+    fn players_list_as_many_values_as_a_collection_rule_asks_a_match_to_share() {
+        // coop-4's players choose among three maps; a rule asking for four in common could never
+        // be met by them, and every ticket timed out.
+        let mut rules = example("coop-4");
+        for rule in &mut rules.rules {
+            if let crate::ruleset::RuleKind::Collection { min_count, .. } = &mut rule.kind {
+                *min_count = 4;
+            }
+        }
+        let pool = Population::new(&rules, 1).waiting_pool(500, Timestamp(100_000), 30_000);
+        let lists: Vec<&[String]> = pool
+            .iter()
+            .flat_map(|t| &t.players)
+            .map(|p| p.attributes["maps"].as_string_list().unwrap())
+            .collect();
+        assert!(lists.iter().all(|l| l.len() >= 4), "{lists:?}");
+        let values: BTreeSet<&String> = lists.iter().copied().flatten().collect();
+        assert!(values.len() > 4, "{values:?}");
+        let report = simulate(
+            &rules,
+            &SimulationConfig {
+                players: 400,
+                rate: 20.0,
+                seed: 1,
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert!(report.matcher.matches > 0 && report.fcfs.matches > 0, "{report:?}");
+    }
+
+    #[test]
     fn skills_are_drawn_on_the_scale_of_their_default() {
         // (default, maxDistance) → (mean, standard deviation, values rounded to) as drawn.
         let cases = [

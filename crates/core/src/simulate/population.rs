@@ -32,6 +32,34 @@ const MAX_PARTY: u32 = 5;
 /// Values of a collection attribute that has no default to draw from.
 const COLLECTION_VALUES: [&str; 3] = ["alpha", "bravo", "charlie"];
 
+/// A collection attribute as players are drawn with it.
+#[derive(Debug, Clone)]
+struct Collection<'r> {
+    name: &'r str,
+    /// The values players choose among: the attribute's default list (else [`COLLECTION_VALUES`]),
+    /// with made-up ones added until there are more than `min_count`.
+    values: Vec<String>,
+    /// The most values a collection rule on this attribute asks a match to share: every player
+    /// lists at least this many. A population that could not would never match, which says
+    /// nothing about the rule set.
+    min_count: usize,
+}
+
+impl Collection<'_> {
+    /// Makes players list at least `min_count` values, out of more than that.
+    fn at_least(&mut self, min_count: usize) {
+        self.min_count = self.min_count.max(min_count);
+        let mut n = self.values.len();
+        while self.values.len() <= self.min_count {
+            n += 1;
+            let value = format!("value-{n}");
+            if !self.values.contains(&value) {
+                self.values.push(value);
+            }
+        }
+    }
+}
+
 /// How one skill attribute is drawn: normal around its default, on the default's own scale, so that
 /// a rank of 1 to 30 is drawn as ranks are and a rating around 1500 as ratings are.
 #[derive(Debug, Clone, Copy)]
@@ -85,8 +113,8 @@ pub struct Population<'r> {
     shared: Vec<(&'r str, AttributeValue)>,
     /// Attributes no two players may share: each player gets their own.
     unique: Vec<(&'r str, AttributeType)>,
-    /// Collection attributes and the values players choose among.
-    collections: Vec<(&'r str, Vec<String>)>,
+    /// Collection attributes: the values players choose among, and how many each lists at least.
+    collections: Vec<Collection<'r>>,
     /// Composition attributes and each role's weight (its count per team).
     compositions: Vec<(&'r str, Vec<(String, f64)>)>,
     latencies: bool,
@@ -145,12 +173,24 @@ impl<'r> Population<'r> {
                         ComparisonOp::NotEqual => population.unique.push((attribute, kind)),
                     }
                 }
-                RuleKind::Collection { attribute, .. } => {
-                    let values = default(attribute)
-                        .and_then(|d| d.as_string_list().map(<[String]>::to_vec))
-                        .filter(|v| !v.is_empty())
-                        .unwrap_or_else(|| COLLECTION_VALUES.iter().map(|v| v.to_string()).collect());
-                    population.collections.push((attribute, values));
+                RuleKind::Collection { attribute, min_count } => {
+                    let min_count = *min_count as usize;
+                    match population.collections.iter_mut().find(|c| c.name == attribute) {
+                        Some(collection) => collection.at_least(min_count),
+                        None => {
+                            let values = default(attribute)
+                                .and_then(|d| d.as_string_list().map(<[String]>::to_vec))
+                                .filter(|v| !v.is_empty())
+                                .unwrap_or_else(|| COLLECTION_VALUES.iter().map(|v| v.to_string()).collect());
+                            let mut collection = Collection {
+                                name: attribute,
+                                values,
+                                min_count: 0,
+                            };
+                            collection.at_least(min_count);
+                            population.collections.push(collection);
+                        }
+                    }
                 }
                 RuleKind::Composition { attribute, per_team } => {
                     let weights = per_team.iter().map(|(role, &n)| (role.clone(), f64::from(n))).collect();
@@ -208,14 +248,25 @@ impl<'r> Population<'r> {
             .collections
             .clone()
             .iter()
-            .map(|(_, values)| {
-                // The party chose together: one list for all its members, never empty.
-                let mut chosen: Vec<String> = values.iter().filter(|_| self.unit() < 0.6).cloned().collect();
-                if chosen.is_empty() {
-                    let pick = (self.unit() * values.len() as f64) as usize % values.len().max(1);
-                    chosen.extend(values.get(pick).cloned());
+            .map(|collection| {
+                // The party chose together: one list for all its members, never empty, and never
+                // shorter than the rules ask every match to share.
+                let values = &collection.values;
+                let mut taken: Vec<bool> = values.iter().map(|_| self.unit() < 0.6).collect();
+                let wanted = collection.min_count.max(1).min(values.len());
+                while taken.iter().filter(|&&t| t).count() < wanted {
+                    let pick = (self.unit() * values.len() as f64) as usize % values.len();
+                    // The first value not taken yet from the one drawn on, round the list.
+                    if let Some(at) = (pick..values.len()).chain(0..pick).find(|&i| !taken[i]) {
+                        taken[at] = true;
+                    }
                 }
-                chosen
+                values
+                    .iter()
+                    .zip(&taken)
+                    .filter(|(_, &t)| t)
+                    .map(|(v, _)| v.clone())
+                    .collect::<Vec<String>>()
             })
             .collect();
         let players = (0..size.max(1))
@@ -246,8 +297,8 @@ impl<'r> Population<'r> {
             };
             player = player.with_attribute(name, value);
         }
-        for ((name, _), chosen) in self.collections.iter().zip(collections) {
-            player = player.with_attribute(name, AttributeValue::StringList(chosen.clone()));
+        for (collection, chosen) in self.collections.iter().zip(collections) {
+            player = player.with_attribute(collection.name, AttributeValue::StringList(chosen.clone()));
         }
         for (name, weights) in self.compositions.clone() {
             let counts: Vec<f64> = weights.iter().map(|(_, w)| *w).collect();
