@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use queuematch_core::simulate::{simulate, SimulationConfig, SimulationReport, StrategyReport};
+use queuematch_core::simulate::{simulate, SimulationConfig, SimulationReport, StrategyReport, HINT_TIMED_OUT_PERCENT};
 use queuematch_core::RuleSet;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -36,7 +36,8 @@ pub struct SimulateArgs {
     /// Seed of the synthetic traffic: the same seed gives the same report, byte for byte.
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub seed: u64,
-    /// Print the report as JSON: `matcher` and `fcfs`, each with its figures; one with nothing to measure is null.
+    /// Print the report as JSON: `matcher` and `fcfs`, each with its figures (one with nothing to
+    /// measure is null), and `withoutEachRule` when the matcher timed out half the tickets or more.
     #[arg(long)]
     pub json: bool,
 }
@@ -134,6 +135,40 @@ fn render(report: &SimulationReport) -> String {
             value(&report.matcher),
             value(&report.fcfs)
         ));
+    }
+    out.push_str(&hint(report));
+    out
+}
+
+/// What each rule costs, when the matcher timed most tickets out (see
+/// `SimulationReport::without_each_rule`): the rules that hold them back, or that none alone does.
+fn hint(report: &SimulationReport) -> String {
+    let without = &report.without_each_rule;
+    if without.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\nThe matcher timed out {:.2} % of the tickets. The same players without one rule:\n",
+        report.matcher.timed_out_percent
+    );
+    let width = without.iter().map(|w| w.rule.len()).max().unwrap_or(0) + 2;
+    for w in without {
+        out.push_str(&format!(
+            "  without {:<width$} {:>8} tickets matched, {:.2} % timed out\n",
+            format!("`{}`", w.rule),
+            w.matched_tickets,
+            w.timed_out_percent
+        ));
+    }
+    let best = without
+        .iter()
+        .map(|w| w.timed_out_percent)
+        .fold(f64::INFINITY, f64::min);
+    if best >= HINT_TIMED_OUT_PERCENT {
+        out.push_str(
+            "No one rule holds them back: too few players wait at once (a higher --rate), the teams' \
+             sizes do not fit the parties, or two rules together do.\n",
+        );
     }
     out
 }

@@ -146,3 +146,56 @@ fn what_nobody_could_measure_is_null_and_a_dash_not_a_perfect_zero() {
         "{table}"
     );
 }
+
+#[test]
+fn when_most_tickets_time_out_the_report_says_what_each_rule_costs() {
+    // coop-4 with a 10 ms latency limit, 12 after 30 s: the players' nearest region is 15-60 ms away.
+    let text = std::fs::read_to_string(example("coop-4")).unwrap();
+    let strict = text
+        .replace("\"maxLatency\": 120", "\"maxLatency\": 10")
+        .replace("\"value\": 200}", "\"value\": 12}");
+    assert_ne!(strict, text, "coop-4's ping rule moved");
+    let file = std::env::temp_dir().join(format!("qm-simulate-ping-{}.json", std::process::id()));
+    std::fs::write(&file, strict).unwrap();
+    let args = ["--players", "600", "--rate", "40", "--seed", "2"];
+    let json_args = [&args[..], &["--json"]].concat();
+    let report = json(&simulate(&file, &json_args));
+    let table = simulate(&file, &args);
+    std::fs::remove_file(&file).unwrap();
+
+    assert_eq!(report["matcher"]["timedOutPercent"], 100.0, "{report}");
+    let without: Vec<(&str, f64)> = report["withoutEachRule"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no withoutEachRule in {report}"))
+        .iter()
+        .map(|w| (w["rule"].as_str().unwrap(), w["timedOutPercent"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        without.iter().map(|w| w.0).collect::<Vec<_>>(),
+        ["loose", "map", "ping"],
+        "{report}"
+    );
+    for (rule, timed_out) in without {
+        assert_eq!(timed_out < 50.0, rule == "ping", "{rule}: {report}");
+    }
+    let table = String::from_utf8_lossy(&table.stdout);
+    let ping = table.lines().find(|l| l.trim_start().starts_with("without `ping`"));
+    assert!(ping.is_some_and(|l| l.contains("tickets matched")), "{table}");
+    assert!(!table.contains("No one rule"), "{table}");
+
+    // A report where the matcher does well says nothing of the kind.
+    let fine = json(&simulate(&example("coop-4"), &json_args));
+    assert!(fine.get("withoutEachRule").is_none(), "{fine}");
+}
+
+#[test]
+fn when_no_one_rule_is_to_blame_the_report_says_so() {
+    // One player can match nobody, whatever the rules.
+    let out = simulate(&example("ranked-1v1"), &["--players", "1"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("without `fair`") && table.contains("without `ping`"),
+        "{table}"
+    );
+    assert!(table.contains("No one rule holds them back"), "{table}");
+}

@@ -12,7 +12,7 @@ mod population;
 pub use population::Population;
 
 use crate::matcher::{round_with, Pairing};
-use crate::ruleset::RuleSet;
+use crate::ruleset::{ExpansionTarget, RuleSet};
 use crate::ticket::Ticket;
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -111,6 +111,25 @@ pub struct SimulationReport {
     pub seed: u64,
     pub matcher: StrategyReport,
     pub fcfs: StrategyReport,
+    /// When the matcher timed out at least [`HINT_TIMED_OUT_PERCENT`] of the tickets: for each rule,
+    /// in the rule set's order, how the matcher fares on the same arrivals without it (and its
+    /// expansions). Empty, and left out of the JSON, otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub without_each_rule: Vec<WithoutRule>,
+}
+
+/// The matcher's share of timed-out tickets from which a report says what each rule costs: at half,
+/// most players would leave the queue, and the designer needs to know which rule holds them back.
+pub const HINT_TIMED_OUT_PERCENT: f64 = 50.0;
+
+/// The matcher on the same arrivals under the rule set without one rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithoutRule {
+    /// The rule left out.
+    pub rule: String,
+    pub matched_tickets: u64,
+    pub timed_out_percent: f64,
 }
 
 /// How one strategy fared.
@@ -197,6 +216,18 @@ pub fn simulate(
             });
         },
     );
+    let without_each_rule = if matcher.timed_out_percent >= HINT_TIMED_OUT_PERCENT {
+        // Each rule's run is one more pass over the tickets: the bar grows to take them in.
+        let total = (2 + rule_set.rules.len() as u64) * tickets;
+        without_each_rule(rule_set, &arrivals, &mut |run, done| {
+            progress(Progress {
+                done: (2 + run as u64) * tickets + done,
+                total,
+            });
+        })
+    } else {
+        Vec::new()
+    };
     Ok(SimulationReport {
         rule_set: rule_set.name.clone(),
         players: config.players,
@@ -205,7 +236,38 @@ pub fn simulate(
         seed: config.seed,
         matcher,
         fcfs,
+        without_each_rule,
     })
+}
+
+/// The matcher on `arrivals` under `rule_set` without each of its rules in turn. The players stay
+/// those drawn for the whole rule set: only the matching changes.
+/// `progress` is told which rule's run this is and the tickets it has settled.
+fn without_each_rule(
+    rule_set: &RuleSet,
+    arrivals: &[Ticket],
+    progress: &mut dyn FnMut(usize, u64),
+) -> Vec<WithoutRule> {
+    rule_set
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let mut fewer = rule_set.clone();
+            fewer.rules.retain(|r| r.name != rule.name);
+            fewer
+                .expansions
+                .retain(|e| !matches!(&e.target, ExpansionTarget::Rule { rule: r, .. } if *r == rule.name));
+            let report = run(&fewer, arrivals, Pairing::ClosestSkill, Rounds::Deciding, &mut |done| {
+                progress(i, done)
+            });
+            WithoutRule {
+                rule: rule.name.clone(),
+                matched_tickets: report.matched_tickets,
+                timed_out_percent: report.timed_out_percent,
+            }
+        })
+        .collect()
 }
 
 /// Which of the once-a-second rounds a run holds.
@@ -471,6 +533,45 @@ mod tests {
         )
         .unwrap();
         assert!(report.matcher.matches > 0 && report.fcfs.matches > 0, "{report:?}");
+    }
+
+    #[test]
+    fn a_rule_no_player_meets_is_named_by_running_without_each_rule() {
+        // No player is within 10 ms of a region (15 ms at best), not even after the expansion.
+        let mut rules = example("coop-4");
+        for rule in &mut rules.rules {
+            if let crate::ruleset::RuleKind::Latency { max_latency } = &mut rule.kind {
+                *max_latency = 10;
+            }
+        }
+        rules
+            .expansions
+            .retain(|e| !matches!(&e.target, ExpansionTarget::Rule { rule, .. } if rule == "ping"));
+        let mut last = None;
+        let config = SimulationConfig {
+            players: 400,
+            rate: 20.0,
+            seed: 1,
+        };
+        let report = simulate(&rules, &config, |p| last = Some(p)).unwrap();
+        assert_eq!(report.matcher.timed_out_percent, 100.0);
+        let without: Vec<(&str, bool)> = report
+            .without_each_rule
+            .iter()
+            .map(|w| {
+                (
+                    w.rule.as_str(),
+                    w.timed_out_percent < HINT_TIMED_OUT_PERCENT && w.matched_tickets > 0,
+                )
+            })
+            .collect();
+        assert_eq!(without, [("loose", false), ("map", false), ("ping", true)]);
+        let last = last.unwrap();
+        assert_eq!((last.done, last.total), (5 * report.tickets, 5 * report.tickets));
+
+        // The same players under the example's own rules: nothing to say.
+        let fine = simulate(&example("coop-4"), &config, |_| {}).unwrap();
+        assert!(fine.without_each_rule.is_empty(), "{fine:?}");
     }
 
     #[test]
