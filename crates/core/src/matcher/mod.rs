@@ -252,7 +252,7 @@ fn walk_order(pool: &Pool, plan: &Plan, by_age: &[u32], pairing: Pairing) -> Buf
     match pairing {
         Pairing::ClosestSkill if plan.equal.is_empty() => by_skill(&pool.walk_keys, pool.walk_key_bits, by_age),
         Pairing::ClosestSkill => {
-            // (partition, skill, age rank) packed into one integer of the same order, as above.
+            // (partition, skill, age rank) packed into one integer of the same order, sorted whole.
             let mut order = Buf::collect_at_most(
                 by_age.len(),
                 candidates.map(|(rank, &e)| {
