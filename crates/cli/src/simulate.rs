@@ -148,9 +148,14 @@ fn hint(report: &SimulationReport) -> String {
         return String::new();
     }
     let mut out = format!(
-        "\nThe matcher timed out {:.2} % of the tickets. The same players without one rule:\n",
+        "\nThe matcher timed out {:.2} % of the tickets. The same players without one rule",
         report.matcher.timed_out_percent
     );
+    let run_on = without.first().map_or(report.tickets, |w| w.tickets);
+    if run_on < report.tickets {
+        out.push_str(&format!(" (the first {run_on} tickets)"));
+    }
+    out.push_str(":\n");
     let width = without.iter().map(|w| w.rule.len()).max().unwrap_or(0) + 2;
     for w in without {
         out.push_str(&format!(
