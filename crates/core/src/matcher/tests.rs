@@ -963,3 +963,42 @@ mod skill_order {
         assert_eq!(by_skill(&keys, bits_of(&keys), &[0, 1, 2]).to_vec(), vec![2, 1, 0]);
     }
 }
+
+/// `age_order`'s two ways (counted for a pool in id order over few milliseconds; radix sorted, ties
+/// then ordered by id, for any other) against sorting by time and id.
+mod age_order_of {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Entries by (time, id): the plain way.
+    fn sorted_plainly(pool: &[Ticket]) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..u32_of(pool.len())).collect();
+        order.sort_by_key(|&e| (pool[e as usize].created_at, pool[e as usize].id.clone()));
+        order
+    }
+
+    fn age_order_of(pool: &[Ticket], rules: &RuleSet) -> Vec<u32> {
+        let plan = Plan::new(rules);
+        age_order(&Pool::new(pool, &plan, 100_000, Paths::Fastest)).to_vec()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn is_by_time_then_id(times in prop::collection::vec(0u64..40, 1..300), spread in 1u64..3_000, reverse: bool) {
+            let rules = duel(json!([]), json!([]));
+            // Ids in pool order (the counting sort, while the span is small for the pool) or
+            // the reverse (the radix sort and the ties by id).
+            let mut pool: Vec<Ticket> = times
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| solo(&format!("t{i:04}"), 50_000 + t * spread, 1500.0))
+                .collect();
+            if reverse {
+                pool.reverse();
+            }
+            prop_assert_eq!(age_order_of(&pool, &rules), sorted_plainly(&pool));
+        }
+    }
+}
