@@ -208,7 +208,9 @@ struct Round<'r, 'a> {
 /// cache-friendly. Each (time, entry) pair is packed into one integer of the same order, and the
 /// integers are radix sorted: keys are distinct, so the order is the one a comparison sort gives,
 /// and the bytes every key shares cost nothing. Times are taken from the oldest, so that a pool
-/// spanning less than 49 days (any real one) packs into a u64, half the bytes to move.
+/// spanning less than 49 days (any real one) packs into a u64, half the bytes to move. A pool
+/// given in id order, whose ties need no ids compared, is counted instead when its times are
+/// dense enough (see [`by_counting`]).
 #[inline(never)]
 fn age_order(pool: &Pool) -> Buf<u32> {
     let n = pool.len();
