@@ -143,14 +143,21 @@ fn render(report: &SimulationReport) -> String {
 /// What each rule costs, when the matcher timed most tickets out (see
 /// `SimulationReport::without_each_rule`): the rules that hold them back, or that none alone does.
 fn hint(report: &SimulationReport) -> String {
-    let without = &report.without_each_rule;
-    if without.is_empty() {
+    let timed_out = report.matcher.timed_out_percent;
+    if timed_out < HINT_TIMED_OUT_PERCENT {
         return String::new();
     }
-    let mut out = format!(
-        "\nThe matcher timed out {:.2} % of the tickets. The same players without one rule",
-        report.matcher.timed_out_percent
-    );
+    let without = &report.without_each_rule;
+    let mut out = format!("\nThe matcher timed out {timed_out:.2} % of the tickets.");
+    if without.is_empty() {
+        // A rule set without rules: nothing to leave out.
+        out.push_str(
+            " The rule set has no rules: too few players wait at once (a higher --rate), or the \
+             teams' sizes do not fit the parties.\n",
+        );
+        return out;
+    }
+    out.push_str(" The same players without one rule");
     let run_on = without.first().map_or(report.tickets, |w| w.tickets);
     if run_on < report.tickets {
         out.push_str(&format!(" (the first {run_on} tickets)"));

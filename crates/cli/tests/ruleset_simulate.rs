@@ -189,6 +189,25 @@ fn when_most_tickets_time_out_the_report_says_what_each_rule_costs() {
 }
 
 #[test]
+fn a_rule_set_without_rules_that_times_out_is_told_so() {
+    let file = std::env::temp_dir().join(format!("qm-simulate-bare-{}.json", std::process::id()));
+    let bare = serde_json::json!({
+        "name": "bare", "ruleLanguageVersion": "1.0",
+        "teams": [{"name": "a", "minPlayers": 5, "maxPlayers": 5}, {"name": "b", "minPlayers": 5, "maxPlayers": 5}],
+        "rules": [], "queue": {"timeoutSeconds": 60}
+    });
+    std::fs::write(&file, bare.to_string()).unwrap();
+    let out = simulate(&file, &["--players", "3"]);
+    std::fs::remove_file(&file).unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        table.contains("timed out 100.00 % of the tickets. The rule set has no rules"),
+        "{table}"
+    );
+}
+
+#[test]
 fn when_no_one_rule_is_to_blame_the_report_says_so() {
     // One player can match nobody, whatever the rules.
     let out = simulate(&example("ranked-1v1"), &["--players", "1"]);
