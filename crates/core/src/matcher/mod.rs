@@ -338,17 +338,12 @@ fn by_skill(keys: &[u64], (and, or): (u64, u64), by_age: &[u32]) -> Buf<u32> {
     );
     radsort::sort_by_key(&mut order, |&k| (k >> 32) as u32);
     if !exact {
-        let mut start = 0;
-        for end in 1..=order.len() {
-            if order.get(end).is_some_and(|&k| k >> 32 == order[start] >> 32) {
-                continue;
-            }
-            if end - start > 1 {
-                // Stable: equal keys stay in age order.
-                order[start..end].sort_by_key(|&k| key_of(k as u32));
-            }
-            start = end;
-        }
+        // Stable: equal keys stay in age order.
+        sort_runs(
+            &mut order,
+            |_, &k| k >> 32,
+            |run| run.sort_by_key(|&k| key_of(k as u32)),
+        );
     }
     order.iter().map(|&k| k as u32).collect()
 }
@@ -557,14 +552,26 @@ fn u32_of(n: usize) -> u32 {
 /// entry (or that time less a constant): read from the sorted keys, in order, rather than from
 /// each entry, at random.
 fn order_ties_by_id(by_age: &mut [u32], time: impl Fn(usize) -> u64, pool: &Pool) {
+    sort_runs(
+        by_age,
+        |i, _| time(i),
+        |run| run.sort_unstable_by(|&a, &b| pool.cmp_ticket_ids(a as usize, b as usize)),
+    );
+}
+
+/// Hands `sort` each run of two or more consecutive `items` of the same `run_key` (given an item's
+/// position and the item): what a sort on a coarser key leaves to settle.
+fn sort_runs<T, K: PartialEq>(items: &mut [T], run_key: impl Fn(usize, &T) -> K, mut sort: impl FnMut(&mut [T])) {
     let mut start = 0;
-    for i in 1..=by_age.len() {
-        if i == by_age.len() || time(i) != time(start) {
-            if i - start > 1 {
-                by_age[start..i].sort_unstable_by(|&a, &b| pool.cmp_ticket_ids(a as usize, b as usize));
-            }
-            start = i;
+    while start < items.len() {
+        let key = run_key(start, &items[start]);
+        let end = (start + 1..items.len())
+            .find(|&i| run_key(i, &items[i]) != key)
+            .unwrap_or(items.len());
+        if end - start > 1 {
+            sort(&mut items[start..end]);
         }
+        start = end;
     }
 }
 
