@@ -336,4 +336,15 @@ impl RuleSet {
     pub fn expansion_for(&self, target: &ExpansionTarget) -> Option<&Expansion> {
         self.expansions.iter().find(|e| &e.target == target)
     }
+
+    /// This rule set without the rule called `name`, nor the expansions that loosen it (an
+    /// expansion is all that refers to a rule by name), so that what is left is as valid as this.
+    pub fn without_rule(&self, name: &str) -> RuleSet {
+        let mut fewer = self.clone();
+        fewer.rules.retain(|r| r.name != name);
+        fewer
+            .expansions
+            .retain(|e| !matches!(&e.target, ExpansionTarget::Rule { rule, .. } if rule == name));
+        fewer
+    }
 }

@@ -895,3 +895,12 @@ fn a_rule_set_that_is_not_an_object_is_refused() {
         [("$".to_owned(), "expected an object, found an array".to_owned())]
     );
 }
+
+#[test]
+fn a_rule_set_without_a_rule_loses_the_rule_and_its_expansions_only() {
+    let mut doc = base();
+    doc["rules"].as_array_mut().unwrap().remove(2);
+    doc["expansions"].as_array_mut().unwrap().remove(1);
+    assert_eq!(parse(&base()).without_rule("ping"), parse(&doc));
+    assert_eq!(parse(&base()).without_rule("no-such-rule"), parse(&base()));
+}

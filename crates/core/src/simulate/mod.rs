@@ -12,7 +12,7 @@ mod population;
 pub use population::Population;
 
 use crate::matcher::{round_with, Pairing};
-use crate::ruleset::{ExpansionTarget, RuleSet};
+use crate::ruleset::RuleSet;
 use crate::ticket::Ticket;
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -262,11 +262,7 @@ fn without_each_rule(
         .iter()
         .enumerate()
         .map(|(i, rule)| {
-            let mut fewer = rule_set.clone();
-            fewer.rules.retain(|r| r.name != rule.name);
-            fewer
-                .expansions
-                .retain(|e| !matches!(&e.target, ExpansionTarget::Rule { rule: r, .. } if *r == rule.name));
+            let fewer = rule_set.without_rule(&rule.name);
             let report = run(&fewer, arrivals, Pairing::ClosestSkill, Rounds::Deciding, &mut |done| {
                 progress(i, done)
             });
@@ -556,7 +552,7 @@ mod tests {
         }
         rules
             .expansions
-            .retain(|e| !matches!(&e.target, ExpansionTarget::Rule { rule, .. } if rule == "ping"));
+            .retain(|e| !matches!(&e.target, crate::ruleset::ExpansionTarget::Rule { rule, .. } if rule == "ping"));
         let mut last = None;
         let config = SimulationConfig {
             players: 400,
