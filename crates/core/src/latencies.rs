@@ -6,6 +6,7 @@
 //! up to four regions, with names of up to 24 bytes, need no memory beyond it.
 
 use compact_str::CompactString;
+use prefetch_index::prefetch_index;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use smallvec::SmallVec;
@@ -67,6 +68,16 @@ impl Latencies {
     /// The regions measured, in order.
     pub fn regions(&self) -> impl Iterator<Item = &str> {
         self.iter().map(|(region, _)| region)
+    }
+
+    /// Asks for the regions and their latencies to be brought into the cache, ahead of reading them
+    /// (a prefetch does not wait for the memory as a read would): the matcher reads every player's,
+    /// and asks for them while it reads the player's id.
+    pub fn prefetch(&self) {
+        let entries = self.by_region.as_slice();
+        for at in 0..entries.len() {
+            prefetch_index(entries, at);
+        }
     }
 
     /// Where `region` is, or where it would go.
