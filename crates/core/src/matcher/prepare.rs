@@ -1043,7 +1043,10 @@ impl<'a> Pool<'a> {
                 4 => gather_rows::<T, 4>(rows, order),
                 _ => {
                     let mut out = Buf::with_capacity(rows.len());
-                    for &o in order {
+                    for (i, &o) in order.iter().enumerate() {
+                        if let Some(&ahead) = order.get(i + GATHER_AHEAD) {
+                            prefetch_index(rows, ahead as usize * width);
+                        }
                         let o = o as usize;
                         out.extend_from_slice(&rows[o * width..(o + 1) * width]);
                     }
@@ -1054,7 +1057,12 @@ impl<'a> Pool<'a> {
         fn gather_rows<T: Copy + Recycle, const W: usize>(rows: &[T], order: &[u32]) -> Buf<T> {
             let (rows, _) = rows.as_chunks::<W>();
             let mut out = Buf::with_capacity(order.len() * W);
-            for &o in order {
+            // Read at random too, and in the cache by the time it is read: a round's rows are a
+            // megabyte or two each. (A duel round at 100k took 0.97 of the time with this.)
+            for (i, &o) in order.iter().enumerate() {
+                if let Some(&ahead) = order.get(i + GATHER_AHEAD) {
+                    prefetch_index(rows, ahead as usize);
+                }
                 out.extend_from_slice(&rows[o as usize]);
             }
             out
