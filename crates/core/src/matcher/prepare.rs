@@ -761,9 +761,7 @@ impl<'a> Pool<'a> {
     /// processor to start the next ticket's misses while it works on this one. So each kind of read
     /// has its own short loop over the block (the ids' bytes; the attributes; the latencies), in which
     /// the processor has several tickets' misses in flight at once, and the rules' work on the values
-    /// read comes last. (It replaced a read-ahead loop that walked every map a second time.) The
-    /// latencies are asked for in the first loop, which reads each player anyway, so that their misses
-    /// overlap the ids' rather than coming a loop later.
+    /// read comes last. (It replaced a read-ahead loop that walked every map a second time.)
     pub fn new(tickets: &'a [Ticket], plan: &Plan<'a>, now_ms: u64, paths: Paths) -> Self {
         let mut reader = Reader::new(plan, paths);
         let width = reader.names.width();
@@ -1043,6 +1041,9 @@ impl<'a> Pool<'a> {
     /// read at random, but in short loops whose cache misses the processor overlaps; the walks and
     /// the matches could not.
     pub fn renumber(&mut self, order: &[u32], ranks: &[u32]) {
+        // Rows are read at random, as the entries are, and the row some places on is asked for
+        // first: a round's rows are a megabyte or two each (a duel round at 100k took 0.97 of the
+        // time with this).
         fn gather<T: Copy + Recycle>(rows: &[T], width: usize, order: &[u32]) -> Buf<T> {
             // The usual widths copy rows of a size known at compile time: a few moves each, not a
             // call to `memcpy` per row (a million calls a round at 100k).
@@ -1068,8 +1069,6 @@ impl<'a> Pool<'a> {
         fn gather_rows<T: Copy + Recycle, const W: usize>(rows: &[T], order: &[u32]) -> Buf<T> {
             let (rows, _) = rows.as_chunks::<W>();
             let mut out = Buf::with_capacity(order.len() * W);
-            // Read at random too, and in the cache by the time it is read: a round's rows are a
-            // megabyte or two each. (A duel round at 100k took 0.97 of the time with this.)
             for (i, &o) in order.iter().enumerate() {
                 if let Some(&ahead) = order.get(i + GATHER_AHEAD) {
                     prefetch_index(rows, ahead as usize);
