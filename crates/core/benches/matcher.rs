@@ -4,7 +4,8 @@
 //! the simulator's population, ages spread over the last minute), it prints:
 //! - the round's CPU time and tickets matched per second, on one thread;
 //! - the round's time as a multiple of sorting the same tickets by skill (the two run in turn, and the
-//!   ratio is the median of each turn's, see [`in_turn`]; one untimed turn first warms both);
+//!   ratio is the median of each turn's, see [`in_turn`]; one untimed turn first warms both), and the
+//!   lowest and highest turn's ("turns");
 //! - the same ratio warm against warm ("warm r/s"): rounds run back to back, then sorts back to back,
 //!   the ratio of the two medians. Sorted again and again, the same pool's sort gets faster run by
 //!   run for the first five to eight runs, as the cache comes to keep the memory it reads each time
@@ -66,8 +67,9 @@ fn median<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     (middle(times), last.unwrap_or_else(|| panic!("no runs")))
 }
 
-/// The round and the yardstick run in turn, `runs` times each: their median times, the median of each
-/// turn's ratio, and the round's last result.
+/// The round and the yardstick run in turn, `runs` times each: their median times, each turn's ratio
+/// (sorted: the median is the figure, the ends show how far the host moved it), and the round's last
+/// result.
 ///
 /// This machine's speed drifts by up to 2x within minutes, so a ratio of two medians taken one after
 /// the other can compare a fast minute with a slow one; a round and the sort timed back to back run at
@@ -76,7 +78,7 @@ fn in_turn<T>(
     runs: usize,
     mut round: impl FnMut() -> T,
     mut sort: impl FnMut() -> usize,
-) -> (Duration, Duration, f64, T) {
+) -> (Duration, Duration, Vec<f64>, T) {
     let (mut round_times, mut sort_times, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
     for _ in 0..runs {
@@ -89,11 +91,10 @@ fn in_turn<T>(
         last = Some(out);
     }
     ratios.sort_by(f64::total_cmp);
-    let ratio = ratios[runs / 2];
     (
         middle(round_times),
         middle(sort_times),
-        ratio,
+        ratios,
         last.unwrap_or_else(|| panic!("no runs")),
     )
 }
@@ -184,7 +185,7 @@ fn main() {
     println!("queuematch matcher benchmark: one thread, release build; CPU times, medians unless marked once");
     println!();
     println!(
-        "{:<11} {:>7} {:>10} {:>9} {:>15} {:>9} {:>11} {:>10} {:>10} {:>12} {:>10}",
+        "{:<11} {:>7} {:>10} {:>9} {:>15} {:>9} {:>11} {:>12} {:>10} {:>10} {:>12} {:>10}",
         "rule set",
         "pool",
         "round",
@@ -192,6 +193,7 @@ fn main() {
         "tickets/s",
         "sort",
         "round/sort",
+        "turns",
         "warm sort",
         "warm r/s",
         "naive",
@@ -216,8 +218,10 @@ fn main() {
             // its turn too, so both are timed warm.
             black_box(round(&pool, &rules, NOW));
             black_box(sort_by_skill(&pool));
-            let (round_time, sort_time, round_per_sort, outcome) =
+            let (round_time, sort_time, turns, outcome) =
                 in_turn(runs, || round(&pool, &rules, NOW), || sort_by_skill(&pool));
+            let round_per_sort = turns[turns.len() / 2];
+            let spread = format!("{:.2}-{:.2}", turns[0], turns[turns.len() - 1]);
             let matched: usize = outcome.matches.iter().map(|m| m.ticket_ids().count()).sum();
             drop(outcome);
             let (warm_round, _) = median(runs, || round(&pool, &rules, NOW));
@@ -242,7 +246,7 @@ fn main() {
                 None => ("-".to_owned(), "-".to_owned()),
             };
             println!(
-                "{:<11} {:>7} {:>7.2} ms {:>9} {:>15.0} {:>6.2} ms {:>10.2}x {:>7.2} ms {:>9.2}x {:>12} {:>10}",
+                "{:<11} {:>7} {:>7.2} ms {:>9} {:>15.0} {:>6.2} ms {:>10.2}x {:>12} {:>7.2} ms {:>9.2}x {:>12} {:>10}",
                 name,
                 size,
                 round_time.as_secs_f64() * 1e3,
@@ -250,6 +254,7 @@ fn main() {
                 per_second,
                 sort_time.as_secs_f64() * 1e3,
                 round_per_sort,
+                spread,
                 warm_sort.as_secs_f64() * 1e3,
                 warm_round.as_secs_f64() / warm_sort.as_secs_f64(),
                 naive_time,
