@@ -197,6 +197,16 @@ impl Mean {
 pub fn simulate(
     rule_set: &RuleSet,
     config: &SimulationConfig,
+    progress: impl FnMut(Progress),
+) -> Result<SimulationReport, InvalidConfig> {
+    simulate_hinting_on(rule_set, config, HINT_TICKETS, progress)
+}
+
+/// [`simulate`], whose runs without each rule take the first `hint_tickets` arrivals at most.
+fn simulate_hinting_on(
+    rule_set: &RuleSet,
+    config: &SimulationConfig,
+    hint_tickets: usize,
     mut progress: impl FnMut(Progress),
 ) -> Result<SimulationReport, InvalidConfig> {
     config.validate()?;
@@ -226,7 +236,7 @@ pub fn simulate(
     );
     let without_each_rule = if matcher.timed_out_percent >= HINT_TIMED_OUT_PERCENT {
         // Each rule's run is one more pass over (some of) the tickets: the bar grows to take them in.
-        let some = &arrivals[..arrivals.len().min(HINT_TICKETS)];
+        let some = &arrivals[..arrivals.len().min(hint_tickets)];
         let total = 2 * tickets + rule_set.rules.len() as u64 * some.len() as u64;
         without_each_rule(rule_set, some, &mut |run, done| {
             progress(Progress {
@@ -541,9 +551,9 @@ mod tests {
         assert!(report.matcher.matches > 0 && report.fcfs.matches > 0, "{report:?}");
     }
 
-    #[test]
-    fn a_rule_no_player_meets_is_named_by_running_without_each_rule() {
-        // No player is within 10 ms of a region (15 ms at best), not even after the expansion.
+    /// `coop-4` with a latency rule no player meets: none is within 10 ms of a region (15 ms at
+    /// best), and the rule's expansion is gone; 400 players at 20 a second.
+    fn coop_4_out_of_reach() -> (RuleSet, SimulationConfig) {
         let mut rules = example("coop-4");
         for rule in &mut rules.rules {
             if let crate::ruleset::RuleKind::Latency { max_latency } = &mut rule.kind {
@@ -553,12 +563,18 @@ mod tests {
         rules
             .expansions
             .retain(|e| !matches!(&e.target, crate::ruleset::ExpansionTarget::Rule { rule, .. } if rule == "ping"));
-        let mut last = None;
         let config = SimulationConfig {
             players: 400,
             rate: 20.0,
             seed: 1,
         };
+        (rules, config)
+    }
+
+    #[test]
+    fn a_rule_no_player_meets_is_named_by_running_without_each_rule() {
+        let (rules, config) = coop_4_out_of_reach();
+        let mut last = None;
         let report = simulate(&rules, &config, |p| last = Some(p)).unwrap();
         assert_eq!(report.matcher.timed_out_percent, 100.0);
         let without: Vec<(&str, bool)> = report
@@ -579,6 +595,40 @@ mod tests {
         // The same players under the example's own rules: nothing to say.
         let fine = simulate(&example("coop-4"), &config, |_| {}).unwrap();
         assert!(fine.without_each_rule.is_empty(), "{fine:?}");
+    }
+
+    #[test]
+    fn the_runs_without_each_rule_take_the_first_arrivals_up_to_the_cap() {
+        let (rules, config) = coop_4_out_of_reach();
+        let cap = 60;
+        let mut last = None;
+        let report = simulate_hinting_on(&rules, &config, cap, |p| last = Some(p)).unwrap();
+        assert!(report.tickets > cap as u64, "{report:?}");
+        assert_eq!(report.without_each_rule.len(), rules.rules.len());
+        // Each run is the matcher on the first `cap` arrivals of the whole simulation's players.
+        let first = &Population::new(&rules, config.seed).arrivals(config.players, config.rate)[..cap];
+        for without in &report.without_each_rule {
+            let alone = run(
+                &rules.without_rule(&without.rule),
+                first,
+                Pairing::ClosestSkill,
+                Rounds::Deciding,
+                &mut |_| {},
+            );
+            assert_eq!(without.tickets, cap as u64);
+            assert_eq!(
+                (without.matched_tickets, without.timed_out_percent),
+                (alone.matched_tickets, alone.timed_out_percent),
+                "{}",
+                without.rule
+            );
+        }
+        let last = last.unwrap();
+        let total = 2 * report.tickets + 3 * cap as u64;
+        assert_eq!((last.done, last.total), (total, total));
+        // The cap changes only the hint.
+        let whole = simulate(&rules, &config, |_| {}).unwrap();
+        assert_eq!((&report.matcher, &report.fcfs), (&whole.matcher, &whole.fcfs));
     }
 
     #[test]
