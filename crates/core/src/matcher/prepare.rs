@@ -1176,7 +1176,7 @@ impl<'a> Pool<'a> {
     /// its walk starts a place or two farther; with one place either side, reading the first of them
     /// was a quarter of forming the duels at 100k. Five places gained nothing more.
     pub fn prefetch(&self, e: usize) {
-        for near in [e.wrapping_sub(3), e.wrapping_sub(1), e, e + 1, e + 3] {
+        for near in [e.saturating_sub(3), e.saturating_sub(1), e, e + 1, e + 3] {
             prefetch_index(&*self.entries, near);
         }
         // The same reach in the latencies' rows (3 regions: two lines or three): 0.98 of the round.

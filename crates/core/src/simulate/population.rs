@@ -254,11 +254,13 @@ impl<'r> Population<'r> {
                 let values = &collection.values;
                 let mut taken: Vec<bool> = values.iter().map(|_| self.unit() < 0.6).collect();
                 let wanted = collection.min_count.max(1).min(values.len());
-                while taken.iter().filter(|&&t| t).count() < wanted {
+                let mut count = taken.iter().filter(|&&t| t).count();
+                while count < wanted {
                     let pick = (self.unit() * values.len() as f64) as usize % values.len();
                     // The first value not taken yet from the one drawn on, round the list.
                     if let Some(at) = (pick..values.len()).chain(0..pick).find(|&i| !taken[i]) {
                         taken[at] = true;
+                        count += 1;
                     }
                 }
                 values
