@@ -183,6 +183,13 @@ fn naive_1v1(pool: &[Ticket], rules: &RuleSet, now: Timestamp) -> usize {
 fn main() {
     let skip_naive_100k = std::env::var_os("QM_BENCH_SKIP_NAIVE_100K").is_some();
     println!("queuematch matcher benchmark: one thread, release build; CPU times, medians unless marked once");
+    println!(
+        "round/sort: a round and a sort in turn, the median of each turn's ratio; turns: the lowest and the highest"
+    );
+    println!("warm r/s: rounds back to back against sorts back to back; repeated, a sort comes to read its pool from");
+    println!(
+        "the cache where the pool fits it, and a round, working on several times the memory, does not (BENCHMARKS.md)"
+    );
     println!();
     println!(
         "{:<11} {:>7} {:>10} {:>9} {:>15} {:>9} {:>11} {:>12} {:>10} {:>10} {:>12} {:>10}",
