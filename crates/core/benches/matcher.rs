@@ -12,6 +12,11 @@
 //!   (at 100k, from about 6 ms to 2–4 ms on the machine of BENCHMARKS.md; one sort before it gains
 //!   little). The round reads too much to be kept that way and gains about a tenth. So this reading
 //!   is the sort's steady state under repetition, which the in-turn reading never reaches;
+//! - the same ratio cold against cold ("cold r/s"): in turn again, but with the cache wiped before each
+//!   round and each sort (a gibibyte written over, see [`Wipe`]), so that neither finds its own
+//!   memory in the cache, nor what the other left there (in turn, the round follows a sort that has
+//!   just read the tickets' skills, and the sort follows a round that has read more than the cache
+//!   holds);
 //! - for 1v1, the time of a naive greedy matcher that scans every waiting ticket for each anchor,
 //!   given the same rules and expansions and the same preprocessed numbers (so it is not slowed
 //!   by attribute lookups), measured in the same run, and the ratio.
@@ -67,15 +72,16 @@ fn median<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     (middle(times), last.unwrap_or_else(|| panic!("no runs")))
 }
 
-/// The round and the yardstick run in turn, `runs` times each: their median times, each turn's ratio
-/// (sorted: the median is the figure, the ends show how far the host moved it), and the round's last
-/// result.
+/// The round and the yardstick run in turn, `runs` times each, `before` called (untimed) before each
+/// of them: their median times, each turn's ratio (sorted: the median is the figure, the ends show
+/// how far the host moved it), and the round's last result.
 ///
 /// This machine's speed drifts by up to 2x within minutes, so a ratio of two medians taken one after
 /// the other can compare a fast minute with a slow one; a round and the sort timed back to back run at
 /// the same speed, and the median of their ratios is what the target is about.
 fn in_turn<T>(
     runs: usize,
+    mut before: impl FnMut(),
     mut round: impl FnMut() -> T,
     mut sort: impl FnMut() -> usize,
 ) -> (Duration, Duration, Vec<f64>, T) {
@@ -83,7 +89,9 @@ fn in_turn<T>(
     let mut last = None;
     for _ in 0..runs {
         drop(last.take());
+        before();
         let (round_time, out) = timed(&mut round);
+        before();
         let (sort_time, _) = timed(&mut sort);
         ratios.push(round_time.as_secs_f64() / sort_time.as_secs_f64());
         round_times.push(round_time);
@@ -97,6 +105,27 @@ fn in_turn<T>(
         ratios,
         last.unwrap_or_else(|| panic!("no runs")),
     )
+}
+
+/// Memory written over before a cold run, more than the last-level cache of the machines this runs on
+/// (480 MB of L3 on the one of BENCHMARKS.md), so that neither the round nor the sort finds anything
+/// in the cache, its own memory or the other's.
+const WIPE_BYTES: usize = 1 << 30;
+
+/// A buffer of [`WIPE_BYTES`] written over to push everything else out of the cache.
+struct Wipe(Vec<u64>);
+
+impl Wipe {
+    fn new() -> Self {
+        Wipe(vec![0; WIPE_BYTES / 8])
+    }
+
+    fn run(&mut self) {
+        for word in &mut self.0 {
+            *word = word.wrapping_add(1);
+        }
+        black_box(&self.0);
+    }
 }
 
 fn skill(t: &Ticket) -> f64 {
@@ -190,9 +219,10 @@ fn main() {
     println!(
         "the cache where the pool fits it, and a round, working on several times the memory, does not (BENCHMARKS.md)"
     );
+    println!("cold r/s: as round/sort, with the cache wiped (1 GiB written over) before each round and each sort");
     println!();
     println!(
-        "{:<11} {:>7} {:>10} {:>9} {:>15} {:>9} {:>11} {:>12} {:>10} {:>10} {:>12} {:>10}",
+        "{:<11} {:>7} {:>10} {:>9} {:>15} {:>9} {:>11} {:>12} {:>10} {:>10} {:>9} {:>12} {:>10}",
         "rule set",
         "pool",
         "round",
@@ -203,9 +233,11 @@ fn main() {
         "turns",
         "warm sort",
         "warm r/s",
+        "cold r/s",
         "naive",
         "naive/round"
     );
+    let mut wipe = Wipe::new();
     let only = std::env::var("QM_BENCH_ONLY").ok();
     let sizes: Vec<usize> = std::env::var("QM_BENCH_SIZES")
         .ok()
@@ -226,11 +258,17 @@ fn main() {
             black_box(round(&pool, &rules, NOW));
             black_box(sort_by_skill(&pool));
             let (round_time, sort_time, turns, outcome) =
-                in_turn(runs, || round(&pool, &rules, NOW), || sort_by_skill(&pool));
+                in_turn(runs, || {}, || round(&pool, &rules, NOW), || sort_by_skill(&pool));
             let round_per_sort = turns[turns.len() / 2];
             let spread = format!("{:.2}-{:.2}", turns[0], turns[turns.len() - 1]);
             let matched: usize = outcome.matches.iter().map(|m| m.ticket_ids().count()).sum();
             drop(outcome);
+            let (_, _, cold_turns, _) = in_turn(
+                runs,
+                || wipe.run(),
+                || round(&pool, &rules, NOW),
+                || sort_by_skill(&pool),
+            );
             let (warm_round, _) = median(runs, || round(&pool, &rules, NOW));
             let (warm_sort, _) = median(runs, || sort_by_skill(&pool));
             let naive = if name == "ranked-1v1" && !(size > 10_000 && skip_naive_100k) {
@@ -253,7 +291,7 @@ fn main() {
                 None => ("-".to_owned(), "-".to_owned()),
             };
             println!(
-                "{:<11} {:>7} {:>7.2} ms {:>9} {:>15.0} {:>6.2} ms {:>10.2}x {:>12} {:>7.2} ms {:>9.2}x {:>12} {:>10}",
+                "{:<11} {:>7} {:>7.2} ms {:>9} {:>15.0} {:>6.2} ms {:>10.2}x {:>12} {:>7.2} ms {:>9.2}x {:>8.2}x {:>12} {:>10}",
                 name,
                 size,
                 round_time.as_secs_f64() * 1e3,
@@ -264,6 +302,7 @@ fn main() {
                 spread,
                 warm_sort.as_secs_f64() * 1e3,
                 warm_round.as_secs_f64() / warm_sort.as_secs_f64(),
+                cold_turns[cold_turns.len() / 2],
                 naive_time,
                 naive_ratio,
             );
